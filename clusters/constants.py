@@ -1,0 +1,26 @@
+"""Every VRRP and keepalived limit vipanel enforces, in one place (../shared/DOMAIN.md)."""
+
+VRID_MIN, VRID_MAX = 1, 255
+# 255 is the "address owner" that track scripts cannot lower; the panel manages backups only.
+PRIORITY_MIN, PRIORITY_MAX = 1, 254
+# VRRPv2 advertisement interval, whole seconds.
+ADVERT_INT_MIN, ADVERT_INT_MAX = 1, 255
+# keepalived uses only the first 8 characters of auth_pass and silently truncates the rest.
+AUTH_PASS_MAX = 8
+PREEMPT_DELAY_MAX = 1000
+# More than 20 addresses per instance need virtual_ipaddress_excluded; we keep within the limit.
+VIPS_PER_CLUSTER_MAX = 20
+# Linux IFNAMSIZ is 16 including the terminating NUL.
+INTERFACE_NAME_MAX = 15
+CHECK_WEIGHT_MIN, CHECK_WEIGHT_MAX = -253, 253
+CHECK_INTERVAL_MIN, CHECK_INTERVAL_MAX = 1, 3600
+CHECK_FALL_RISE_MIN, CHECK_FALL_RISE_MAX = 1, 100
+
+DEFAULT_CONFIG_PATH = "/etc/keepalived/keepalived.conf"
+DEFAULT_RELOAD_COMMAND = "systemctl reload-or-restart keepalived"
+
+# The iptables chain vipanel owns on every node; nothing else is touched.
+IPTABLES_CHAIN = "VIPANEL-VRRP"
+VRRP_PROTOCOL = 112
+VRRP_MULTICAST_V4 = "224.0.0.18"
+VRRP_MULTICAST_V6 = "ff02::12"

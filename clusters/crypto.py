@@ -1,0 +1,74 @@
+"""Encryption of secrets at rest with the key(s) in settings.FIELD_ENCRYPTION_KEY."""
+
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import models
+
+# Marks a stored value as ciphertext, so a plaintext value in the column is never mistaken for one.
+PREFIX = "fernet:"
+
+
+@cache
+def _fernet(keys):
+    try:
+        return MultiFernet([Fernet(k.strip()) for k in keys.split(",") if k.strip()])
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY must be one or more comma-separated Fernet keys "
+            "(44 url-safe base64 characters each)"
+        ) from None
+
+
+def fernet():
+    return _fernet(settings.FIELD_ENCRYPTION_KEY)
+
+
+def encrypt(plaintext: str) -> str:
+    return PREFIX + fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(stored: str) -> str:
+    if not stored.startswith(PREFIX):
+        raise ImproperlyConfigured("an encrypted column holds a value that is not encrypted")
+    try:
+        return fernet().decrypt(stored[len(PREFIX):].encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            "a stored secret cannot be decrypted with FIELD_ENCRYPTION_KEY: "
+            "was the key changed without rotate_encryption_key?"
+        ) from None
+
+
+def rotate(stored: str) -> str:
+    """Re-encrypt with the first key (after a new key was put first)."""
+    return PREFIX + fernet().rotate(stored[len(PREFIX):].encode()).decode()
+
+
+class EncryptedTextField(models.TextField):
+    """A text column stored encrypted; Python code sees plaintext, the database never does.
+
+    The empty string stays empty, so "no passphrase" needs no ciphertext.
+    """
+
+    def from_db_value(self, value, expression, connection):
+        if value is None or value == "":
+            return value
+        return decrypt(value)
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if value is None or value == "":
+            return value
+        return encrypt(value)
+
+
+def _reset_cache(setting, **kwargs):
+    if setting == "FIELD_ENCRYPTION_KEY":
+        _fernet.cache_clear()
+
+
+setting_changed.connect(_reset_cache)

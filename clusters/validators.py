@@ -1,0 +1,146 @@
+"""Field validators for every value that reaches keepalived.conf, iptables or a shell.
+
+Each accepts only a small, explicit alphabet, so no value can start a new keepalived keyword or
+block (newline, braces, '#', '!', quotes) or a new shell command (';', '$(', '|', '&', backticks).
+Messages say what is wrong and how to fix it.
+"""
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+
+from clusters import constants
+
+# Names become keepalived's router_id and instance name, and appear in a config comment.
+name_validator = RegexValidator(
+    r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z",
+    "Use 1-63 characters: letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+
+username_validator = RegexValidator(
+    r"\A[a-z_][a-z0-9_.-]{0,31}\Z",
+    "Use a Linux user name: up to 32 lower-case letters, digits, '_', '.' or '-', "
+    "starting with a letter or '_'.",
+)
+
+fingerprint_validator = RegexValidator(
+    r"\ASHA256:[A-Za-z0-9+/]{43}\Z",
+    "Use the SHA256 form printed by `ssh-keygen -lf`, e.g. SHA256:followed by 43 characters.",
+)
+
+
+def validate_interface(value):
+    # Linux refuses '/', ':' and whitespace in names; we also refuse anything that could escape
+    # a keepalived keyword or an iptables argument, so this alphabet is narrower than the kernel's.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,%d}" % constants.INTERFACE_NAME_MAX, value) or value in (
+        ".",
+        "..",
+    ):
+        raise ValidationError(
+            "Use a Linux interface name of 1-%(max)d characters: letters, digits, '_', '.' or '-' "
+            "(for example eth0 or ens3).",
+            params={"max": constants.INTERFACE_NAME_MAX},
+        )
+
+
+def validate_auth_pass(value):
+    if len(value) > constants.AUTH_PASS_MAX:
+        raise ValidationError(
+            "keepalived uses only the first %(max)d characters of auth_pass and drops the rest; "
+            "use at most %(max)d.",
+            params={"max": constants.AUTH_PASS_MAX},
+        )
+    # Printable ASCII without space; '#' and '!' start comments in keepalived.conf, quotes,
+    # backslash and braces change how it is parsed.
+    if not re.fullmatch(r"[A-Za-z0-9%&()*+,\-./:;<=>?@\[\]^_|~]+", value):
+        raise ValidationError(
+            "Use letters, digits and punctuation other than space, quotes, backslash, "
+            "'#', '!', '$', '`' and braces."
+        )
+
+
+def validate_network(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValidationError(
+            "Enter the network segment in CIDR form, for example 192.0.2.0/24 or 2001:db8::/64."
+        ) from None
+    if "/" not in value:
+        raise ValidationError("Add the prefix length, for example 192.0.2.0/24.")
+
+
+def validate_vip(value):
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValidationError(
+            "Enter an address with its prefix length, for example 198.51.100.10/24."
+        ) from None
+    if "/" not in value:
+        raise ValidationError("Add the prefix length, for example 198.51.100.10/24.")
+    ip = iface.ip
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
+        raise ValidationError(
+            "A virtual IP must be a unicast address hosts can reach; %(ip)s is not.",
+            params={"ip": str(ip)},
+        )
+    if iface.version == 4 and iface.network.prefixlen < 32 and ip in (
+        iface.network.network_address,
+        iface.network.broadcast_address,
+    ):
+        raise ValidationError(
+            "%(ip)s is the network or broadcast address of %(net)s; pick a host address.",
+            params={"ip": str(ip), "net": str(iface.network)},
+        )
+
+
+def validate_node_address(value):
+    ip = ipaddress.ip_address(value)
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+        raise ValidationError(
+            "Enter the node's own unicast address (the one SSH and VRRP use); %(ip)s is not one.",
+            params={"ip": value},
+        )
+
+
+def validate_absolute_path(value):
+    # The path is quoted for the shell anyway; the narrow alphabet keeps logs and configs readable.
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]{1,254}", value) or "/../" in value + "/" or "//" in value:
+        raise ValidationError(
+            "Use an absolute path of letters, digits, '.', '_', '-' and '/', without '..', "
+            "for example /etc/keepalived/keepalived.conf."
+        )
+    if value.endswith("/"):
+        raise ValidationError("Name a file, not a directory: remove the trailing '/'.")
+
+
+def validate_check_script(value):
+    # keepalived splits the script line on spaces and runs it without a shell; quotes or shell
+    # syntax would be passed literally (or break the quoted string), so they are refused.
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@%+-]+)*", value) or len(value) > 255:
+        raise ValidationError(
+            "Use an absolute path to an executable, optionally followed by arguments made of "
+            "letters, digits and . _ / : = , @ % + -, separated by single spaces (no shell "
+            "syntax, quotes or newlines). At most 255 characters."
+        )
+
+
+def validate_reload_command(value):
+    # This is a shell command by design (e.g. `systemctl reload keepalived`, or a lab's
+    # `kill -HUP ...`); only admins set it and every change is audited. One line of printable
+    # ASCII keeps it from smuggling a second command after a newline or a control character.
+    if not value.strip():
+        raise ValidationError("Enter the command that reloads keepalived on a node.")
+    if not re.fullmatch(r"[\x20-\x7e]{1,255}", value):
+        raise ValidationError(
+            "Use one line of at most 255 printable ASCII characters (no newlines, tabs or "
+            "control characters)."
+        )
+
+
+def validate_label(value):
+    if not re.fullmatch(r"[^\x00-\x1f\x7f]{0,64}", value):
+        raise ValidationError("Use one line of at most 64 characters.")
