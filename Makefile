@@ -1,0 +1,52 @@
+# The two commands of the README: `make run` serves the panel, `make test` runs every test.
+# Both work on a fresh Debian 12 machine as root: they install what they need first.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# Debian packages the tests need: real keepalived, sshd and iptables for the lab, Chromium for
+# the browser tests, redis-server for a private Redis when none runs.
+TEST_APT := keepalived openssh-server openssh-client iptables iproute2 chromium redis-server
+RUN_APT := redis-server
+PG_URL ?= postgres://root@127.0.0.1:5432/test
+
+.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# apt-get update only when something is missing, so a prepared machine starts at once.
+apt-test:
+	@missing=$$(for p in $(TEST_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing: $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+apt-run:
+	@missing=$$(for p in $(RUN_APT); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+run: apt-run venv
+	VENV=$(VENV) scripts/run.sh
+
+# The whole suite on SQLite (embedded default), then on PostgreSQL.
+test: apt-test venv
+	$(MAKE) test-sqlite
+	$(MAKE) test-postgres
+
+test-sqlite: venv
+	$(PY) -m pytest
+
+test-postgres: venv
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) data staticfiles
