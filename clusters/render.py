@@ -1,0 +1,339 @@
+"""One node's keepalived.conf and iptables rules, as pure functions of the models.
+
+Nothing here writes to the database or talks to a host: the same rows give the same bytes (no
+dates, every list in a fixed order), so a push can compare, hash and diff what it would send.
+
+Every value is checked again on the way out. The models validate on full_clean(), but a row
+written with .save() alone or with queryset.update() skips that; a newline, brace, quote, '#' or
+'!' in such a value must never become a keepalived keyword or an iptables argument, so render
+refuses it with a ValueError naming the field.
+
+keepalived.conf is built in Python rather than a Django template: the output must be exact to
+the byte (goldens, hashes, `keepalived -t` with no warnings), and template tags on their own
+lines leave blank lines behind, while here each line is written once, already indented.
+"""
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from clusters import constants
+
+INDENT = "    "
+SCRIPT_NAME = "vipanel_check"
+MANAGED_NOTE = "# Managed by vipanel: manual edits are replaced by the next push."
+
+# The union of the alphabets in clusters/validators.py (names, interfaces, auth_pass, IP
+# addresses), without space. None of these characters ends a keepalived word or block, starts a
+# comment ('#', '!') or a quoted string, or splits an iptables argument.
+_SAFE_WORD = re.compile(r"[A-Za-z0-9%&()*+,\-./:;<=>?@\[\]^_|~]+")
+# A script line, as validate_check_script allows it: an absolute path and arguments separated
+# by single spaces (keepalived splits it on spaces and runs it without a shell).
+_SAFE_COMMAND = re.compile(r"/[A-Za-z0-9._/-]+(?: [A-Za-z0-9._/:=,@%+-]+)*")
+
+
+def _safe(value, field, *, command=False):
+    """Return value if it can be written into a config unchanged; raise ValueError otherwise."""
+    pattern = _SAFE_COMMAND if command else _SAFE_WORD
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        # The value is left out of the message: it may be a secret (auth_pass) or hostile text.
+        allowed = (
+            "an absolute path and arguments of letters, digits and . _ / : = , @ % + -, "
+            "separated by single spaces"
+            if command
+            else "ASCII letters, digits and punctuation other than quotes, braces, '#', '!', "
+            "'$', backslash and space"
+        )
+        raise ValueError(
+            f"{field}: holds characters vipanel never writes into keepalived.conf or iptables "
+            f"rules (it allows {allowed}). It was saved without validation: edit it through "
+            "a form or the API, which check it."
+        )
+    return value
+
+
+_VRID = (constants.VRID_MIN, constants.VRID_MAX)
+_PRIORITY = (constants.PRIORITY_MIN, constants.PRIORITY_MAX)
+_ADVERT_INT = (constants.ADVERT_INT_MIN, constants.ADVERT_INT_MAX)
+_PREEMPT_DELAY = (0, constants.PREEMPT_DELAY_MAX)
+_INTERVAL = (constants.CHECK_INTERVAL_MIN, constants.CHECK_INTERVAL_MAX)
+_WEIGHT = (constants.CHECK_WEIGHT_MIN, constants.CHECK_WEIGHT_MAX)
+_FALL_RISE = (constants.CHECK_FALL_RISE_MIN, constants.CHECK_FALL_RISE_MAX)
+
+
+def _number(value, field, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{field}: {value!r} is outside {lo}-{hi}.")
+    return value
+
+
+def _address(value, field):
+    _safe(value, field)
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not an IP address.") from None
+
+
+def _vips(cluster):
+    """The cluster's VIPs in id order, checked, with their one address family."""
+    vips = []
+    for value in cluster.vips.order_by("id").values_list("address", flat=True):
+        _safe(value, "vip.address")
+        try:
+            vips.append(ipaddress.ip_interface(value))
+        except ValueError:
+            raise ValueError(
+                f"vip.address: {value!r} is not an address with a prefix length."
+            ) from None
+    if not vips:
+        raise ValueError("vips: the cluster has no virtual IP; add at least one.")
+    families = {v.version for v in vips}
+    if len(families) > 1:
+        raise ValueError(
+            "vip.address: the cluster mixes IPv4 and IPv6 VIPs; keepalived takes one family "
+            "per instance."
+        )
+    return vips, families.pop()
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Everything a node's files say, read from the models once and checked."""
+
+    cluster: str
+    node: str
+    interface: str
+    family: int
+    vrid: int
+    priority: int
+    advert_int: int
+    preempt: bool
+    preempt_delay: int
+    auth_pass: str
+    unicast: bool
+    address: str
+    peers: tuple  # the other nodes' addresses, in address order
+    vips: tuple  # "address/prefix", in id order
+    check_script: str
+    check_interval: int
+    check_weight: int
+    check_fall: int
+    check_rise: int
+
+
+def _facts(node, priority_override=None):
+    cluster = node.cluster
+    if node.interface:
+        interface = _safe(node.interface, "node.interface")
+    else:
+        interface = _safe(cluster.interface, "cluster.interface")
+    if len(interface) > constants.INTERFACE_NAME_MAX:
+        raise ValueError(f"interface: longer than {constants.INTERFACE_NAME_MAX} characters.")
+
+    vips, family = _vips(cluster)
+    address = _address(node.address, "node.address")
+    peers = []
+    if cluster.unicast:
+        others = cluster.nodes.exclude(pk=node.pk).values_list("address", flat=True)
+        peers = sorted(
+            (_address(a, "node.address") for a in others), key=lambda a: (a.version, int(a))
+        )
+        if not peers:
+            raise ValueError("unicast: a unicast cluster needs at least two nodes.")
+        # keepalived drops every VIP whose family differs from the unicast addresses'.
+        if any(a.version != family for a in [address, *peers]):
+            raise ValueError(
+                f"node.address: the nodes of a unicast cluster need IPv{family} addresses, "
+                "the family of its VIPs."
+            )
+
+    auth_pass = cluster.auth_pass
+    if auth_pass:
+        _safe(auth_pass, "cluster.auth_pass")
+        if len(auth_pass) > constants.AUTH_PASS_MAX:
+            raise ValueError(
+                f"cluster.auth_pass: longer than {constants.AUTH_PASS_MAX} characters."
+            )
+        if family == 6:
+            # keepalived 2.2.7: "VRRP version 3 does not support authentication. Ignoring."
+            raise ValueError(
+                "cluster.auth_pass: IPv6 clusters speak VRRPv3, which has no authentication; "
+                "clear the password."
+            )
+    if not cluster.preempt and cluster.preempt_delay:
+        raise ValueError("cluster.preempt_delay: a preempt delay needs preempt on.")
+
+    if priority_override is None:
+        priority = _number(node.priority, "node.priority", *_PRIORITY)
+    else:
+        priority = _number(priority_override, "priority_override", *_PRIORITY)
+    check_script = ""
+    if cluster.check_script:
+        check_script = _safe(cluster.check_script, "cluster.check_script", command=True)
+    return _Facts(
+        cluster=_safe(cluster.name, "cluster.name"),
+        node=_safe(node.name, "node.name"),
+        interface=interface,
+        family=family,
+        vrid=_number(cluster.virtual_router_id, "cluster.virtual_router_id", *_VRID),
+        priority=priority,
+        advert_int=_number(cluster.advert_int, "cluster.advert_int", *_ADVERT_INT),
+        preempt=bool(cluster.preempt),
+        preempt_delay=_number(cluster.preempt_delay, "cluster.preempt_delay", *_PREEMPT_DELAY),
+        auth_pass=auth_pass,
+        unicast=bool(cluster.unicast),
+        address=str(address),
+        peers=tuple(str(p) for p in peers),
+        vips=tuple(str(v) for v in vips),
+        check_script=check_script,
+        check_interval=_number(cluster.check_interval, "cluster.check_interval", *_INTERVAL),
+        check_weight=_number(cluster.check_weight, "cluster.check_weight", *_WEIGHT),
+        check_fall=_number(cluster.check_fall, "cluster.check_fall", *_FALL_RISE),
+        check_rise=_number(cluster.check_rise, "cluster.check_rise", *_FALL_RISE),
+    )
+
+
+def _block(name, body, level=0):
+    pad = INDENT * level
+    return [f"{pad}{name} {{", *(f"{pad}{INDENT}{line}" for line in body), f"{pad}}}"]
+
+
+def _with_header(facts, body):
+    """Prefix the header naming cluster and node, with a hash of everything below it.
+
+    The hash covers the body's bytes exactly, so a file whose body no longer matches its header
+    was edited by hand.
+    """
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return (
+        f"# vipanel: cluster {facts.cluster}, node {facts.node}, sha256:{digest}\n"
+        f"{MANAGED_NOTE}\n"
+        "\n"
+        f"{body}"
+    )
+
+
+def render_keepalived(node, *, priority_override=None, notify_script=None) -> str:
+    """keepalived.conf for one node.
+
+    priority_override replaces the node's priority (a push lowers a node in maintenance with it).
+    notify_script, an absolute path optionally followed by arguments, is run by keepalived on
+    every state change of the instance (keepalived appends TYPE NAME STATE PRIORITY).
+    """
+    f = _facts(node, priority_override)
+    notify = None
+    if notify_script is not None:
+        notify = _safe(notify_script, "notify_script", command=True)
+    # keepalived runs no script (check or notify) unless script security is on and it has a
+    # user to run it as; without both, `keepalived -t` reports a SECURITY VIOLATION (exit 6).
+    scripts = bool(f.check_script or notify)
+
+    global_defs = [f"router_id {f.node}"]
+    if scripts:
+        global_defs += ["enable_script_security", "script_user root"]
+    lines = _block("global_defs", global_defs)
+
+    if f.check_script:
+        lines += [""] + _block(
+            f"vrrp_script {SCRIPT_NAME}",
+            [
+                f'script "{f.check_script}"',
+                f"interval {f.check_interval}",
+                f"weight {f.check_weight}",
+                f"fall {f.check_fall}",
+                f"rise {f.check_rise}",
+            ],
+        )
+
+    # Every node starts BACKUP: the election picks the highest priority, and nopreempt and
+    # preempt_delay only work from BACKUP.
+    instance = [
+        "state BACKUP",
+        f"interface {f.interface}",
+        f"virtual_router_id {f.vrid}",
+        f"priority {f.priority}",
+        f"advert_int {f.advert_int}",
+    ]
+    if not f.preempt:
+        instance.append("nopreempt")
+    if f.preempt_delay:
+        instance.append(f"preempt_delay {f.preempt_delay}")
+    if f.auth_pass:
+        instance += _block("authentication", ["auth_type PASS", f"auth_pass {f.auth_pass}"])
+    if f.unicast:
+        instance.append(f"unicast_src_ip {f.address}")
+        instance += _block("unicast_peer", f.peers)
+    instance += _block("virtual_ipaddress", [f"{vip} dev {f.interface}" for vip in f.vips])
+    if f.check_script:
+        instance += _block("track_script", [SCRIPT_NAME])
+    if notify:
+        instance.append(f'notify "{notify}"')
+    lines += [""] + _block(f"vrrp_instance VI_{f.cluster}", instance)
+
+    return _with_header(f, "\n".join(lines) + "\n")
+
+
+def instance_name(node) -> str:
+    """The vrrp_instance name, as keepalived reports it to notify scripts and in its logs."""
+    return f"VI_{_safe(node.cluster.name, 'cluster.name')}"
+
+
+# Which tools and which multicast group belong to each address family: the only place that
+# decides between iptables and ip6tables. VRRP travels in the VIPs' family (unicast too: _facts
+# checks that the node addresses share it).
+_FIREWALL = {
+    4: ("iptables", "iptables-restore", constants.VRRP_MULTICAST_V4, 32),
+    6: ("ip6tables", "ip6tables-restore", constants.VRRP_MULTICAST_V6, 128),
+}
+
+
+def _firewall(node):
+    return _FIREWALL[_vips(node.cluster)[1]]
+
+
+def render_iptables(node) -> str:
+    """iptables-restore input for vipanel's own chain on one node.
+
+    Apply it with iptables_restore_command(node), whose --noflush leaves every other chain and
+    rule alone, then run iptables_jump_command(node).
+
+    Declaring the chain (":VIPANEL-VRRP - [0:0]") makes iptables-restore flush that one chain
+    even with --noflush, so every apply replaces its rules instead of appending copies. Checked
+    on Debian 12 (iptables 1.8.9, nf_tables backend) in a network namespace: a rule added to
+    the chain by hand was gone after the next restore, two restores left one copy of each rule,
+    other chains and INPUT's rules were untouched; without the declaration each restore
+    appended the rules again. tests/test_render.py repeats this on every run.
+    """
+    f = _facts(node)
+    _, _, group, host = _firewall(node)
+    chain = constants.IPTABLES_CHAIN
+    accept = f"-i {f.interface} -p {constants.VRRP_PROTOCOL} -j ACCEPT"
+    # In the order `iptables -S` prints rules (which shows "-p 112" as "-p vrrp" where
+    # /etc/protocols names it), so the live chain can be compared with this file line by line.
+    if f.unicast:
+        rules = [f"-A {chain} -s {peer}/{host} {accept}" for peer in f.peers]
+    else:
+        rules = [f"-A {chain} -d {group}/{host} {accept}"]
+    lines = ["*filter", f":{chain} - [0:0]", *rules, f"-A {chain} -j RETURN", "COMMIT"]
+    return _with_header(f, "\n".join(lines) + "\n")
+
+
+def iptables_restore_command(node) -> str:
+    """The command that applies render_iptables(node) from stdin: iptables-restore or
+    ip6tables-restore, with -w (wait for the xtables lock) and --noflush (keep other chains).
+    Append --test to only check the input."""
+    return f"{_firewall(node)[1]} -w --noflush"
+
+
+def iptables_jump_command(node) -> str:
+    """A shell line that adds INPUT's jump to vipanel's chain unless it is already there.
+
+    Run it after the restore, which creates the chain. It cannot live in the restore file:
+    there, "-A INPUT -j VIPANEL-VRRP" adds another copy on every push, and a "-D" of a jump that
+    is not there yet (the first push) fails the whole restore.
+    """
+    tool = _firewall(node)[0]
+    chain = constants.IPTABLES_CHAIN
+    return f"{tool} -w -C INPUT -j {chain} 2>/dev/null || {tool} -w -I INPUT 1 -j {chain}"
