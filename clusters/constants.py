@@ -24,3 +24,7 @@ IPTABLES_CHAIN = "VIPANEL-VRRP"
 VRRP_PROTOCOL = 112
 VRRP_MULTICAST_V4 = "224.0.0.18"
 VRRP_MULTICAST_V6 = "ff02::12"
+
+# keepalived's notify script (deployed by the push) writes the node's VRRP state here.
+NOTIFY_SCRIPT_PATH = "/etc/keepalived/vipanel-notify.sh"
+NOTIFY_STATE_FILE = "/run/vipanel-vrrp.state"

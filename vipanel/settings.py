@@ -220,3 +220,40 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
+
+# SSH deadlines, in seconds: connect (TCP, banner and auth each), and a whole command.
+VIPANEL_SSH_CONNECT_TIMEOUT = env_int("VIPANEL_SSH_CONNECT_TIMEOUT", 5)
+VIPANEL_SSH_COMMAND_TIMEOUT = env_int("VIPANEL_SSH_COMMAND_TIMEOUT", 60)
+# A status probe's deadline per node: a dead node costs at most this much of a sweep.
+VIPANEL_PROBE_TIMEOUT = env_int("VIPANEL_PROBE_TIMEOUT", 5)
+# How many nodes a sweep probes at once.
+VIPANEL_PROBE_CONCURRENCY = env_int("VIPANEL_PROBE_CONCURRENCY", 32)
+
+# Base URL of this panel as the nodes reach it, for keepalived's notify reports
+# (e.g. http://192.0.2.5:8000). Empty: no notify script, the sweep alone finds failovers.
+VIPANEL_NOTIFY_URL = os.environ.get("VIPANEL_NOTIFY_URL", "")
+if VIPANEL_NOTIFY_URL:
+    import re
+
+    # It is written into a shell script on every node: scheme, host, port and path only.
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?", VIPANEL_NOTIFY_URL):
+        raise ImproperlyConfigured(
+            f"VIPANEL_NOTIFY_URL={VIPANEL_NOTIFY_URL!r}: use http(s)://host[:port][/path] "
+            "with no query, quotes or spaces"
+        )
+# A notify report older (or newer) than this many seconds is refused as a possible replay.
+VIPANEL_NOTIFY_MAX_AGE = env_int("VIPANEL_NOTIFY_MAX_AGE", 60)
+# A running push whose worker has not renewed its heartbeat for this long is "interrupted".
+VIPANEL_PUSH_HEARTBEAT = env_int("VIPANEL_PUSH_HEARTBEAT", 5)
+VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
+# Seconds added to the VRRP settle time (4 x advert_int) when verifying a pushed node.
+VIPANEL_VERIFY_MARGIN = env_int("VIPANEL_VERIFY_MARGIN", 3)
+
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "clusters.tasks.sweep_task",
+        "schedule": VIPANEL_SWEEP_INTERVAL,
+        # A sweep that could not start before the next one is due is not worth running.
+        "options": {"expires": VIPANEL_SWEEP_INTERVAL},
+    },
+}

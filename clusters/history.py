@@ -1,0 +1,133 @@
+"""Recording what probes and notify reports saw, and turning changes into FailoverEvents.
+
+VipState holds who the panel believes holds each VIP. A sweep or a notify report that differs
+from it becomes an event (failover, split brain and its end, no holder and its end). Each
+observation carries the time it was made; an older one never overwrites a newer one, so a sweep
+that started before a notify report cannot undo it.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState
+from clusters.status import ClusterStatus, probe_cluster
+
+Kind = FailoverEvent.Kind
+DetectedBy = FailoverEvent.DetectedBy
+
+
+def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail=""):
+    return FailoverEvent.objects.create(
+        cluster=cluster,
+        vip=vip,
+        vip_address=vip.address,
+        kind=kind,
+        detected_by=detected_by,
+        at=at,
+        from_node=from_node,
+        to_node=to_node,
+        detail=detail,
+    )
+
+
+def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedBy.SWEEP):
+    """Store a probe's result; returns the FailoverEvents it created."""
+    at = status.checked_at
+    nodes = {n.name: n for n in cluster.nodes.all()}
+    events = []
+    with transaction.atomic():
+        for probe in status.nodes:
+            NodeState.objects.update_or_create(
+                node_id=probe.node_id,
+                defaults=dict(
+                    checked_at=at,
+                    reachable=probe.reachable,
+                    keepalived_running=probe.keepalived_running,
+                    vrrp_state=probe.vrrp_state,
+                    holds=probe.holds,
+                    drift=probe.drift,
+                    error=probe.error,
+                    host_key_problem=probe.host_key_problem,
+                ),
+            )
+        unknown = bool(status.unreachable)
+        for vip in cluster.vips.all():
+            holders = status.holders.get(vip.address, [])
+            if not holders and unknown:
+                continue  # it may be on the node we could not reach: nothing learned
+            holder = nodes.get(holders[0]) if len(holders) == 1 else None
+            split, none = len(holders) > 1, not holders
+            state = VipState.objects.select_for_update().select_related("holder").filter(vip=vip).first()
+            if state is None:
+                VipState.objects.create(
+                    vip=vip, holder=holder, since=at, split_brain=split, no_holder=none, checked_at=at
+                )
+                if split:
+                    events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
+                                         to_node=", ".join(holders)))
+                elif none:
+                    events.append(_event(cluster, vip, Kind.NO_HOLDER, detected_by, at))
+                continue
+            if state.checked_at > at:
+                continue  # a newer observation (a notify report) is already recorded
+            previous = state.holder.name if state.holder else ""
+            if split and not state.split_brain:
+                events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
+                                     from_node=previous, to_node=", ".join(holders),
+                                     detail="Several nodes hold this VIP: check that VRRP "
+                                     "(IP protocol 112) passes between them."))
+            elif not split and state.split_brain:
+                events.append(_event(cluster, vip, Kind.SPLIT_BRAIN_END, detected_by, at,
+                                     to_node=holder.name if holder else ""))
+            if none and not state.no_holder:
+                events.append(_event(cluster, vip, Kind.NO_HOLDER, detected_by, at, from_node=previous))
+            elif not none and state.no_holder:
+                events.append(_event(cluster, vip, Kind.NO_HOLDER_END, detected_by, at,
+                                     to_node=", ".join(holders)))
+            elif holder and state.holder_id and holder.pk != state.holder_id and not state.split_brain:
+                events.append(_event(cluster, vip, Kind.FAILOVER, detected_by, at,
+                                     from_node=previous, to_node=holder.name))
+            if holder is None or holder.pk != state.holder_id:
+                state.since = at
+            state.holder = holder if not split else state.holder
+            state.split_brain, state.no_holder, state.checked_at = split, none, at
+            state.save()
+    return events
+
+
+def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
+    """A node reported a transition. MASTER means it now holds every VIP of the cluster."""
+    at = at or timezone.now()
+    events = []
+    with transaction.atomic():
+        NodeState.objects.filter(node=node).update(vrrp_state=vrrp_state)
+        if vrrp_state != "MASTER":
+            return events
+        for vip in cluster.vips.all():
+            state = VipState.objects.select_for_update().select_related("holder").filter(vip=vip).first()
+            if state is None:
+                VipState.objects.create(vip=vip, holder=node, since=at, checked_at=at)
+                continue
+            if state.checked_at > at or state.holder_id == node.pk:
+                continue
+            if state.holder_id:
+                events.append(_event(cluster, vip, Kind.FAILOVER, DetectedBy.NOTIFY, at,
+                                     from_node=state.holder.name, to_node=node.name))
+            state.holder, state.since, state.checked_at = node, at, at
+            state.no_holder = False
+            state.save()
+    return events
+
+
+def sweep_cluster(cluster: Cluster):
+    status = probe_cluster(cluster)
+    record_status(cluster, status)
+    return status
+
+
+def sweep_all():
+    from clusters.push import mark_stale_pushes
+
+    mark_stale_pushes()
+    for cluster in Cluster.objects.all():
+        sweep_cluster(cluster)

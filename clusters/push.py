@@ -1,0 +1,454 @@
+"""The rolling push: one node at a time, each config checked by keepalived on its node first.
+
+A push is a ConfigPush row with one PushStep per node. `start_push` creates it (refusing a second
+active push of the same cluster, which the database also forbids) and enqueues it on commit;
+`run_push` is a plain function the Celery task wraps, so tests call it directly too. Every
+outcome is written as it happens, so a worker that dies leaves an honest record: the push is
+found "interrupted" by the sweep and can be resumed from the step that did not finish.
+
+Per node: render; compare with the node's files (identical and keepalived running: "unchanged",
+nothing reloaded); upload beside the target; `keepalived -t -f TEMP` on the node; keep a backup;
+rename over the target (atomic: the live file is old or new, never half); apply vipanel's
+iptables chain (tested first); reload; verify within the VRRP timeout. Any failure puts the
+backup back, reloads, and stops the push there.
+"""
+
+import logging
+import posixpath
+import shlex
+import threading
+import time
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from clusters import constants, notify, remote, ssh
+from clusters.models import ConfigPush, Node, PushStep
+from clusters.render import (
+    iptables_jump_command,
+    iptables_restore_command,
+    render_iptables,
+    render_keepalived,
+)
+from clusters.status import probe_cluster
+
+log = logging.getLogger(__name__)
+
+BACKUP_SUFFIX = ".vipanel-bak"
+# Priority a node in maintenance is pushed with, so every other node outranks it.
+MAINTENANCE_PRIORITY = constants.PRIORITY_MIN
+
+
+class PushRefused(Exception):
+    """A push cannot start (or resume); `errors` is keyed by field like a ValidationError."""
+
+    def __init__(self, errors, active=None):
+        self.errors = errors
+        self.active = active
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+class StepFailed(Exception):
+    def __init__(self, detail, exit_code=None, output=""):
+        super().__init__(detail)
+        self.detail = detail
+        self.exit_code = exit_code
+        self.output = output
+
+
+def enqueue(push_id):
+    from clusters.tasks import run_push_task
+
+    run_push_task.delay(push_id)
+
+
+def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH):
+    errors = cluster.readiness_errors()
+    if errors:
+        raise PushRefused(errors)
+    try:
+        with transaction.atomic():
+            push = ConfigPush.objects.create(cluster=cluster, requested_by=user, kind=kind)
+            nodes = cluster.nodes.order_by("priority", "pk")
+            # Provisional order (lowest priority first); the worker puts the holder last
+            # once it has probed who holds the VIPs.
+            PushStep.objects.bulk_create(
+                PushStep(push=push, node=node, node_name=node.name, position=i)
+                for i, node in enumerate(nodes, start=1)
+            )
+            transaction.on_commit(lambda: enqueue(push.pk))
+    except IntegrityError:
+        active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
+        if active is None:
+            raise
+        raise PushRefused(
+            {"__all__": f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
+             "wait for it to finish (or resume it if it was interrupted)."},
+            active=active,
+        ) from None
+    return push
+
+
+def resume_push(push):
+    """Queue a failed or interrupted push again; it continues from the step that did not finish."""
+    try:
+        with transaction.atomic():
+            resumed = ConfigPush.objects.filter(
+                pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES
+            ).update(state=ConfigPush.State.QUEUED, finished=None, detail="")
+            if not resumed:
+                push.refresh_from_db()
+                raise PushRefused({"__all__": f"Push #{push.pk} is {push.state}; only a failed "
+                                   "or interrupted push can be resumed."})
+            push.steps.filter(state=PushStep.State.FAILED).update(state=PushStep.State.PENDING)
+            transaction.on_commit(lambda: enqueue(push.pk))
+    except IntegrityError:
+        active = push.cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
+        raise PushRefused(
+            {"__all__": f"Push #{active.pk if active else '?'} of this cluster is active; wait "
+             "for it to finish before resuming this one."},
+            active=active,
+        ) from None
+    _append_log(push.pk, "resumed")
+    push.refresh_from_db()
+    return push
+
+
+def mark_stale_pushes(now=None):
+    """Running pushes whose worker stopped renewing the heartbeat were interrupted."""
+    now = now or timezone.now()
+    cutoff = now - timezone.timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER)
+    stale = ConfigPush.objects.filter(state=ConfigPush.State.RUNNING, heartbeat__lt=cutoff)
+    count = 0
+    for push in stale:
+        count += ConfigPush.objects.filter(pk=push.pk, state=ConfigPush.State.RUNNING,
+                                           heartbeat__lt=cutoff).update(
+            state=ConfigPush.State.INTERRUPTED,
+            finished=now,
+            detail=f"The worker stopped reporting at {push.heartbeat:%H:%M:%S} (killed or "
+            "restarted). Each node has its old or its new config; resume to continue.",
+        )
+    return count
+
+
+def _append_log(push_id, message):
+    line = f"{timezone.now():%H:%M:%S} {message}\n"
+    ConfigPush.objects.filter(pk=push_id).update(log=Concat("log", Value(line)))
+
+
+@contextmanager
+def _heartbeat(push_id):
+    """Renew the push's heartbeat from a thread while the push runs."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(settings.VIPANEL_PUSH_HEARTBEAT):
+                ConfigPush.objects.filter(pk=push_id, state=ConfigPush.State.RUNNING).update(
+                    heartbeat=timezone.now()
+                )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"push-{push_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_push(push_id):
+    """Claim a queued push and run it; returns the push, or None if it was not ours to run."""
+    now = timezone.now()
+    claimed = ConfigPush.objects.filter(pk=push_id, state=ConfigPush.State.QUEUED).update(
+        state=ConfigPush.State.RUNNING, started=now, heartbeat=now
+    )
+    if not claimed:
+        # Redelivered, or someone else's: never run a push twice.
+        return None
+    push = ConfigPush.objects.select_related("cluster").get(pk=push_id)
+    with _heartbeat(push_id):
+        try:
+            Rollout(push).run()
+        except BaseException as e:
+            # A bug, or the task's time limit: record it so the push never stays "running".
+            _finish(push, ConfigPush.State.FAILED, f"The push stopped unexpectedly: {e!r}")
+            raise
+    push.refresh_from_db()
+    return push
+
+
+def _finish(push, state, detail=""):
+    ConfigPush.objects.filter(pk=push.pk).update(state=state, finished=timezone.now(), detail=detail)
+    _append_log(push.pk, f"push {state}" + (f": {detail}" if detail else ""))
+    push.state, push.detail = state, detail
+
+
+def ssh_quote(value):
+    return shlex.quote(value)
+
+
+class Rollout:
+    def __init__(self, push):
+        self.push = push
+        self.cluster = push.cluster
+
+    def log(self, message):
+        _append_log(self.push.pk, message)
+
+    def run(self):
+        steps = list(self.push.steps.select_related("node"))
+        if all(s.state == PushStep.State.PENDING for s in steps):
+            steps = self.order(steps)
+        self.log(f"push started: {', '.join(s.node_name for s in steps)}")
+        for step in steps:
+            if step.is_done:
+                continue
+            node = step.node
+            if node is None:
+                self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
+                continue
+            node = Node.objects.select_related("cluster", "credential", "cluster__credential").get(pk=node.pk)
+            if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
+                self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
+                continue
+            if not self.run_step(step, node):
+                _finish(self.push, ConfigPush.State.FAILED,
+                        f"{node.name}: {step.detail} Later nodes were not touched.")
+                return
+        _finish(self.push, ConfigPush.State.SUCCEEDED)
+
+    def order(self, steps):
+        """Nodes holding no VIP first, lowest priority first, the current holder last."""
+        status = probe_cluster(self.cluster)
+        holding = {p.node_id for p in status.nodes if p.holds}
+        steps.sort(key=lambda s: (s.node_id in holding, s.node.priority if s.node else 0, s.pk))
+        with transaction.atomic():
+            # Two passes, since positions are unique within a push.
+            for i, step in enumerate(steps, start=1):
+                PushStep.objects.filter(pk=step.pk).update(position=1000 + i)
+            for i, step in enumerate(steps, start=1):
+                PushStep.objects.filter(pk=step.pk).update(position=i)
+                step.position = i
+        return steps
+
+    def finish_step(self, step, state, detail, exit_code=None, output=""):
+        step.state, step.detail, step.exit_code, step.output = state, detail, exit_code, output
+        step.finished = timezone.now()
+        step.save(update_fields=["state", "detail", "exit_code", "output", "finished"])
+        self.log(f"{step.node_name}: {state}. {detail}")
+
+    def run_step(self, step, node):
+        # A step found "running" was interrupted: its file may already be new while keepalived
+        # was never reloaded, so "the file is identical" proves nothing and it is applied again.
+        interrupted = step.state == PushStep.State.RUNNING
+        step.state, step.started, step.detail = PushStep.State.RUNNING, timezone.now(), ""
+        step.save(update_fields=["state", "started", "detail"])
+        self.log(f"{node.name}: started")
+        try:
+            priority = MAINTENANCE_PRIORITY if node.maintenance else None
+            config = render_keepalived(
+                node, notify_script=notify.script_path_for(node), priority_override=priority
+            ).encode()
+            rules = render_iptables(node).encode()
+            notify_body = notify.render_script(node).encode() if notify.enabled() else None
+        except ValueError as e:
+            self.finish_step(step, PushStep.State.FAILED, f"Cannot render the config: {e}")
+            return False
+        try:
+            conn = remote.open_node(node)
+        except ssh.SSHError as e:
+            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {e.message}")
+            return False
+        try:
+            state, detail = NodeApply(self, node, conn, config, rules, notify_body).apply(
+                force=interrupted
+            )
+        except StepFailed as e:
+            self.finish_step(step, PushStep.State.FAILED, e.detail, e.exit_code, e.output)
+            return False
+        except ssh.SSHError as e:
+            self.finish_step(step, PushStep.State.FAILED, f"SSH failed: {e.message}")
+            return False
+        finally:
+            conn.close()
+        self.finish_step(step, state, detail)
+        return True
+
+
+class NodeApply:
+    """The commands of one node's step, over one SSH connection."""
+
+    def __init__(self, rollout, node, conn, config, rules, notify_body):
+        self.rollout, self.node, self.conn = rollout, node, conn
+        self.cluster = node.cluster
+        self.config, self.rules, self.notify_body = config, rules, notify_body
+        self.path = self.cluster.config_path
+        self.backup = self.path + BACKUP_SUFFIX
+        self.restore_cmd = iptables_restore_command(node)
+
+    def run(self, command, timeout=None, stdin=None):
+        return self.conn.run(command, timeout=timeout, stdin=stdin)
+
+    def log(self, message):
+        self.rollout.log(f"{self.node.name}: {message}")
+
+    def apply(self, force=False):
+        self.remove_leftover_temps()
+        current = self.conn.get(self.path)
+        running = self.run("pidof keepalived >/dev/null 2>&1").exit_status == 0
+        rules_now = self.current_rules()
+        notify_now = self.conn.get(notify.SCRIPT_PATH) if self.notify_body is not None else None
+        unchanged = (
+            current == self.config
+            and running
+            and rules_now == self.expected_rules()
+            and notify_now == self.notify_body
+        )
+        if unchanged and not force:
+            return PushStep.State.UNCHANGED, "Config, rules and keepalived already as rendered."
+
+        if self.notify_body is not None and notify_now != self.notify_body:
+            self.put_in_place(notify.SCRIPT_PATH, self.notify_body, 0o700)
+        temp = self.conn.put_temp(self.path, self.config, 0o640)
+        self.log("uploaded; testing with keepalived -t")
+        tested = self.run(f"test -s {ssh_quote(temp)} && keepalived -t -f {ssh_quote(temp)}")
+        if tested.exit_status != 0:
+            self.run(f"rm -f {ssh_quote(temp)}")
+            raise StepFailed(
+                f"keepalived -t rejected the new config (exit {tested.exit_status}); the node "
+                "still runs its old one.",
+                tested.exit_status,
+                (tested.stderr + tested.stdout).strip(),
+            )
+        had_file = current is not None
+        if had_file:
+            self.check(self.run(f"cp -p {ssh_quote(self.path)} {ssh_quote(self.backup)}"),
+                       "could not back up the live config")
+        self.conn.rename(temp, self.path)
+        self.log("config in place; applying iptables rules and reloading")
+        try:
+            self.apply_rules(self.rules)
+            self.reload()
+            self.verify()
+        except (StepFailed, ssh.SSHError) as e:
+            detail = e.detail if isinstance(e, StepFailed) else f"SSH failed: {e.message}"
+            self.restore(had_file, rules_now)
+            raise StepFailed(
+                f"{detail} The previous config was put back and reloaded.",
+                getattr(e, "exit_code", None),
+                getattr(e, "output", ""),
+            ) from e
+        return PushStep.State.APPLIED, "New config tested, in place, reloaded and verified."
+
+    def check(self, result, what):
+        if result.exit_status != 0:
+            raise StepFailed(f"{what} (exit {result.exit_status}).", result.exit_status,
+                             (result.stderr + result.stdout).strip())
+        return result
+
+    def remove_leftover_temps(self):
+        # A worker killed between upload and rename leaves a temp file; it never becomes live.
+        directory, name = posixpath.split(self.path)
+        self.run(f"rm -f {ssh_quote(directory)}/.{ssh_quote(name)}.vipanel-tmp-*")
+
+    def put_in_place(self, path, body, mode):
+        temp = self.conn.put_temp(path, body, mode)
+        self.conn.rename(temp, path)
+
+    def current_rules(self):
+        result = self.run(
+            f"{self.restore_cmd.replace('-restore', '')} -w -S {constants.IPTABLES_CHAIN} 2>/dev/null"
+        )
+        return result.stdout if result.exit_status == 0 else None
+
+    def expected_rules(self):
+        """`iptables -S CHAIN` as it reads once our rules are applied, to compare with the node."""
+        lines = [f"-N {constants.IPTABLES_CHAIN}"]
+        for line in self.rules.decode().splitlines():
+            if line.startswith("-A "):
+                lines.append(line)
+        return "\n".join(lines) + "\n"
+
+    def apply_rules(self, rules: bytes):
+        self.check(self.run(f"{self.restore_cmd} -w --test --noflush", stdin=rules),
+                   "iptables-restore --test rejected the rules")
+        self.check(self.run(f"{self.restore_cmd} -w --noflush", stdin=rules),
+                   "iptables-restore failed")
+        self.check(self.run(iptables_jump_command(self.node)), "could not add the jump to the chain")
+
+    def restore(self, had_file, rules_before):
+        self.log("restoring the previous config")
+        try:
+            if had_file:
+                self.run(f"mv -f {ssh_quote(self.backup)} {ssh_quote(self.path)}")
+            else:
+                self.run(f"rm -f {ssh_quote(self.path)}")
+            if rules_before is not None:
+                restore = "*filter\n" + f":{constants.IPTABLES_CHAIN} - [0:0]\n" + "".join(
+                    line + "\n" for line in rules_before.splitlines() if line.startswith("-A ")
+                ) + "COMMIT\n"
+                self.run(f"{self.restore_cmd} -w --noflush", stdin=restore.encode())
+            if had_file:
+                self.run(self.cluster.reload_command, timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
+        except ssh.SSHError as e:
+            self.log(f"restoring failed too: {e.message}")
+
+    def reload(self):
+        result = self.run(self.cluster.reload_command, timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
+        if result.exit_status != 0:
+            raise StepFailed(
+                f"The reload command failed (exit {result.exit_status}).",
+                result.exit_status,
+                (result.stderr + result.stdout).strip(),
+            )
+
+    def verify(self):
+        """keepalived runs, each VIP has exactly one holder, and it is the node that should hold it.
+
+        Within 3 x advert_int plus the skew (at most one advert_int) plus a margin for SSH: a
+        backup that hears no master takes over after that long, so by then VRRP has settled.
+        """
+        advert = self.cluster.advert_int
+        deadline = time.monotonic() + 4 * advert + settings.VIPANEL_VERIFY_MARGIN
+        problem = "no probe ran"
+        while True:
+            status = probe_cluster(self.cluster)
+            problem = self.verdict(status)
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                raise StepFailed(f"Not settled within {4 * advert + settings.VIPANEL_VERIFY_MARGIN}s: {problem}.")
+            time.sleep(0.25)
+
+    def verdict(self, status):
+        me = next((p for p in status.nodes if p.node_id == self.node.pk), None)
+        if me is None or not me.reachable:
+            return "the node did not answer the probe"
+        if not me.keepalived_running:
+            return "keepalived is not running after the reload"
+        if me.vrrp_state == "FAULT":
+            return "keepalived is in FAULT state"
+        for vip, holders in status.holders.items():
+            if len(holders) != 1:
+                return f"{vip} is held by {len(holders)} nodes ({', '.join(holders) or 'none'})"
+        if self.cluster.preempt:
+            priorities = dict(
+                Node.objects.filter(cluster=self.cluster).values_list("name", "priority")
+            )
+            maintenance = set(
+                Node.objects.filter(cluster=self.cluster, maintenance=True).values_list("name", flat=True)
+            )
+            running = [p.name for p in status.nodes if p.keepalived_running]
+            candidates = [n for n in running if n not in maintenance] or running
+            expected = max(candidates, key=lambda n: priorities.get(n, 0))
+            for vip, holders in status.holders.items():
+                if holders != [expected]:
+                    return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
+        return None

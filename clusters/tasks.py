@@ -1,0 +1,26 @@
+"""Celery tasks: thin wrappers over plain functions (clusters.push, clusters.history)."""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from clusters import history, push
+
+log = logging.getLogger(__name__)
+
+
+# acks_late: a push claimed by a worker that then dies is redelivered; the claim (a conditional
+# UPDATE on the queued state) makes the redelivery a no-op, and the sweep marks it interrupted.
+@shared_task(acks_late=True, reject_on_worker_lost=False)
+def run_push_task(push_id):
+    try:
+        push.run_push(push_id)
+    except SoftTimeLimitExceeded:
+        log.error("push %s hit the soft time limit", push_id)
+
+
+# Idempotent: a sweep repeated or redelivered only probes once more.
+@shared_task(acks_late=True)
+def sweep_task():
+    history.sweep_all()
