@@ -20,6 +20,64 @@ def _range(lo, hi):
     return [MinValueValidator(lo), MaxValueValidator(hi)]
 
 
+def _checked_int(value, lo, hi):
+    """value if it is a whole number within lo..hi, else None.
+
+    full_clean() runs clean() even when a field failed, with the raw value still on the instance
+    ('abc', 10**30): cross-row checks must skip it, not query with it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+        return value
+    return None
+
+
+def _parsed(parse, value):
+    """parse(value), or None when the field validator has already reported the value."""
+    try:
+        return parse(value)
+    except (ValidationError, TypeError):
+        return None
+
+
+def _nearest_free(wanted, used, lo, hi):
+    """The free value closest to wanted (below first: a new node is usually a backup)."""
+    for distance in range(1, hi - lo + 1):
+        for candidate in (wanted - distance, wanted + distance):
+            if lo <= candidate <= hi and candidate not in used:
+                return candidate
+    return None
+
+
+class NodeAddressField(models.GenericIPAddressField):
+    """An IP address field that refuses what Django's would quietly rewrite.
+
+    GenericIPAddressField strips surrounding whitespace and drops an IPv6 zone id ('%eth0')
+    without a word; here either is an error, so a value is stored as given or not at all.
+    """
+
+    def to_python(self, value):
+        if isinstance(value, str) and value and not validators.ADDRESS_CHARS.fullmatch(value):
+            raise ValidationError(
+                "Enter the address alone, for example 192.0.2.11 or 2001:db8::11: no spaces, "
+                "prefix length or zone id ('%eth0').",
+                code="invalid",
+            )
+        return super().to_python(value)
+
+
+class VIPHostField(models.CharField):
+    """The VIP's address without its prefix length, computed on every insert and save.
+
+    The database can then refuse one IP written twice with different prefixes
+    (198.51.100.10/24 and 198.51.100.10/25), which a unique constraint on the text cannot.
+    """
+
+    def pre_save(self, model_instance, add):
+        value = str(ipaddress.ip_interface(model_instance.address).ip)
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class CleanCheckedConstraintsMixin:
     """Constraints whose rule clean() already checks, with a message keyed by the field to fix.
 
@@ -164,6 +222,7 @@ class Cluster(CleanCheckedConstraintsMixin, models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
+            # Same text only; clean() also catches overlapping spellings of one segment.
             models.UniqueConstraint(
                 fields=["network", "virtual_router_id"],
                 name="%(app_label)s_%(class)s_unique_vrid_per_network",
@@ -172,6 +231,15 @@ class Cluster(CleanCheckedConstraintsMixin, models.Model):
                 condition=models.Q(virtual_router_id__gte=constants.VRID_MIN)
                 & models.Q(virtual_router_id__lte=constants.VRID_MAX),
                 name="%(app_label)s_%(class)s_vrid_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(advert_int__gte=constants.ADVERT_INT_MIN)
+                & models.Q(advert_int__lte=constants.ADVERT_INT_MAX),
+                name="%(app_label)s_%(class)s_advert_int_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(preempt=True) | models.Q(preempt_delay=0),
+                name="%(app_label)s_%(class)s_preempt_delay_needs_preempt",
             ),
         ]
 
@@ -184,79 +252,76 @@ class Cluster(CleanCheckedConstraintsMixin, models.Model):
 
     def clean(self):
         errors = {}
-        try:
-            # One spelling per segment, so the unique constraint compares like with like.
-            self.network = str(ipaddress.ip_network(self.network, strict=False))
-        except ValueError:
-            pass  # the field validator has reported it
-        else:
-            self._check_vrid(errors)
+        net = _parsed(validators.parse_network, self.network)
+        if net is not None:
+            # One spelling per segment (192.0.2.7/24 and 192.0.2.0/255.255.255.0 are both
+            # 192.0.2.0/24), so the unique constraint compares like with like.
+            self.network = str(net)
+            vrid = _checked_int(self.virtual_router_id, constants.VRID_MIN, constants.VRID_MAX)
+            if vrid is not None:
+                self._check_vrid(errors, net, vrid)
         if self.preempt_delay and not self.preempt:
             errors["preempt_delay"] = (
                 "A preempt delay only applies when preemption is on: set it to 0 or turn "
                 "preempt on."
             )
         if self.pk:
-            self._check_against_nodes(errors)
+            self._check_against_nodes(errors, net)
         if errors:
             raise ValidationError(errors)
 
-    def _check_vrid(self, errors):
-        if self.virtual_router_id is None:
-            return
-        net = self.ip_network
-        others = Cluster.objects.filter(virtual_router_id=self.virtual_router_id).exclude(
-            pk=self.pk
-        )
-        for other in others:
-            other_net = other.ip_network
-            if other_net.version == net.version and other_net.overlaps(net):
+    def _overlapping_clusters(self, net):
+        """Other clusters whose network overlaps net: the same segment as far as VRRP goes."""
+        for other in Cluster.objects.exclude(pk=self.pk).order_by("name"):
+            other_net = _parsed(validators.parse_network, other.network)
+            if other_net is not None and other_net.version == net.version and other_net.overlaps(net):
+                yield other
+
+    def _check_vrid(self, errors, net, vrid):
+        for other in self._overlapping_clusters(net):
+            if other.virtual_router_id == vrid:
+                free = self.free_vrid()
+                advice = f"Pick another VRID, e.g. {free}." if free else (
+                    "Every VRID is taken on this segment: split the segment or retire a cluster."
+                )
                 errors["virtual_router_id"] = (
-                    f"VRID {self.virtual_router_id} is already used by cluster '{other.name}' on "
-                    f"{other.network}, the same network segment; their adverts would collide. "
-                    f"Pick another VRID, e.g. {self.free_vrid()}."
+                    f"VRID {vrid} is already used by cluster '{other.name}' on {other.network}, "
+                    f"the same network segment; their adverts would collide. {advice}"
                 )
                 return
 
     def free_vrid(self):
         """The lowest VRID no other cluster on an overlapping segment uses (None when all are)."""
-        try:
-            net = self.ip_network
-        except ValueError:
+        net = _parsed(validators.parse_network, self.network)
+        if net is None:
             return None
-        used = {
-            vrid
-            for vrid, network in Cluster.objects.exclude(pk=self.pk).values_list(
-                "virtual_router_id", "network"
-            )
-            if ipaddress.ip_network(network).version == net.version
-            and ipaddress.ip_network(network).overlaps(net)
-        }
-        return next((v for v in range(constants.VRID_MIN, constants.VRID_MAX + 1) if v not in used), None)
+        used = {other.virtual_router_id for other in self._overlapping_clusters(net)}
+        return next(
+            (v for v in range(constants.VRID_MIN, constants.VRID_MAX + 1) if v not in used), None
+        )
 
-    def _check_against_nodes(self, errors):
-        priorities = list(self.nodes.values_list("priority", flat=True))
-        if self.unicast and len(priorities) == 1:
+    def _check_against_nodes(self, errors, net):
+        nodes = list(self.nodes.all())
+        if self.unicast and len(nodes) == 1:
             errors["unicast"] = "Unicast needs at least two nodes: add another node or use multicast."
-        if self.check_script and self.check_weight and len(priorities) > 1:
-            spread = max(priorities) - min(priorities)
-            if abs(self.check_weight) <= spread:
+        weight = _checked_int(
+            self.check_weight, constants.CHECK_WEIGHT_MIN, constants.CHECK_WEIGHT_MAX
+        )
+        if weight and len(nodes) > 1:
+            spread = max(n.priority for n in nodes) - min(n.priority for n in nodes)
+            if abs(weight) <= spread:
                 errors["check_weight"] = (
-                    f"A weight of {self.check_weight} cannot move the VIPs: the nodes' priorities "
-                    f"span {spread}, so use a weight above {spread} in size (e.g. "
-                    f"{'-' if self.check_weight < 0 else ''}{spread + 1}), or 0 to put a failing "
-                    "node in FAULT."
+                    f"A weight of {weight} cannot move the VIPs: the nodes' priorities span "
+                    f"{spread}, so use a weight above {spread} in size (e.g. "
+                    f"{'-' if weight < 0 else ''}{spread + 1}), or 0 to put a failing node in "
+                    "FAULT."
                 )
-        if not self.unicast:
-            outside = [
-                n.name
-                for n in self.nodes.all()
-                if ipaddress.ip_address(n.address) not in self.ip_network
-            ]
+        if not self.unicast and net is not None:
+            outside = [n.name for n in nodes if validators.parse_address(n.address) not in net]
             if outside:
                 errors["network"] = (
-                    f"Nodes {', '.join(outside)} are outside {self.network}; multicast VRRP "
-                    "needs every node on this segment. Widen the network or use unicast."
+                    f"Nodes {', '.join(outside)} are outside {net}; multicast VRRP needs every "
+                    "node on this segment. Widen the network or use unicast."
                 )
 
     def readiness_errors(self):
@@ -293,7 +358,10 @@ class Node(CleanCheckedConstraintsMixin, models.Model):
         validators=[validators.name_validator],
         help_text="Also keepalived's router_id on that host.",
     )
-    address = models.GenericIPAddressField(
+    # IPv4-mapped IPv6 (::ffff:192.0.2.11) is stored as the IPv4 address it is, so the unique
+    # constraint sees one host one way.
+    address = NodeAddressField(
+        unpack_ipv4=True,
         validators=[validators.validate_node_address],
         error_messages={"unique": "Another node already has this address; each host is one node."},
         help_text="Address for SSH and unicast VRRP.",
@@ -352,6 +420,10 @@ class Node(CleanCheckedConstraintsMixin, models.Model):
                 & models.Q(priority__lte=constants.PRIORITY_MAX),
                 name="%(app_label)s_%(class)s_priority_range",
             ),
+            models.CheckConstraint(
+                condition=models.Q(ssh_port__gte=1) & models.Q(ssh_port__lte=65535),
+                name="%(app_label)s_%(class)s_ssh_port_range",
+            ),
         ]
 
     def __str__(self):
@@ -367,66 +439,74 @@ class Node(CleanCheckedConstraintsMixin, models.Model):
 
     def clean(self):
         errors = {}
-        if self.address:
-            try:
-                # One spelling per address (IPv6 compressed), so uniqueness compares like with like.
-                self.address = str(ipaddress.ip_address(self.address))
-            except ValueError:
-                pass
+        try:
+            ip = validators.parse_address(self.address)
+        except ValueError:
+            ip = None  # the field has reported it
         if self.cluster_id is not None:
             siblings = Node.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
             if self.name and siblings.filter(name=self.name).exists():
                 errors["name"] = "Another node of this cluster has this name; pick a different one."
-            if self.priority is not None:
-                clash = siblings.filter(priority=self.priority).first()
-                if clash:
-                    used = set(siblings.values_list("priority", flat=True))
-                    free = next(
-                        p for p in range(constants.PRIORITY_MAX, 0, -1) if p not in used
-                    )
-                    errors["priority"] = (
-                        f"Priority {self.priority} is already used by node '{clash.name}'; every "
-                        f"node of a cluster needs its own priority. Pick another, e.g. {free}."
-                    )
-            if self.address and "address" not in errors:
-                self._check_address(errors)
+            priority = _checked_int(self.priority, constants.PRIORITY_MIN, constants.PRIORITY_MAX)
+            if priority is not None:
+                self._check_priority(errors, siblings, priority)
+            if ip is not None:
+                self._check_address(errors, ip)
         if errors:
             raise ValidationError(errors)
 
-    def _check_address(self, errors):
-        try:
-            ip = ipaddress.ip_address(self.address)
-        except ValueError:
+    def _check_priority(self, errors, siblings, priority):
+        others = dict(siblings.values_list("priority", "name"))
+        if priority in others:
+            free = _nearest_free(
+                priority, set(others), constants.PRIORITY_MIN, constants.PRIORITY_MAX
+            )
+            errors["priority"] = (
+                f"Priority {priority} is already used by node '{others[priority]}'; every node of "
+                f"a cluster needs its own priority. Pick another, e.g. {free}."
+            )
             return
+        # A new or moved priority can widen the spread past what the check weight can move.
+        weight = _checked_int(
+            self.cluster.check_weight, constants.CHECK_WEIGHT_MIN, constants.CHECK_WEIGHT_MAX
+        )
+        if weight and others:
+            lo, hi = min(others), max(others)
+            if abs(weight) <= max(hi, priority) - min(lo, priority):
+                errors["priority"] = (
+                    f"The cluster's check weight of {weight} can only move the VIPs while the "
+                    f"priorities span less than {abs(weight)}; the other nodes use {lo}-{hi}, so "
+                    f"pick a priority from {max(hi - abs(weight) + 1, constants.PRIORITY_MIN)} to "
+                    f"{min(lo + abs(weight) - 1, constants.PRIORITY_MAX)}, or raise the weight."
+                )
+
+    def _check_address(self, errors, ip):
         cluster = self.cluster
-        if not cluster.unicast and cluster.network:
-            try:
-                net = cluster.ip_network
-            except ValueError:
-                net = None
+        if not cluster.unicast:
+            net = _parsed(validators.parse_network, cluster.network)
             if net is not None and ip not in net:
                 errors["address"] = (
-                    f"{ip} is outside the cluster's network {cluster.network}; multicast VRRP "
-                    "needs every node on that segment. Use an address inside it, or switch the "
-                    "cluster to unicast."
+                    f"{ip} is outside the cluster's network {net}; multicast VRRP needs every "
+                    "node on that segment. Use an address inside it, or switch the cluster to "
+                    "unicast."
                 )
                 return
-        for vip in VirtualIP.objects.select_related("cluster"):
-            if vip.ip == ip:
-                errors["address"] = (
-                    f"{ip} is a virtual IP of cluster '{vip.cluster.name}'; a node needs its own "
-                    "address, not one that moves between hosts."
-                )
-                return
+        vip = VirtualIP.objects.filter(host_address=str(ip)).select_related("cluster").first()
+        if vip:
+            errors["address"] = (
+                f"{ip} is a virtual IP of cluster '{vip.cluster.name}'; a node needs its own "
+                "address, not one that moves between hosts."
+            )
 
 
-class VirtualIP(models.Model):
+class VirtualIP(CleanCheckedConstraintsMixin, models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="vips")
     address = models.CharField(
         max_length=50,
         validators=[validators.validate_vip],
         help_text="Address with prefix length, e.g. 198.51.100.10/24.",
     )
+    host_address = VIPHostField(max_length=39, editable=False, blank=True)
     label = models.CharField(
         max_length=64,
         blank=True,
@@ -435,13 +515,15 @@ class VirtualIP(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
 
+    constraints_checked_in_clean = ("clusters_virtualip_unique_host_address",)
+
     class Meta:
         ordering = ["cluster", "id"]
         verbose_name = "virtual IP"
         constraints = [
             models.UniqueConstraint(
-                fields=["address"],
-                name="%(app_label)s_%(class)s_unique_address",
+                fields=["host_address"],
+                name="%(app_label)s_%(class)s_unique_host_address",
                 violation_error_message="This address is already a virtual IP; a VIP belongs "
                 "to one cluster only.",
             ),
@@ -455,22 +537,26 @@ class VirtualIP(models.Model):
         return ipaddress.ip_interface(self.address).ip
 
     def clean(self):
-        try:
-            iface = ipaddress.ip_interface(self.address)
-        except ValueError:
+        iface = _parsed(validators.parse_vip, self.address)
+        if iface is None:
             return  # the field validator has reported it
+        # One spelling per address (IPv6 compressed, netmask as a prefix length).
         self.address = str(iface)
-        if self.cluster_id is None:
-            return
+        self.host_address = str(iface.ip)
         ip = iface.ip
-        for other in VirtualIP.objects.exclude(pk=self.pk).select_related("cluster"):
-            if other.ip == ip:
-                raise ValidationError(
-                    {
-                        "address": f"{ip} is already a virtual IP of cluster "
-                        f"'{other.cluster.name}'; a VIP belongs to one cluster only."
-                    }
-                )
+        other = (
+            VirtualIP.objects.filter(host_address=str(ip))
+            .exclude(pk=self.pk)
+            .select_related("cluster")
+            .first()
+        )
+        if other:
+            raise ValidationError(
+                {
+                    "address": f"{ip} is already a virtual IP of cluster "
+                    f"'{other.cluster.name}' ({other.address}); a VIP belongs to one cluster only."
+                }
+            )
         node = Node.objects.filter(address=str(ip)).select_related("cluster").first()
         if node:
             raise ValidationError(
@@ -479,11 +565,15 @@ class VirtualIP(models.Model):
                     f"'{node.cluster.name}'); a VIP must be an address no host owns."
                 }
             )
-        siblings = list(VirtualIP.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk))
-        if siblings and siblings[0].ip.version != ip.version:
+        if self.cluster_id is None:
+            return
+        siblings = [
+            v.ip for v in VirtualIP.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
+        ]
+        if siblings and siblings[0].version != ip.version:
             raise ValidationError(
                 {
-                    "address": f"This cluster's VIPs are IPv{siblings[0].ip.version}; keepalived "
+                    "address": f"This cluster's VIPs are IPv{siblings[0].version}; keepalived "
                     "takes one address family per instance. Make another cluster for IPv"
                     f"{ip.version}."
                 }

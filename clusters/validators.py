@@ -52,42 +52,93 @@ def validate_auth_pass(value):
             "use at most %(max)d.",
             params={"max": constants.AUTH_PASS_MAX},
         )
-    # Printable ASCII without space; '#' and '!' start comments in keepalived.conf, quotes,
-    # backslash and braces change how it is parsed.
-    if not re.fullmatch(r"[A-Za-z0-9%&()*+,\-./:;<=>?@\[\]^_|~]+", value):
+    # Printable ASCII without space, minus what keepalived or a shell would read as syntax:
+    # '#' and '!' start comments, quotes, backslash and braces change parsing, and ';', '&', '|',
+    # '<', '>', '(', ')', '$' and '`' are shell syntax (the value must be safe wherever it lands).
+    if not re.fullmatch(r"[A-Za-z0-9%*+,\-./:=?@\[\]^_~]+", value):
         raise ValidationError(
-            "Use letters, digits and punctuation other than space, quotes, backslash, "
-            "'#', '!', '$', '`' and braces."
+            "Use letters, digits and % * + , - . / : = ? @ [ ] ^ _ ~ only (no spaces, quotes, "
+            "'#', '!', '$', ';', '&', '|', '<', '>', parentheses, braces or backslash)."
         )
 
 
-def validate_network(value):
+# Only the characters an address or prefix can be written with. Python's ipaddress also accepts
+# an IPv6 zone id ('fe80::1%eth0'), and a zone id may hold any character at all, newlines and
+# braces included, and survives str(): the alphabet is checked before parsing.
+ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+PREFIXED_ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]+/[0-9A-Fa-f:.]+")
+
+
+def parse_address(value):
+    """The ipaddress address for a bare IP string (no zone id, no whitespace), or ValueError."""
+    if not isinstance(value, str) or not ADDRESS_CHARS.fullmatch(value):
+        raise ValueError(f"{value!r} is not an IP address")
+    return ipaddress.ip_address(value)
+
+
+def _missing_prefix(value):
     try:
-        ipaddress.ip_network(value, strict=False)
+        parse_address(value)
     except ValueError:
+        return False
+    return True
+
+
+def parse_network(value):
+    """The ipaddress network for a CIDR string, or ValidationError saying how to write it."""
+    network = None
+    if PREFIXED_ADDRESS_CHARS.fullmatch(value):
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            pass
+    if network is None:
+        if _missing_prefix(value):
+            raise ValidationError("Add the prefix length, for example 192.0.2.0/24.")
         raise ValidationError(
             "Enter the network segment in CIDR form, for example 192.0.2.0/24 or 2001:db8::/64."
-        ) from None
-    if "/" not in value:
-        raise ValidationError("Add the prefix length, for example 192.0.2.0/24.")
+        )
+    if network.version == 6 and network.network_address.ipv4_mapped is not None:
+        raise ValidationError("Write an IPv4 network in IPv4 form, for example 192.0.2.0/24.")
+    return network
 
 
-def validate_vip(value):
-    try:
-        iface = ipaddress.ip_interface(value)
-    except ValueError:
+def validate_network(value):
+    parse_network(value)
+
+
+def parse_vip(value):
+    """The ipaddress interface for an 'address/prefix' string, or ValidationError saying why."""
+    iface = None
+    if PREFIXED_ADDRESS_CHARS.fullmatch(value):
+        try:
+            iface = ipaddress.ip_interface(value)
+        except ValueError:
+            pass
+    if iface is None:
+        if _missing_prefix(value):
+            raise ValidationError("Add the prefix length, for example 198.51.100.10/24.")
         raise ValidationError(
             "Enter an address with its prefix length, for example 198.51.100.10/24."
-        ) from None
-    if "/" not in value:
-        raise ValidationError("Add the prefix length, for example 198.51.100.10/24.")
+        )
     ip = iface.ip
-    if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        raise ValidationError(
+            "Write an IPv4 address in IPv4 form, for example %(ip)s/24.",
+            params={"ip": str(ip.ipv4_mapped)},
+        )
+    if (
+        ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_link_local
+        or (ip.version == 4 and ip.is_reserved)
+    ):
         raise ValidationError(
             "A virtual IP must be a unicast address hosts can reach; %(ip)s is not.",
             params={"ip": str(ip)},
         )
-    if iface.version == 4 and iface.network.prefixlen < 32 and ip in (
+    if iface.version == 4 and iface.network.prefixlen < 31 and ip in (
         iface.network.network_address,
         iface.network.broadcast_address,
     ):
@@ -95,11 +146,21 @@ def validate_vip(value):
             "%(ip)s is the network or broadcast address of %(net)s; pick a host address.",
             params={"ip": str(ip), "net": str(iface.network)},
         )
+    return iface
+
+
+def validate_vip(value):
+    parse_vip(value)
 
 
 def validate_node_address(value):
-    ip = ipaddress.ip_address(value)
-    if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
+    # Runs after Django's own IP validator, which reports malformed values; this one only judges
+    # well-formed addresses (and must not crash on the others).
+    try:
+        ip = parse_address(value)
+    except ValueError:
+        return
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
         raise ValidationError(
             "Enter the node's own unicast address (the one SSH and VRRP use); %(ip)s is not one.",
             params={"ip": value},
@@ -120,7 +181,9 @@ def validate_absolute_path(value):
 def validate_check_script(value):
     # keepalived splits the script line on spaces and runs it without a shell; quotes or shell
     # syntax would be passed literally (or break the quoted string), so they are refused.
-    if not re.fullmatch(r"/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@%+-]+)*", value) or len(value) > 255:
+    if len(value) > 255 or not re.fullmatch(
+        r"/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@%+-]+)*", value
+    ):
         raise ValidationError(
             "Use an absolute path to an executable, optionally followed by arguments made of "
             "letters, digits and . _ / : = , @ % + -, separated by single spaces (no shell "
@@ -142,5 +205,10 @@ def validate_reload_command(value):
 
 
 def validate_label(value):
-    if not re.fullmatch(r"[^\x00-\x1f\x7f]{0,64}", value):
-        raise ValidationError("Use one line of at most 64 characters.")
+    # Only people read it, but it is shown next to config and may land in a config comment:
+    # the same narrow alphabet as everything else, plus spaces.
+    if not re.fullmatch(r"[A-Za-z0-9 ._,:/@+-]{0,64}", value):
+        raise ValidationError(
+            "Use at most 64 letters, digits, spaces and . _ , : / @ + - (no quotes, '#', ';', "
+            "'$', braces or other symbols)."
+        )
