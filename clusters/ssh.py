@@ -272,9 +272,9 @@ class Connection:
                     out.feed(chan.recv(65536))
                 while chan.recv_stderr_ready():
                     err.feed(chan.recv_stderr(65536))
-                if pending and chan.send_ready():
-                    sent = chan.send(pending[:32768])
-                    pending = pending[sent:]
+                if pending:
+                    while pending and chan.send_ready():
+                        pending = pending[chan.send(pending[:32768]):]
                     if not pending:
                         chan.shutdown_write()
                 if chan.eof_received or chan.closed:
@@ -283,7 +283,7 @@ class Connection:
                 if remaining <= 0:
                     raise SSHError(f"command timed out after {timeout:g}s on {self.where}")
                 # While stdin waits for window space there is no fd to wait on: poll briefly.
-                select.select([chan], [], [], min(remaining, 0.05) if pending else remaining)
+                select.select([chan], [], [], min(remaining, 0.01) if pending else remaining)
             while chan.recv_ready():
                 out.feed(chan.recv(65536))
             while chan.recv_stderr_ready():
