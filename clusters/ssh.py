@@ -25,6 +25,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import paramiko
 
@@ -122,12 +123,13 @@ def load_private_key(text: str, passphrase: str = "") -> paramiko.PKey:
             permanent=True,
         )
     raise SSHError(
-        "could not load the private key: not an ed25519, ECDSA or RSA private key in OpenSSH or PEM form",
+        "could not load the private key: not an ed25519, ECDSA or RSA private key"
+        " in OpenSSH or PEM form",
         permanent=True,
     )
 
 
-def connect(target: Target) -> "Connection":
+def connect(target: Target) -> Connection:
     """Open an authenticated connection, or raise SSHError. Pins nothing itself: a caller
     with no expected fingerprint reads ``conn.fingerprint`` and records it."""
     pkey = load_private_key(target.private_key, target.passphrase)
@@ -135,7 +137,7 @@ def connect(target: Target) -> "Connection":
     timeout = target.connect_timeout
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    except socket.timeout:
+    except TimeoutError:
         raise SSHError(f"timed out connecting to {where} after {timeout:g}s") from None
     except ConnectionRefusedError:
         raise SSHError(f"connection refused by {where} (is sshd running?)") from None
@@ -152,7 +154,9 @@ def connect(target: Target) -> "Connection":
         try:
             transport.start_client(timeout=timeout)
         except paramiko.IncompatiblePeer as e:
-            raise SSHError(f"{where} speaks no SSH dialect we accept: {e}", permanent=True) from None
+            raise SSHError(
+                f"{where} speaks no SSH dialect we accept: {e}", permanent=True
+            ) from None
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise SSHError(f"SSH handshake with {where} failed: {e or type(e).__name__}") from None
         if not transport.is_active() or transport.host_key is None:
@@ -168,7 +172,8 @@ def connect(target: Target) -> "Connection":
             transport.auth_publickey(target.username, pkey)
         except paramiko.BadAuthenticationType as e:
             raise SSHError(
-                f"{where} does not accept public keys for {target.username} (only {', '.join(e.allowed_types)})",
+                f"{where} does not accept public keys for {target.username}"
+                f" (only {', '.join(e.allowed_types)})",
                 permanent=True,
             ) from None
         except paramiko.AuthenticationException as e:
@@ -230,7 +235,7 @@ class Connection:
     def __repr__(self):
         return f"<Connection {self.target.username}@{self.target.where}>"
 
-    def __enter__(self) -> "Connection":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -244,8 +249,8 @@ class Connection:
         if self._sftp is not None:
             try:
                 self._sftp.close()
-            except Exception:
-                pass
+            except (OSError, paramiko.SSHException, EOFError):
+                pass  # the transport is closed next anyway
             self._sftp = None
         self._transport.close()
 
@@ -259,7 +264,9 @@ class Connection:
         try:
             chan = self._transport.open_session(timeout=self.target.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise SSHError(f"cannot open a session on {self.where}: {e or type(e).__name__}") from None
+            raise SSHError(
+                f"cannot open a session on {self.where}: {e or type(e).__name__}"
+            ) from None
         out, err = _Tail(MAX_OUTPUT_BYTES), _Tail(MAX_OUTPUT_BYTES)
         pending = memoryview(stdin or b"")
         try:
@@ -274,7 +281,7 @@ class Connection:
                     err.feed(chan.recv_stderr(65536))
                 if pending:
                     while pending and chan.send_ready():
-                        pending = pending[chan.send(pending[:32768]):]
+                        pending = pending[chan.send(pending[:32768]) :]
                     if not pending:
                         chan.shutdown_write()
                 if chan.eof_received or chan.closed:
@@ -296,7 +303,9 @@ class Connection:
         except SSHError:
             raise
         except (paramiko.SSHException, EOFError, OSError) as e:
-            raise SSHError(f"running a command on {self.where} failed: {e or type(e).__name__}") from None
+            raise SSHError(
+                f"running a command on {self.where} failed: {e or type(e).__name__}"
+            ) from None
         finally:
             chan.close()
         return Result(status, out.text(), err.text(), out.dropped, err.dropped)
@@ -318,8 +327,12 @@ class Connection:
 
     def _file_error(self, action: str, path: str, e: BaseException) -> SSHError:
         if isinstance(e, (socket.timeout, TimeoutError)):
-            return SSHError(f"{action} {path} on {self.where} timed out after {self.target.command_timeout:g}s")
-        permanent = isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError))
+            return SSHError(
+                f"{action} {path} on {self.where} timed out after {self.target.command_timeout:g}s"
+            )
+        permanent = isinstance(
+            e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+        )
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
         return SSHError(f"{action} {path} on {self.where} failed: {reason}", permanent=permanent)
 
@@ -364,8 +377,8 @@ class Connection:
     def _remove_quietly(self, path: str) -> None:
         try:
             self._sftp_client().remove(path)
-        except Exception:
-            pass
+        except (OSError, paramiko.SSHException, EOFError, SSHError):
+            pass  # best effort: the error that brought us here is the one to report
 
     def get(self, path: str) -> bytes | None:
         """The content of a remote file, or None when it does not exist."""

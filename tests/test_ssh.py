@@ -61,7 +61,11 @@ def test_an_encrypted_key_needs_its_passphrase(tmp_path):
 
 
 def test_a_bad_private_key_is_a_permanent_error_that_does_not_quote_it():
-    garbage = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0IGJ1dCBicm9rZW4=\n-----END OPENSSH PRIVATE KEY-----\n"
+    garbage = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "c2VjcmV0IGJ1dCBicm9rZW4=\n"
+        "-----END OPENSSH PRIVATE KEY-----\n"
+    )
     target = Target("198.18.77.11", 22, "root", private_key=garbage)
     with pytest.raises(SSHError) as e:
         connect(target)
@@ -116,9 +120,9 @@ def test_a_wrong_pinned_key_is_refused_before_authentication(lab):
     node = lab[0]
     wrong = "SHA256:" + "A" * 43
     log_before = len(sshd_log(node))
-    with pytest.raises(HostKeyMismatch) as e:
-        with connect(node.target(expected_fingerprint=wrong)) as conn:
-            conn.run("touch /tmp/vipanel-test-must-not-exist")
+    target = node.target(expected_fingerprint=wrong)
+    with pytest.raises(HostKeyMismatch) as e, connect(target) as conn:
+        conn.run("touch /tmp/vipanel-test-must-not-exist")
     assert e.value.permanent
     assert (e.value.expected, e.value.offered) == (wrong, node.fingerprint)
     assert node.address in e.value.message and wrong in e.value.message
@@ -253,8 +257,7 @@ def test_put_temp_then_rename(clean_lab):
 @pytest.mark.lab
 def test_file_errors_name_the_host_and_path(lab):
     node = lab[0]
-    with connect(node.target()) as conn:
-        with pytest.raises(SSHError) as e:
-            conn.put("/no/such/dir/file", b"x")
+    with connect(node.target()) as conn, pytest.raises(SSHError) as e:
+        conn.put("/no/such/dir/file", b"x")
     assert e.value.permanent
     assert node.address in e.value.message and "/no/such/dir/" in e.value.message

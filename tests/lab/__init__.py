@@ -11,4 +11,13 @@ from .lab import (
     wait_until,
 )
 
-__all__ = ["DEFAULT_PREFIX", "RELOAD_COMMAND", "Lab", "LabError", "Node", "down", "up", "wait_until"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "RELOAD_COMMAND",
+    "Lab",
+    "LabError",
+    "Node",
+    "down",
+    "up",
+    "wait_until",
+]

@@ -33,8 +33,13 @@ def main(argv=None) -> int:
         print(f"lab {lab.prefix}: bridge {lab.bridge} {lab.bridge_address}, network {lab.network}")
         print(f"client key: {lab.key_path} (user root, port 22)")
         for n in lab.nodes:
-            print(f"  {n.name}  {n.address}  {n.fingerprint}  ssh -i {lab.key_path} root@{n.address}")
-        print(f"description: {lab.json_path}; remove with: python -m tests.lab down --prefix {lab.prefix}")
+            print(
+                f"  {n.name}  {n.address}  {n.fingerprint}  ssh -i {lab.key_path} root@{n.address}"
+            )
+        print(
+            f"description: {lab.json_path}\n"
+            f"remove with: python -m tests.lab down --prefix {lab.prefix}"
+        )
     return 0
 
 

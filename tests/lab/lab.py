@@ -85,7 +85,9 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, message
 
 def _check_prefix(prefix: str) -> None:
     if not _PREFIX_RE.match(prefix):
-        raise LabError(f"bad lab prefix {prefix!r}: 1-10 lowercase letters or digits, a letter first")
+        raise LabError(
+            f"bad lab prefix {prefix!r}: 1-10 lowercase letters or digits, a letter first"
+        )
 
 
 def state_dir(prefix: str) -> Path:
@@ -115,13 +117,14 @@ def _route_metric(prefix: str) -> int:
 def _run(args, check=True, input=None, timeout=30, env=None) -> subprocess.CompletedProcess:
     try:
         proc = subprocess.run(
-            args, input=input, capture_output=True, text=True, timeout=timeout, env=env
+            args, check=False, input=input, capture_output=True, text=True, timeout=timeout, env=env
         )
     except subprocess.TimeoutExpired as e:
         raise LabError(f"{' '.join(map(str, args))}: timed out after {timeout}s") from e
     if check and proc.returncode != 0:
         raise LabError(
-            f"{' '.join(map(str, args))}: exit {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}"
+            f"{' '.join(map(str, args))}: exit {proc.returncode}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
         )
     return proc
 
@@ -196,6 +199,25 @@ def _stray_pids(prefix: str) -> list[int]:
     return found
 
 
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner(prefix: str) -> int:
+    """The live process (not this one) that built the lab with this prefix, or 0."""
+    try:
+        data = json.loads((state_dir(prefix) / "lab.json").read_text())
+        pid, started = int(data["owner_pid"]), data["owner_started"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    if pid != os.getpid() and _alive(pid) and _start_time(pid) == started:
+        return pid
+    return 0
+
+
 def down(prefix: str = DEFAULT_PREFIX) -> None:
     """Remove every trace of the lab with this prefix; harmless when there is none."""
     _check_prefix(prefix)
@@ -256,7 +278,7 @@ def _port_closed(address: str, port: int) -> bool:
 class Node:
     """One lab node. ``exec`` runs a command inside it from the host, without SSH."""
 
-    def __init__(self, lab: "Lab", index: int, init_pid: int = 0, fingerprint: str = ""):
+    def __init__(self, lab: Lab, index: int, init_pid: int = 0, fingerprint: str = ""):
         self.lab = lab
         self.index = index
         self.name = f"{lab.prefix}-n{index}"
@@ -308,21 +330,25 @@ class Node:
         """A clusters.ssh.Target for this node, pinned to its current host key."""
         from clusters.ssh import Target
 
-        fields = dict(
-            host=self.address,
-            port=self.port,
-            username=self.user,
-            private_key=self.private_key,
-            expected_fingerprint=self.fingerprint,
-        )
-        fields.update(overrides)
-        return Target(**fields)
+        fields = {
+            "host": self.address,
+            "port": self.port,
+            "username": self.user,
+            "private_key": self.private_key,
+            "expected_fingerprint": self.fingerprint,
+        }
+        return Target(**{**fields, **overrides})
 
     # Running things inside the node
 
+    def _nsenter(self, command: str) -> list[str]:
+        # Joining init's mount namespace gives the node's /run and its /etc/keepalived.
+        ns = ["-n", "-p", "-m", "-u"]
+        return ["nsenter", "-t", str(self.init_pid), *ns, "--", "sh", "-c", command]
+
     def exec(self, command: str, check: bool = True, input: str | None = None, timeout=30):
         """Run ``sh -c command`` inside the node's network, PID, mount and UTS namespaces."""
-        args = ["nsenter", "-t", str(self.init_pid), "-n", "-p", "-m", "-u", "--", "sh", "-c", command]
+        args = self._nsenter(command)
         proc = _run(args, check=False, input=input, timeout=timeout, env=NODE_ENV)
         if check and proc.returncode != 0:
             raise LabError(
@@ -332,16 +358,24 @@ class Node:
 
     def _start_daemon(self, command: str) -> None:
         # A daemon that forgets to close stdout would keep the pipe open, so none is given.
-        args = ["nsenter", "-t", str(self.init_pid), "-n", "-p", "-m", "-u", "--", "sh", "-c", command]
+        args = self._nsenter(command)
         try:
             proc = subprocess.run(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True, timeout=15, env=NODE_ENV,
+                args,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=15,
+                env=NODE_ENV,
             )
         except subprocess.TimeoutExpired as e:
             raise LabError(f"{self.name}: {command!r} did not return") from e
         if proc.returncode != 0:
-            raise LabError(f"{self.name}: {command!r}: exit {proc.returncode}: {proc.stderr.strip()}")
+            raise LabError(
+                f"{self.name}: {command!r}: exit {proc.returncode}: {proc.stderr.strip()}"
+            )
 
     def pids(self) -> list[int]:
         """Host pids of every process in the node's PID namespace except its init."""
@@ -365,7 +399,11 @@ class Node:
     def sshd_pid(self) -> int | None:
         proc = self.exec("cat /run/sshd.pid", check=False)
         pid = proc.stdout.strip()
-        if proc.returncode == 0 and pid.isdigit() and self.exec(f"kill -0 {pid}", check=False).returncode == 0:
+        if (
+            proc.returncode == 0
+            and pid.isdigit()
+            and self.exec(f"kill -0 {pid}", check=False).returncode == 0
+        ):
             return int(pid)
         return None
 
@@ -383,13 +421,17 @@ class Node:
                 lambda: self.exec(f"kill -0 {pid}", check=False).returncode != 0,
                 message=f"{self.name}: sshd {pid} did not stop",
             )
-        wait_until(lambda: _port_closed(self.address, self.port), message=f"{self.name}: port still open")
+        wait_until(
+            lambda: _port_closed(self.address, self.port), message=f"{self.name}: port still open"
+        )
 
     def replace_host_key(self) -> str:
         """Give sshd a new host key (as a reinstalled host would have); return its fingerprint."""
         new = self.dir / "ssh_host_ed25519_key.new"
         _keygen(new, self.name)
-        os.replace(new.with_name(new.name + ".pub"), self.host_key.with_name(self.host_key.name + ".pub"))
+        os.replace(
+            new.with_name(new.name + ".pub"), self.host_key.with_name(self.host_key.name + ".pub")
+        )
         os.replace(new, self.host_key)
         self.stop_sshd()
         self.start_sshd()
@@ -411,7 +453,10 @@ class Node:
         once. ``hard=True`` sends SIGKILL, like a crash: the VIPs stay on eth0 until reset()."""
         sig = "KILL" if hard else "TERM"
         self.exec(f"pkill -{sig} -x keepalived", check=False)
-        wait_until(lambda: not self.keepalived_running(), message=f"{self.name}: keepalived survived SIG{sig}")
+        wait_until(
+            lambda: not self.keepalived_running(),
+            message=f"{self.name}: keepalived survived SIG{sig}",
+        )
 
     # VRRP and addresses
 
@@ -446,10 +491,15 @@ class Node:
         for addr in self.ipv4_addresses():
             if addr != f"{self.address}/{net}":
                 self.exec(f"ip addr del {addr} dev {self.interface}", check=False)
-        self.exec("iptables -F && iptables -X && iptables -P INPUT ACCEPT"
-                  " && iptables -P FORWARD ACCEPT && iptables -P OUTPUT ACCEPT"
-                  " && { ! command -v nft >/dev/null || nft flush ruleset; }")
-        self.exec(f"find /run -mindepth 1 -maxdepth 1 ! -name sshd -exec rm -rf {{}} + ; hostname {self.name}")
+        self.exec(
+            "iptables -F && iptables -X && iptables -P INPUT ACCEPT"
+            " && iptables -P FORWARD ACCEPT && iptables -P OUTPUT ACCEPT"
+            " && { ! command -v nft >/dev/null || nft flush ruleset; }"
+        )
+        self.exec(
+            "find /run -mindepth 1 -maxdepth 1 ! -name sshd -exec rm -rf {} + ; "
+            f"hostname {self.name}"
+        )
         for entry in self.config_dir.iterdir():
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -508,12 +558,18 @@ class Lab:
         }
 
     @classmethod
-    def up(cls, nodes: int = 3, prefix: str = DEFAULT_PREFIX) -> "Lab":
+    def up(cls, nodes: int = 3, prefix: str = DEFAULT_PREFIX) -> Lab:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, links, routes)")
         if not 1 <= nodes <= MAX_NODES:
             raise LabError(f"between 1 and {MAX_NODES} nodes, not {nodes}")
         lab = cls(prefix)
+        owner = _owner(prefix)
+        if owner:
+            raise LabError(
+                f"lab {prefix!r} belongs to running process {owner} (another test session?); "
+                "use another prefix (VIPANEL_LAB_PREFIX) or remove it: python -m tests.lab down"
+            )
         down(prefix)
         try:
             lab._build(nodes)
@@ -523,7 +579,7 @@ class Lab:
         return lab
 
     @classmethod
-    def load(cls, prefix: str = DEFAULT_PREFIX) -> "Lab":
+    def load(cls, prefix: str = DEFAULT_PREFIX) -> Lab:
         lab = cls(prefix)
         try:
             data = json.loads(lab.json_path.read_text())
@@ -534,14 +590,18 @@ class Lab:
             index = int(n["name"].rsplit("-n", 1)[1])
             lab.nodes.append(Node(lab, index, n["init_pid"], n["fingerprint"]))
         for node in lab.nodes:
-            node.fingerprint = _fingerprint_of_pub(node.host_key.with_name(node.host_key.name + ".pub"))
+            node.fingerprint = _fingerprint_of_pub(
+                node.host_key.with_name(node.host_key.name + ".pub")
+            )
         return lab
 
     def _build(self, count: int) -> None:
         for line in _run(["ip", "-o", "-4", "addr", "show"]).stdout.splitlines():
             addr = ipaddress.ip_interface(line.split()[3])
             if addr.network.overlaps(self.network):
-                raise LabError(f"{self.network} is already in use here: {line.split()[1]} has {addr}")
+                raise LabError(
+                    f"{self.network} is already in use here: {line.split()[1]} has {addr}"
+                )
 
         self.state_dir.mkdir(mode=0o700, parents=True)
         _keygen(self.key_path, f"vipanel-lab-{self.prefix}")
@@ -549,12 +609,34 @@ class Lab:
         authorized_keys = self.state_dir / "authorized_keys"
         shutil.copyfile(self.key_path.with_name(self.key_path.name + ".pub"), authorized_keys)
 
-        _run(["ip", "route", "add", "unreachable", str(LAB_RANGE), "metric", str(_route_metric(self.prefix))])
+        _run(
+            [
+                "ip",
+                "route",
+                "add",
+                "unreachable",
+                str(LAB_RANGE),
+                "metric",
+                str(_route_metric(self.prefix)),
+            ]
+        )
         _run(["ip", "link", "add", self.bridge, "type", "bridge"])
         # Bridged frames skip the host's iptables (br_netfilter), so a host firewall dropping
         # forwarded traffic cannot silently break VRRP between nodes.
-        _run(["ip", "link", "set", self.bridge, "type", "bridge", "nf_call_iptables", "0"], check=False)
-        _run(["ip", "addr", "add", f"{self.bridge_address}/{self.network.prefixlen}", "dev", self.bridge])
+        _run(
+            ["ip", "link", "set", self.bridge, "type", "bridge", "nf_call_iptables", "0"],
+            check=False,
+        )
+        _run(
+            [
+                "ip",
+                "addr",
+                "add",
+                f"{self.bridge_address}/{self.network.prefixlen}",
+                "dev",
+                self.bridge,
+            ]
+        )
         _run(["ip", "link", "set", self.bridge, "up"])
 
         for i in range(1, count + 1):
@@ -563,19 +645,52 @@ class Lab:
             self._make_node(node, authorized_keys)
         for node in self.nodes:
             ready = node.dir / "ready"
-            wait_until(ready.exists, message=f"{node.name}: init did not start ({node.dir / 'init.log'})")
+            wait_until(
+                ready.exists, message=f"{node.name}: init did not start ({node.dir / 'init.log'})"
+            )
             node.init_pid = self._find_init(node)
             node.start_sshd()
+        # The owner is the process that built the lab: a test session holds it until it ends,
+        # while the CLI exits at once and so leaves a lab anyone may replace.
+        description = {
+            **self.info(),
+            "owner_pid": os.getpid(),
+            "owner_started": _start_time(os.getpid()),
+        }
         self.json_path.touch(mode=0o600)
-        self.json_path.write_text(json.dumps(self.info(), indent=2) + "\n")
+        self.json_path.write_text(json.dumps(description, indent=2) + "\n")
 
     def _make_node(self, node: Node, authorized_keys: Path) -> None:
         ns = node.netns
         _run(["ip", "netns", "add", ns])
-        _run(["ip", "link", "add", node.host_veth, "type", "veth", "peer", "name", INTERFACE, "netns", ns])
+        _run(
+            [
+                "ip",
+                "link",
+                "add",
+                node.host_veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                INTERFACE,
+                "netns",
+                ns,
+            ]
+        )
         _run(["ip", "link", "set", node.host_veth, "master", self.bridge, "up"])
         inside = ["ip", "netns", "exec", ns]
-        _run([*inside, "ip", "addr", "add", f"{node.address}/{self.network.prefixlen}", "dev", INTERFACE])
+        _run(
+            [
+                *inside,
+                "ip",
+                "addr",
+                "add",
+                f"{node.address}/{self.network.prefixlen}",
+                "dev",
+                INTERFACE,
+            ]
+        )
         _run([*inside, "ip", "link", "set", INTERFACE, "up"])
         _run([*inside, "ip", "link", "set", "lo", "up"])
         node.config_dir.mkdir(parents=True)
@@ -621,12 +736,26 @@ Subsystem sftp internal-sftp
             self._children.append(
                 subprocess.Popen(
                     [
-                        "ip", "netns", "exec", ns,
-                        "unshare", "--pid", "--fork", "--mount-proc", "--uts",
-                        sys.executable, str(init), INIT_MARKER, node.name, str(node.dir / "ready"),
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        "unshare",
+                        "--pid",
+                        "--fork",
+                        "--mount-proc",
+                        "--uts",
+                        sys.executable,
+                        str(init),
+                        INIT_MARKER,
+                        node.name,
+                        str(node.dir / "ready"),
                     ],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    start_new_session=True, env=NODE_ENV,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    env=NODE_ENV,
                 )
             )
 
