@@ -22,33 +22,39 @@ from clusters import constants
 
 INDENT = "    "
 SCRIPT_NAME = "vipanel_check"
+INSTANCE_PREFIX = "VI_"
 MANAGED_NOTE = "# Managed by vipanel: manual edits are replaced by the next push."
 
-# The union of the alphabets in clusters/validators.py (names, interfaces, auth_pass, IP
-# addresses), without space. None of these characters ends a keepalived word or block, starts a
-# comment ('#', '!') or a quoted string, or splits an iptables argument.
-_SAFE_WORD = re.compile(r"[A-Za-z0-9%&()*+,\-./:;<=>?@\[\]^_|~]+")
+# The alphabets of clusters/validators.py. None of their characters ends a keepalived word or
+# block, starts a comment ('#', '!') or a quoted string, splits an iptables argument (no space)
+# or means anything to a shell; names and interfaces also lack iptables' wildcard '+'.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SAFE_PASSWORD = re.compile(r"[A-Za-z0-9%*+,\-./:=?@\[\]^_~]+")
+# Addresses are checked for their own alphabet before parsing: ipaddress keeps an IPv6 zone id
+# ('fe80::1%anything') in str(), whatever it holds.
+_SAFE_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")
+_SAFE_PREFIXED = re.compile(r"[0-9A-Fa-f:.]+/[0-9A-Fa-f:.]+")
 # A script line, as validate_check_script allows it: an absolute path and arguments separated
 # by single spaces (keepalived splits it on spaces and runs it without a shell).
 _SAFE_COMMAND = re.compile(r"/[A-Za-z0-9._/-]+(?: [A-Za-z0-9._/:=,@%+-]+)*")
+_ALLOWED = {
+    _SAFE_NAME: "letters, digits, '.', '_' and '-'",
+    _SAFE_PASSWORD: "letters, digits and % * + , - . / : = ? @ [ ] ^ _ ~",
+    _SAFE_ADDRESS: "an IP address: hex digits, '.' and ':'",
+    _SAFE_PREFIXED: "an IP address and prefix length: hex digits, '.', ':' and one '/'",
+    _SAFE_COMMAND: "an absolute path and arguments of letters, digits and . _ / : = , @ % + -, "
+    "separated by single spaces",
+}
 
 
-def _safe(value, field, *, command=False):
+def _safe(value, field, pattern=_SAFE_NAME):
     """Return value if it can be written into a config unchanged; raise ValueError otherwise."""
-    pattern = _SAFE_COMMAND if command else _SAFE_WORD
     if not isinstance(value, str) or not pattern.fullmatch(value):
         # The value is left out of the message: it may be a secret (auth_pass) or hostile text.
-        allowed = (
-            "an absolute path and arguments of letters, digits and . _ / : = , @ % + -, "
-            "separated by single spaces"
-            if command
-            else "ASCII letters, digits and punctuation other than quotes, braces, '#', '!', "
-            "'$', backslash and space"
-        )
         raise ValueError(
             f"{field}: holds characters vipanel never writes into keepalived.conf or iptables "
-            f"rules (it allows {allowed}). It was saved without validation: edit it through "
-            "a form or the API, which check it."
+            f"rules (it allows {_ALLOWED[pattern]}). It was saved without validation: edit it "
+            "through a form or the API, which check it."
         )
     return value
 
@@ -69,7 +75,7 @@ def _number(value, field, lo, hi):
 
 
 def _address(value, field):
-    _safe(value, field)
+    _safe(value, field, _SAFE_ADDRESS)
     try:
         return ipaddress.ip_address(value)
     except ValueError:
@@ -80,7 +86,7 @@ def _vips(cluster):
     """The cluster's VIPs in id order, checked, with their one address family."""
     vips = []
     for value in cluster.vips.order_by("id").values_list("address", flat=True):
-        _safe(value, "vip.address")
+        _safe(value, "vip.address", _SAFE_PREFIXED)
         try:
             vips.append(ipaddress.ip_interface(value))
         except ValueError:
@@ -125,12 +131,10 @@ class _Facts:
 
 def _facts(node, priority_override=None):
     cluster = node.cluster
-    if node.interface:
-        interface = _safe(node.interface, "node.interface")
-    else:
-        interface = _safe(cluster.interface, "cluster.interface")
+    field = "node.interface" if node.interface else "cluster.interface"
+    interface = _safe(node.effective_interface, field)
     if len(interface) > constants.INTERFACE_NAME_MAX:
-        raise ValueError(f"interface: longer than {constants.INTERFACE_NAME_MAX} characters.")
+        raise ValueError(f"{field}: longer than {constants.INTERFACE_NAME_MAX} characters.")
 
     vips, family = _vips(cluster)
     address = _address(node.address, "node.address")
@@ -151,7 +155,7 @@ def _facts(node, priority_override=None):
 
     auth_pass = cluster.auth_pass
     if auth_pass:
-        _safe(auth_pass, "cluster.auth_pass")
+        _safe(auth_pass, "cluster.auth_pass", _SAFE_PASSWORD)
         if len(auth_pass) > constants.AUTH_PASS_MAX:
             raise ValueError(
                 f"cluster.auth_pass: longer than {constants.AUTH_PASS_MAX} characters."
@@ -171,7 +175,7 @@ def _facts(node, priority_override=None):
         priority = _number(priority_override, "priority_override", *_PRIORITY)
     check_script = ""
     if cluster.check_script:
-        check_script = _safe(cluster.check_script, "cluster.check_script", command=True)
+        check_script = _safe(cluster.check_script, "cluster.check_script", _SAFE_COMMAND)
     return _Facts(
         cluster=_safe(cluster.name, "cluster.name"),
         node=_safe(node.name, "node.name"),
@@ -195,9 +199,9 @@ def _facts(node, priority_override=None):
     )
 
 
-def _block(name, body, level=0):
-    pad = INDENT * level
-    return [f"{pad}{name} {{", *(f"{pad}{INDENT}{line}" for line in body), f"{pad}}}"]
+def _block(name, body):
+    """A keepalived block; nested blocks come out indented one level more."""
+    return [f"{name} {{", *(f"{INDENT}{line}" for line in body), "}"]
 
 
 def _with_header(facts, body):
@@ -225,7 +229,7 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
     f = _facts(node, priority_override)
     notify = None
     if notify_script is not None:
-        notify = _safe(notify_script, "notify_script", command=True)
+        notify = _safe(notify_script, "notify_script", _SAFE_COMMAND)
     # keepalived runs no script (check or notify) unless script security is on and it has a
     # user to run it as; without both, `keepalived -t` reports a SECURITY VIOLATION (exit 6).
     scripts = bool(f.check_script or notify)
@@ -270,14 +274,14 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
         instance += _block("track_script", [SCRIPT_NAME])
     if notify:
         instance.append(f'notify "{notify}"')
-    lines += [""] + _block(f"vrrp_instance VI_{f.cluster}", instance)
+    lines += [""] + _block(f"vrrp_instance {INSTANCE_PREFIX}{f.cluster}", instance)
 
     return _with_header(f, "\n".join(lines) + "\n")
 
 
 def instance_name(node) -> str:
     """The vrrp_instance name, as keepalived reports it to notify scripts and in its logs."""
-    return f"VI_{_safe(node.cluster.name, 'cluster.name')}"
+    return INSTANCE_PREFIX + _safe(node.cluster.name, "cluster.name")
 
 
 # Which tools and which multicast group belong to each address family: the only place that
@@ -307,7 +311,7 @@ def render_iptables(node) -> str:
     appended the rules again. tests/test_render.py repeats this on every run.
     """
     f = _facts(node)
-    _, _, group, host = _firewall(node)
+    _, _, group, host = _FIREWALL[f.family]
     chain = constants.IPTABLES_CHAIN
     accept = f"-i {f.interface} -p {constants.VRRP_PROTOCOL} -j ACCEPT"
     # In the order `iptables -S` prints rules (which shows "-p 112" as "-p vrrp" where

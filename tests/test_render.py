@@ -499,6 +499,36 @@ def test_a_hostile_value_saved_without_validation_is_refused(
         assert "evil" not in str(caught.value) and "reboot" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "field, store, value",
+    [
+        # ipaddress keeps an IPv6 zone id in str(), whatever characters it holds.
+        ("vip.address", _set_vip, "2001:db8::100%eth0/64"),
+        ("node.address", _set_node("address", name="web-2"), "2001:db8::12%eth0"),
+        # '+' is iptables' interface wildcard: "-i e+" would match every e* interface.
+        ("cluster.interface", _set_cluster("interface"), "e+"),
+        ("cluster.auth_pass", _set_cluster("auth_pass"), "pw;reboot"),
+    ],
+    ids=["vip-zone-id", "node-zone-id", "interface-wildcard", "auth-pass-shell"],
+)
+def test_values_outside_a_fields_own_alphabet_are_refused(cluster, field, store, value):
+    Cluster.objects.filter(pk=cluster.pk).update(unicast=True)
+    try:
+        with transaction.atomic():
+            store(cluster, value)
+    except (DatabaseError, ValueError):
+        assert field == "node.address" and connection.vendor == "postgresql"
+        return
+    with pytest.raises(ValueError, match=f"^{re.escape(field)}:"):
+        render.render_keepalived(Node.objects.get(cluster=cluster, name="web-1"))
+
+
+def test_instance_name_is_what_keepalived_reports(cluster):
+    node = Node.objects.get(cluster=cluster, name="web-1")
+    assert render.instance_name(node) == "VI_web"
+    assert "vrrp_instance VI_web {" in render.render_keepalived(node)
+
+
 # --- render_config ------------------------------------------------------------------------------
 
 
