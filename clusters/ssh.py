@@ -67,6 +67,10 @@ def _normal_fingerprint(fp: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
+    """Where and how to log in. ``connect_timeout`` bounds each step of connecting (TCP connect,
+    banner and key exchange, authentication); ``command_timeout`` bounds a whole command or file
+    operation unless ``run`` is given its own. The key and passphrase never appear in repr()."""
+
     host: str
     port: int
     username: str
@@ -308,7 +312,8 @@ class Connection:
             ) from None
         finally:
             chan.close()
-        return Result(status, out.text(), err.text(), out.dropped, err.dropped)
+        stdout, stderr = out.text(), err.text()  # text() settles the dropped counts
+        return Result(status, stdout, stderr, out.dropped, err.dropped)
 
     # Files
 
