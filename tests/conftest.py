@@ -6,6 +6,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from clusters.models import Cluster, Node, SSHCredential, VirtualIP
 
+pytest_plugins = ["tests.lab.fixtures"]
+
 
 def make_private_key() -> str:
     key = ed25519.Ed25519PrivateKey.generate()
