@@ -20,21 +20,27 @@ TIMEOUT = 30
 # version, or a test that forgets -t, starts a real daemon: its pid files land in a tmpfs, and it
 # dies with the namespace's init when the command ends.
 _PRIVATE_RUN = [
-    "unshare", "--pid", "--fork", "--mount-proc",
-    "sh", "-c", 'mount -t tmpfs -o mode=755 tmpfs /run && exec "$@"', "netns-private-run",
+    "unshare",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o mode=755 tmpfs /run && exec "$@"',
+    "netns-private-run",
 ]
 
 
 def _run(argv, **kwargs):
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+    return subprocess.run(
+        argv, check=False, capture_output=True, text=True, timeout=TIMEOUT, **kwargs
+    )
 
 
 def _must(argv):
     result = _run(argv)
     if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}"
-        )
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
     return result
 
 

@@ -60,7 +60,6 @@ def make(model, **fields):
     return obj
 
 
-
 def multicast_basic(cluster):
     return Node.objects.get(cluster=cluster, name="web-1")
 
@@ -268,7 +267,7 @@ def test_golden_iptables_rules_apply_cleanly_and_idempotently(case, cluster):
 
     jump_rule = f"-A INPUT -j {constants.IPTABLES_CHAIN}"
     assert after.count(jump_rule) == 1, after
-    assert [r for r in after if r.startswith("-A INPUT")][0] == jump_rule, after
+    assert next(r for r in after if r.startswith("-A INPUT")) == jump_rule, after
     for line in before:
         assert line in after, f"{line!r} was lost:\n" + "\n".join(after)
 
@@ -287,8 +286,16 @@ def test_a_missing_golden_fails_rather_than_skips(monkeypatch):
     "change, says",
     [
         (("advert_int 1", "advert_int 1\n    bogus_keyword 3"), "Unknown keyword"),
-        (("advert_int 1", "advert_int 1\n    authentication {\n        auth_type PASS\n"
-          "        auth_pass 123456789\n    }"), "Truncating"),
+        (
+            (
+                "advert_int 1",
+                (
+                    "advert_int 1\n    authentication {\n        auth_type PASS\n"
+                    "        auth_pass 123456789\n    }"
+                ),
+            ),
+            "Truncating",
+        ),
         (("interface eth0", "interface eth9"), "doesn't exist"),
     ],
     ids=["unknown-keyword", "long-auth-pass", "missing-interface"],
@@ -317,10 +324,12 @@ def test_throwaway_netns_is_removed_and_isolated():
         links = ns.must(["ip", "-br", "link"]).stdout
         private = ns.run(["sh", "-c", "ls -A /run"], private_run=True)
         name = ns.name
-    assert re.search(r"^eth0\b", links, re.M) and re.search(r"^ens3\b", links, re.M)
+    assert re.search(r"^eth0\b", links, re.MULTILINE) and re.search(r"^ens3\b", links, re.MULTILINE)
     # A private, empty /run: nothing keepalived might write there reaches the host.
     assert private.returncode == 0 and private.stdout == "", private
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        ["ip", "netns", "list"], check=False, capture_output=True, text=True
+    ).stdout
     assert name not in listed
 
 
@@ -341,7 +350,7 @@ def test_the_header_names_cluster_node_and_the_hash_of_the_body(cluster):
         assert first == f"# vipanel: cluster web, node web-1, sha256:{digest}"
         assert "managed by vipanel" in second.lower() and "next push" in second
         assert blank == ""
-        assert text.endswith("}\n") or text.endswith("COMMIT\n")
+        assert text.endswith(("}\n", "COMMIT\n"))
 
 
 def test_the_hash_changes_with_the_content(cluster):
@@ -377,7 +386,7 @@ def test_priority_override_replaces_the_nodes_priority(cluster):
 def test_notify_renders_inside_the_instance(cluster):
     node = Node.objects.get(cluster=cluster, name="web-1")
     text = render.render_keepalived(node, notify_script="/opt/vp/notify")
-    instance = text[text.index("vrrp_instance VI_web {"):]
+    instance = text[text.index("vrrp_instance VI_web {") :]
     assert '\n    notify "/opt/vp/notify"\n}\n' in instance
     assert "enable_script_security" in text
     assert "notify" not in render.render_keepalived(node)

@@ -33,8 +33,8 @@ class Command(BaseCommand):
             lines = "\n".join(f"{field}: {message}" for field, message in problems.items())
             raise CommandError(f"Cluster '{cluster}' is not ready to render:\n{lines}")
         try:
-            text = render.render_iptables(node_obj) if iptables else render.render_keepalived(
-                node_obj
+            text = (
+                render.render_iptables(node_obj) if iptables else render.render_keepalived(node_obj)
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
