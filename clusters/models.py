@@ -94,8 +94,28 @@ class CleanCheckedConstraintsMixin:
         ]
 
 
+class SkipFailedFieldsMixin:
+    """Lets clean() know which fields clean_fields() refused.
+
+    full_clean() runs clean() even then, with the refused raw value still on the instance; a
+    cross-row check must not query with it (PostgreSQL refuses a NUL byte in a parameter with a
+    DataError, for one) nor report a second error about it.
+    """
+
+    def clean_fields(self, exclude=None):
+        self._failed_fields = set()
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as e:
+            self._failed_fields = set(e.message_dict)
+            raise
+
+    def field_ok(self, name):
+        return name not in getattr(self, "_failed_fields", ())
+
+
 class SSHCredential(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validators.validate_one_line])
     username = models.CharField(
         max_length=32, default="root", validators=[validators.username_validator]
     )
@@ -129,7 +149,7 @@ def _new_notify_secret():
     return secrets.token_urlsafe(32)
 
 
-class Cluster(CleanCheckedConstraintsMixin, models.Model):
+class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     name = models.CharField(
         max_length=63,
         unique=True,
@@ -351,7 +371,7 @@ class Cluster(CleanCheckedConstraintsMixin, models.Model):
         return ipaddress.ip_interface(first.address).version if first else 4
 
 
-class Node(CleanCheckedConstraintsMixin, models.Model):
+class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(
         max_length=63,
@@ -445,7 +465,7 @@ class Node(CleanCheckedConstraintsMixin, models.Model):
             ip = None  # the field has reported it
         if self.cluster_id is not None:
             siblings = Node.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
-            if self.name and siblings.filter(name=self.name).exists():
+            if self.name and self.field_ok("name") and siblings.filter(name=self.name).exists():
                 errors["name"] = "Another node of this cluster has this name; pick a different one."
             priority = _checked_int(self.priority, constants.PRIORITY_MIN, constants.PRIORITY_MAX)
             if priority is not None:
@@ -499,7 +519,7 @@ class Node(CleanCheckedConstraintsMixin, models.Model):
             )
 
 
-class VirtualIP(CleanCheckedConstraintsMixin, models.Model):
+class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="vips")
     address = models.CharField(
         max_length=50,

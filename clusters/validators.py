@@ -31,6 +31,13 @@ fingerprint_validator = RegexValidator(
 )
 
 
+def validate_one_line(value):
+    # For names only people read (never sent to a node): any text on one line. Control characters
+    # would garble logs, and PostgreSQL cannot even store a NUL byte.
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValidationError("Use one line of text, without tabs or control characters.")
+
+
 def validate_interface(value):
     # Linux refuses '/', ':' and whitespace in names; we also refuse anything that could escape
     # a keepalived keyword or an iptables argument, so this alphabet is narrower than the kernel's.
