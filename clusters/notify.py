@@ -27,6 +27,10 @@ def script_path_for(node):
     return SCRIPT_PATH if enabled() else None
 
 
+def max_age():
+    return settings.VIPANEL_NOTIFY_MAX_AGE
+
+
 def notify_url(cluster):
     return f"{settings.VIPANEL_NOTIFY_URL.rstrip('/')}/notify/{cluster.pk}/"
 
@@ -50,7 +54,7 @@ def check_signature(cluster, node, state, ts, nonce, signature, now=None):
     except ValueError:
         return "bad timestamp"
     now = time.time() if now is None else now
-    if abs(now - ts_int) > settings.VIPANEL_NOTIFY_MAX_AGE:
+    if abs(now - ts_int) > max_age():
         return "stale or future timestamp"
     expected = sign(cluster.notify_secret, cluster.pk, node, state, ts, nonce)
     if not hmac.compare_digest(expected, signature or ""):

@@ -30,7 +30,9 @@ from clusters import constants, notify, remote, ssh
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     iptables_jump_command,
+    iptables_list_command,
     iptables_restore_command,
+    iptables_rule_lines,
     render_iptables,
     render_keepalived,
 )
@@ -66,7 +68,7 @@ def enqueue(push_id):
     run_push_task.delay(push_id)
 
 
-def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH):
+def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH, queue=True):
     errors = cluster.readiness_errors()
     if errors:
         raise PushRefused(errors)
@@ -80,7 +82,8 @@ def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH):
                 PushStep(push=push, node=node, node_name=node.name, position=i)
                 for i, node in enumerate(nodes, start=1)
             )
-            transaction.on_commit(lambda: enqueue(push.pk))
+            if queue:
+                transaction.on_commit(lambda: enqueue(push.pk))
     except IntegrityError:
         active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
         if active is None:
@@ -363,24 +366,20 @@ class NodeApply:
         self.conn.rename(temp, path)
 
     def current_rules(self):
-        result = self.run(
-            f"{self.restore_cmd.replace('-restore', '')} -w -S {constants.IPTABLES_CHAIN} 2>/dev/null"
-        )
-        return result.stdout if result.exit_status == 0 else None
+        """The "-A" lines of vipanel's chain on the node, or None when there is no chain."""
+        result = self.run(f"{iptables_list_command(self.node)} 2>/dev/null")
+        if result.exit_status != 0:
+            return None
+        # iptables prints protocol 112 by its /etc/protocols name where it has one.
+        return [line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(result.stdout)]
 
     def expected_rules(self):
-        """`iptables -S CHAIN` as it reads once our rules are applied, to compare with the node."""
-        lines = [f"-N {constants.IPTABLES_CHAIN}"]
-        for line in self.rules.decode().splitlines():
-            if line.startswith("-A "):
-                lines.append(line)
-        return "\n".join(lines) + "\n"
+        return iptables_rule_lines(self.rules.decode())
 
     def apply_rules(self, rules: bytes):
-        self.check(self.run(f"{self.restore_cmd} -w --test --noflush", stdin=rules),
+        self.check(self.run(f"{self.restore_cmd} --test", stdin=rules),
                    "iptables-restore --test rejected the rules")
-        self.check(self.run(f"{self.restore_cmd} -w --noflush", stdin=rules),
-                   "iptables-restore failed")
+        self.check(self.run(self.restore_cmd, stdin=rules), "iptables-restore failed")
         self.check(self.run(iptables_jump_command(self.node)), "could not add the jump to the chain")
 
     def restore(self, had_file, rules_before):
@@ -391,10 +390,11 @@ class NodeApply:
             else:
                 self.run(f"rm -f {ssh_quote(self.path)}")
             if rules_before is not None:
-                restore = "*filter\n" + f":{constants.IPTABLES_CHAIN} - [0:0]\n" + "".join(
-                    line + "\n" for line in rules_before.splitlines() if line.startswith("-A ")
-                ) + "COMMIT\n"
-                self.run(f"{self.restore_cmd} -w --noflush", stdin=restore.encode())
+                restore = "".join(
+                    line + "\n"
+                    for line in ["*filter", f":{constants.IPTABLES_CHAIN} - [0:0]", *rules_before, "COMMIT"]
+                )
+                self.run(self.restore_cmd, stdin=restore.encode())
             if had_file:
                 self.run(self.cluster.reload_command, timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
         except ssh.SSHError as e:

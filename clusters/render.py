@@ -341,3 +341,13 @@ def iptables_jump_command(node) -> str:
     tool = _firewall(node)[0]
     chain = constants.IPTABLES_CHAIN
     return f"{tool} -w -C INPUT -j {chain} 2>/dev/null || {tool} -w -I INPUT 1 -j {chain}"
+
+
+def iptables_list_command(node) -> str:
+    """Lists vipanel's chain as `iptables -S` prints it (exit non-zero when it does not exist)."""
+    return f"{_firewall(node)[0]} -w -S {constants.IPTABLES_CHAIN}"
+
+
+def iptables_rule_lines(rules: str) -> list[str]:
+    """The "-A" lines of render_iptables output, comparable with iptables_list_command's."""
+    return [line for line in rules.splitlines() if line.startswith("-A ")]
