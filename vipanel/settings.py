@@ -151,7 +151,8 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "vipanel.sqlite3",
+            # VIPANEL_SQLITE_PATH lets a worker started by the tests open the test database.
+            "NAME": os.environ.get("VIPANEL_SQLITE_PATH", DATA_DIR / "vipanel.sqlite3"),
             # A file, not memory, so that a Celery worker started by the tests sees the same data.
             "TEST": {"NAME": DATA_DIR / "test-vipanel.sqlite3"},
             "OPTIONS": {
