@@ -31,11 +31,16 @@ def encrypt(plaintext: str) -> str:
     return PREFIX + fernet().encrypt(plaintext.encode()).decode()
 
 
-def decrypt(stored: str) -> str:
+def _ciphertext(stored: str) -> bytes:
     if not stored.startswith(PREFIX):
         raise ImproperlyConfigured("an encrypted column holds a value that is not encrypted")
+    return stored[len(PREFIX):].encode()
+
+
+def decrypt(stored: str) -> str:
+    token = _ciphertext(stored)
     try:
-        return fernet().decrypt(stored[len(PREFIX):].encode()).decode()
+        return fernet().decrypt(token).decode()
     except InvalidToken:
         raise ImproperlyConfigured(
             "a stored secret cannot be decrypted with FIELD_ENCRYPTION_KEY: "
@@ -45,7 +50,14 @@ def decrypt(stored: str) -> str:
 
 def rotate(stored: str) -> str:
     """Re-encrypt with the first key (after a new key was put first)."""
-    return PREFIX + fernet().rotate(stored[len(PREFIX):].encode()).decode()
+    token = _ciphertext(stored)
+    try:
+        return PREFIX + fernet().rotate(token).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            "a stored secret cannot be decrypted with any key in FIELD_ENCRYPTION_KEY: "
+            "keep the old key after the new one until every value is rotated"
+        ) from None
 
 
 class EncryptedTextField(models.TextField):
