@@ -5,15 +5,24 @@ from django import forms
 from clusters.models import Cluster, Node, SSHCredential, VirtualIP
 
 
-class WriteOnlySecretsForm(forms.ModelForm):
-    """Secret fields never render the stored value; left empty on an edit, the value is kept.
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value, not even the one just submitted with an error."""
 
-    `secret_fields` are write-only; those also in `clearable_secret_fields` get a "remove" box,
-    since an empty field cannot mean "remove" when it already means "keep".
+    def format_value(self, value):
+        return None
+
+
+class WriteOnlySecretsForm(forms.ModelForm):
+    """Secret fields never render a value; left empty on an edit, the stored value is kept.
+
+    `secret_fields` are write-only; `multiline_secret_fields` (a private key) get a textarea, the
+    others a password input. A secret that may be removed gets a declared `clear_<name>` box,
+    since an empty field cannot mean "remove" when it already means "keep". The boxes are
+    declared on the class (so the admin lays them out) and dropped when adding.
     """
 
     secret_fields = ()
-    clearable_secret_fields = ()
+    multiline_secret_fields = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -21,19 +30,23 @@ class WriteOnlySecretsForm(forms.ModelForm):
         for name in self.secret_fields:
             field = self.fields[name]
             attrs = {"autocomplete": "new-password"}
-            if isinstance(field.widget, forms.Textarea):
-                attrs.update(rows=6, placeholder="(stored; paste a new one to replace it)" if editing else "")
-                field.widget = forms.Textarea(attrs=attrs)
+            if name in self.multiline_secret_fields:
+                attrs["rows"] = 6
+                if editing:
+                    attrs["placeholder"] = "(stored; paste a new one to replace it)"
+                field.widget = WriteOnlyTextarea(attrs=attrs)
             else:
                 field.widget = forms.PasswordInput(attrs=attrs, render_value=False)
             if editing:
                 field.required = False
                 field.help_text = "Stored encrypted, never shown. Leave empty to keep it."
-        if editing:
-            for name in self.clearable_secret_fields:
-                self.fields[f"clear_{name}"] = forms.BooleanField(
-                    required=False, label=f"Remove the stored {self.fields[name].label.lower()}"
-                )
+        for name in self.clear_field_names():
+            if not editing:
+                del self.fields[name]
+
+    @classmethod
+    def clear_field_names(cls):
+        return [f"clear_{name}" for name in cls.secret_fields if f"clear_{name}" in cls.base_fields]
 
     def get_initial_for_field(self, field, field_name):
         if field_name in self.secret_fields:
@@ -53,24 +66,29 @@ class WriteOnlySecretsForm(forms.ModelForm):
 
 class SSHCredentialForm(WriteOnlySecretsForm):
     secret_fields = ("private_key", "passphrase")
-    clearable_secret_fields = ("passphrase",)
+    multiline_secret_fields = ("private_key",)
+
+    clear_passphrase = forms.BooleanField(required=False, label="Remove the stored passphrase")
 
     class Meta:
         model = SSHCredential
-        fields = ["name", "username", "private_key", "passphrase"]
+        fields = ["name", "username", "private_key", "passphrase", "clear_passphrase"]
 
 
 class ClusterForm(WriteOnlySecretsForm):
     secret_fields = ("auth_pass",)
-    clearable_secret_fields = ("auth_pass",)
+
+    clear_auth_pass = forms.BooleanField(
+        required=False, label="Remove the stored auth_pass (no VRRP authentication)"
+    )
 
     class Meta:
         model = Cluster
         fields = [
             "name", "network", "virtual_router_id", "interface", "advert_int", "auth_pass",
-            "unicast", "preempt", "preempt_delay", "check_script", "check_interval",
-            "check_weight", "check_fall", "check_rise", "config_path", "reload_command",
-            "credential",
+            "clear_auth_pass", "unicast", "preempt", "preempt_delay", "check_script",
+            "check_interval", "check_weight", "check_fall", "check_rise", "config_path",
+            "reload_command", "credential",
         ]
 
 

@@ -8,6 +8,7 @@ API all call full_clean(), so they all get the same errors, each keyed by the fi
 import ipaddress
 import secrets
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -63,6 +64,12 @@ class NodeAddressField(models.GenericIPAddressField):
                 code="invalid",
             )
         return super().to_python(value)
+
+    def formfield(self, **kwargs):
+        # Django's form field would strip the zone id before the model could refuse it.
+        return models.Field.formfield(
+            self, **{"form_class": forms.CharField, "max_length": 39, **kwargs}
+        )
 
 
 class VIPHostField(models.CharField):
@@ -272,7 +279,7 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
 
     def clean(self):
         errors = {}
-        net = _parsed(validators.parse_network, self.network)
+        net = _parsed(validators.parse_network, self.network) if self.field_ok("network") else None
         if net is not None:
             # One spelling per segment (192.0.2.7/24 and 192.0.2.0/255.255.255.0 are both
             # 192.0.2.0/24), so the unique constraint compares like with like.
@@ -460,7 +467,7 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     def clean(self):
         errors = {}
         try:
-            ip = validators.parse_address(self.address)
+            ip = validators.parse_address(self.address) if self.field_ok("address") else None
         except ValueError:
             ip = None  # the field has reported it
         if self.cluster_id is not None:
@@ -557,7 +564,7 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
         return ipaddress.ip_interface(self.address).ip
 
     def clean(self):
-        iface = _parsed(validators.parse_vip, self.address)
+        iface = _parsed(validators.parse_vip, self.address) if self.field_ok("address") else None
         if iface is None:
             return  # the field validator has reported it
         # One spelling per address (IPv6 compressed, netmask as a prefix length).
