@@ -1,0 +1,12 @@
+"""Settings for the test suite: production settings, with Celery on a Redis db of its own.
+
+Redis db 0 may belong to a panel running on the same machine (make run), whose worker would
+otherwise take the tests' tasks.
+"""
+
+import os
+
+from vipanel.settings import *  # noqa: F403
+
+REDIS_URL = os.environ.get("VIPANEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+CELERY_BROKER_URL = REDIS_URL
