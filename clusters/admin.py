@@ -6,8 +6,19 @@ from clusters.forms import ClusterForm, SSHCredentialForm
 from clusters.models import Cluster, Node, SSHCredential, VirtualIP
 
 
+class WriteOnlySecretsAdmin(admin.ModelAdmin):
+    """Lays out the form's "remove the stored secret" boxes only where they exist: on a change."""
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None:
+            clear = set(self.form.clear_field_names())
+            fields = [f for f in fields if f not in clear]
+        return fields
+
+
 @admin.register(SSHCredential)
-class SSHCredentialAdmin(admin.ModelAdmin):
+class SSHCredentialAdmin(WriteOnlySecretsAdmin):
     form = SSHCredentialForm
     list_display = ["name", "username", "updated"]
     search_fields = ["name", "username"]
@@ -25,7 +36,7 @@ class VirtualIPInline(admin.TabularInline):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(WriteOnlySecretsAdmin):
     form = ClusterForm
     list_display = ["name", "network", "virtual_router_id", "interface", "unicast"]
     search_fields = ["name", "network"]
