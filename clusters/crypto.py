@@ -34,7 +34,7 @@ def encrypt(plaintext: str) -> str:
 def _ciphertext(stored: str) -> bytes:
     if not stored.startswith(PREFIX):
         raise ImproperlyConfigured("an encrypted column holds a value that is not encrypted")
-    return stored[len(PREFIX):].encode()
+    return stored[len(PREFIX) :].encode()
 
 
 def decrypt(stored: str) -> str:

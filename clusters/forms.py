@@ -85,17 +85,39 @@ class ClusterForm(WriteOnlySecretsForm):
     class Meta:
         model = Cluster
         fields = [
-            "name", "network", "virtual_router_id", "interface", "advert_int", "auth_pass",
-            "clear_auth_pass", "unicast", "preempt", "preempt_delay", "check_script",
-            "check_interval", "check_weight", "check_fall", "check_rise", "config_path",
-            "reload_command", "credential",
+            "name",
+            "network",
+            "virtual_router_id",
+            "interface",
+            "advert_int",
+            "auth_pass",
+            "clear_auth_pass",
+            "unicast",
+            "preempt",
+            "preempt_delay",
+            "check_script",
+            "check_interval",
+            "check_weight",
+            "check_fall",
+            "check_rise",
+            "config_path",
+            "reload_command",
+            "credential",
         ]
 
 
 class NodeForm(forms.ModelForm):
     class Meta:
         model = Node
-        fields = ["name", "address", "ssh_port", "priority", "interface", "credential", "maintenance"]
+        fields = [
+            "name",
+            "address",
+            "ssh_port",
+            "priority",
+            "interface",
+            "credential",
+            "maintenance",
+        ]
 
 
 class VirtualIPForm(forms.ModelForm):

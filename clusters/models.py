@@ -40,6 +40,13 @@ def _parsed(parse, value):
         return None
 
 
+def _parsed_address(value):
+    try:
+        return validators.parse_address(value)
+    except ValueError:
+        return None
+
+
 def _nearest_free(wanted, used, lo, hi):
     """The free value closest to wanted (below first: a new node is usually a backup)."""
     for distance in range(1, hi - lo + 1):
@@ -301,15 +308,23 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         """Other clusters whose network overlaps net: the same segment as far as VRRP goes."""
         for other in Cluster.objects.exclude(pk=self.pk).order_by("name"):
             other_net = _parsed(validators.parse_network, other.network)
-            if other_net is not None and other_net.version == net.version and other_net.overlaps(net):
+            if (
+                other_net is not None
+                and other_net.version == net.version
+                and other_net.overlaps(net)
+            ):
                 yield other
 
     def _check_vrid(self, errors, net, vrid):
         for other in self._overlapping_clusters(net):
             if other.virtual_router_id == vrid:
                 free = self.free_vrid()
-                advice = f"Pick another VRID, e.g. {free}." if free else (
-                    "Every VRID is taken on this segment: split the segment or retire a cluster."
+                advice = (
+                    f"Pick another VRID, e.g. {free}."
+                    if free
+                    else (
+                        "Every VRID is taken on this segment: split the segment or retire a cluster."
+                    )
                 )
                 errors["virtual_router_id"] = (
                     f"VRID {vrid} is already used by cluster '{other.name}' on {other.network}, "
@@ -330,7 +345,9 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
     def _check_against_nodes(self, errors, net):
         nodes = list(self.nodes.all())
         if self.unicast and len(nodes) == 1:
-            errors["unicast"] = "Unicast needs at least two nodes: add another node or use multicast."
+            errors["unicast"] = (
+                "Unicast needs at least two nodes: add another node or use multicast."
+            )
         weight = _checked_int(
             self.check_weight, constants.CHECK_WEIGHT_MIN, constants.CHECK_WEIGHT_MAX
         )
@@ -344,7 +361,8 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                     "FAULT."
                 )
         if not self.unicast and net is not None:
-            outside = [n.name for n in nodes if validators.parse_address(n.address) not in net]
+            addresses = [(n.name, _parsed_address(n.address)) for n in nodes]
+            outside = [name for name, ip in addresses if ip is not None and ip not in net]
             if outside:
                 errors["network"] = (
                     f"Nodes {', '.join(outside)} are outside {net}; multicast VRRP needs every "
@@ -362,7 +380,9 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         if not nodes:
             errors["nodes"] = "Add at least one node."
         if self.unicast and len(nodes) < 2:
-            errors["unicast"] = "Unicast needs at least two nodes: add another node or use multicast."
+            errors["unicast"] = (
+                "Unicast needs at least two nodes: add another node or use multicast."
+            )
         if not self.vips.exists():
             errors["vips"] = "Add at least one virtual IP."
         missing = [n.name for n in nodes if n.ssh_credential is None]
@@ -441,7 +461,9 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
                 fields=["cluster", "priority"],
                 name="%(app_label)s_%(class)s_unique_priority_per_cluster",
             ),
-            models.UniqueConstraint(fields=["address"], name="%(app_label)s_%(class)s_unique_address"),
+            models.UniqueConstraint(
+                fields=["address"], name="%(app_label)s_%(class)s_unique_address"
+            ),
             models.CheckConstraint(
                 condition=models.Q(priority__gte=constants.PRIORITY_MIN)
                 & models.Q(priority__lte=constants.PRIORITY_MAX),
@@ -466,10 +488,8 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
 
     def clean(self):
         errors = {}
-        try:
-            ip = validators.parse_address(self.address) if self.field_ok("address") else None
-        except ValueError:
-            ip = None  # the field has reported it
+        # None when the field has reported the address.
+        ip = _parsed_address(self.address) if self.field_ok("address") else None
         if self.cluster_id is not None:
             siblings = Node.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
             if self.name and self.field_ok("name") and siblings.filter(name=self.name).exists():

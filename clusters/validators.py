@@ -41,10 +41,8 @@ def validate_one_line(value):
 def validate_interface(value):
     # Linux refuses '/', ':' and whitespace in names; we also refuse anything that could escape
     # a keepalived keyword or an iptables argument, so this alphabet is narrower than the kernel's.
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,%d}" % constants.INTERFACE_NAME_MAX, value) or value in (
-        ".",
-        "..",
-    ):
+    pattern = rf"[A-Za-z0-9_.-]{{1,{constants.INTERFACE_NAME_MAX}}}"
+    if not re.fullmatch(pattern, value) or value in (".", ".."):
         raise ValidationError(
             "Use a Linux interface name of 1-%(max)d characters: letters, digits, '_', '.' or '-' "
             "(for example eth0 or ens3).",
@@ -145,9 +143,14 @@ def parse_vip(value):
             "A virtual IP must be a unicast address hosts can reach; %(ip)s is not.",
             params={"ip": str(ip)},
         )
-    if iface.version == 4 and iface.network.prefixlen < 31 and ip in (
-        iface.network.network_address,
-        iface.network.broadcast_address,
+    if (
+        iface.version == 4
+        and iface.network.prefixlen < 31
+        and ip
+        in (
+            iface.network.network_address,
+            iface.network.broadcast_address,
+        )
     ):
         raise ValidationError(
             "%(ip)s is the network or broadcast address of %(net)s; pick a host address.",
@@ -176,7 +179,11 @@ def validate_node_address(value):
 
 def validate_absolute_path(value):
     # The path is quoted for the shell anyway; the narrow alphabet keeps logs and configs readable.
-    if not re.fullmatch(r"/[A-Za-z0-9._/-]{1,254}", value) or "/../" in value + "/" or "//" in value:
+    if (
+        not re.fullmatch(r"/[A-Za-z0-9._/-]{1,254}", value)
+        or "/../" in value + "/"
+        or "//" in value
+    ):
         raise ValidationError(
             "Use an absolute path of letters, digits, '.', '_', '-' and '/', without '..', "
             "for example /etc/keepalived/keepalived.conf."
@@ -188,9 +195,7 @@ def validate_absolute_path(value):
 def validate_check_script(value):
     # keepalived splits the script line on spaces and runs it without a shell; quotes or shell
     # syntax would be passed literally (or break the quoted string), so they are refused.
-    if len(value) > 255 or not re.fullmatch(
-        r"/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@%+-]+)*", value
-    ):
+    if len(value) > 255 or not re.fullmatch(r"/[A-Za-z0-9._/-]+( [A-Za-z0-9._/:=,@%+-]+)*", value):
         raise ValidationError(
             "Use an absolute path to an executable, optionally followed by arguments made of "
             "letters, digits and . _ / : = , @ % + -, separated by single spaces (no shell "

@@ -176,17 +176,24 @@ def test_the_node_inline_shows_a_duplicate_priority_on_its_field(admin_client, c
 
 def test_the_node_admin_shows_a_duplicate_priority_on_its_field(admin_client, cluster):
     data = {
-        "cluster": cluster.pk, "name": "web-3", "address": "192.0.2.13", "ssh_port": 22,
+        "cluster": cluster.pk,
+        "name": "web-3",
+        "address": "192.0.2.13",
+        "ssh_port": 22,
         "priority": 110,
     }
     response = admin_client.post(url(Node, "add"), data)
     assert response.status_code == 200
-    assert "already used by node 'web-2'" in response.context["adminform"].form.errors["priority"][0]
+    assert (
+        "already used by node 'web-2'" in response.context["adminform"].form.errors["priority"][0]
+    )
     assert cluster.nodes.count() == 2
 
 
 def test_the_vip_admin_shows_a_taken_address_on_its_field(admin_client, cluster):
     other = Cluster.objects.create(name="db", network="198.51.100.0/24", virtual_router_id=52)
-    response = admin_client.post(url(VirtualIP, "add"), {"cluster": other.pk, "address": "192.0.2.100/26"})
+    response = admin_client.post(
+        url(VirtualIP, "add"), {"cluster": other.pk, "address": "192.0.2.100/26"}
+    )
     assert response.status_code == 200
     assert "cluster 'web'" in response.context["adminform"].form.errors["address"][0]

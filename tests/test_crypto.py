@@ -23,7 +23,9 @@ def raw(model, column, pk):
     """The column as stored, read past the ORM (no from_db_value)."""
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {connection.ops.quote_name(column)} FROM {table} WHERE id = %s", [pk])
+        cursor.execute(
+            f"SELECT {connection.ops.quote_name(column)} FROM {table} WHERE id = %s", [pk]
+        )
         return cursor.fetchone()[0]
 
 
@@ -34,7 +36,10 @@ def secrets_stored(db):
         name="ops", username="root", private_key=key, passphrase=PASSPHRASE
     )
     cluster = Cluster.objects.create(
-        name="web", network="192.0.2.0/24", virtual_router_id=51, auth_pass=AUTH_PASS,
+        name="web",
+        network="192.0.2.0/24",
+        virtual_router_id=51,
+        auth_pass=AUTH_PASS,
         credential=credential,
     )
     return credential, cluster, key
@@ -73,8 +78,12 @@ def test_secrets_round_trip(secrets_stored):
 
 
 def test_the_same_secret_encrypts_differently_each_time(db):
-    a = Cluster.objects.create(name="a", network="192.0.2.0/24", virtual_router_id=1, auth_pass="same")
-    b = Cluster.objects.create(name="b", network="192.0.2.0/24", virtual_router_id=2, auth_pass="same")
+    a = Cluster.objects.create(
+        name="a", network="192.0.2.0/24", virtual_router_id=1, auth_pass="same"
+    )
+    b = Cluster.objects.create(
+        name="b", network="192.0.2.0/24", virtual_router_id=2, auth_pass="same"
+    )
     assert raw(Cluster, "auth_pass", a.pk) != raw(Cluster, "auth_pass", b.pk)
 
 
@@ -115,7 +124,9 @@ def test_a_malformed_key_is_a_clear_configuration_error(db, settings, value):
 def test_a_plaintext_value_in_an_encrypted_column_is_refused(secrets_stored):
     _, cluster, _ = secrets_stored
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE clusters_cluster SET auth_pass = %s WHERE id = %s", ["leaked", cluster.pk])
+        cursor.execute(
+            "UPDATE clusters_cluster SET auth_pass = %s WHERE id = %s", ["leaked", cluster.pk]
+        )
     with pytest.raises(ImproperlyConfigured, match="not encrypted"):
         Cluster.objects.get(pk=cluster.pk)
 

@@ -59,7 +59,9 @@ def cluster_with_auth(cluster):
 
 
 def test_cluster_form_reports_a_duplicate_vrid_on_the_field(cluster):
-    form = ClusterForm(data=form_data(ClusterForm(), name="db", network="192.0.2.128/25", virtual_router_id=51))
+    form = ClusterForm(
+        data=form_data(ClusterForm(), name="db", network="192.0.2.128/25", virtual_router_id=51)
+    )
     assert not form.is_valid()
     assert "already used by cluster 'web'" in form.errors["virtual_router_id"][0]
     assert not form.non_field_errors()
@@ -91,7 +93,9 @@ def test_cluster_form_reports_rules_on_their_field(cluster, changes, field):
 
 def test_cluster_form_reports_a_weak_check_weight(cluster):
     form = ClusterForm(
-        data=form_data(ClusterForm(instance=cluster), check_script="/usr/bin/pgrep haproxy", check_weight=-5),
+        data=form_data(
+            ClusterForm(instance=cluster), check_script="/usr/bin/pgrep haproxy", check_weight=-5
+        ),
         instance=cluster,
     )
     assert not form.is_valid()
@@ -99,7 +103,11 @@ def test_cluster_form_reports_a_weak_check_weight(cluster):
 
 
 def test_cluster_form_saves_a_normalized_network(db):
-    form = ClusterForm(data=form_data(ClusterForm(), name="db", network="198.51.100.9/255.255.255.0", virtual_router_id=52))
+    form = ClusterForm(
+        data=form_data(
+            ClusterForm(), name="db", network="198.51.100.9/255.255.255.0", virtual_router_id=52
+        )
+    )
     assert form.is_valid(), form.errors
     assert form.save().network == "198.51.100.0/24"
 
@@ -107,15 +115,19 @@ def test_cluster_form_saves_a_normalized_network(db):
 def node_form(cluster, **changes):
     instance = Node(cluster=cluster)
     values = {"name": "web-3", "address": "192.0.2.13", "priority": 100, "ssh_port": 22}
-    return NodeForm(data=form_data(NodeForm(instance=instance), **{**values, **changes}), instance=instance)
+    return NodeForm(
+        data=form_data(NodeForm(instance=instance), **{**values, **changes}), instance=instance
+    )
 
 
 def test_node_form_reports_a_duplicate_priority_on_the_field(cluster):
     form = node_form(cluster, priority=110)
     assert not form.is_valid()
     assert form.errors["priority"] == [
-        "Priority 110 is already used by node 'web-2'; every node of a cluster needs its own "
-        "priority. Pick another, e.g. 109."
+        (
+            "Priority 110 is already used by node 'web-2'; every node of a cluster needs its "
+            "own priority. Pick another, e.g. 109."
+        )
     ]
     assert not form.non_field_errors()
 
@@ -149,7 +161,12 @@ def test_node_form_saves_a_valid_node(cluster):
 
 def vip_form(cluster, **changes):
     instance = VirtualIP(cluster=cluster)
-    return VirtualIPForm(data=form_data(VirtualIPForm(instance=instance), **{"address": "192.0.2.101/24", **changes}), instance=instance)
+    return VirtualIPForm(
+        data=form_data(
+            VirtualIPForm(instance=instance), **{"address": "192.0.2.101/24", **changes}
+        ),
+        instance=instance,
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,7 +197,9 @@ def test_vip_form_saves_a_normalized_address(cluster):
 
 
 def test_credential_form_reports_a_bad_key_and_user_on_their_fields(db):
-    form = SSHCredentialForm(data={"name": "x", "username": "Root", "private_key": "ssh-ed25519 AAAA"})
+    form = SSHCredentialForm(
+        data={"name": "x", "username": "Root", "private_key": "ssh-ed25519 AAAA"}
+    )
     assert not form.is_valid()
     assert set(form.errors) == {"username", "private_key"}
 
@@ -192,10 +211,14 @@ def test_secret_fields_use_inputs_that_do_not_echo(credential_with_passphrase, c
     credential_form = SSHCredentialForm(instance=credential_with_passphrase)
     assert isinstance(credential_form.fields["passphrase"].widget, forms.PasswordInput)
     assert isinstance(credential_form.fields["private_key"].widget, forms.Textarea)
-    assert isinstance(ClusterForm(instance=cluster_with_auth).fields["auth_pass"].widget, forms.PasswordInput)
+    assert isinstance(
+        ClusterForm(instance=cluster_with_auth).fields["auth_pass"].widget, forms.PasswordInput
+    )
 
 
-def test_an_edit_form_never_renders_the_stored_secrets(credential_with_passphrase, cluster_with_auth):
+def test_an_edit_form_never_renders_the_stored_secrets(
+    credential_with_passphrase, cluster_with_auth
+):
     html = str(SSHCredentialForm(instance=credential_with_passphrase))
     assert_no_secret(html, credential_with_passphrase.private_key, PASSPHRASE)
     html = str(ClusterForm(instance=cluster_with_auth))
@@ -227,13 +250,21 @@ def test_leaving_secrets_empty_keeps_them(credential_with_passphrase):
     assert form.is_valid(), form.errors
     form.save()
     stored = SSHCredential.objects.get(pk=credential_with_passphrase.pk)
-    assert (stored.username, stored.private_key, stored.passphrase) == ("deploy", original_key, PASSPHRASE)
+    assert (stored.username, stored.private_key, stored.passphrase) == (
+        "deploy",
+        original_key,
+        PASSPHRASE,
+    )
 
 
 def test_a_new_secret_replaces_the_stored_one(credential_with_passphrase):
     new_key = make_private_key()
     form = SSHCredentialForm(
-        data=form_data(SSHCredentialForm(instance=credential_with_passphrase), private_key=new_key, passphrase="new one"),
+        data=form_data(
+            SSHCredentialForm(instance=credential_with_passphrase),
+            private_key=new_key,
+            passphrase="new one",
+        ),
         instance=credential_with_passphrase,
     )
     assert form.is_valid(), form.errors
@@ -245,7 +276,9 @@ def test_a_new_secret_replaces_the_stored_one(credential_with_passphrase):
 def test_the_remove_box_clears_the_passphrase(credential_with_passphrase):
     original_key = credential_with_passphrase.private_key
     form = SSHCredentialForm(
-        data=form_data(SSHCredentialForm(instance=credential_with_passphrase), clear_passphrase="on"),
+        data=form_data(
+            SSHCredentialForm(instance=credential_with_passphrase), clear_passphrase="on"
+        ),
         instance=credential_with_passphrase,
     )
     assert form.is_valid(), form.errors
@@ -272,7 +305,10 @@ def test_a_private_key_is_required_when_adding(db):
     [({}, AUTH_PASS), ({"auth_pass": "other1"}, "other1"), ({"clear_auth_pass": "on"}, "")],
 )
 def test_auth_pass_is_kept_replaced_or_removed(cluster_with_auth, changes, stored):
-    form = ClusterForm(data=form_data(ClusterForm(instance=cluster_with_auth), **changes), instance=cluster_with_auth)
+    form = ClusterForm(
+        data=form_data(ClusterForm(instance=cluster_with_auth), **changes),
+        instance=cluster_with_auth,
+    )
     assert form.is_valid(), form.errors
     form.save()
     assert Cluster.objects.get(pk=cluster_with_auth.pk).auth_pass == stored

@@ -78,7 +78,9 @@ def test_it_rejects_vrid_out_of_range(db, vrid):
 
 
 def test_it_rejects_duplicate_vrid_on_the_same_network(cluster):
-    [message] = refused(new_cluster(network="192.0.2.0/24", virtual_router_id=51), "virtual_router_id")
+    [message] = refused(
+        new_cluster(network="192.0.2.0/24", virtual_router_id=51), "virtual_router_id"
+    )
     assert "cluster 'web'" in message
     assert "e.g. 1." in message
 
@@ -360,7 +362,10 @@ def test_it_accepts_linux_interface_names(cluster, name):
     accepted(new_node(cluster, interface=name))
 
 
-@pytest.mark.parametrize("name", ["a" * 16, "eth 0", "eth/0", "eth:0", "eth'0", 'eth"0', "eth{0", "eth}0", ".", "..", "eth0\t"])
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 16, "eth 0", "eth/0", "eth:0", "eth'0", 'eth"0', "eth{0", "eth}0", ".", "..", "eth0\t"],
+)
 def test_it_rejects_invalid_interface_names(cluster, name):
     refused(new_cluster(interface=name), "interface")
     refused(new_node(cluster, interface=name), "interface")
@@ -398,7 +403,9 @@ def test_a_new_unicast_cluster_may_start_without_nodes_but_is_not_ready(db):
 
 
 def test_it_rejects_duplicate_node_address_across_clusters(cluster):
-    other = Cluster.objects.create(name="db", network="192.0.2.0/24", virtual_router_id=52, unicast=True)
+    other = Cluster.objects.create(
+        name="db", network="192.0.2.0/24", virtual_router_id=52, unicast=True
+    )
     [message] = refused(new_node(other, address="192.0.2.11"), "address")
     assert "Another node already has this address" in message
 
@@ -490,7 +497,9 @@ def test_it_rejects_a_check_weight_that_cannot_move_the_vips(cluster, weight):
     assert "span 10" in message
 
 
-@pytest.mark.parametrize("weight", [0, 11, -11, constants.CHECK_WEIGHT_MAX, constants.CHECK_WEIGHT_MIN])
+@pytest.mark.parametrize(
+    "weight", [0, 11, -11, constants.CHECK_WEIGHT_MAX, constants.CHECK_WEIGHT_MIN]
+)
 def test_it_accepts_a_check_weight_above_the_spread(cluster, weight):
     cluster.check_script = "/usr/bin/pgrep haproxy"
     cluster.check_weight = weight
@@ -621,7 +630,9 @@ def test_it_refuses_hostile_input(cluster, make, field, value):
     refused(make(cluster, field, value), field)
 
 
-@pytest.mark.parametrize("label, make, field, base", STRING_FIELDS, ids=[f[0] for f in STRING_FIELDS])
+@pytest.mark.parametrize(
+    "label, make, field, base", STRING_FIELDS, ids=[f[0] for f in STRING_FIELDS]
+)
 def test_the_hostile_matrix_bases_are_valid(cluster, label, make, field, base):
     # Otherwise the matrix would prove nothing: the suffix alone must make the value bad.
     accepted(make(cluster, field, base))
@@ -646,7 +657,9 @@ INTEGER_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize("value", [10**9, -(10**9), 10**30, -(2**63), 2**63, "12; reboot", "1e3", "0x10"])
+@pytest.mark.parametrize(
+    "value", [10**9, -(10**9), 10**30, -(2**63), 2**63, "12; reboot", "1e3", "0x10"]
+)
 @pytest.mark.parametrize("make, field", INTEGER_FIELDS, ids=[f[1] for f in INTEGER_FIELDS])
 def test_it_refuses_hostile_integers_with_a_field_error(cluster, make, field, value):
     refused(make(cluster, field, value), field)
@@ -753,16 +766,23 @@ def test_regex_validators_are_anchored_with_backslash_z(validator):
 # --- paths and scripts ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/etc/keepalived/keepalived.conf", "/etc/kad/k.conf", "/a"]
-)
+@pytest.mark.parametrize("path", ["/etc/keepalived/keepalived.conf", "/etc/kad/k.conf", "/a"])
 def test_it_accepts_absolute_config_paths(db, path):
     accepted(new_cluster(config_path=path))
 
 
 @pytest.mark.parametrize(
     "path",
-    ["etc/keepalived.conf", "/etc/../shadow", "/etc/..", "//etc/k.conf", "/etc/", "/", "/etc/k conf", "/" + "a" * 255],
+    [
+        "etc/keepalived.conf",
+        "/etc/../shadow",
+        "/etc/..",
+        "//etc/k.conf",
+        "/etc/",
+        "/",
+        "/etc/k conf",
+        "/" + "a" * 255,
+    ],
 )
 def test_it_refuses_relative_traversing_or_odd_config_paths(db, path):
     refused(new_cluster(config_path=path), "config_path")
@@ -777,7 +797,15 @@ def test_it_accepts_a_check_script_with_plain_arguments(db, script):
 
 @pytest.mark.parametrize(
     "script",
-    ["pgrep haproxy", "/usr/bin/pgrep  haproxy", "/usr/bin/pgrep haproxy ", "/bin/sh -c 'x'", "/bin/a|b", "/bin/a & b", "/" + "a" * 255],
+    [
+        "pgrep haproxy",
+        "/usr/bin/pgrep  haproxy",
+        "/usr/bin/pgrep haproxy ",
+        "/bin/sh -c 'x'",
+        "/bin/a|b",
+        "/bin/a & b",
+        "/" + "a" * 255,
+    ],
 )
 def test_it_refuses_a_check_script_with_shell_syntax(db, script):
     refused(new_cluster(check_script=script), "check_script")
@@ -817,7 +845,9 @@ def _integrity_error(create):
 
 def test_the_database_refuses_duplicate_priority_without_clean(cluster):
     _integrity_error(
-        lambda: Node.objects.create(cluster=cluster, name="web-3", address="192.0.2.13", priority=110)
+        lambda: Node.objects.create(
+            cluster=cluster, name="web-3", address="192.0.2.13", priority=110
+        )
     )
     assert cluster.nodes.count() == 2
 
@@ -838,7 +868,9 @@ def test_the_database_refuses_duplicate_node_address_without_clean(cluster):
 @pytest.mark.parametrize("priority", [0, 255])
 def test_the_database_refuses_priority_out_of_range_without_clean(cluster, priority):
     _integrity_error(
-        lambda: Node.objects.create(cluster=cluster, name="x", address="192.0.2.13", priority=priority)
+        lambda: Node.objects.create(
+            cluster=cluster, name="x", address="192.0.2.13", priority=priority
+        )
     )
 
 
@@ -858,10 +890,15 @@ def test_the_database_refuses_duplicate_vrid_per_network_without_clean(cluster):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("virtual_router_id", 0), ("virtual_router_id", 256), ("advert_int", 0), ("advert_int", 256)]
+    "field, value",
+    [("virtual_router_id", 0), ("virtual_router_id", 256), ("advert_int", 0), ("advert_int", 256)],
 )
 def test_the_database_refuses_ranges_without_clean(db, field, value):
-    _integrity_error(lambda: Cluster.objects.create(**{"name": "x", "network": "198.51.100.0/24", "virtual_router_id": 9, field: value}))
+    _integrity_error(
+        lambda: Cluster.objects.create(
+            **{"name": "x", "network": "198.51.100.0/24", "virtual_router_id": 9, field: value}
+        )
+    )
 
 
 def test_the_database_refuses_preempt_delay_without_preempt(db):
@@ -872,7 +909,9 @@ def test_the_database_refuses_preempt_delay_without_preempt(db):
     )
 
 
-@pytest.mark.parametrize("address", ["192.0.2.100/24", "192.0.2.100/25", "192.0.2.100/255.255.255.128"])
+@pytest.mark.parametrize(
+    "address", ["192.0.2.100/24", "192.0.2.100/25", "192.0.2.100/255.255.255.128"]
+)
 def test_the_database_refuses_one_vip_in_two_clusters_without_clean(cluster, address):
     other = Cluster.objects.create(name="db", network="198.51.100.0/24", virtual_router_id=52)
     _integrity_error(lambda: VirtualIP.objects.create(cluster=other, address=address))
