@@ -16,6 +16,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 MODELS = [SSHCredential, Cluster, Node, VirtualIP]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    # Creating the superuser for every test with PBKDF2 costs most of this module's run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def secrets(cluster, credential):
     credential.passphrase = PASSPHRASE
