@@ -9,6 +9,7 @@ import ipaddress
 import secrets
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -632,3 +633,190 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
                     "IPs; remove one first or make another cluster."
                 }
             )
+
+
+# --- Operations: pushes, observed state, failover history, audit ---------------------------
+
+
+class ConfigPush(models.Model):
+    """A rolling push of a cluster's rendered configs, one PushStep per node."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+    RESUMABLE_STATES = (State.FAILED, State.INTERRUPTED)
+
+    class Kind(models.TextChoices):
+        PUSH = "push"
+        MAINTENANCE = "maintenance"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="pushes")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PUSH)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    # Renewed by the worker while it runs; a stale one means the worker died (interrupted).
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, help_text="Why the push failed or was interrupted.")
+    log = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster"],
+                condition=models.Q(state__in=["queued", "running"]),
+                name="%(app_label)s_%(class)s_one_active_per_cluster",
+                violation_error_message="Another push of this cluster is queued or running.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"push #{self.pk} of {self.cluster}"
+
+    @property
+    def is_active(self):
+        return self.state in self.ACTIVE_STATES
+
+    @property
+    def is_resumable(self):
+        return self.state in self.RESUMABLE_STATES
+
+
+class PushStep(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        UNCHANGED = "unchanged"
+        APPLIED = "applied"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+
+    DONE_STATES = (State.UNCHANGED, State.APPLIED, State.SKIPPED)
+
+    push = models.ForeignKey(ConfigPush, on_delete=models.CASCADE, related_name="steps")
+    node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, related_name="+")
+    node_name = models.CharField(max_length=63)
+    position = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    detail = models.TextField(blank=True)
+    # keepalived -t (or other command) exit code and output, kept for the operator.
+    exit_code = models.IntegerField(null=True, blank=True)
+    output = models.TextField(blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["push", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["push", "position"], name="%(app_label)s_%(class)s_unique_position"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.node_name}: {self.state}"
+
+    @property
+    def is_done(self):
+        return self.state in self.DONE_STATES
+
+
+class NodeState(models.Model):
+    """What the last probe of a node saw (one row per node, overwritten by each sweep)."""
+
+    node = models.OneToOneField(Node, on_delete=models.CASCADE, related_name="state")
+    checked_at = models.DateTimeField()
+    reachable = models.BooleanField(default=False)
+    keepalived_running = models.BooleanField(null=True)
+    vrrp_state = models.CharField(max_length=16, default="UNKNOWN")
+    holds = models.JSONField(default=list)
+    drift = models.BooleanField(null=True)
+    error = models.TextField(blank=True)
+    host_key_problem = models.BooleanField(default=False)
+
+
+class VipState(models.Model):
+    """Who holds a VIP now, as the panel knows it; the base that failover events are found on."""
+
+    vip = models.OneToOneField(VirtualIP, on_delete=models.CASCADE, related_name="state")
+    holder = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, related_name="+")
+    since = models.DateTimeField()
+    split_brain = models.BooleanField(default=False)
+    no_holder = models.BooleanField(default=False)
+    checked_at = models.DateTimeField()
+
+
+class FailoverEvent(models.Model):
+    class Kind(models.TextChoices):
+        FAILOVER = "failover"
+        SPLIT_BRAIN = "split_brain"
+        SPLIT_BRAIN_END = "split_brain_end"
+        NO_HOLDER = "no_holder"
+        NO_HOLDER_END = "no_holder_end"
+        DRILL = "drill"
+
+    class DetectedBy(models.TextChoices):
+        SWEEP = "sweep"
+        NOTIFY = "notify"
+        DRILL = "drill"
+        PUSH = "push"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="failovers")
+    vip = models.ForeignKey(VirtualIP, on_delete=models.SET_NULL, null=True, related_name="+")
+    # Names as they were, so history survives renames and deletions.
+    vip_address = models.CharField(max_length=50)
+    from_node = models.CharField(max_length=63, blank=True)
+    to_node = models.CharField(max_length=63, blank=True)
+    at = models.DateTimeField(db_index=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.FAILOVER)
+    detected_by = models.CharField(max_length=10, choices=DetectedBy.choices)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["cluster", "-at"], name="clusters_failover_cluster_at")]
+
+    def __str__(self):
+        return f"{self.vip_address}: {self.from_node or '-'} -> {self.to_node or '-'} ({self.kind})"
+
+
+class NotifyNonce(models.Model):
+    """Nonces of accepted notify reports, so a captured report cannot be replayed."""
+
+    nonce = models.CharField(max_length=64, unique=True)
+    received = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class AuditEntry(models.Model):
+    """Who changed or pushed what, when, and with what result. Secrets are masked before here."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changes = models.JSONField(default=dict, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.object_repr}"
