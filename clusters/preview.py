@@ -1,0 +1,78 @@
+"""What a push would change on each node: a unified diff against the node's live files.
+
+Secrets (auth_pass) are masked on both sides before diffing, so a preview never shows one.
+"""
+
+import difflib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from clusters import notify, remote, ssh
+from clusters.render import render_iptables, render_keepalived
+
+_AUTH_PASS = re.compile(r"^(\s*auth_pass\s+)\S+", re.MULTILINE)
+MASK = "********"
+
+
+def mask_secrets(text: str) -> str:
+    return _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
+
+
+@dataclass
+class NodePreview:
+    node: str
+    node_id: int
+    changed: bool | None  # None: the live file could not be read
+    diff: str
+    error: str = ""
+    maintenance: bool = False
+
+    def as_dict(self):
+        return {"node": self.node, "node_id": self.node_id, "changed": self.changed,
+                "diff": self.diff, "error": self.error, "maintenance": self.maintenance}
+
+
+def _fetch(node_target, path):
+    with remote.connect(node_target) as conn:
+        return conn.get(path), conn
+
+
+def preview_cluster(cluster):
+    """-> [NodePreview], in node order. Reads each node's config over SSH, concurrently."""
+    nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
+    rendered, targets, results = {}, {}, {}
+    for node in nodes:
+        try:
+            rendered[node.pk] = render_keepalived(node, notify_script=notify.script_path_for(node))
+            targets[node.pk] = remote.target_for(node)
+        except (ValueError, ssh.SSHError) as e:
+            results[node.pk] = NodePreview(node.name, node.pk, None, "", str(getattr(e, "message", e)))
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        futures = {pk: pool.submit(_fetch, t, cluster.config_path) for pk, t in targets.items()}
+    for node in nodes:
+        if node.pk in results:
+            continue
+        try:
+            live, conn = futures[node.pk].result()
+            remote.settle(targets[node.pk], conn, None)
+        except ssh.SSHError as e:
+            remote.settle(targets[node.pk], None, e)
+            results[node.pk] = NodePreview(node.name, node.pk, None, "", e.message, node.maintenance)
+            continue
+        old = mask_secrets((live or b"").decode(errors="replace"))
+        new = mask_secrets(rendered[node.pk])
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                fromfile=f"{node.name}:{cluster.config_path} (live)" if live is not None else "/dev/null",
+                tofile=f"{node.name}:{cluster.config_path} (vipanel)",
+            )
+        )
+        results[node.pk] = NodePreview(node.name, node.pk, bool(diff), diff, "", node.maintenance)
+    return [results[n.pk] for n in nodes]
+
+
+def preview_iptables(node):
+    return render_iptables(node)
