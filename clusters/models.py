@@ -820,3 +820,53 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.object_repr}"
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A key for the JSON API and /metrics, acting as its user with that user's role.
+
+    Only the key's SHA-256 is stored: the key itself is shown once, when it is issued, and a
+    database dump cannot be replayed against the API. The first characters stay readable
+    (`prefix`) so a token can be told apart and revoked without knowing the key.
+    """
+
+    KEY_PREFIX = "vip_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validators.validate_one_line],
+        help_text="What the token is for, e.g. 'prometheus' or 'terraform'.",
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=12, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.prefix}... ({self.user})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name=""):
+        """-> (token, key). The key is returned this once and never stored."""
+        key = cls.KEY_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, key_hash=cls.hash_key(key), prefix=key[: len(cls.KEY_PREFIX) + 6]
+        )
+        return token, key
