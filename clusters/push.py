@@ -29,6 +29,7 @@ from django.utils import timezone
 from clusters import constants, notify, remote, ssh
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
+    advertised_vips,
     iptables_jump_command,
     iptables_list_command,
     iptables_restore_command,
@@ -210,6 +211,7 @@ class Rollout:
         if all(s.state == PushStep.State.PENDING for s in steps):
             steps = self.order(steps)
         self.log(f"push started: {', '.join(s.node_name for s in steps)}")
+        applied = False
         for step in steps:
             if step.is_done:
                 continue
@@ -224,6 +226,13 @@ class Rollout:
             if not self.run_step(step, node):
                 _finish(self.push, ConfigPush.State.FAILED,
                         f"{node.name}: {step.detail} Later nodes were not touched.")
+                return
+            applied = applied or step.state == PushStep.State.APPLIED
+        if applied:
+            problem = wait_until_settled(self.cluster, final=True)
+            if problem:
+                _finish(self.push, ConfigPush.State.FAILED,
+                        f"Every node is updated, but the cluster did not settle: {problem}.")
                 return
         _finish(self.push, ConfigPush.State.SUCCEEDED)
 
@@ -339,7 +348,8 @@ class NodeApply:
         try:
             self.apply_rules(self.rules)
             self.reload()
-            self.verify()
+            self.verify(advert_change=had_file and advertised_vips(current.decode(errors="replace"))
+                        != advertised_vips(self.config.decode()))
         except (StepFailed, ssh.SSHError) as e:
             detail = e.detail if isinstance(e, StepFailed) else f"SSH failed: {e.message}"
             self.restore(had_file, rules_now)
@@ -409,46 +419,65 @@ class NodeApply:
                 (result.stderr + result.stdout).strip(),
             )
 
-    def verify(self):
-        """keepalived runs, each VIP has exactly one holder, and it is the node that should hold it.
+    def verify(self, advert_change):
+        if advert_change:
+            # The adverts' address list changed: until the holder has the new config too, old
+            # and new nodes ignore each other's adverts. Check that keepalived took the config
+            # and move on quickly; the push checks the whole cluster once every node is done.
+            result = self.run("pidof keepalived >/dev/null 2>&1")
+            if result.exit_status != 0:
+                raise StepFailed("keepalived is not running after the reload.")
+            return
+        problem = wait_until_settled(self.cluster, node=self.node)
+        if problem:
+            raise StepFailed(f"Not settled within {settle_seconds(self.cluster)}s: {problem}.")
 
-        Within 3 x advert_int plus the skew (at most one advert_int) plus a margin for SSH: a
-        backup that hears no master takes over after that long, so by then VRRP has settled.
-        """
-        advert = self.cluster.advert_int
-        deadline = time.monotonic() + 4 * advert + settings.VIPANEL_VERIFY_MARGIN
-        problem = "no probe ran"
-        while True:
-            status = probe_cluster(self.cluster)
-            problem = self.verdict(status)
-            if problem is None:
-                return
-            if time.monotonic() > deadline:
-                raise StepFailed(f"Not settled within {4 * advert + settings.VIPANEL_VERIFY_MARGIN}s: {problem}.")
-            time.sleep(0.25)
 
-    def verdict(self, status):
-        me = next((p for p in status.nodes if p.node_id == self.node.pk), None)
+def settle_seconds(cluster):
+    """3 x advert_int, plus a skew of at most one advert_int, plus a margin for SSH: a backup
+    that hears no master takes over after that long, so by then VRRP has settled."""
+    return 4 * cluster.advert_int + settings.VIPANEL_VERIFY_MARGIN
+
+
+def wait_until_settled(cluster, node=None, final=False):
+    """Probe until the cluster looks right; -> None, or what was still wrong at the deadline."""
+    deadline = time.monotonic() + settle_seconds(cluster)
+    while True:
+        problem = settle_problem(cluster, probe_cluster(cluster), node, final)
+        if problem is None or time.monotonic() > deadline:
+            return problem
+        time.sleep(0.25)
+
+
+def settle_problem(cluster, status, node=None, final=False):
+    """What is wrong with the cluster right after `node` was reloaded (None: nothing).
+
+    Mid-push, a VIP just added is held by nobody until the holder (pushed last) has it, so
+    only the advertised VIP must have exactly one holder; no VIP may have two. At the end
+    (`final`), every VIP must have exactly one holder.
+    """
+    if node is not None:
+        me = next((p for p in status.nodes if p.node_id == node.pk), None)
         if me is None or not me.reachable:
             return "the node did not answer the probe"
         if not me.keepalived_running:
             return "keepalived is not running after the reload"
         if me.vrrp_state == "FAULT":
             return "keepalived is in FAULT state"
-        for vip, holders in status.holders.items():
-            if len(holders) != 1:
-                return f"{vip} is held by {len(holders)} nodes ({', '.join(holders) or 'none'})"
-        if self.cluster.preempt:
-            priorities = dict(
-                Node.objects.filter(cluster=self.cluster).values_list("name", "priority")
-            )
-            maintenance = set(
-                Node.objects.filter(cluster=self.cluster, maintenance=True).values_list("name", flat=True)
-            )
-            running = [p.name for p in status.nodes if p.keepalived_running]
-            candidates = [n for n in running if n not in maintenance] or running
-            expected = max(candidates, key=lambda n: priorities.get(n, 0))
-            for vip, holders in status.holders.items():
+    anchor = next(iter(status.holders), None)
+    for vip, holders in status.holders.items():
+        if len(holders) > 1:
+            return f"{vip} is held by {len(holders)} nodes ({', '.join(holders)})"
+        if not holders and (final or vip == anchor):
+            return f"{vip} is held by no node"
+    if cluster.preempt and anchor is not None:
+        nodes = {n.name: n for n in cluster.nodes.all()}
+        running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
+        candidates = [n for n in running if not nodes[n].maintenance] or running
+        if candidates:
+            expected = max(candidates, key=lambda n: nodes[n].priority)
+            checked = status.holders if final else {anchor: status.holders[anchor]}
+            for vip, holders in checked.items():
                 if holders != [expected]:
                     return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
-        return None
+    return None

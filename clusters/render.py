@@ -269,7 +269,16 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
     if f.unicast:
         instance.append(f"unicast_src_ip {f.address}")
         instance += _block("unicast_peer", f.peers)
-    instance += _block("virtual_ipaddress", [f"{vip} dev {f.interface}" for vip in f.vips])
+    # Only the first VIP (the "anchor") goes into the adverts; the rest are excluded from them.
+    # keepalived discards adverts whose address list differs from its own (issue #1515), so
+    # while a push rolls an added or removed VIP through the nodes, old and new configs would
+    # otherwise disagree and every node would become master. Excluded VIPs move all the same.
+    anchor, *others = f.vips
+    instance += _block("virtual_ipaddress", [f"{anchor} dev {f.interface}"])
+    if others:
+        instance += _block(
+            "virtual_ipaddress_excluded", [f"{vip} dev {f.interface}" for vip in others]
+        )
     if f.check_script:
         instance += _block("track_script", [SCRIPT_NAME])
     if notify:
@@ -277,6 +286,12 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
     lines += [""] + _block(f"vrrp_instance {INSTANCE_PREFIX}{f.cluster}", instance)
 
     return _with_header(f, "\n".join(lines) + "\n")
+
+
+def advertised_vips(config: str) -> list[str]:
+    """The addresses a rendered (or live) keepalived.conf puts in its adverts."""
+    block = re.search(r"^\s*virtual_ipaddress \{\n(.*?)^\s*\}", config, re.MULTILINE | re.DOTALL)
+    return [line.split()[0] for line in block.group(1).splitlines()] if block else []
 
 
 def instance_name(node) -> str:

@@ -1,0 +1,126 @@
+"""The rolling push against the real lab: real sshd, real keepalived, real iptables."""
+
+import pytest
+
+from clusters.models import ConfigPush, PushStep
+from clusters.push import PushRefused, run_push, start_push
+from clusters.status import probe_cluster
+from tests.lab import wait_until
+from tests.lab_cluster import lab_vip, make_lab_cluster
+
+pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
+
+
+def push_here(cluster):
+    """Create a push and run it in this process (the Celery task is a thin wrapper)."""
+    push = start_push(cluster, queue=False)
+    run_push(push.pk)
+    push.refresh_from_db()
+    return push
+
+
+def steps(push):
+    return list(push.steps.order_by("position").values_list("node_name", "state"))
+
+
+def test_first_push_starts_keepalived_everywhere_and_highest_priority_holds(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, push.log)
+    assert [s for _, s in steps(push)] == ["applied"] * 3
+    vip = lab_vip(clean_lab).split("/")[0]
+    assert [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name]
+    for node in clean_lab:
+        assert node.keepalived_running()
+        assert "VIPANEL-VRRP" in node.exec("iptables -S INPUT").stdout
+    # First contact pinned each node's real host key.
+    pinned = dict(cluster.nodes.values_list("name", "host_key_fingerprint"))
+    assert pinned == {n.name: n.fingerprint for n in clean_lab}
+
+
+def live_config(node, cluster):
+    result = node.exec(f"cat {cluster.config_path}", check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
+def test_the_same_push_twice_reloads_nothing_the_second_time(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    pids = {n.name: n.exec("cat /run/keepalived.pid").stdout for n in clean_lab}
+    mtimes = {n.name: n.exec(f"stat -c %Y.%N {cluster.config_path}").stdout for n in clean_lab}
+    second = push_here(cluster)
+    assert second.state == ConfigPush.State.SUCCEEDED
+    assert [s for _, s in steps(second)] == ["unchanged"] * 3
+    assert {n.name: n.exec(f"stat -c %Y.%N {cluster.config_path}").stdout for n in clean_lab} == mtimes
+    assert {n.name: n.exec("cat /run/keepalived.pid").stdout for n in clean_lab} == pids
+
+
+def test_a_vip_change_rolls_through_with_the_holder_last(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    new_vip = lab_vip(clean_lab, offset=101)
+    cluster.vips.create(address=new_vip)
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.SUCCEEDED, push.detail
+    # Nodes holding no VIP first, lowest priority first, the holder (priority 120) last.
+    assert steps(push) == [(clean_lab[0].name, "applied"), (clean_lab[1].name, "applied"),
+                           (clean_lab[2].name, "applied")]
+    assert [n.name for n in clean_lab.vip_holders(new_vip.split("/")[0])] == [clean_lab[2].name]
+    for node in clean_lab:
+        assert new_vip in live_config(node, cluster)
+
+
+def test_a_config_failing_keepalived_t_stops_the_push_on_that_node(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    before = {n.name: live_config(n, cluster) for n in clean_lab}
+    # The second node in push order gets an interface it does not have: keepalived -t fails there.
+    second = cluster.nodes.get(name=clean_lab[1].name)
+    second.interface = "eth9"
+    second.save()
+    cluster.vips.create(address=lab_vip(clean_lab, offset=102))
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.FAILED
+    assert steps(push) == [(clean_lab[0].name, "applied"), (clean_lab[1].name, "failed"),
+                           (clean_lab[2].name, "pending")]
+    failed = push.steps.get(node_name=clean_lab[1].name)
+    assert failed.exit_code not in (None, 0)
+    assert "eth9" in failed.output
+    assert clean_lab[1].name in push.detail
+    # The failed node kept its file byte for byte and its keepalived; the third was untouched.
+    assert live_config(clean_lab[1], cluster) == before[clean_lab[1].name]
+    assert clean_lab[1].keepalived_running()
+    assert live_config(clean_lab[2], cluster) == before[clean_lab[2].name]
+    assert clean_lab[1].exec("ls -a /etc/keepalived").stdout.count("vipanel-tmp") == 0
+
+
+def test_a_second_push_is_refused_while_one_is_active(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    first = start_push(cluster, queue=False)
+    with pytest.raises(PushRefused) as refused:
+        start_push(cluster, queue=False)
+    assert refused.value.active == first
+    assert f"#{first.pk}" in str(refused.value)
+    assert ConfigPush.objects.filter(cluster=cluster).count() == 1
+
+
+def test_a_redelivered_push_task_does_not_run_it_twice(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.SUCCEEDED
+    log = push.log
+    assert run_push(push.pk) is None
+    push.refresh_from_db()
+    assert push.log == log
+
+
+def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    vip = cluster.vips.get().address
+    status = probe_cluster(cluster)
+    assert status.holders == {vip: [clean_lab[2].name]}
+    assert not status.split_brain
+    assert [n.drift for n in status.nodes] == [False, False, False]
+    clean_lab[2].kill_keepalived()
+    wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=10)
