@@ -1,18 +1,840 @@
+"""The panel's pages. Reading needs the viewer role, changing and pushing the operator role,
+credentials the admin role (clusters.roles); login itself is enforced for every page by
+LoginRequiredMiddleware. Every mutating view takes POST only and writes an audit entry.
+
+Pages work without JavaScript: forms post and are redirected; htmx asks the same URLs for
+fragments (clusters.htmx decides which).
+"""
+
+import datetime as dt
+import importlib.util
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Prefetch
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.http import HttpResponseStopPolling
 
-from clusters import history, notify
-from clusters.models import Cluster, NotifyNonce
+from clusters import audit, history, notify, preview, remote, roles, timeline
+from clusters.forms import ClusterForm, NodeForm, SSHCredentialForm, VirtualIPForm
+from clusters.htmx import UNPROCESSABLE, render_page, wants_fragment
+from clusters.models import (
+    AuditEntry,
+    Cluster,
+    ConfigPush,
+    FailoverEvent,
+    Node,
+    NotifyNonce,
+    PushStep,
+    SSHCredential,
+    VirtualIP,
+)
+from clusters.push import PushRefused, resume_push, start_push
+from clusters.roles import ADMIN, OPERATOR, VIEWER, require_role
+
+CONFLICT = 409
 
 
+def drill_available():
+    """The failover drill lives in clusters.drill, written apart from the panel."""
+    return importlib.util.find_spec("clusters.drill") is not None
+
+
+# --- Lookups ------------------------------------------------------------------------------
+
+
+def _cluster(pk):
+    return get_object_or_404(Cluster.objects.select_related("credential"), pk=pk)
+
+
+def _node(pk):
+    return get_object_or_404(Node.objects.select_related("cluster", "credential"), pk=pk)
+
+
+def _errors_text(errors):
+    return " ".join(str(v) for v in errors.values())
+
+
+# --- Dashboard ----------------------------------------------------------------------------
+
+
+class VipView:
+    """One VIP as the dashboard shows it: who holds it, or what is wrong."""
+
+    def __init__(self, vip, nodes):
+        self.vip = vip
+        state = getattr(vip, "state", None) if _has_state(vip) else None
+        self.state = state
+        # Several holders only matter in a split brain; NodeState.holds names them.
+        self.holders = [
+            n.name for n in nodes if _has_state(n) and vip.address in (n.state.holds or [])
+        ]
+        if state is None:
+            self.status, self.text = "unknown", "not checked yet"
+        elif state.split_brain:
+            self.status = "split"
+            self.text = "split brain: " + (", ".join(self.holders) or "several nodes")
+        elif state.no_holder:
+            self.status, self.text = "none", "no holder"
+        elif state.holder_id:
+            self.status, self.text = "ok", state.holder.name
+        else:
+            self.status, self.text = "unknown", "holder unknown"
+
+    @property
+    def trouble(self):
+        return self.status in ("split", "none")
+
+
+def _has_state(obj):
+    try:
+        obj.state
+    except (Node.state.RelatedObjectDoesNotExist, VirtualIP.state.RelatedObjectDoesNotExist):
+        return False
+    return True
+
+
+class NodeHealth:
+    def __init__(self, node):
+        self.node = node
+        self.state = node.state if _has_state(node) else None
+        self.host_key_problem = bool(node.offered_host_key_fingerprint) or bool(
+            self.state and self.state.host_key_problem
+        )
+        s = self.state
+        self.problems = []
+        if s is None:
+            self.problems.append("not checked yet")
+        else:
+            if not s.reachable:
+                self.problems.append("unreachable")
+            elif s.keepalived_running is False:
+                self.problems.append("keepalived stopped")
+            if s.vrrp_state == "FAULT":
+                self.problems.append("FAULT")
+            if s.drift:
+                self.problems.append("config drift")
+        if self.host_key_problem:
+            self.problems.append("host key changed")
+
+    @property
+    def trouble(self):
+        return bool(self.problems) and self.problems != ["not checked yet"]
+
+
+class ClusterSummary:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        nodes = list(cluster.nodes.all())
+        self.nodes = [NodeHealth(n) for n in nodes]
+        self.vips = [VipView(v, nodes) for v in cluster.vips.all()]
+        self.last_push = cluster.last_pushes[0] if cluster.last_pushes else None
+        self.failovers = cluster.recent_failovers
+
+    @property
+    def trouble(self):
+        return (
+            any(v.trouble for v in self.vips)
+            or any(n.trouble for n in self.nodes)
+            or (self.last_push is not None and self.last_push.state == ConfigPush.State.FAILED)
+        )
+
+
+def dashboard_clusters(queryset=None):
+    """Every cluster with what the dashboard shows, in a fixed number of queries."""
+    queryset = Cluster.objects.all() if queryset is None else queryset
+    return queryset.prefetch_related(
+        Prefetch("nodes", queryset=Node.objects.select_related("state").order_by("-priority")),
+        Prefetch("vips", queryset=VirtualIP.objects.select_related("state__holder")),
+        Prefetch(
+            "pushes",
+            queryset=ConfigPush.objects.select_related("requested_by").order_by("-created")[:1],
+            to_attr="last_pushes",
+        ),
+        Prefetch(
+            "failovers",
+            queryset=FailoverEvent.objects.order_by("-at", "-id")[:3],
+            to_attr="recent_failovers",
+        ),
+    )
+
+
+@require_safe
+@require_role(VIEWER)
 def dashboard(request):
-    clusters = Cluster.objects.prefetch_related("nodes", "vips")
-    return render(request, "clusters/dashboard.html", {"clusters": clusters})
+    summaries = [ClusterSummary(c) for c in dashboard_clusters()]
+    context = {
+        "summaries": summaries,
+        "totals": {
+            "clusters": len(summaries),
+            "trouble": sum(s.trouble for s in summaries),
+            "split": sum(v.status == "split" for s in summaries for v in s.vips),
+            "none": sum(v.status == "none" for s in summaries for v in s.vips),
+        },
+        "checked_at": timezone.now(),
+    }
+    return render_page(
+        request, "clusters/dashboard.html", context, fragment="clusters/_dashboard.html"
+    )
+
+
+# --- Clusters -----------------------------------------------------------------------------
+
+
+class PanelNodeForm(NodeForm):
+    """Maintenance is switched with its own button, which also pushes: not a plain field."""
+
+    class Meta(NodeForm.Meta):
+        fields = [f for f in NodeForm.Meta.fields if f != "maintenance"]
+
+
+def cluster_form(request, *args, **kwargs):
+    form = ClusterForm(*args, **kwargs)
+    if not roles.can_admin(request.user):
+        # It runs as a shell command on every node: only an admin may set it.
+        field = form.fields["reload_command"]
+        field.disabled = True
+        field.help_text = "Runs as a shell command on every node: only an admin can change it."
+    return form
+
+
+def _cluster_context(request, cluster, **extra):
+    nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority"))
+    context = {
+        "cluster": cluster,
+        "nodes": [NodeHealth(n) for n in nodes],
+        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
+        "node_form": PanelNodeForm(),
+        "vip_form": VirtualIPForm(),
+        "pushes": cluster.pushes.select_related("requested_by")[:5],
+        "active_push": cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first(),
+        "failovers": cluster.failovers.all()[:5],
+        "readiness": cluster.readiness_errors(),
+        "drill": drill_available(),
+    }
+    context.update(extra)
+    return context
+
+
+@require_safe
+@require_role(VIEWER)
+def cluster_detail(request, pk):
+    cluster = _cluster(pk)
+    return render(request, "clusters/cluster.html", _cluster_context(request, cluster))
+
+
+@require_safe
+@require_role(VIEWER)
+def cluster_status(request, pk):
+    """The live part of a cluster page (who holds the VIPs, each node's health); polled."""
+    cluster = _cluster(pk)
+    nodes = list(cluster.nodes.select_related("state").order_by("-priority"))
+    context = {
+        "cluster": cluster,
+        "nodes": [NodeHealth(n) for n in nodes],
+        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
+    }
+    return render_page(
+        request, "clusters/cluster_status.html", context, fragment="clusters/_cluster_status.html"
+    )
+
+
+@require_safe
+@require_role(OPERATOR)
+def cluster_new(request):
+    return render(request, "clusters/cluster_form.html", {"form": cluster_form(request)})
+
+
+@require_POST
+@require_role(OPERATOR)
+def cluster_create(request):
+    form = cluster_form(request, request.POST)
+    if not form.is_valid():
+        return render(
+            request, "clusters/cluster_form.html", {"form": form}, status=UNPROCESSABLE
+        )
+    cluster = form.save()
+    audit.record(
+        request.user,
+        "cluster.create",
+        cluster,
+        changes=audit.diff({}, audit.snapshot(cluster, ClusterForm.Meta.fields)),
+        result="created",
+    )
+    messages.success(request, f"Cluster {cluster.name} created. Add its nodes and VIPs.")
+    return redirect("clusters:cluster", cluster.pk)
+
+
+@require_safe
+@require_role(OPERATOR)
+def cluster_edit(request, pk):
+    cluster = _cluster(pk)
+    form = cluster_form(request, instance=cluster)
+    return render(request, "clusters/cluster_form.html", {"form": form, "cluster": cluster})
+
+
+@require_POST
+@require_role(OPERATOR)
+def cluster_update(request, pk):
+    cluster = _cluster(pk)
+    before = audit.snapshot(cluster, ClusterForm.Meta.fields)
+    form = cluster_form(request, request.POST, instance=cluster)
+    if not form.is_valid():
+        return render(
+            request,
+            "clusters/cluster_form.html",
+            {"form": form, "cluster": Cluster.objects.get(pk=pk)},
+            status=UNPROCESSABLE,
+        )
+    cluster = form.save()
+    changes = audit.diff(before, audit.snapshot(cluster, ClusterForm.Meta.fields))
+    audit.record(request.user, "cluster.update", cluster, changes=changes,
+                 result="saved" if changes else "no change")
+    messages.success(request, f"Settings of {cluster.name} saved. Push to apply them.")
+    return redirect("clusters:cluster", cluster.pk)
+
+
+# --- Nodes --------------------------------------------------------------------------------
+
+
+def _nodes_section(request, cluster, form=None, status=200, flash=""):
+    """The nodes table with its add form: a fragment for htmx, else the whole cluster page."""
+    context = _cluster_context(request, cluster, flash=flash)
+    if form is not None:
+        context["node_form"] = form
+    return render_page(
+        request, "clusters/cluster.html", context, fragment="clusters/_nodes.html", status=status
+    )
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_add(request, pk):
+    cluster = _cluster(pk)
+    form = PanelNodeForm(request.POST, instance=Node(cluster=cluster))
+    if not form.is_valid():
+        return _nodes_section(request, cluster, form, status=UNPROCESSABLE)
+    node = form.save()
+    audit.record(
+        request.user,
+        "node.create",
+        node,
+        cluster=cluster,
+        changes=audit.diff({}, audit.snapshot(node, PanelNodeForm.Meta.fields)),
+        result="created",
+    )
+    text = f"Node {node.name} added. Push to send it its config."
+    if wants_fragment(request):
+        return _nodes_section(request, cluster, flash=text)
+    messages.success(request, text)
+    return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#nodes")
+
+
+@require_safe
+@require_role(OPERATOR)
+def node_edit(request, pk):
+    node = _node(pk)
+    return render(
+        request, "clusters/node_form.html", {"form": PanelNodeForm(instance=node), "node": node}
+    )
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_update(request, pk):
+    node = _node(pk)
+    before = audit.snapshot(node, PanelNodeForm.Meta.fields)
+    form = PanelNodeForm(request.POST, instance=node)
+    if not form.is_valid():
+        return render(
+            request,
+            "clusters/node_form.html",
+            {"form": form, "node": _node(pk)},
+            status=UNPROCESSABLE,
+        )
+    node = form.save()
+    changes = audit.diff(before, audit.snapshot(node, PanelNodeForm.Meta.fields))
+    audit.record(request.user, "node.update", node, cluster=node.cluster, changes=changes,
+                 result="saved" if changes else "no change")
+    messages.success(request, f"Node {node.name} saved. Push to apply it.")
+    return redirect(reverse("clusters:cluster", args=[node.cluster_id]) + "#nodes")
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_delete(request, pk):
+    node = _node(pk)
+    cluster = node.cluster
+    before = audit.snapshot(node, PanelNodeForm.Meta.fields)
+    name = node.name
+    node.delete()
+    audit.record(request.user, "node.delete", node, cluster=cluster,
+                 changes=audit.diff(before, {}), result="deleted")
+    text = (f"Node {name} deleted from vipanel. keepalived on that host keeps running until "
+            "you stop it; push so the other nodes stop expecting it.")
+    if wants_fragment(request):
+        return _nodes_section(request, cluster, flash=text)
+    messages.success(request, text)
+    return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#nodes")
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_maintenance(request, pk):
+    """Put a node in maintenance (push it with the lowest priority, so the VIPs leave it) or
+    take it out (a normal push gives it its priority back). Nothing changes if the push cannot
+    start."""
+    node = _node(pk)
+    cluster = node.cluster
+    wanted = request.POST.get("maintenance")
+    if wanted not in ("on", "off"):
+        return HttpResponse("maintenance must be 'on' or 'off'", status=400)
+    on = wanted == "on"
+    kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
+    action = "node.maintenance_on" if on else "node.maintenance_off"
+    try:
+        with transaction.atomic():
+            node.maintenance = on
+            node.save(update_fields=["maintenance", "updated"])
+            push = start_push(cluster, request.user, kind=kind)
+    except PushRefused as e:
+        audit.record(request.user, action, node, cluster=cluster,
+                     result=f"refused: {_errors_text(e.errors)}")
+        return _push_refused(request, cluster, e)
+    audit.record(
+        request.user,
+        action,
+        node,
+        cluster=cluster,
+        changes={"maintenance": [not on, on], "push": [None, push.pk]},
+        result=f"push #{push.pk} queued",
+    )
+    messages.success(
+        request,
+        f"{node.name} is in maintenance: push #{push.pk} lowers its priority so the VIPs move off "
+        "it." if on else f"{node.name} is back: push #{push.pk} gives it its priority again.",
+    )
+    return redirect("clusters:push", push.pk)
+
+
+@require_safe
+@require_role(OPERATOR)
+def node_host_key(request, pk):
+    """Both fingerprints side by side, before anyone trusts the new one."""
+    node = _node(pk)
+    return render(request, "clusters/host_key.html", {"node": node})
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_repin(request, pk):
+    node = _node(pk)
+    offered = node.offered_host_key_fingerprint
+    confirmed = request.POST.get("fingerprint", "")
+    if not offered or confirmed != offered:
+        # The node offered yet another key since the page was shown (or none any more).
+        messages.error(
+            request,
+            "The key the node offers is not the one you confirmed (it changed, or the problem "
+            "is gone). Compare the fingerprints again.",
+        )
+        return render(request, "clusters/host_key.html", {"node": node}, status=CONFLICT)
+    old = node.host_key_fingerprint
+    remote.repin(node, offered)
+    audit.record(request.user, "node.repin", node, cluster=node.cluster,
+                 changes={"host_key_fingerprint": [old, offered]}, result="re-pinned")
+    messages.success(request, f"{node.name}: host key {offered} is now trusted.")
+    return redirect("clusters:cluster", node.cluster_id)
+
+
+# --- VIPs ---------------------------------------------------------------------------------
+
+
+def _vips_section(request, cluster, form=None, status=200, flash=""):
+    context = _cluster_context(request, cluster, flash_vips=flash)
+    if form is not None:
+        context["vip_form"] = form
+    return render_page(
+        request, "clusters/cluster.html", context, fragment="clusters/_vips.html", status=status
+    )
+
+
+@require_POST
+@require_role(OPERATOR)
+def vip_add(request, pk):
+    cluster = _cluster(pk)
+    form = VirtualIPForm(request.POST, instance=VirtualIP(cluster=cluster))
+    if not form.is_valid():
+        return _vips_section(request, cluster, form, status=UNPROCESSABLE)
+    vip = form.save()
+    audit.record(request.user, "vip.create", vip, cluster=cluster,
+                 changes=audit.diff({}, audit.snapshot(vip, VirtualIPForm.Meta.fields)),
+                 result="created")
+    text = f"VIP {vip.address} added. Push to put it on the nodes."
+    if wants_fragment(request):
+        return _vips_section(request, cluster, flash=text)
+    messages.success(request, text)
+    return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#vips")
+
+
+@require_POST
+@require_role(OPERATOR)
+def vip_delete(request, pk):
+    vip = get_object_or_404(VirtualIP.objects.select_related("cluster"), pk=pk)
+    cluster = vip.cluster
+    before = audit.snapshot(vip, VirtualIPForm.Meta.fields)
+    vip.delete()
+    audit.record(request.user, "vip.delete", vip, cluster=cluster,
+                 changes=audit.diff(before, {}), result="deleted")
+    text = f"VIP {vip.address} removed. Push to take it off the nodes."
+    if wants_fragment(request):
+        return _vips_section(request, cluster, flash=text)
+    messages.success(request, text)
+    return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#vips")
+
+
+# --- Preview and push ---------------------------------------------------------------------
+
+
+@require_POST
+@require_role(OPERATOR)
+def push_preview(request, pk):
+    """What a push would change on each node (read over SSH; secrets masked)."""
+    cluster = _cluster(pk)
+    previews = preview.preview_cluster(cluster)
+    context = {
+        "cluster": cluster,
+        "previews": previews,
+        "changed": sum(1 for p in previews if p.changed),
+        "readiness": cluster.readiness_errors(),
+    }
+    return render_page(request, "clusters/preview.html", context, fragment="clusters/_preview.html")
+
+
+def _push_refused(request, cluster, error):
+    status = CONFLICT if error.active is not None else UNPROCESSABLE
+    context = _cluster_context(
+        request, cluster, push_errors=error.errors, refused_by=error.active
+    )
+    return render(request, "clusters/cluster.html", context, status=status)
+
+
+@require_POST
+@require_role(OPERATOR)
+def push_start(request, pk):
+    cluster = _cluster(pk)
+    try:
+        push = start_push(cluster, request.user)
+    except PushRefused as e:
+        audit.record(request.user, "push.start", cluster,
+                     result=f"refused: {_errors_text(e.errors)}")
+        return _push_refused(request, cluster, e)
+    audit.record(request.user, "push.start", cluster, changes={"push": [None, push.pk]},
+                 result=f"push #{push.pk} queued")
+    return redirect("clusters:push", push.pk)
+
+
+def _push_context(push):
+    steps = list(push.steps.select_related("node").order_by("position"))
+    done_count = sum(1 for s in steps if s.is_done)
+    failed = [s for s in steps if s.state == PushStep.State.FAILED]
+    return {
+        "push": push,
+        "cluster": push.cluster,
+        "steps": steps,
+        "total": len(steps),
+        "done_count": done_count,
+        "percent": round(100 * done_count / len(steps)) if steps else 100,
+        "failed": failed,
+    }
+
+
+@require_safe
+@require_role(VIEWER)
+def push_detail(request, pk):
+    """A push as it runs; htmx polls this URL and is told to stop (286) once it has ended."""
+    push = get_object_or_404(
+        ConfigPush.objects.select_related("cluster", "requested_by"), pk=pk
+    )
+    context = _push_context(push)
+    if wants_fragment(request) and not push.is_active:
+        return HttpResponseStopPolling(
+            render(request, "clusters/_push_live.html", context).content
+        )
+    return render_page(request, "clusters/push.html", context, fragment="clusters/_push_live.html")
+
+
+@require_POST
+@require_role(OPERATOR)
+def push_resume(request, pk):
+    push = get_object_or_404(ConfigPush.objects.select_related("cluster"), pk=pk)
+    try:
+        push = resume_push(push)
+    except PushRefused as e:
+        audit.record(request.user, "push.resume", push.cluster, changes={"push": [None, push.pk]},
+                     result=f"refused: {_errors_text(e.errors)}")
+        push.refresh_from_db()
+        context = _push_context(push)
+        context.update(push_errors=e.errors, refused_by=e.active)
+        return render(request, "clusters/push.html", context, status=CONFLICT)
+    audit.record(request.user, "push.resume", push.cluster, changes={"push": [None, push.pk]},
+                 result=f"push #{push.pk} queued again")
+    return redirect("clusters:push", push.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def cluster_drill(request, pk):
+    """Move the VIPs off their holder on purpose, to prove failover works (clusters.drill)."""
+    cluster = _cluster(pk)
+    if not drill_available():
+        return HttpResponseNotFound("The failover drill is not installed.")
+    from clusters.drill import start_drill
+
+    try:
+        result = start_drill(cluster, request.user)
+    except Exception as e:
+        # The drill refuses with a readable reason (another push running, one node only).
+        errors = getattr(e, "errors", None) or {"__all__": str(e)}
+        audit.record(request.user, "drill.start", cluster, result=f"refused: {_errors_text(errors)}")
+        if not isinstance(e, (PushRefused, ValueError)) and not hasattr(e, "errors"):
+            raise
+        context = _cluster_context(request, cluster, push_errors=errors,
+                                   refused_by=getattr(e, "active", None))
+        return render(request, "clusters/cluster.html", context, status=CONFLICT)
+    audit.record(request.user, "drill.start", cluster, result=f"started: {result}"[:200])
+    if isinstance(result, ConfigPush):
+        return redirect("clusters:push", result.pk)
+    messages.success(request, f"Failover drill started on {cluster.name}: watch the holders.")
+    return redirect("clusters:cluster", cluster.pk)
+
+
+# --- Failover history ---------------------------------------------------------------------
+
+RANGES = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7),
+          "30d": dt.timedelta(days=30)}
+DATE_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%d"]
+DATE_ERROR = "Enter a date and time like 2025-01-31 or 2025-01-31T14:30."
+MAX_SPAN = dt.timedelta(days=366)
+HISTORY_ROWS = 500
+
+
+class HistoryFilter(forms.Form):
+    vip = forms.ChoiceField(label="VIP", required=False)
+    since = forms.DateTimeField(
+        label="From", required=False, input_formats=DATE_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": DATE_ERROR},
+    )
+    until = forms.DateTimeField(
+        label="To", required=False, input_formats=DATE_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={"invalid": DATE_ERROR},
+        help_text="Empty: now.",
+    )
+    last = forms.ChoiceField(
+        label="Or the last", required=False,
+        choices=[("", "—")] + [(k, k) for k in RANGES],
+        help_text="Used when From is empty (default 24h).",
+    )
+
+    def __init__(self, *args, vips=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["vip"].choices = [("", "all VIPs")] + [(v, v) for v in vips]
+
+    def clean(self):
+        data = super().clean()
+        now = timezone.now()
+        until = data.get("until") or now
+        since = data.get("since") or until - RANGES.get(data.get("last") or "24h")
+        if "since" in self.errors or "until" in self.errors:
+            return data
+        if since >= until:
+            raise forms.ValidationError("'From' must be before 'To'.")
+        if until - since > MAX_SPAN:
+            raise forms.ValidationError("Pick a range of at most a year.")
+        data["window"] = (since, min(until, now) if since < now else until)
+        return data
+
+
+@require_safe
+@require_role(VIEWER)
+def cluster_history(request, pk):
+    cluster = _cluster(pk)
+    current_vips = list(cluster.vips.select_related("state__holder"))
+    addresses = [v.address for v in current_vips]
+    for address in (
+        FailoverEvent.objects.filter(cluster=cluster)
+        .order_by("vip_address")
+        .values_list("vip_address", flat=True)
+        .distinct()
+    ):
+        if address not in addresses:
+            addresses.append(address)  # a VIP since deleted keeps its history
+    form = HistoryFilter(request.GET or None, vips=addresses)
+    if request.GET and not form.is_valid():
+        context = {"cluster": cluster, "form": form, "events": [], "svg": ""}
+        return render(request, "clusters/history.html", context, status=400)
+    data = form.cleaned_data if request.GET else {}
+    if not request.GET:
+        form = HistoryFilter(vips=addresses)
+    now = timezone.now()
+    since, until = data.get("window") or (now - RANGES["24h"], now)
+    shown = [data["vip"]] if data.get("vip") else addresses
+    events = FailoverEvent.objects.filter(cluster=cluster, at__gte=since, at__lte=until)
+    if data.get("vip"):
+        events = events.filter(vip_address=data["vip"])
+    rows = list(events.order_by("-at", "-id")[: HISTORY_ROWS + 1])
+    in_window = [timeline.event_from(e) for e in reversed(rows[:HISTORY_ROWS])]
+    following = {}
+    for address in shown:
+        after = (
+            FailoverEvent.objects.filter(cluster=cluster, vip_address=address, at__gt=until)
+            .order_by("at", "id")
+            .first()
+        )
+        if after is not None:
+            following[address] = timeline.event_from(after)
+    current = {}
+    for vip in current_vips:
+        state = vip.state if _has_state(vip) else None
+        if state is not None:
+            current[vip.address] = timeline.Current(
+                holder=state.holder.name if state.holder else "",
+                since=state.since,
+                split_brain=state.split_brain,
+                no_holder=state.no_holder,
+            )
+    svg = timeline.timeline_svg(
+        shown, in_window, since, until, current=current, following=following,
+        tz=timezone.get_current_timezone(),
+    )
+    context = {
+        "cluster": cluster,
+        "form": form,
+        "events": rows[:HISTORY_ROWS],
+        "truncated": len(rows) > HISTORY_ROWS,
+        "since": since,
+        "until": until,
+        "svg": svg,
+        "ranges": list(RANGES),
+        "vip_filter": data.get("vip", ""),
+    }
+    return render(request, "clusters/history.html", context)
+
+
+# --- Audit log ----------------------------------------------------------------------------
+
+
+class AuditFilter(forms.Form):
+    cluster = forms.ModelChoiceField(
+        Cluster.objects.all(), required=False, empty_label="all clusters",
+        error_messages={"invalid_choice": "There is no such cluster; pick one from the list."},
+    )
+
+
+@require_safe
+@require_role(VIEWER)
+def audit_log(request):
+    form = AuditFilter(request.GET or None)
+    entries = AuditEntry.objects.select_related("cluster")
+    status = 200
+    if request.GET and not form.is_valid():
+        entries, status = entries.none(), 400
+    elif request.GET and form.cleaned_data["cluster"]:
+        entries = entries.filter(cluster=form.cleaned_data["cluster"])
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    # What became of each push since it was queued, in one query.
+    push_ids = {
+        e.changes["push"][1]
+        for e in page
+        if isinstance(e.changes, dict) and isinstance(e.changes.get("push"), list)
+    }
+    push_states = dict(ConfigPush.objects.filter(pk__in=push_ids).values_list("pk", "state"))
+    for entry in page:
+        push = entry.changes.get("push") if isinstance(entry.changes, dict) else None
+        entry.push_id = push[1] if isinstance(push, list) else None
+        entry.push_state = push_states.get(entry.push_id)
+        entry.change_rows = [
+            (name, values[0], values[1])
+            for name, values in (entry.changes or {}).items()
+            if name != "push" and isinstance(values, list) and len(values) == 2
+        ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    return render(request, "clusters/audit.html", context, status=status)
+
+
+# --- Credentials (admin) ------------------------------------------------------------------
+
+
+@require_safe
+@require_role(ADMIN)
+def credential_list(request):
+    credentials = SSHCredential.objects.annotate(
+        cluster_count=Count("clusters", distinct=True), node_count=Count("nodes", distinct=True)
+    )
+    return render(request, "clusters/credentials.html", {"credentials": credentials})
+
+
+@require_safe
+@require_role(ADMIN)
+def credential_new(request):
+    return render(request, "clusters/credential_form.html", {"form": SSHCredentialForm()})
+
+
+@require_POST
+@require_role(ADMIN)
+def credential_create(request):
+    form = SSHCredentialForm(request.POST)
+    if not form.is_valid():
+        return render(request, "clusters/credential_form.html", {"form": form},
+                      status=UNPROCESSABLE)
+    credential = form.save()
+    audit.record(request.user, "credential.create", credential,
+                 changes=audit.diff({}, audit.snapshot(credential, SSHCredentialForm.Meta.fields)),
+                 result="created")
+    messages.success(request, f"Credential {credential.name} saved.")
+    return redirect("clusters:credentials")
+
+
+@require_safe
+@require_role(ADMIN)
+def credential_edit(request, pk):
+    credential = get_object_or_404(SSHCredential, pk=pk)
+    return render(request, "clusters/credential_form.html",
+                  {"form": SSHCredentialForm(instance=credential), "credential": credential})
+
+
+@require_POST
+@require_role(ADMIN)
+def credential_update(request, pk):
+    credential = get_object_or_404(SSHCredential, pk=pk)
+    before = audit.snapshot(credential, SSHCredentialForm.Meta.fields)
+    form = SSHCredentialForm(request.POST, instance=credential)
+    if not form.is_valid():
+        return render(request, "clusters/credential_form.html",
+                      {"form": form, "credential": SSHCredential.objects.get(pk=pk)},
+                      status=UNPROCESSABLE)
+    credential = form.save()
+    changes = audit.diff(before, audit.snapshot(credential, SSHCredentialForm.Meta.fields))
+    audit.record(request.user, "credential.update", credential, changes=changes,
+                 result="saved" if changes else "no change")
+    messages.success(request, f"Credential {credential.name} saved.")
+    return redirect("clusters:credentials")
+
+
+# --- keepalived's notify reports ----------------------------------------------------------
 
 
 # keepalived's notify script on a node has no session and no CSRF token: it proves itself with

@@ -1,0 +1,271 @@
+"""The cluster page, creating clusters, their settings and their VIPs."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from clusters.models import AuditEntry, Cluster, VirtualIP
+from tests.cast import *  # noqa: F403
+from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+
+pytestmark = pytest.mark.django_db
+
+
+def cluster_data(**overrides):
+    data = {
+        "name": "db",
+        "network": "198.51.100.0/24",
+        "virtual_router_id": "52",
+        "interface": "eth0",
+        "advert_int": "1",
+        "auth_pass": "",
+        "preempt": "on",
+        "preempt_delay": "0",
+        "check_script": "",
+        "check_interval": "2",
+        "check_weight": "0",
+        "check_fall": "2",
+        "check_rise": "2",
+        "config_path": "/etc/keepalived/keepalived.conf",
+        "reload_command": "systemctl reload-or-restart keepalived",
+        "credential": "",
+    }
+    data.update(overrides)
+    return data
+
+
+# Every mutating view of this group, with a body that would succeed.
+MUTATING = {
+    "cluster-create": (lambda c: reverse("clusters:cluster-create"), lambda c: cluster_data()),
+    "cluster-update": (
+        lambda c: reverse("clusters:cluster-update", args=[c.pk]),
+        lambda c: cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51"),
+    ),
+    "vip-add": (
+        lambda c: reverse("clusters:vip-add", args=[c.pk]),
+        lambda c: {"address": "192.0.2.101/24", "label": "api"},
+    ),
+    "vip-delete": (lambda c: reverse("clusters:vip-delete", args=[c.vips.first().pk]), lambda c: {}),
+}
+
+
+@pytest.fixture(params=sorted(MUTATING))
+def mutating(request, cluster):
+    url, data = MUTATING[request.param]
+    return url(cluster), data(cluster)
+
+
+def test_each_mutating_view_rejects_get(login, operator, mutating):
+    assert_rejects_get(login, operator, mutating[0])
+
+
+def test_each_mutating_view_requires_login(mutating):
+    assert_requires_login(*mutating)
+
+
+def test_each_mutating_view_denies_the_viewer(login, viewer, mutating):
+    assert_denies(login, viewer, *mutating)
+
+
+def test_each_mutating_view_enforces_csrf(login, operator, mutating):
+    assert_enforces_csrf(login, operator, *mutating)
+
+
+def test_a_post_with_the_csrf_token_goes_through(login, operator, cluster):
+    client = login(operator, enforce_csrf_checks=True)
+    client.get(reverse("clusters:cluster", args=[cluster.pk]))  # sets the csrftoken cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post(
+        reverse("clusters:vip-add", args=[cluster.pk]),
+        {"address": "192.0.2.101/24", "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    assert cluster.vips.filter(address="192.0.2.101/24").exists()
+
+
+# --- The cluster page ---------------------------------------------------------------------
+
+
+def test_the_page_shows_nodes_vips_and_settings(login, viewer, cluster):
+    response = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "web-1" in page and "192.0.2.11" in page and "192.0.2.100/24" in page
+    assert "VRID 51" in page
+
+
+def test_a_viewer_sees_no_buttons_that_change_things(login, viewer, cluster):
+    page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    assert 'method="post"' not in page.split("<main>")[1]
+    assert "Add node" not in page and ">Push</button>" not in page
+
+
+def test_an_operator_sees_add_forms_and_push_buttons(login, operator, cluster):
+    page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    assert "Add node" in page and "Add VIP" in page
+    assert ">Push</button>" in page and ">Preview</button>" in page
+
+
+def test_an_outsider_cannot_read_it(login, outsider, cluster):
+    assert login(outsider).get(reverse("clusters:cluster", args=[cluster.pk])).status_code == 403
+
+
+def test_it_answers_404_for_a_missing_cluster(login, viewer):
+    assert login(viewer).get(reverse("clusters:cluster", args=[999])).status_code == 404
+
+
+def test_the_status_part_refreshes_itself(login, viewer, cluster):
+    client = login(viewer)
+    page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    status_url = reverse("clusters:cluster-status", args=[cluster.pk])
+    assert f'hx-get="{status_url}" hx-trigger="every 5s"' in page
+    fragment = client.get(status_url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and "web-1" in fragment
+    # Without JavaScript the same URL is a page of its own.
+    assert "<html" in client.get(status_url).content.decode()
+
+
+def test_every_form_field_has_a_label(login, admin, cluster):
+    client = login(admin)
+    for url in (
+        reverse("clusters:cluster", args=[cluster.pk]),
+        reverse("clusters:cluster-new"),
+        reverse("clusters:cluster-edit", args=[cluster.pk]),
+        reverse("clusters:node-edit", args=[cluster.nodes.first().pk]),
+    ):
+        page = client.get(url).content.decode()
+        ids = re.findall(r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\bid="([^"]+)"', page)
+        assert ids, url
+        for field_id in ids:
+            assert f'for="{field_id}"' in page, (url, field_id)
+        # No input without an id (and so without a label), hidden ones aside.
+        fields = re.findall(r"<(?:input|select|textarea)\b[^>]*>", page)
+        for tag in fields:
+            assert 'type="hidden"' in tag or " id=" in tag, (url, tag)
+        # Buttons say what they do.
+        for text in re.findall(r"<button[^>]*>(.*?)</button>", page, re.S):
+            assert text.strip(), url
+
+
+# --- Creating a cluster and its settings --------------------------------------------------
+
+
+def test_an_operator_creates_a_cluster(login, operator, credential):
+    response = login(operator).post(
+        reverse("clusters:cluster-create"), cluster_data(credential=str(credential.pk))
+    )
+    cluster = Cluster.objects.get(name="db")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk])
+    entry = AuditEntry.objects.get(action="cluster.create")
+    assert entry.username == "otto-operator" and entry.cluster == cluster
+    assert entry.changes["network"] == [None, "198.51.100.0/24"]
+
+
+def test_it_rejects_a_vrid_clash_on_the_same_segment_in_place(login, operator, cluster):
+    response = login(operator).post(
+        reverse("clusters:cluster-create"),
+        cluster_data(network="192.0.2.0/24", virtual_router_id="51"),
+    )
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "VRID 51 is already used by cluster &#x27;web&#x27;" in page
+    assert 'value="192.0.2.0/24"' in page  # the form keeps what was typed
+    assert not Cluster.objects.filter(name="db").exists()
+
+
+def test_only_an_admin_may_set_the_reload_command(login, operator, admin, cluster):
+    url = reverse("clusters:cluster-update", args=[cluster.pk])
+    data = cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51",
+                        reload_command="rm -rf /tmp/x")
+    login(operator).post(url, data)
+    cluster.refresh_from_db()
+    assert cluster.reload_command == "systemctl reload-or-restart keepalived"
+    data["reload_command"] = "service keepalived reload"
+    login(admin).post(url, data)
+    cluster.refresh_from_db()
+    assert cluster.reload_command == "service keepalived reload"
+
+
+def test_the_operator_sees_the_reload_command_but_cannot_edit_it(login, operator, cluster):
+    page = login(operator).get(reverse("clusters:cluster-edit", args=[cluster.pk])).content.decode()
+    tag = re.search(r'<input[^>]*name="reload_command"[^>]*>', page).group(0)
+    assert "disabled" in tag
+    assert "only an admin can change it" in page
+
+
+def test_settings_changes_are_audited_with_the_secret_masked(login, operator, cluster):
+    data = cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51",
+                        auth_pass="s3cret", advert_int="2")
+    response = login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]), data)
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="cluster.update")
+    assert entry.changes["advert_int"] == [1, 2]
+    assert entry.changes["auth_pass"] == ["(secret)", "(changed)"]
+    assert "s3cret" not in str(entry.changes)
+    page = login(operator).get(reverse("clusters:audit")).content.decode()
+    assert "s3cret" not in page
+
+
+def test_the_settings_form_never_shows_the_auth_pass(login, operator, cluster):
+    cluster.auth_pass = "s3cret"
+    cluster.save()
+    page = login(operator).get(reverse("clusters:cluster-edit", args=[cluster.pk])).content.decode()
+    assert "s3cret" not in page
+
+
+def test_bad_settings_show_the_error_and_change_nothing(login, operator, cluster):
+    data = cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="300")
+    response = login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]), data)
+    assert response.status_code == 422
+    assert "less than or equal to 255" in response.content.decode()
+    cluster.refresh_from_db()
+    assert cluster.virtual_router_id == 51
+    assert not AuditEntry.objects.exists()
+
+
+# --- VIPs ---------------------------------------------------------------------------------
+
+
+def test_an_operator_adds_a_vip_in_place(login, operator, cluster):
+    response = login(operator).post(
+        reverse("clusters:vip-add", args=[cluster.pk]),
+        {"address": "192.0.2.101/24", "label": "api"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith("<section") and 'id="vips"' in body
+    assert "192.0.2.101/24" in body and "192.0.2.100/24" in body
+    assert AuditEntry.objects.get(action="vip.create").changes["address"] == [None, "192.0.2.101/24"]
+
+
+def test_it_rejects_a_vip_that_is_a_nodes_address_in_place(login, operator, cluster):
+    response = login(operator).post(
+        reverse("clusters:vip-add", args=[cluster.pk]),
+        {"address": "192.0.2.11/24"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert "is the address of node &#x27;web-1&#x27;" in response.content.decode()
+    assert cluster.vips.count() == 1
+
+
+def test_without_javascript_adding_a_vip_redirects_back(login, operator, cluster):
+    response = login(operator).post(
+        reverse("clusters:vip-add", args=[cluster.pk]), {"address": "192.0.2.101/24"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#vips"
+
+
+def test_an_operator_deletes_a_vip(login, operator, cluster):
+    vip = cluster.vips.get()
+    response = login(operator).post(
+        reverse("clusters:vip-delete", args=[vip.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert not VirtualIP.objects.filter(pk=vip.pk).exists()
+    assert "No VIPs yet." in response.content.decode()
+    assert AuditEntry.objects.get(action="vip.delete").changes["address"] == ["192.0.2.100/24", None]
