@@ -58,6 +58,8 @@ def _save(user, resource, instance, data, before=None):
         with transaction.atomic():
             instance.save()
             changes = audit.diff(before or {}, audit.snapshot(instance))
+            # Bumped by every save: not a change anyone made.
+            changes.pop("updated", None)
             if creating or changes:
                 audit.record(user, "create" if creating else "update", instance, changes=changes)
     except IntegrityError:
