@@ -1,0 +1,240 @@
+"""Preview, push, the live view of a push, and resume."""
+
+import re
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from clusters.models import AuditEntry, ConfigPush, PushStep
+from clusters.preview import NodePreview
+from tests.cast import *  # noqa: F403
+from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def enqueued():
+    with mock.patch("clusters.push.enqueue") as enqueue:
+        yield enqueue
+
+
+@pytest.fixture
+def previews():
+    """clusters.preview.preview_cluster patched: one node changes, one does not."""
+    diff = (
+        "--- web-1:/etc/keepalived/keepalived.conf (live)\n"
+        "+++ web-1:/etc/keepalived/keepalived.conf (vipanel)\n"
+        "@@ -1,2 +1,2 @@\n"
+        "-    priority 100\n"
+        "+    priority 120\n"
+        "     auth_pass ********\n"
+    )
+    result = [
+        NodePreview("web-1", 1, True, diff),
+        NodePreview("web-2", 2, False, ""),
+    ]
+    with mock.patch("clusters.preview.preview_cluster", return_value=result) as patched:
+        yield patched
+
+
+def make_push(cluster, state="running", steps=("applied", "running"), **fields):
+    push = ConfigPush.objects.create(cluster=cluster, state=state, **fields)
+    for i, (node, step_state) in enumerate(zip(cluster.nodes.order_by("priority"), steps), 1):
+        PushStep.objects.create(push=push, node=node, node_name=node.name, position=i,
+                                state=step_state)
+    return push
+
+
+MUTATING = {
+    "push-preview": lambda c: reverse("clusters:push-preview", args=[c.pk]),
+    "push-start": lambda c: reverse("clusters:push-start", args=[c.pk]),
+    "push-resume": lambda c: reverse(
+        "clusters:push-resume", args=[make_push(c, "failed", ("applied", "failed")).pk]
+    ),
+}
+
+
+@pytest.fixture(params=sorted(MUTATING))
+def mutating(request, cluster, enqueued, previews):
+    return MUTATING[request.param](cluster), {}
+
+
+def test_each_mutating_view_rejects_get(login, operator, mutating):
+    assert_rejects_get(login, operator, mutating[0])
+
+
+def test_each_mutating_view_requires_login(mutating):
+    assert_requires_login(*mutating)
+
+
+def test_each_mutating_view_denies_the_viewer(login, viewer, mutating):
+    assert_denies(login, viewer, *mutating)
+
+
+def test_each_mutating_view_enforces_csrf(login, operator, mutating):
+    assert_enforces_csrf(login, operator, *mutating)
+
+
+# --- Preview ------------------------------------------------------------------------------
+
+
+def test_preview_shows_what_changes_per_node_and_unchanged_nodes(login, operator, cluster,
+                                                                  previews):
+    response = login(operator).post(
+        reverse("clusters:push-preview", args=[cluster.pk]), HTTP_HX_REQUEST="true"
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    previews.assert_called_once_with(cluster)
+    assert "1 of 2 nodes would change" in body
+    web1 = re.search(r'data-node="web-1".*?</article>', body, re.S).group(0)
+    web2 = re.search(r'data-node="web-2".*?</article>', body, re.S).group(0)
+    assert '<span class="del">-    priority 100</span>' in web1
+    assert '<span class="add">+    priority 120</span>' in web1
+    assert "auth_pass ********" in web1
+    assert "unchanged" in web2 and "Nothing would change" in web2
+
+
+def test_preview_shows_a_node_it_could_not_read(login, operator, cluster):
+    result = [NodePreview("web-1", 1, None, "", "web-1: connection refused")]
+    with mock.patch("clusters.preview.preview_cluster", return_value=result):
+        body = login(operator).post(
+            reverse("clusters:push-preview", args=[cluster.pk])
+        ).content.decode()
+    assert "<html" in body  # without htmx: a page of its own
+    assert "cannot read" in body and "web-1: connection refused" in body
+
+
+def test_preview_is_not_audited(login, operator, cluster, previews):
+    login(operator).post(reverse("clusters:push-preview", args=[cluster.pk]))
+    assert not AuditEntry.objects.exists()
+
+
+# --- Push ---------------------------------------------------------------------------------
+
+
+def test_push_starts_the_rolling_push_and_shows_it(
+    login, operator, cluster, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    push = ConfigPush.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("clusters:push", args=[push.pk])
+    assert push.requested_by == operator and push.kind == ConfigPush.Kind.PUSH
+    enqueued.assert_called_once_with(push.pk)
+    entry = AuditEntry.objects.get(action="push.start")
+    assert entry.changes == {"push": [None, push.pk]} and entry.result == f"push #{push.pk} queued"
+
+
+def test_push_refused_names_the_push_already_running(login, operator, cluster, enqueued):
+    running = make_push(cluster)
+    response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert f"Push #{running.pk} of cluster web is running" in body
+    assert f'<a href="/pushes/{running.pk}/">Watch push #{running.pk} (running)</a>' in body
+    assert ConfigPush.objects.count() == 1
+    assert AuditEntry.objects.get(action="push.start").result.startswith("refused: Push #")
+
+
+def test_push_refused_says_what_the_cluster_lacks(login, operator, cluster, enqueued):
+    cluster.vips.all().delete()
+    response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    assert response.status_code == 422
+    assert "Add at least one virtual IP." in response.content.decode()
+    assert not ConfigPush.objects.exists()
+
+
+# --- The live view ------------------------------------------------------------------------
+
+
+def test_the_live_view_shows_steps_progress_and_log(login, viewer, cluster):
+    push = make_push(cluster, log="12:00:00 push started: web-2, web-1\n")
+    page = login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    assert '<progress id="push-progress" class="busy" max="2" value="1">' in page
+    assert "1 of 2 nodes done" in page
+    assert re.search(r'data-node="web-2" data-state="applied"', page)
+    assert re.search(r'data-node="web-1" data-state="running"', page)
+    assert "push started: web-2, web-1" in page
+    url = reverse("clusters:push", args=[push.pk])
+    assert f'hx-get="{url}" hx-trigger="every 1s" hx-swap="outerHTML"' in page
+
+
+def test_polling_an_active_push_returns_the_fragment(login, viewer, cluster):
+    push = make_push(cluster)
+    response = login(viewer).get(reverse("clusters:push", args=[push.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith("<div id=\"push-live\"")
+    assert "<html" not in body and "hx-trigger" in body
+
+
+def test_polling_stops_with_286_once_the_push_has_ended(login, viewer, cluster):
+    push = make_push(cluster, "succeeded", ("applied", "unchanged"), finished=timezone.now())
+    response = login(viewer).get(reverse("clusters:push", args=[push.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    body = response.content.decode()
+    assert 'data-state="succeeded"' in body and "hx-trigger" not in body
+    assert "2 of 2 nodes done" in body
+    # A browser without htmx just gets the page.
+    assert login(viewer).get(reverse("clusters:push", args=[push.pk])).status_code == 200
+
+
+def test_a_failed_step_shows_keepalived_t_output_and_exit_code(login, viewer, cluster):
+    push = make_push(cluster, "failed", ("applied", "failed"),
+                     detail="web-1: keepalived -t rejected the new config (exit 1).")
+    step = push.steps.get(state="failed")
+    step.detail = "keepalived -t rejected the new config (exit 1); the node still runs its old one."
+    step.exit_code = 1
+    step.output = "(/tmp/x.conf: Line 7) WARNING - interface eth9 for vrrp_instance doesn't exist"
+    step.save()
+    page = login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    assert "Output (exit 1)" in page
+    assert "interface eth9 for vrrp_instance doesn&#x27;t exist" in page
+    assert 'class="badge bad">failed<' in page
+
+
+def test_a_viewer_sees_no_resume_button(login, viewer, operator, cluster):
+    push = make_push(cluster, "failed", ("applied", "failed"))
+    url = reverse("clusters:push", args=[push.pk])
+    assert "Resume push" not in login(viewer).get(url).content.decode()
+    assert "Resume push" in login(operator).get(url).content.decode()
+
+
+# --- Resume -------------------------------------------------------------------------------
+
+
+def test_resume_queues_a_failed_push_again(
+    login, operator, cluster, enqueued, django_capture_on_commit_callbacks
+):
+    push = make_push(cluster, "failed", ("applied", "failed"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    assert response.status_code == 302
+    push.refresh_from_db()
+    assert push.state == "queued"
+    assert list(push.steps.values_list("state", flat=True)) == ["applied", "pending"]
+    enqueued.assert_called_once_with(push.pk)
+    entry = AuditEntry.objects.get(action="push.resume")
+    assert entry.changes == {"push": [None, push.pk]} and "queued again" in entry.result
+
+
+def test_resume_refuses_a_push_that_succeeded(login, operator, cluster, enqueued):
+    push = make_push(cluster, "succeeded", ("applied", "applied"))
+    response = login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    assert response.status_code == 409
+    assert "only a failed or interrupted push can be resumed" in response.content.decode()
+    assert AuditEntry.objects.get(action="push.resume").result.startswith("refused:")
+
+
+def test_resume_refuses_while_another_push_runs(login, operator, cluster, enqueued):
+    failed = make_push(cluster, "failed", ("applied", "failed"))
+    running = make_push(cluster)
+    body = login(operator).post(reverse("clusters:push-resume", args=[failed.pk])).content.decode()
+    assert f"Push #{running.pk} of this cluster is active" in body
+    failed.refresh_from_db()
+    assert failed.state == "failed"
