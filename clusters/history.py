@@ -9,7 +9,7 @@ that started before a notify report cannot undo it.
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState
+from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
 from clusters.status import ClusterStatus, probe_cluster
 
 Kind = FailoverEvent.Kind
@@ -17,6 +17,10 @@ DetectedBy = FailoverEvent.DetectedBy
 
 
 def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail=""):
+    active = cluster.pushes.filter(state=ConfigPush.State.RUNNING).values_list("pk", flat=True).first()
+    if active:
+        # Expected moves (a first start, a reload) are told apart from real failures.
+        detail = f"During push #{active}. {detail}".strip()
     return FailoverEvent.objects.create(
         cluster=cluster,
         vip=vip,

@@ -242,6 +242,10 @@ if VIPANEL_NOTIFY_URL:
             f"VIPANEL_NOTIFY_URL={VIPANEL_NOTIFY_URL!r}: use http(s)://host[:port][/path] "
             "with no query, quotes or spaces"
         )
+    from urllib.parse import urlsplit
+
+    # The nodes call the panel by this name, so Django must accept it as a host.
+    ALLOWED_HOSTS.append(urlsplit(VIPANEL_NOTIFY_URL).hostname)
 # A notify report older (or newer) than this many seconds is refused as a possible replay.
 VIPANEL_NOTIFY_MAX_AGE = env_int("VIPANEL_NOTIFY_MAX_AGE", 60)
 # A running push whose worker has not renewed its heartbeat for this long is "interrupted".
