@@ -1,0 +1,236 @@
+"""/metrics: Prometheus text format 0.0.4, for an API token or an allowed address only."""
+
+import re
+
+import pytest
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clusters import metrics
+from clusters.models import ConfigPush, FailoverEvent, Node, NodeState, VipState, VirtualIP
+from tests.test_api_support import make_user, token_for
+
+pytestmark = pytest.mark.django_db
+
+URL = "/metrics"
+OUTSIDE = "198.51.100.7"
+VIP = "192.0.2.100/24"
+
+
+@pytest.fixture(autouse=True)
+def no_sweep_time():
+    cache.delete(metrics.SWEEP_SECONDS_KEY)
+    yield
+    cache.delete(metrics.SWEEP_SECONDS_KEY)
+
+
+def scrape(remote_addr="127.0.0.1", **headers):
+    return Client().get(URL, REMOTE_ADDR=remote_addr, headers=headers)
+
+
+SAMPLE = re.compile(
+    r'(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
+    r'(?:\{(?P<labels>(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})?'
+    r" (?P<value>-?[0-9.e+-]+|NaN|[+-]Inf)"
+)
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value}; checks the grammar and HELP/TYPE on the way."""
+    assert text.endswith("\n")
+    samples, typed, seen_families = {}, {}, []
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in seen_families, f"HELP twice for {name}"
+            seen_families.append(name)
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert kind in ("counter", "gauge") and name == seen_families[-1]
+            typed[name] = kind
+            continue
+        match = SAMPLE.fullmatch(line)
+        assert match, f"not a sample line: {line!r}"
+        name = match["name"]
+        assert name == seen_families[-1], f"{name} outside its family"
+        labels = frozenset(
+            (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+            for k, v in LABEL.findall(match["labels"] or "")
+        )
+        assert (name, labels) not in samples, f"duplicate series {line}"
+        samples[(name, labels)] = float(match["value"])
+    assert set(typed) == set(seen_families)
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_it_serves_the_text_format_to_loopback(cluster):
+    response = scrape()
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    parse(response.content.decode())
+
+
+def test_it_answers_401_to_other_addresses_without_a_token(cluster):
+    response = scrape(OUTSIDE)
+    assert response.status_code == 401
+    assert "vipanel_" not in response.content.decode()
+
+
+def test_x_forwarded_for_does_not_open_it(cluster):
+    assert scrape(OUTSIDE, **{"X-Forwarded-For": "127.0.0.1"}).status_code == 401
+
+
+def test_a_token_opens_it_from_anywhere(cluster):
+    key = token_for(make_user("prometheus", "viewer"))
+    assert scrape(OUTSIDE, Authorization=f"Token {key}").status_code == 200
+    assert scrape(OUTSIDE, Authorization="Token wrong").status_code == 401
+
+
+def test_a_token_without_a_role_is_403(cluster):
+    key = token_for(make_user("nobody"))
+    assert scrape(OUTSIDE, Authorization=f"Token {key}").status_code == 403
+
+
+def test_the_allow_list_takes_networks_and_mapped_addresses(settings, cluster):
+    settings.VIPANEL_METRICS_ALLOW = ["10.0.0.0/8", "2001:db8::/32"]
+    assert scrape("10.1.2.3").status_code == 200
+    assert scrape("::ffff:10.1.2.3").status_code == 200
+    assert scrape("2001:db8::5").status_code == 200
+    assert scrape("127.0.0.1").status_code == 401
+
+
+def test_a_bad_allow_list_fails_loudly(settings, cluster):
+    settings.VIPANEL_METRICS_ALLOW = ["localhost"]
+    with pytest.raises(ImproperlyConfigured, match="VIPANEL_METRICS_ALLOW"):
+        scrape()
+
+
+def test_it_needs_no_login_and_only_answers_get(client, cluster):
+    assert client.get(URL).status_code == 200  # no redirect to the login page
+    assert client.post(URL).status_code == 405
+
+
+def observe(cluster, holders, web1_state="MASTER"):
+    now = timezone.now()
+    for node in cluster.nodes.all():
+        NodeState.objects.update_or_create(
+            node=node,
+            defaults=dict(
+                checked_at=now,
+                reachable=True,
+                keepalived_running=True,
+                vrrp_state=web1_state if node.name == "web-1" else "BACKUP",
+                holds=[VIP] if node.name in holders else [],
+                drift=node.name == "web-2",
+            ),
+        )
+    holder = Node.objects.get(name=holders[0]) if len(holders) == 1 else None
+    VipState.objects.update_or_create(
+        vip=cluster.vips.get(),
+        defaults=dict(holder=holder, since=now, checked_at=now, split_brain=len(holders) > 1),
+    )
+
+
+def test_it_shows_vip_holders_and_node_states(cluster):
+    observe(cluster, ["web-1"])
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_vip_holder", cluster="web", vip=VIP, node="web-1") == 1
+    assert value(s, "vipanel_vip_holder", cluster="web", vip=VIP, node="web-2") == 0
+    assert value(s, "vipanel_vip_holders", cluster="web", vip=VIP) == 1
+    assert value(s, "vipanel_vip_split_brain", cluster="web", vip=VIP) == 0
+    assert value(s, "vipanel_node_reachable", cluster="web", node="web-1") == 1
+    assert value(s, "vipanel_node_keepalived_up", cluster="web", node="web-2") == 1
+    assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-1", state="MASTER") == 1
+    assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-1", state="BACKUP") == 0
+    assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-2", state="BACKUP") == 1
+    assert value(s, "vipanel_node_config_drift", cluster="web", node="web-2") == 1
+
+
+def test_it_shows_split_brain(cluster):
+    observe(cluster, ["web-1", "web-2"])
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_vip_split_brain", cluster="web", vip=VIP) == 1
+    assert value(s, "vipanel_vip_holders", cluster="web", vip=VIP) == 2
+
+
+def test_a_node_never_probed_is_unreachable_and_unknown(cluster):
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_node_reachable", cluster="web", node="web-1") == 0
+    assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-1", state="UNKNOWN") == 1
+    assert ("vipanel_node_keepalived_up", frozenset({("cluster", "web"), ("node", "web-1")})) not in s
+
+
+def test_it_counts_pushes_by_state_and_failovers_by_kind(cluster):
+    for state in ("succeeded", "succeeded", "failed"):
+        ConfigPush.objects.create(cluster=cluster, state=state)
+    for kind in ("failover", "failover", "split_brain"):
+        FailoverEvent.objects.create(
+            cluster=cluster, vip_address=VIP, at=timezone.now(), kind=kind, detected_by="sweep"
+        )
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_pushes_total", state="succeeded") == 2
+    assert value(s, "vipanel_pushes_total", state="failed") == 1
+    assert value(s, "vipanel_pushes_total", state="running") == 0
+    assert value(s, "vipanel_failovers_total", cluster="web", kind="failover") == 2
+    assert value(s, "vipanel_failovers_total", cluster="web", kind="split_brain") == 1
+    assert value(s, "vipanel_failovers_total", cluster="web", kind="no_holder") == 0
+
+
+def test_the_sweep_duration_comes_from_the_cache(cluster):
+    assert "vipanel_sweep_duration_seconds" not in scrape().content.decode()
+    cache.set(metrics.SWEEP_SECONDS_KEY, 1.25)
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_sweep_duration_seconds") == 1.25
+
+
+@pytest.mark.parametrize(
+    "raw, escaped",
+    [
+        ("plain", "plain"),
+        ('say "hi"', 'say \\"hi\\"'),
+        ("back\\slash", "back\\\\slash"),
+        ("two\nlines", "two\\nlines"),
+        ('\\"\n', '\\\\\\"\\n'),
+    ],
+)
+def test_label_values_are_escaped(raw, escaped):
+    assert metrics.escape_label(raw) == escaped
+
+
+def test_an_escaped_label_survives_a_round_trip():
+    out = metrics.Exposition()
+    out.family("x", "gauge", "help with a \\ and\na newline")
+    out.sample("x", 1, label='a "b" \\ c\nd')
+    text = out.render()
+    assert "# HELP x help with a \\\\ and\\na newline\n" in text
+    assert value(parse(text), "x", label='a "b" \\ c\nd') == 1
+
+
+def test_a_scrape_costs_the_same_queries_however_many_nodes(cluster):
+    observe(cluster, ["web-1"])
+    scrape()
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert scrape().status_code == 200
+        return len(captured)
+
+    before = queries()
+    now = timezone.now()
+    for i in range(10):
+        node = Node.objects.create(
+            cluster=cluster, name=f"n{i}", address=f"192.0.2.{30 + i}", priority=50 + i
+        )
+        NodeState.objects.create(node=node, checked_at=now, reachable=True, holds=[VIP])
+        VirtualIP.objects.create(cluster=cluster, address=f"192.0.2.{160 + i}/24")
+    assert queries() == before == 5
