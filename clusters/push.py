@@ -97,6 +97,25 @@ def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH, queue=True):
     return push
 
 
+def set_maintenance(node, on, user=None):
+    """Put a node into maintenance (or take it out) and push, so the VIPs move gracefully.
+
+    Going in, a maintenance push renders the node with the lowest priority, so every other node
+    outranks it and the VIPs move off it by election, not by a hard stop. Coming out, a normal
+    push gives it back its priority. If the push cannot start, nothing changes.
+    """
+    from clusters import audit
+
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(maintenance=on)
+        node.maintenance = on
+        kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
+        push = start_push(node.cluster, user=user, kind=kind)
+        audit.record(user, "maintenance on" if on else "maintenance off", node,
+                     changes={"maintenance": [not on, on]}, result=f"push #{push.pk}")
+    return push
+
+
 def resume_push(push):
     """Queue a failed or interrupted push again; it continues from the step that did not finish."""
     try:

@@ -5,7 +5,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from clusters import history, push
+from clusters import drill, history, push
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +24,17 @@ def run_push_task(push_id):
 @shared_task(acks_late=True)
 def sweep_task():
     history.sweep_all()
+
+
+# Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery.
+@shared_task
+def drill_task(cluster_id, user_id=None):
+    from django.contrib.auth import get_user_model
+
+    from clusters.models import Cluster
+
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    if cluster is None:
+        return
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    drill.run_drill(cluster, user)

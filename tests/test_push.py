@@ -124,3 +124,57 @@ def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
     assert [n.drift for n in status.nodes] == [False, False, False]
     clean_lab[2].kill_keepalived()
     wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=10)
+
+
+def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
+    from clusters.push import set_maintenance
+
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    vip = lab_vip(clean_lab).split("/")[0]
+    holder = cluster.nodes.get(name=clean_lab[2].name)
+    push = set_maintenance(holder, True)
+    push_id = push.pk
+    run_push(push_id)
+    push.refresh_from_db()
+    assert push.kind == ConfigPush.Kind.MAINTENANCE
+    assert push.state == ConfigPush.State.SUCCEEDED, push.detail
+    assert [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[1].name]
+    # Still running keepalived, with the lowest priority: it would take over only if alone.
+    assert clean_lab[2].keepalived_running()
+    assert "priority 1\n" in live_config(clean_lab[2], cluster)
+    # A normal push leaves a node in maintenance alone.
+    normal = push_here(cluster)
+    assert dict(steps(normal))[clean_lab[2].name] == "skipped"
+    back = set_maintenance(holder, False)
+    run_push(back.pk)
+    back.refresh_from_db()
+    assert back.state == ConfigPush.State.SUCCEEDED, back.detail
+    assert [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name]
+
+
+def test_maintenance_is_not_set_when_its_push_cannot_start(clean_lab):
+    from clusters.push import set_maintenance
+
+    cluster = make_lab_cluster(clean_lab)
+    start_push(cluster, queue=False)
+    node = cluster.nodes.first()
+    with pytest.raises(PushRefused):
+        set_maintenance(node, True)
+    node.refresh_from_db()
+    assert not node.maintenance
+
+
+def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
+    from clusters.drill import run_drill
+
+    cluster = make_lab_cluster(clean_lab)
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    event = run_drill(cluster)
+    assert event.kind == "drill"
+    assert (event.from_node, event.to_node) == (clean_lab[2].name, clean_lab[1].name)
+    assert event.detail.startswith("Passed."), event.detail
+    # keepalived runs again on the old holder, which took the VIP back (preempt).
+    assert clean_lab[2].keepalived_running()
+    vip = lab_vip(clean_lab).split("/")[0]
+    wait_until(lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10)
