@@ -59,7 +59,16 @@ def test_generated_secrets_are_private_and_stable(tmp_path):
     assert (tmp_path / "secret_key").read_text() == key
 
 
-@pytest.mark.parametrize("name,value", [("DEBUG", "maybe"), ("VIPANEL_SWEEP_INTERVAL", "5s")])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("DEBUG", "maybe"),
+        ("VIPANEL_SWEEP_INTERVAL", "5s"),
+        # Written into a shell script on every node: nothing but scheme, host, port and path.
+        ("VIPANEL_NOTIFY_URL", "http://192.0.2.1:8000/'; reboot; '"),
+        ("VIPANEL_NOTIFY_URL", "http://192.0.2.1:8000/$(id)"),
+    ],
+)
 def test_bad_values_fail_loudly_at_start(tmp_path, name, value):
     result = manage("check", env={"VIPANEL_DATA_DIR": str(tmp_path), name: value})
     assert result.returncode != 0

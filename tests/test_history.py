@@ -1,0 +1,97 @@
+"""Failover history from probe results: each change of a VIP's holder becomes one event."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from clusters.history import record_notify, record_status
+from clusters.models import ConfigPush, FailoverEvent, VipState
+from clusters.status import ClusterStatus, NodeProbe
+
+pytestmark = pytest.mark.django_db
+
+
+def observe(cluster, at, held_by=(), unreachable=()):
+    """A ClusterStatus in which the nodes named in `held_by` hold the cluster's one VIP."""
+    vip = cluster.vips.get().address
+    nodes = [
+        NodeProbe(name=n.name, node_id=n.pk, reachable=n.name not in unreachable,
+                  keepalived_running=True, holds=[vip] if n.name in held_by else [])
+        for n in cluster.nodes.all()
+    ]
+    return ClusterStatus(cluster=cluster.name, checked_at=at, nodes=nodes,
+                         holders={vip: [n for n in held_by if n not in unreachable]})
+
+
+def kinds(cluster):
+    return list(FailoverEvent.objects.filter(cluster=cluster).order_by("at", "id")
+                .values_list("kind", "from_node", "to_node"))
+
+
+def test_it_records_no_event_for_the_first_observation(cluster):
+    record_status(cluster, observe(cluster, timezone.now(), ["web-1"]))
+    assert kinds(cluster) == []
+    assert VipState.objects.get().holder.name == "web-1"
+
+
+def test_it_records_a_failover_with_both_nodes(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    events = record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-2"]))
+    assert [e.kind for e in events] == ["failover"]
+    assert kinds(cluster) == [("failover", "web-1", "web-2")]
+    assert FailoverEvent.objects.get().detected_by == "sweep"
+
+
+def test_it_records_split_brain_and_its_end(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-1", "web-2"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-1", "web-2"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=15), ["web-1"]))
+    assert kinds(cluster) == [("split_brain", "web-1", "web-1, web-2"), ("split_brain_end", "", "web-1")]
+    assert not VipState.objects.get().split_brain
+
+
+def test_it_records_no_holder_and_its_end(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=5), []))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-2"]))
+    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-2")]
+
+
+def test_an_unreachable_node_makes_the_holder_unknown_not_missing(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-1"], unreachable=["web-1"]))
+    assert kinds(cluster) == []
+    assert VipState.objects.get().holder.name == "web-1"
+
+
+def test_an_older_sweep_does_not_undo_a_newer_notify_report(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    web2 = cluster.nodes.get(name="web-2")
+    record_notify(cluster, web2, "MASTER", at=t + timedelta(seconds=10))
+    # A sweep that started before the report, and still saw web-1, finishes after it.
+    record_status(cluster, observe(cluster, t + timedelta(seconds=9), ["web-1"]))
+    assert kinds(cluster) == [("failover", "web-1", "web-2")]
+    assert FailoverEvent.objects.get().detected_by == "notify"
+    assert VipState.objects.get().holder == web2
+
+
+def test_a_notify_report_of_backup_moves_nothing(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_notify(cluster, cluster.nodes.get(name="web-2"), "BACKUP", at=t + timedelta(seconds=1))
+    assert kinds(cluster) == []
+
+
+def test_events_during_a_push_say_so(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
+    record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-2"]))
+    assert FailoverEvent.objects.get().detail.startswith(f"During push #{push.pk}.")
