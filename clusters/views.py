@@ -7,9 +7,10 @@ fragments (clusters.htmx decides which).
 """
 
 import datetime as dt
-import importlib.util
+import re
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
@@ -23,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
-from clusters import audit, history, notify, preview, remote, roles, timeline
+from clusters import audit, drill, history, notify, preview, remote, roles, timeline
 from clusters.forms import ClusterForm, NodeForm, SSHCredentialForm, VirtualIPForm
 from clusters.htmx import UNPROCESSABLE, render_page, wants_fragment
 from clusters.models import (
@@ -37,15 +38,10 @@ from clusters.models import (
     SSHCredential,
     VirtualIP,
 )
-from clusters.push import PushRefused, resume_push, start_push
+from clusters.push import PushRefused, resume_push, set_maintenance, start_push
 from clusters.roles import ADMIN, OPERATOR, VIEWER, require_role
 
 CONFLICT = 409
-
-
-def drill_available():
-    """The failover drill lives in clusters.drill, written apart from the panel."""
-    return importlib.util.find_spec("clusters.drill") is not None
 
 
 # --- Lookups ------------------------------------------------------------------------------
@@ -130,11 +126,24 @@ class NodeHealth:
         return bool(self.problems) and self.problems != ["not checked yet"]
 
 
+class Freshness:
+    """When the nodes were last probed, and whether that is too long ago to trust."""
+
+    def __init__(self, healths, now=None):
+        times = [h.state.checked_at for h in healths if h.state is not None]
+        self.checked_at = min(times) if times else None
+        now = now or timezone.now()
+        # Three sweeps missed (and at least 30 s): the sweep is not running.
+        limit = max(30, 3 * settings.VIPANEL_SWEEP_INTERVAL)
+        self.stale = self.checked_at is not None and (now - self.checked_at).total_seconds() > limit
+
+
 class ClusterSummary:
     def __init__(self, cluster):
         self.cluster = cluster
         nodes = list(cluster.nodes.all())
         self.nodes = [NodeHealth(n) for n in nodes]
+        self.freshness = Freshness(self.nodes)
         self.vips = [VipView(v, nodes) for v in cluster.vips.all()]
         self.last_push = cluster.last_pushes[0] if cluster.last_pushes else None
         self.failovers = cluster.recent_failovers
@@ -144,6 +153,7 @@ class ClusterSummary:
         return (
             any(v.trouble for v in self.vips)
             or any(n.trouble for n in self.nodes)
+            or self.freshness.stale
             or (self.last_push is not None and self.last_push.state == ConfigPush.State.FAILED)
         )
 
@@ -208,9 +218,11 @@ def cluster_form(request, *args, **kwargs):
 
 def _cluster_context(request, cluster, **extra):
     nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority"))
+    healths = [NodeHealth(n) for n in nodes]
     context = {
         "cluster": cluster,
-        "nodes": [NodeHealth(n) for n in nodes],
+        "nodes": healths,
+        "freshness": Freshness(healths),
         "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
         "node_form": PanelNodeForm(),
         "vip_form": VirtualIPForm(),
@@ -218,7 +230,6 @@ def _cluster_context(request, cluster, **extra):
         "active_push": cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first(),
         "failovers": cluster.failovers.all()[:5],
         "readiness": cluster.readiness_errors(),
-        "drill": drill_available(),
     }
     context.update(extra)
     return context
@@ -237,9 +248,11 @@ def cluster_status(request, pk):
     """The live part of a cluster page (who holds the VIPs, each node's health); polled."""
     cluster = _cluster(pk)
     nodes = list(cluster.nodes.select_related("state").order_by("-priority"))
+    healths = [NodeHealth(n) for n in nodes]
     context = {
         "cluster": cluster,
-        "nodes": [NodeHealth(n) for n in nodes],
+        "nodes": healths,
+        "freshness": Freshness(healths),
         "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
     }
     return render_page(
@@ -389,38 +402,25 @@ def node_delete(request, pk):
 @require_POST
 @require_role(OPERATOR)
 def node_maintenance(request, pk):
-    """Put a node in maintenance (push it with the lowest priority, so the VIPs leave it) or
-    take it out (a normal push gives it its priority back). Nothing changes if the push cannot
-    start."""
+    """Put a node in maintenance (a push gives it the lowest priority, so the VIPs move off it
+    by election) or take it out (a normal push gives its priority back). clusters.push does
+    both and audits them; if the push cannot start, nothing changes."""
     node = _node(pk)
-    cluster = node.cluster
     wanted = request.POST.get("maintenance")
     if wanted not in ("on", "off"):
         return HttpResponse("maintenance must be 'on' or 'off'", status=400)
     on = wanted == "on"
-    kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
-    action = "node.maintenance_on" if on else "node.maintenance_off"
     try:
-        with transaction.atomic():
-            node.maintenance = on
-            node.save(update_fields=["maintenance", "updated"])
-            push = start_push(cluster, request.user, kind=kind)
+        push = set_maintenance(node, on, request.user)
     except PushRefused as e:
-        audit.record(request.user, action, node, cluster=cluster,
-                     result=f"refused: {_errors_text(e.errors)}")
-        return _push_refused(request, cluster, e)
-    audit.record(
-        request.user,
-        action,
-        node,
-        cluster=cluster,
-        changes={"maintenance": [not on, on], "push": [None, push.pk]},
-        result=f"push #{push.pk} queued",
-    )
+        audit.record(request.user, "maintenance on" if on else "maintenance off", node,
+                     cluster=node.cluster, result=f"refused: {_errors_text(e.errors)}")
+        return _push_refused(request, node.cluster, e)
     messages.success(
         request,
-        f"{node.name} is in maintenance: push #{push.pk} lowers its priority so the VIPs move off "
-        "it." if on else f"{node.name} is back: push #{push.pk} gives it its priority again.",
+        f"{node.name} is going into maintenance: push #{push.pk} lowers its priority so the "
+        "VIPs move off it." if on else
+        f"{node.name} is leaving maintenance: push #{push.pk} gives it its priority again.",
     )
     return redirect("clusters:push", push.pk)
 
@@ -593,28 +593,22 @@ def push_resume(request, pk):
 @require_POST
 @require_role(OPERATOR)
 def cluster_drill(request, pk):
-    """Move the VIPs off their holder on purpose, to prove failover works (clusters.drill)."""
+    """Stop keepalived on the holder on purpose and check the VIPs move (clusters.drill, which
+    runs it in a worker, audits it and records the outcome in the failover history)."""
     cluster = _cluster(pk)
-    if not drill_available():
-        return HttpResponseNotFound("The failover drill is not installed.")
-    from clusters.drill import start_drill
-
     try:
-        result = start_drill(cluster, request.user)
-    except Exception as e:
-        # The drill refuses with a readable reason (another push running, one node only).
-        errors = getattr(e, "errors", None) or {"__all__": str(e)}
-        audit.record(request.user, "drill.start", cluster, result=f"refused: {_errors_text(errors)}")
-        if not isinstance(e, (PushRefused, ValueError)) and not hasattr(e, "errors"):
-            raise
-        context = _cluster_context(request, cluster, push_errors=errors,
-                                   refused_by=getattr(e, "active", None))
+        drill.start_drill(cluster, request.user)
+    except drill.DrillRefused as e:
+        audit.record(request.user, "drill started", cluster, result=f"refused: {e}")
+        context = _cluster_context(request, cluster, push_errors={"__all__": str(e)},
+                                   refused_title="The drill did not start")
         return render(request, "clusters/cluster.html", context, status=CONFLICT)
-    audit.record(request.user, "drill.start", cluster, result=f"started: {result}"[:200])
-    if isinstance(result, ConfigPush):
-        return redirect("clusters:push", result.pk)
-    messages.success(request, f"Failover drill started on {cluster.name}: watch the holders.")
-    return redirect("clusters:cluster", cluster.pk)
+    messages.success(
+        request,
+        f"Failover drill started on {cluster.name}: keepalived stops on the holder and the "
+        "panel checks the VIPs move. The outcome appears under Recent failovers.",
+    )
+    return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#failovers")
 
 
 # --- Failover history ---------------------------------------------------------------------
@@ -742,6 +736,18 @@ class AuditFilter(forms.Form):
     )
 
 
+_PUSH_IN_RESULT = re.compile(r"\bpush #(\d+)\b")
+
+
+def _push_id_of(entry):
+    """The push an entry started, from its changes ({"push": [None, id]}) or its result."""
+    push = entry.changes.get("push") if isinstance(entry.changes, dict) else None
+    if isinstance(push, list) and len(push) == 2 and isinstance(push[1], int):
+        return push[1]
+    match = _PUSH_IN_RESULT.search(entry.result or "")
+    return int(match.group(1)) if match and not entry.result.startswith("refused") else None
+
+
 @require_safe
 @require_role(VIEWER)
 def audit_log(request):
@@ -754,15 +760,11 @@ def audit_log(request):
         entries = entries.filter(cluster=form.cleaned_data["cluster"])
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     # What became of each push since it was queued, in one query.
-    push_ids = {
-        e.changes["push"][1]
-        for e in page
-        if isinstance(e.changes, dict) and isinstance(e.changes.get("push"), list)
-    }
+    for entry in page:
+        entry.push_id = _push_id_of(entry)
+    push_ids = {e.push_id for e in page if e.push_id}
     push_states = dict(ConfigPush.objects.filter(pk__in=push_ids).values_list("pk", "state"))
     for entry in page:
-        push = entry.changes.get("push") if isinstance(entry.changes, dict) else None
-        entry.push_id = push[1] if isinstance(push, list) else None
         entry.push_state = push_states.get(entry.push_id)
         entry.change_rows = [
             (name, values[0], values[1])

@@ -76,3 +76,11 @@ def test_an_outsider_cannot_read_it(login, outsider):
 def test_the_cluster_page_links_to_its_audit(login, viewer, cluster):
     page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert f'href="/audit/?cluster={cluster.pk}"' in page
+
+
+def test_a_maintenance_entry_links_its_push(login, viewer, operator, cluster):
+    push = ConfigPush.objects.create(cluster=cluster, state="succeeded")
+    audit.record(operator, "maintenance on", cluster.nodes.first(),
+                 changes={"maintenance": [False, True]}, result=f"push #{push.pk}")
+    page = login(viewer).get(reverse("clusters:audit")).content.decode()
+    assert f'<a href="/pushes/{push.pk}/">push #{push.pk}</a>: <span class="badge good">' in page

@@ -1,11 +1,12 @@
 """The cluster page, creating clusters, their settings and their VIPs."""
 
 import re
+from unittest import mock
 
 import pytest
 from django.urls import reverse
 
-from clusters.models import AuditEntry, Cluster, VirtualIP
+from clusters.models import AuditEntry, Cluster, ConfigPush, VirtualIP
 from tests.cast import *  # noqa: F403
 from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
 
@@ -47,11 +48,19 @@ MUTATING = {
         lambda c: {"address": "192.0.2.101/24", "label": "api"},
     ),
     "vip-delete": (lambda c: reverse("clusters:vip-delete", args=[c.vips.first().pk]), lambda c: {}),
+    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {}),
 }
 
 
+@pytest.fixture
+def drill_queued():
+    """The drill's hand-off to a worker (clusters.tasks), patched: no worker here."""
+    with mock.patch("clusters.tasks.drill_task.delay") as delay:
+        yield delay
+
+
 @pytest.fixture(params=sorted(MUTATING))
-def mutating(request, cluster):
+def mutating(request, cluster, drill_queued):
     url, data = MUTATING[request.param]
     return url(cluster), data(cluster)
 
@@ -269,3 +278,24 @@ def test_an_operator_deletes_a_vip(login, operator, cluster):
     assert not VirtualIP.objects.filter(pk=vip.pk).exists()
     assert "No VIPs yet." in response.content.decode()
     assert AuditEntry.objects.get(action="vip.delete").changes["address"] == ["192.0.2.100/24", None]
+
+
+# --- Failover drill -----------------------------------------------------------------------
+
+
+def test_the_drill_starts_in_a_worker(login, operator, cluster, drill_queued):
+    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
+    drill_queued.assert_called_once_with(cluster.pk, operator.pk)
+    assert AuditEntry.objects.get().action == "drill started"
+
+
+def test_the_drill_is_refused_while_a_push_runs(login, operator, cluster, drill_queued):
+    ConfigPush.objects.create(cluster=cluster, state="running")
+    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert "The drill did not start" in body and "A push of this cluster is active" in body
+    drill_queued.assert_not_called()
+    assert AuditEntry.objects.get().result.startswith("refused:")

@@ -194,3 +194,10 @@ def test_it_needs_the_same_number_of_queries_for_3_and_30_clusters(
     assert response.content.decode().count('class="card cluster') == count
     with django_assert_num_queries(DASHBOARD_QUERIES):
         client.get("/", HTTP_HX_REQUEST="true")
+
+
+def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
+    observe(cluster, cluster.nodes.get(name="web-1"), at=timezone.now() - dt.timedelta(minutes=10))
+    page = login(viewer).get("/").content.decode()
+    assert "Status last checked 10" in page and "is the sweep running?" in page
+    assert "cluster trouble" in page
