@@ -77,7 +77,9 @@ def collect() -> str:
     nodes = list(
         Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
     )
-    vips = list(VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk"))
+    vips = list(
+        VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk")
+    )
     nodes_of = defaultdict(list)
     for node in nodes:
         nodes_of[node.cluster_id].append(node)
@@ -100,7 +102,11 @@ def collect() -> str:
             held = state is not None and vip.address in (state.holds or [])
             holders += held
             out.sample(
-                "vipanel_vip_holder", held, cluster=vip.cluster.name, vip=vip.address, node=node.name
+                "vipanel_vip_holder",
+                held,
+                cluster=vip.cluster.name,
+                vip=vip.address,
+                node=node.name,
             )
         vip_state = getattr(vip, "state", None)
         out.sample(

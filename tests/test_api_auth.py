@@ -1,5 +1,7 @@
 """Token authentication: the only way in; stored as a hash; issued by create_api_token."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import io
 
 import pytest
@@ -79,9 +81,7 @@ def test_the_token_decides_the_user_not_the_session(client, viewer, operator):
 
 def test_writes_need_no_csrf_token(operator):
     api = Api(token_for(operator), client=Client(enforce_csrf_checks=True))
-    response = api.post(
-        CLUSTERS, {"name": "db", "network": "192.0.2.0/24", "virtual_router_id": 7}
-    )
+    response = api.post(CLUSTERS, {"name": "db", "network": "192.0.2.0/24", "virtual_router_id": 7})
     assert response.status_code == 201, response.content
 
 

@@ -1,5 +1,7 @@
 """/api/v1/clusters/: the model's rules (as the forms apply them), write-only auth_pass, audit."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 
 from clusters.api.serializers import CLUSTER
@@ -63,11 +65,21 @@ def test_it_rejects_a_vrid_already_used_on_the_segment_with_the_forms_message(
     data = {"name": "db", "network": "192.0.2.0/25", "virtual_router_id": 51}
     response = operator_api.post(CLUSTERS, data)
     assert response.status_code == 400
-    form = ClusterForm(data={**data, "interface": "eth0", "advert_int": 1, "check_interval": 2,
-                             "check_fall": 2, "check_rise": 2, "check_weight": 0,
-                             "preempt": True, "preempt_delay": 0,
-                             "config_path": "/etc/keepalived/keepalived.conf",
-                             "reload_command": Cluster._meta.get_field("reload_command").default})
+    form = ClusterForm(
+        data={
+            **data,
+            "interface": "eth0",
+            "advert_int": 1,
+            "check_interval": 2,
+            "check_fall": 2,
+            "check_rise": 2,
+            "check_weight": 0,
+            "preempt": True,
+            "preempt_delay": 0,
+            "config_path": "/etc/keepalived/keepalived.conf",
+            "reload_command": Cluster._meta.get_field("reload_command").default,
+        }
+    )
     assert not form.is_valid()
     assert response.json()["virtual_router_id"] == form.errors["virtual_router_id"]
     assert "already used by cluster 'web'" in response.json()["virtual_router_id"][0]

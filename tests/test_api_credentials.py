@@ -1,5 +1,7 @@
 """/api/v1/credentials/: admins store keys; everyone with a role sees names only."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 
 from clusters.models import AuditEntry, SSHCredential
@@ -35,8 +37,8 @@ def test_it_lists_names_and_usernames_only(viewer_api, credential):
 def test_an_admin_stores_a_credential_and_never_sees_the_secrets_again(admin_api):
     key = make_private_key()
     response = admin_api.post(
-        URL, {"name": "deploy", "username": "keepalived", "private_key": key,
-              "passphrase": PASSPHRASE}
+        URL,
+        {"name": "deploy", "username": "keepalived", "private_key": key, "passphrase": PASSPHRASE},
     )
     assert response.status_code == 201, response.content
     body = response.content.decode()

@@ -1,5 +1,7 @@
 """/api/v1/clusters/{id}/nodes/, /api/v1/nodes/{id}/ and re-pinning a node's host key."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 
 from clusters.api.serializers import NODE
@@ -103,7 +105,9 @@ def test_a_pinned_host_key_is_read_only(operator_api, cluster):
     assert "repin" in response.json()["host_key_fingerprint"][0]
     assert operator_api.patch(node_url(node), {"host_key_fingerprint": ""}).status_code == 400
     # Echoing it back unchanged is fine.
-    same = operator_api.patch(node_url(node), {"host_key_fingerprint": FINGERPRINT, "ssh_port": 2222})
+    same = operator_api.patch(
+        node_url(node), {"host_key_fingerprint": FINGERPRINT, "ssh_port": 2222}
+    )
     assert same.status_code == 200
     node.refresh_from_db()
     assert node.host_key_fingerprint == FINGERPRINT and node.ssh_port == 2222

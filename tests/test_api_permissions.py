@@ -4,6 +4,8 @@ The list comes from clusters/api/urls.py itself, so a new write endpoint is cove
 is added.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import re
 
 import pytest
@@ -92,8 +94,11 @@ def test_every_read_needs_a_token(anon_api, ids, method, route, role):
 )
 def test_every_unknown_id_is_404(db, method, route, role):
     admin = make_user("root", is_superuser=True)
-    response = Api(token_for(admin)).request(method, path_for(route, dict.fromkeys(
-        ["cluster_id", "node_id", "vip_id", "push_id"], 999999)), {})
+    response = Api(token_for(admin)).request(
+        method,
+        path_for(route, dict.fromkeys(["cluster_id", "node_id", "vip_id", "push_id"], 999999)),
+        {},
+    )
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
 

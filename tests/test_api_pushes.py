@@ -1,5 +1,7 @@
 """/api/v1/clusters/{id}/pushes/ and /api/v1/pushes/{id}/: start, follow and resume a push."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 
 from clusters.models import AuditEntry, ConfigPush, PushStep

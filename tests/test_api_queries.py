@@ -1,5 +1,7 @@
 """Lists cost a fixed number of queries however long they are."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext

@@ -1,5 +1,7 @@
 """The OpenAPI schema describes exactly the API: every route and method, every returned field."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import json
 import re
 
@@ -112,8 +114,11 @@ def test_object_schemas_have_exactly_the_returned_fields(cluster, resource, name
 
 
 def test_secrets_are_write_only_in_the_schema():
-    for name, field in [("Credential", "private_key"), ("Credential", "passphrase"),
-                        ("Cluster", "auth_pass")]:
+    for name, field in [
+        ("Credential", "private_key"),
+        ("Credential", "passphrase"),
+        ("Cluster", "auth_pass"),
+    ]:
         assert SCHEMAS[name]["properties"][field]["writeOnly"] is True
     assert "notify_secret" not in json.dumps(SCHEMA)
 

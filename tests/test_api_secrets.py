@@ -4,6 +4,8 @@ Secrets go in through the API itself, then every route is called (reads, writes,
 every body is searched for them, whole and in pieces.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import logging
 import re
 
@@ -82,11 +84,16 @@ def world(admin_api, fake_ssh):
         cluster_id=cluster["id"], state=ConfigPush.State.FAILED, detail=f"near {AUTH_PASS}"
     )
     PushStep.objects.create(
-        push=push, node_name="web-1", position=1, state="failed",
+        push=push,
+        node_name="web-1",
+        position=1,
+        state="failed",
         output=f"auth_pass {AUTH_PASS}\n{notify_secret}",
     )
     FailoverEvent.objects.create(
-        cluster_id=cluster["id"], vip_address="192.0.2.100/24", at=push.created,
+        cluster_id=cluster["id"],
+        vip_address="192.0.2.100/24",
+        at=push.created,
         detected_by="sweep",
     )
     ids = {
@@ -128,4 +135,3 @@ def test_no_response_of_any_route_holds_a_secret(world, caplog):
         assert_clean(repr(entry.changes) + entry.result + entry.object_repr, secrets, "audit")
     assert AuditEntry.objects.filter(action="create").count() >= 5
     assert_clean(caplog.text, secrets, "the log")
-

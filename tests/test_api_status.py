@@ -3,6 +3,8 @@
 SSH is faked at our boundary (clusters.ssh.connect): no lab, no paramiko.
 """
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import datetime as dt
 
 import pytest
@@ -54,20 +56,27 @@ def store(cluster, holders, states=None):
     for node in cluster.nodes.all():
         NodeState.objects.update_or_create(
             node=node,
-            defaults=dict(
-                checked_at=now,
-                reachable=True,
-                keepalived_running=True,
-                vrrp_state=(states or {}).get(node.name, "MASTER" if node.name in holders else "BACKUP"),
-                holds=[VIP] if node.name in holders else [],
-                drift=False,
-            ),
+            defaults={
+                "checked_at": now,
+                "reachable": True,
+                "keepalived_running": True,
+                "vrrp_state": (states or {}).get(
+                    node.name, "MASTER" if node.name in holders else "BACKUP"
+                ),
+                "holds": [VIP] if node.name in holders else [],
+                "drift": False,
+            },
         )
     vip = cluster.vips.get()
     holder = Node.objects.get(name=holders[0]) if len(holders) == 1 else None
     VipState.objects.update_or_create(
         vip=vip,
-        defaults=dict(holder=holder, since=now, checked_at=now, split_brain=len(holders) > 1),
+        defaults={
+            "holder": holder,
+            "since": now,
+            "checked_at": now,
+            "split_brain": len(holders) > 1,
+        },
     )
     return now
 
@@ -142,7 +151,9 @@ def test_refresh_shows_an_unreachable_node(operator_api, cluster, fake_ssh):
 def test_preview_shows_each_nodes_diff_with_the_secret_masked(viewer_api, cluster, fake_ssh):
     cluster.auth_pass = AUTH_PASS
     cluster.save()
-    live = f"vrrp_instance VI_1 {{\n    authentication {{\n        auth_pass {AUTH_PASS}\n    }}\n}}\n"
+    live = (
+        f"vrrp_instance VI_1 {{\n    authentication {{\n        auth_pass {AUTH_PASS}\n    }}\n}}\n"
+    )
     fake_ssh["192.0.2.11"] = FakeHost(files={cluster.config_path: live.encode()})
     response = viewer_api.get(url(cluster, "preview"))
     assert response.status_code == 200

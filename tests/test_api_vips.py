@@ -1,5 +1,7 @@
 """/api/v1/clusters/{id}/vips/ and /api/v1/vips/{id}/."""
 
+# ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
+
 import pytest
 
 from clusters.models import AuditEntry, VirtualIP

@@ -33,7 +33,7 @@ def scrape(remote_addr="127.0.0.1", **headers):
 
 
 SAMPLE = re.compile(
-    r'(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)'
+    r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
     r'(?:\{(?P<labels>(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*)\})?'
     r" (?P<value>-?[0-9.e+-]+|NaN|[+-]Inf)"
 )
@@ -125,19 +125,24 @@ def observe(cluster, holders, web1_state="MASTER"):
     for node in cluster.nodes.all():
         NodeState.objects.update_or_create(
             node=node,
-            defaults=dict(
-                checked_at=now,
-                reachable=True,
-                keepalived_running=True,
-                vrrp_state=web1_state if node.name == "web-1" else "BACKUP",
-                holds=[VIP] if node.name in holders else [],
-                drift=node.name == "web-2",
-            ),
+            defaults={
+                "checked_at": now,
+                "reachable": True,
+                "keepalived_running": True,
+                "vrrp_state": web1_state if node.name == "web-1" else "BACKUP",
+                "holds": [VIP] if node.name in holders else [],
+                "drift": node.name == "web-2",
+            },
         )
     holder = Node.objects.get(name=holders[0]) if len(holders) == 1 else None
     VipState.objects.update_or_create(
         vip=cluster.vips.get(),
-        defaults=dict(holder=holder, since=now, checked_at=now, split_brain=len(holders) > 1),
+        defaults={
+            "holder": holder,
+            "since": now,
+            "checked_at": now,
+            "split_brain": len(holders) > 1,
+        },
     )
 
 
@@ -167,7 +172,10 @@ def test_a_node_never_probed_is_unreachable_and_unknown(cluster):
     s = parse(scrape().content.decode())
     assert value(s, "vipanel_node_reachable", cluster="web", node="web-1") == 0
     assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-1", state="UNKNOWN") == 1
-    assert ("vipanel_node_keepalived_up", frozenset({("cluster", "web"), ("node", "web-1")})) not in s
+    assert (
+        "vipanel_node_keepalived_up",
+        frozenset({("cluster", "web"), ("node", "web-1")}),
+    ) not in s
 
 
 def test_it_counts_pushes_by_state_and_failovers_by_kind(cluster):

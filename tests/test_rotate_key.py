@@ -126,7 +126,9 @@ def test_a_value_no_key_decrypts_stops_everything(settings, old, stored):
 def test_a_plaintext_value_in_an_encrypted_column_stops_everything(settings, old, stored):
     cluster = Cluster.objects.get(name="web")
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE clusters_cluster SET auth_pass = 'plain' WHERE id = %s", [cluster.pk])
+        cursor.execute(
+            "UPDATE clusters_cluster SET auth_pass = 'plain' WHERE id = %s", [cluster.pk]
+        )
     before = raw_values(stored)
     settings.FIELD_ENCRYPTION_KEY = f"{new_key()},{old}"
     with pytest.raises(CommandError, match="not encrypted"):

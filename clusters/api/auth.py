@@ -31,11 +31,7 @@ def authenticate(request):
     if key is None:
         return None
     # Looked up by hash: the key is never compared (or stored) as it is.
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=ApiToken.hash_key(key))
-        .first()
-    )
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

@@ -18,7 +18,10 @@ VERSION = "1.0.0"
 def _field_schema(model, name):
     field = model._meta.get_field(name)
     if field.is_relation:
-        schema = {"type": "integer", "description": f"id of the {field.related_model._meta.verbose_name}"}
+        schema = {
+            "type": "integer",
+            "description": f"id of the {field.related_model._meta.verbose_name}",
+        }
     elif isinstance(field, models.BooleanField):
         schema = {"type": "boolean"}
     elif isinstance(field, models.IntegerField):
@@ -163,8 +166,10 @@ SCHEMAS = {
                 "nullable": True,
                 "description": "null when the live file could not be read (see error).",
             },
-            "diff": {"type": "string", "description": "Unified diff, live -> rendered; "
-                     "auth_pass masked."},
+            "diff": {
+                "type": "string",
+                "description": "Unified diff, live -> rendered; auth_pass masked.",
+            },
             "error": STRING,
             "maintenance": {"type": "boolean"},
         },
@@ -297,7 +302,7 @@ PAGE = [
         "limit",
         "query",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-        "At most this many items. When more follow, a Link header with rel=\"next\" gives them.",
+        'At most this many items. When more follow, a Link header with rel="next" gives them.',
     ),
     _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}),
 ]

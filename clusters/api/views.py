@@ -192,14 +192,11 @@ def node_update(request, node_id):
     data = read_json(request)
     pinned = node.host_key_fingerprint
     if isinstance(data, dict) and pinned and data.get("host_key_fingerprint", pinned) != pinned:
-        raise Invalid(
-            {
-                "host_key_fingerprint": [
-                    "The host key is pinned; a different one is accepted only with "
-                    f"POST /api/v1/nodes/{node.pk}/repin/, after the node has offered it."
-                ]
-            }
+        message = (
+            "The host key is pinned; a different one is accepted only with "
+            f"POST /api/v1/nodes/{node.pk}/repin/, after the node has offered it."
         )
+        raise Invalid({"host_key_fingerprint": [message]})
     before = audit.snapshot(node)
     return JsonResponse(_save(request.user, NODE, node, data, before))
 
@@ -219,7 +216,7 @@ def node_repin(request, node_id):
     node = _node(node_id)
     data = read_json(request)
     if not isinstance(data, dict):
-        raise Invalid({"__all__": ["Send {} or {\"fingerprint\": \"SHA256:...\"}."]})
+        raise Invalid({"__all__": ['Send {} or {"fingerprint": "SHA256:..."}.']})
     unknown = set(data) - {"fingerprint"}
     if unknown:
         raise Invalid({name: ["Unknown field; the only field is fingerprint."] for name in unknown})
