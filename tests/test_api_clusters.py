@@ -227,18 +227,18 @@ def test_it_refuses_to_delete_a_cluster_while_a_push_runs(operator_api, cluster)
 
 def test_every_write_is_audited_with_a_masked_diff(operator, operator_api, cluster):
     operator_api.patch(detail(cluster), {"advert_int": 4, "auth_pass": AUTH_PASS})
-    entry = AuditEntry.objects.get(action="update")
+    entry = AuditEntry.objects.get(action="cluster.update")
     assert entry.user == operator and entry.cluster == cluster
     assert entry.changes["advert_int"] == [1, 4]
     assert entry.changes["auth_pass"] == ["(secret)", "(changed)"]
     assert AUTH_PASS not in repr(entry.changes)
 
     created = operator_api.post(CLUSTERS, NEW).json()
-    entry = AuditEntry.objects.get(action="create")
+    entry = AuditEntry.objects.get(action="cluster.create")
     assert entry.object_repr == "db" and entry.changes["virtual_router_id"] == [None, 9]
 
     operator_api.delete(f"{CLUSTERS}{created['id']}/")
-    entry = AuditEntry.objects.get(action="delete")
+    entry = AuditEntry.objects.get(action="cluster.delete")
     assert entry.object_repr == "db" and entry.changes["name"] == ["db", None]
 
 

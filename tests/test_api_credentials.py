@@ -45,7 +45,7 @@ def test_an_admin_stores_a_credential_and_never_sees_the_secrets_again(admin_api
     assert "PRIVATE KEY" not in body and PASSPHRASE not in body
     stored = SSHCredential.objects.get(name="deploy")
     assert stored.private_key == key and stored.passphrase == PASSPHRASE
-    entry = AuditEntry.objects.get(action="create")
+    entry = AuditEntry.objects.get(action="credential.create")
     assert entry.changes["private_key"] == ["(secret)", "(changed)"]
     assert key not in repr(entry.changes) and PASSPHRASE not in repr(entry.changes)
 

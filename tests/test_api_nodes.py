@@ -124,7 +124,7 @@ def test_repin_accepts_the_offered_key(operator, operator_api, cluster):
     assert response.json()["offered_host_key_fingerprint"] == ""
     node.refresh_from_db()
     assert node.host_key_fingerprint == OTHER_FINGERPRINT
-    entry = AuditEntry.objects.get(action="repin host key")
+    entry = AuditEntry.objects.get(action="node.repin")
     assert entry.user == operator
     assert entry.changes == {"host_key_fingerprint": [FINGERPRINT, OTHER_FINGERPRINT]}
 
@@ -156,7 +156,7 @@ def test_it_deletes_a_node_and_audits_it(operator_api, cluster):
     node = cluster.nodes.get(name="web-2")
     assert operator_api.delete(node_url(node)).status_code == 204
     assert not Node.objects.filter(pk=node.pk).exists()
-    entry = AuditEntry.objects.get(action="delete")
+    entry = AuditEntry.objects.get(action="node.delete")
     assert entry.cluster == cluster and entry.object_repr == "web-2"
 
 

@@ -36,7 +36,7 @@ def test_it_queues_a_push_and_answers_202(
     assert push.requested_by == operator
     # Enqueued once the transaction commits (the worker is not part of these tests).
     assert len(callbacks) == 1
-    entry = AuditEntry.objects.get(action="push")
+    entry = AuditEntry.objects.get(action="push.start")
     assert entry.cluster == cluster and f"#{push.pk}" in entry.result
 
 
@@ -47,6 +47,8 @@ def test_it_answers_409_while_another_push_of_the_cluster_runs(operator_api, clu
     assert response.json()["active"] == {"id": running.pk, "state": "running"}
     assert f"Push #{running.pk}" in response.json()["detail"]
     assert ConfigPush.objects.count() == 1
+    # The refusal is on record too, as the panel records it.
+    assert AuditEntry.objects.get(action="push.start").result.startswith("refused: ")
 
 
 def test_it_answers_400_by_field_when_the_cluster_is_not_ready(operator_api, cluster):
@@ -121,7 +123,7 @@ def test_it_resumes_a_failed_push(operator_api, cluster, django_capture_on_commi
     assert response.json()["state"] == "queued"
     assert [s["state"] for s in response.json()["steps"]] == ["pending", "pending"]
     assert len(callbacks) == 1
-    assert AuditEntry.objects.get(action="resume push").cluster == cluster
+    assert AuditEntry.objects.get(action="push.resume").cluster == cluster
 
 
 def test_it_answers_409_to_resuming_a_push_that_succeeded(operator_api, cluster):

@@ -25,7 +25,7 @@ def test_it_adds_a_vip_in_its_normal_spelling(operator_api, cluster):
     assert response.status_code == 201, response.content
     assert response.json()["address"] == "192.0.2.101/24"
     assert VirtualIP.objects.filter(cluster=cluster).count() == 2
-    assert AuditEntry.objects.get(action="create").cluster == cluster
+    assert AuditEntry.objects.get(action="vip.create").cluster == cluster
 
 
 def test_it_rejects_a_vip_used_by_another_prefix(operator_api, cluster):
@@ -65,7 +65,7 @@ def test_it_shows_and_deletes_a_vip(viewer_api, operator_api, cluster):
     assert viewer_api.get(f"/api/v1/vips/{vip.pk}/").json()["address"] == "192.0.2.100/24"
     assert operator_api.delete(f"/api/v1/vips/{vip.pk}/").status_code == 204
     assert not VirtualIP.objects.filter(pk=vip.pk).exists()
-    entry = AuditEntry.objects.get(action="delete")
+    entry = AuditEntry.objects.get(action="vip.delete")
     assert entry.changes["address"] == ["192.0.2.100/24", None]
     assert viewer_api.get(f"/api/v1/vips/{vip.pk}/").status_code == 404
 

@@ -22,6 +22,8 @@ class Resource:
     """How one model looks in the API, by model field name."""
 
     model: type
+    # Names the object in audit actions ("node.update"), as the panel's views do.
+    audit_name: str
     # Accepted in input and returned.
     fields: tuple
     # Accepted in input, never returned (secrets).
@@ -42,6 +44,7 @@ class Resource:
 
 CREDENTIAL = Resource(
     SSHCredential,
+    "credential",
     fields=("name", "username"),
     write_only=("private_key", "passphrase"),
     read_only=("id", "created", "updated"),
@@ -49,6 +52,7 @@ CREDENTIAL = Resource(
 
 CLUSTER = Resource(
     Cluster,
+    "cluster",
     fields=(
         "name",
         "network",
@@ -75,6 +79,7 @@ CLUSTER = Resource(
 
 NODE = Resource(
     Node,
+    "node",
     fields=(
         "name",
         "address",
@@ -90,6 +95,7 @@ NODE = Resource(
 
 VIP = Resource(
     VirtualIP,
+    "vip",
     fields=("address", "label"),
     read_only=("id", "cluster", "host_address", "created"),
 )

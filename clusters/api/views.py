@@ -48,31 +48,40 @@ def _no_content():
     return HttpResponse(status=204)
 
 
-def _save(user, resource, instance, data, before=None):
+def _save(user, resource, instance, data):
     """Validate data onto instance, save it and audit the change; Invalid with the errors."""
+    creating = instance.pk is None
+    before = {} if creating else audit.snapshot(instance, resource.writable)
     errors = serializers.apply(resource, instance, data)
     if errors:
         raise Invalid(errors)
-    creating = instance.pk is None
     try:
         with transaction.atomic():
             instance.save()
-            changes = audit.diff(before or {}, audit.snapshot(instance))
-            # Bumped by every save: not a change anyone made.
-            changes.pop("updated", None)
+            changes = audit.diff(before, audit.snapshot(instance, resource.writable))
             if creating or changes:
-                audit.record(user, "create" if creating else "update", instance, changes=changes)
+                action = f"{resource.audit_name}.{'create' if creating else 'update'}"
+                result = "created via API" if creating else "saved via API"
+                audit.record(user, action, instance, changes=changes, result=result)
     except IntegrityError:
         # clean() checked the rules; a concurrent write got there first.
-        raise Conflict("Another change conflicting with this one was saved meanwhile; retry.")
+        raise Conflict(
+            "Another change conflicting with this one was saved meanwhile; retry."
+        ) from None
     return to_dict(resource, instance)
 
 
-def _delete(user, instance):
-    before = audit.snapshot(instance)
+def _delete(user, resource, instance):
+    before = audit.snapshot(instance, resource.writable)
     try:
         with transaction.atomic():
-            audit.record(user, "delete", instance, changes=audit.diff(before, {}))
+            audit.record(
+                user,
+                f"{resource.audit_name}.delete",
+                instance,
+                changes=audit.diff(before, {}),
+                result="deleted via API",
+            )
             instance.delete()
     except ProtectedError as e:
         names = ", ".join(sorted(str(o) for o in e.protected_objects)[:10])
@@ -145,8 +154,7 @@ def cluster_update(request, cluster_id):
     cluster = _cluster(cluster_id)
     data = read_json(request)
     _refuse_reload_command(request, cluster, data)
-    before = audit.snapshot(cluster)
-    return JsonResponse(_save(request.user, CLUSTER, cluster, data, before))
+    return JsonResponse(_save(request.user, CLUSTER, cluster, data))
 
 
 @needs(OPERATOR)
@@ -158,7 +166,7 @@ def cluster_delete(request, cluster_id):
             f"Push #{active.pk} of this cluster is {active.state}; wait for it to finish.",
             active={"id": active.pk, "state": active.state},
         )
-    return _delete(request.user, cluster)
+    return _delete(request.user, CLUSTER, cluster)
 
 
 # --- Nodes -----------------------------------------------------------------------------------
@@ -197,13 +205,12 @@ def node_update(request, node_id):
             f"POST /api/v1/nodes/{node.pk}/repin/, after the node has offered it."
         )
         raise Invalid({"host_key_fingerprint": [message]})
-    before = audit.snapshot(node)
-    return JsonResponse(_save(request.user, NODE, node, data, before))
+    return JsonResponse(_save(request.user, NODE, node, data))
 
 
 @needs(OPERATOR)
 def node_delete(request, node_id):
-    return _delete(request.user, _node(node_id))
+    return _delete(request.user, NODE, _node(node_id))
 
 
 @needs(OPERATOR)
@@ -237,9 +244,10 @@ def node_repin(request, node_id):
         remote.repin(node, offered)
         audit.record(
             request.user,
-            "repin host key",
+            "node.repin",
             node,
             changes=audit.diff(before, audit.snapshot(node, fields=["host_key_fingerprint"])),
+            result="re-pinned via API",
         )
     return JsonResponse(to_dict(NODE, node))
 
@@ -272,7 +280,7 @@ def vip_detail(request, vip_id):
 
 @needs(OPERATOR)
 def vip_delete(request, vip_id):
-    return _delete(request.user, _vip(vip_id))
+    return _delete(request.user, VIP, _vip(vip_id))
 
 
 # --- Pushes ----------------------------------------------------------------------------------
@@ -303,8 +311,15 @@ def push_create(request, cluster_id):
     try:
         with transaction.atomic():
             push = start_push(cluster, user=request.user)
-            audit.record(request.user, "push", cluster, result=f"push #{push.pk} queued")
+            audit.record(
+                request.user,
+                "push.start",
+                cluster,
+                changes={"push": [None, push.pk]},
+                result=f"push #{push.pk} queued via API",
+            )
     except PushRefused as e:
+        audit.record(request.user, "push.start", cluster, result=f"refused: {e}")
         raise _refused(e) from None
     return _accepted(serializers.push_dict(push, steps=list(push.steps.all())))
 
@@ -329,8 +344,21 @@ def push_resume(request, push_id):
     try:
         with transaction.atomic():
             push = resume_push(push)
-            audit.record(request.user, "resume push", push.cluster, result=f"push #{push.pk}")
+            audit.record(
+                request.user,
+                "push.resume",
+                push.cluster,
+                changes={"push": [None, push.pk]},
+                result=f"push #{push.pk} queued again via API",
+            )
     except PushRefused as e:
+        audit.record(
+            request.user,
+            "push.resume",
+            push.cluster,
+            changes={"push": [None, push.pk]},
+            result=f"refused: {e}",
+        )
         # Not resumable now (running, or succeeded): a conflict with its state either way.
         errors = {k: [v] if isinstance(v, str) else list(v) for k, v in e.errors.items()}
         active = {"id": e.active.pk, "state": e.active.state} if e.active else None
