@@ -110,12 +110,15 @@ def _current_state(current):
     return (HELD, current.holder) if current.holder else (UNKNOWN, "")
 
 
-def intervals(events, start, end, current=None, following=None):
+def intervals(events, start, end, current=None, following=None, born=None):
     """[Segment] covering start..end for one VIP.
 
     events: that VIP's events within the window, in any order; following: its first event after
-    the window, if any; current: its state now.
+    the window, if any; current: its state now; born: when the VIP was created (nothing held
+    it before, so nothing is drawn there).
     """
+    if born is not None and born > start:
+        start = born
     if end <= start:
         return []
     events = sorted((e for e in events if start <= e.at <= end), key=lambda e: e.at)
@@ -310,20 +313,22 @@ def render_svg(tracks, events, start, end, tz=dt.timezone.utc, title="VIP holder
     return "\n".join(out)
 
 
-def timeline_svg(vips, events, start, end, current=None, following=None, tz=dt.timezone.utc):
+def timeline_svg(vips, events, start, end, current=None, following=None, born=None,
+                 tz=dt.timezone.utc):
     """The whole picture for VIP addresses `vips` (in that order).
 
     events: Events within start..end; current: {vip: Current}; following: {vip: the first
-    Event after end}.
+    Event after end}; born: {vip: when it was created}.
     """
-    current, following = current or {}, following or {}
+    current, following, born = current or {}, following or {}, born or {}
     events = list(events)
     by_vip = {vip: [] for vip in vips}
     for event in events:
         if event.vip in by_vip:
             by_vip[event.vip].append(event)
     tracks = {
-        vip: intervals(by_vip[vip], start, end, current.get(vip), following.get(vip))
+        vip: intervals(by_vip[vip], start, end, current.get(vip), following.get(vip),
+                       born.get(vip))
         for vip in vips
     }
     return render_svg(tracks, events, start, end, tz)

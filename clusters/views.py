@@ -204,6 +204,7 @@ class PanelNodeForm(NodeForm):
 
     class Meta(NodeForm.Meta):
         fields = [f for f in NodeForm.Meta.fields if f != "maintenance"]
+        labels = {"ssh_port": "SSH port"}
 
 
 def cluster_form(request, *args, **kwargs):
@@ -708,8 +709,11 @@ def cluster_history(request, pk):
                 split_brain=state.split_brain,
                 no_holder=state.no_holder,
             )
+    # Nothing held a VIP before it existed; one since deleted is bounded by its cluster.
+    born = {address: cluster.created for address in shown}
+    born.update({vip.address: vip.created for vip in current_vips})
     svg = timeline.timeline_svg(
-        shown, in_window, since, until, current=current, following=following,
+        shown, in_window, since, until, current=current, following=following, born=born,
         tz=timezone.get_current_timezone(),
     )
     context = {

@@ -126,12 +126,23 @@ def event(cluster, minutes_ago, kind="failover", vip=VIP, src="web-1", dst="web-
     )
 
 
+@pytest.fixture
+def aged(cluster):
+    """The cluster and its VIP made a month ago, so the picture has something to draw."""
+    month_ago = timezone.now() - dt.timedelta(days=30)
+    type(cluster).objects.filter(pk=cluster.pk).update(created=month_ago)
+    cluster.vips.update(created=month_ago)
+    cluster.refresh_from_db()
+    return cluster
+
+
 def history(client, cluster, **params):
     return client.get(reverse("clusters:history", args=[cluster.pk]), params)
 
 
 @pytestmark_db
-def test_it_lists_the_last_24_hours_by_default(login, viewer, cluster):
+def test_it_lists_the_last_24_hours_by_default(login, viewer, aged):
+    cluster = aged
     event(cluster, 30, src="web-1", dst="web-2")
     event(cluster, 60 * 30, src="old-a", dst="old-b")
     response = history(login(viewer), cluster)
@@ -191,7 +202,8 @@ def test_an_unknown_vip_or_range_is_refused(login, viewer, cluster):
 
 
 @pytestmark_db
-def test_the_timeline_starts_from_the_current_holder(login, viewer, cluster):
+def test_the_timeline_starts_from_the_current_holder(login, viewer, aged):
+    cluster = aged
     web1 = cluster.nodes.get(name="web-1")
     VipState.objects.create(vip=cluster.vips.get(), holder=web1,
                             since=timezone.now() - dt.timedelta(days=3),
@@ -215,3 +227,21 @@ def test_the_filter_form_is_labelled(login, viewer, cluster):
 def test_segment_labels():
     assert Segment(at(0), at(1), SPLIT, "a, b").label == "split brain: a, b"
     assert Segment(at(0), at(1), NONE).label == "no holder"
+
+
+def test_nothing_is_drawn_before_the_vip_existed():
+    events = [Event(at(30), VIP, "failover", "web-1", "web-2")]
+    segs = timeline.intervals(events, at(0), at(60), born=at(20))
+    assert states(segs) == [(HELD, "web-1", at(20), at(30)), (HELD, "web-2", at(30), at(60))]
+    assert timeline.intervals([], at(0), at(60), born=at(70)) == []
+
+
+@pytestmark_db
+def test_the_picture_starts_when_the_vip_was_created(login, viewer, cluster):
+    web1 = cluster.nodes.get(name="web-1")
+    VipState.objects.create(vip=cluster.vips.get(), holder=web1, since=timezone.now(),
+                            checked_at=timezone.now())
+    page = history(login(viewer), cluster).content.decode()
+    # Made a moment ago: the bar starts at the right-hand end, not 24 hours back.
+    x = float(re.search(r'<rect x="([\d.]+)"[^>]*data-state=', page).group(1))
+    assert x > 900
