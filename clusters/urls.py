@@ -34,5 +34,9 @@ urlpatterns = [
     path("credentials/create/", views.credential_create, name="credential-create"),
     path("credentials/<int:pk>/edit/", views.credential_edit, name="credential-edit"),
     path("credentials/<int:pk>/update/", views.credential_update, name="credential-update"),
+    path("users/", views.user_list, name="users"),
+    path("users/new/", views.user_new, name="user-new"),
+    path("users/create/", views.user_create, name="user-create"),
+    path("users/<int:pk>/role/", views.user_role, name="user-role"),
     path("notify/<int:cluster_id>/", views.notify_report, name="notify"),
 ]

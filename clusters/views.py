@@ -12,6 +12,9 @@ import re
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import Group
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
@@ -838,6 +841,86 @@ def credential_update(request, pk):
                  result="saved" if changes else "no change")
     messages.success(request, f"Credential {credential.name} saved.")
     return redirect("clusters:credentials")
+
+
+# --- Users and their roles (admin) --------------------------------------------------------
+
+NO_ROLE = ""
+ROLE_CHOICES = [(roles.VIEWER, "viewer: reads"), (roles.OPERATOR, "operator: edits and pushes"),
+                (roles.ADMIN, "admin: also credentials and users"), (NO_ROLE, "no role: no access")]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES, required=False)
+
+
+class NewUserForm(UserCreationForm):
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial=roles.VIEWER, required=False)
+
+
+def _set_role(user, role):
+    if role:
+        roles.assign(user, role)
+    else:
+        user.groups.remove(*Group.objects.filter(name__in=roles.ROLES))
+        user.__dict__.pop("_vipanel_role", None)
+
+
+@require_safe
+@require_role(ADMIN)
+def user_list(request):
+    users = list(get_user_model().objects.prefetch_related("groups").order_by("username"))
+    for user in users:
+        names = {g.name for g in user.groups.all()}
+        user.role = next((r for r in reversed(roles.ROLES) if r in names), NO_ROLE)
+        user.role_form = RoleForm(initial={"role": user.role}, auto_id=f"id_%s_{user.pk}")
+    return render(request, "clusters/users.html", {"users": users})
+
+
+@require_safe
+@require_role(ADMIN)
+def user_new(request):
+    return render(request, "clusters/user_form.html", {"form": NewUserForm()})
+
+
+@require_POST
+@require_role(ADMIN)
+def user_create(request):
+    form = NewUserForm(request.POST)
+    if not form.is_valid():
+        return render(request, "clusters/user_form.html", {"form": form}, status=UNPROCESSABLE)
+    user = form.save()
+    _set_role(user, form.cleaned_data["role"])
+    # The password never enters the log, not even masked.
+    audit.record(request.user, "user.create", user, object_type="user",
+                 changes={"role": [None, form.cleaned_data["role"] or "none"]}, result="created")
+    messages.success(request, f"User {user.get_username()} created.")
+    return redirect("clusters:users")
+
+
+@require_POST
+@require_role(ADMIN)
+def user_role(request, pk):
+    user = get_object_or_404(get_user_model(), pk=pk)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick one of the roles offered.")
+        return redirect("clusters:users")
+    if user.is_superuser:
+        messages.error(request, f"{user.get_username()} is a superuser: always an admin.")
+        return redirect("clusters:users")
+    new = form.cleaned_data["role"]
+    if user == request.user and new != roles.ADMIN:
+        # Nobody locks themselves out of the page that gives roles back.
+        messages.error(request, "You cannot take the admin role from yourself; ask another "
+                       "admin.")
+        return redirect("clusters:users")
+    old = roles.role_of(user) or "none"
+    _set_role(user, new)
+    audit.record(request.user, "user.role", user, object_type="user",
+                 changes={"role": [old, new or "none"]}, result="saved")
+    messages.success(request, f"{user.get_username()} is now {new or 'without a role'}.")
+    return redirect("clusters:users")
 
 
 # --- keepalived's notify reports ----------------------------------------------------------

@@ -57,6 +57,17 @@ def test_an_operator_logs_in_and_the_dashboard_updates_in_place(new_page, people
     assert sources and all(s.startswith(new_page.base + "/static/") for s in sources)
 
 
+def test_a_poll_after_the_session_ended_goes_to_the_login_page(new_page, people, cluster):
+    from django.contrib.sessions.models import Session
+
+    page = new_page()
+    log_in(page, "viewer-user")
+    Session.objects.all().delete()
+    # The next poll is answered by the login page: the whole page goes there.
+    page.wait_for_url(re.compile(r"/login/\?next="), timeout=12_000)
+    assert page.locator("#dashboard form").count() == 0
+
+
 def test_the_dashboard_shows_trouble_in_red(new_page, people):
     seed_fleet(people["operator"])
     page = new_page()

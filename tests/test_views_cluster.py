@@ -142,6 +142,12 @@ def test_every_form_field_has_a_label(login, admin, cluster):
         reverse("clusters:cluster-new"),
         reverse("clusters:cluster-edit", args=[cluster.pk]),
         reverse("clusters:node-edit", args=[cluster.nodes.first().pk]),
+        reverse("clusters:history", args=[cluster.pk]),
+        reverse("clusters:audit"),
+        reverse("clusters:credential-new"),
+        reverse("clusters:credential-edit", args=[cluster.credential_id]),
+        reverse("clusters:users"),
+        reverse("clusters:user-new"),
     ):
         page = client.get(url).content.decode()
         ids = re.findall(r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\bid="([^"]+)"', page)

@@ -132,11 +132,12 @@ def test_a_poll_gets_the_fragment_only(login, viewer, cluster):
 def test_htmx_is_served_from_this_server_not_a_cdn(login, viewer):
     page = login(viewer).get("/").content.decode()
     scripts = re.findall(r'<script src="([^"]+)"', page)
-    assert scripts == ["/static/django_htmx/htmx-2.min.js"]
+    assert scripts == ["/static/django_htmx/htmx-2.min.js", "/static/vipanel.js"]
     assert "//" not in page.split("<body")[0].replace("http://www.w3.org", "")
-    js = login(viewer).get(scripts[0])
-    assert js.status_code == 200
-    assert b"htmx" in b"".join(js.streaming_content)
+    for script in scripts:
+        js = login(viewer).get(script)
+        assert js.status_code == 200
+    assert b"htmx" in b"".join(login(viewer).get(scripts[0]).streaming_content)
 
 
 def make_fleet(count):
