@@ -1,4 +1,4 @@
-"""/api/v1/credentials/: admins store keys; everyone with a role sees names only."""
+"""/api/v1/credentials/: admins store keys; operators see names only; viewers nothing."""
 
 # ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
 
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/credentials/"
 
 
-def test_it_lists_names_and_usernames_only(viewer_api, credential):
-    body = viewer_api.get(URL).json()
+def test_it_lists_names_and_usernames_only(operator_api, credential):
+    body = operator_api.get(URL).json()
     assert body == [
         {
             "id": credential.pk,
@@ -48,6 +48,10 @@ def test_an_admin_stores_a_credential_and_never_sees_the_secrets_again(admin_api
     entry = AuditEntry.objects.get(action="credential.create")
     assert entry.changes["private_key"] == ["(secret)", "(changed)"]
     assert key not in repr(entry.changes) and PASSPHRASE not in repr(entry.changes)
+
+
+def test_a_viewer_does_not_see_credentials(viewer_api, credential):
+    assert viewer_api.get(URL).status_code == 403
 
 
 @pytest.mark.parametrize("api", ["operator_api", "viewer_api"])

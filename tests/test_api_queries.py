@@ -18,7 +18,7 @@ from clusters.models import (
     VirtualIP,
 )
 from tests.conftest import make_private_key
-from tests.test_api_support import viewer, viewer_api  # noqa: F401
+from tests.test_api_support import operator, operator_api  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -61,17 +61,17 @@ def count(api, url):
 
 
 @pytest.mark.parametrize("url, expected", LISTS.items())
-def test_a_list_costs_the_same_queries_for_2_or_12_items(viewer_api, cluster, url, expected):
+def test_a_list_costs_the_same_queries_for_2_or_12_items(operator_api, cluster, url, expected):
     url = url.format(id=cluster.pk)
-    viewer_api.get(url)  # the token's last_used is written on first use only
+    operator_api.get(url)  # the token's last_used is written on first use only
     grow(cluster, 1)
-    small = count(viewer_api, url)
+    small = count(operator_api, url)
     grow(cluster, 10)
-    assert count(viewer_api, url) == small == expected
+    assert count(operator_api, url) == small == expected
 
 
-def test_the_cluster_list_query_count_is_exact(viewer_api, cluster, django_assert_num_queries):
-    viewer_api.get("/api/v1/clusters/")
+def test_the_cluster_list_query_count_is_exact(operator_api, cluster, django_assert_num_queries):
+    operator_api.get("/api/v1/clusters/")
     grow(cluster, 5)
     with django_assert_num_queries(3):
-        viewer_api.get("/api/v1/clusters/")
+        operator_api.get("/api/v1/clusters/")

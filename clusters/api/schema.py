@@ -349,7 +349,7 @@ PATHS = {
     "/api/v1/credentials/": {
         "get": _op(
             "SSH credentials: names and user names only",
-            "viewer",
+            "operator",
             {"200": _json("Credentials by name", _list("Credential"))},
             params=PAGE,
             codes=("400", "401", "403"),

@@ -104,9 +104,10 @@ def schema_view(request):
 # --- Credentials -----------------------------------------------------------------------------
 
 
-@needs(VIEWER)
+# Operators pick a credential for a cluster or node, so they see names and user names (never a
+# secret); viewers do not need them, as in the panel.
+@needs(OPERATOR)
 def credential_list(request):
-    # Names and user names only: viewers see which credential a cluster uses, never a secret.
     credentials = SSHCredential.objects.defer("private_key", "passphrase").order_by("name", "pk")
     return paginated(request, credentials, lambda c: to_dict(CREDENTIAL, c))
 
