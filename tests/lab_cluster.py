@@ -39,3 +39,29 @@ def make_lab_cluster(lab, name="lab", vrid=77, vips=None, **fields):
         vip.full_clean()
         vip.save()
     return cluster
+
+
+def place_configs(lab, cluster):
+    """Put each node's rendered config and rules in place and start keepalived on all at once.
+
+    The state a first push leaves, reached in one VRRP election instead of one per node: for
+    tests about what comes after a push, not about the first push itself.
+    """
+    from clusters.render import iptables_jump_command, iptables_restore_command, render_iptables, render_keepalived
+    from tests.lab import wait_until
+
+    nodes = {n.name: n for n in cluster.nodes.select_related("cluster")}
+    for lab_node in lab:
+        node = nodes[lab_node.name]
+        node.host_key_fingerprint = lab_node.fingerprint
+        node.save(update_fields=["host_key_fingerprint"])
+        (lab_node.config_dir / "keepalived.conf").write_text(render_keepalived(node))
+        lab_node.exec(iptables_restore_command(node), input=render_iptables(node))
+        lab_node.exec(iptables_jump_command(node))
+    for lab_node in lab:
+        lab_node.start_keepalived()
+    holder = max(nodes.values(), key=lambda n: n.priority).name
+    vip = str(ipaddress.ip_interface(cluster.vips.order_by("id").first().address).ip)
+    wait_until(lambda: [n.name for n in lab.vip_holders(vip)] == [holder], timeout=15,
+               message="the placed configs did not elect the highest priority")
+    return cluster

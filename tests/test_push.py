@@ -6,7 +6,7 @@ from clusters.models import ConfigPush, PushStep
 from clusters.push import PushRefused, run_push, start_push
 from clusters.status import probe_cluster
 from tests.lab import wait_until
-from tests.lab_cluster import lab_vip, make_lab_cluster
+from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
@@ -56,8 +56,7 @@ def test_the_same_push_twice_reloads_nothing_the_second_time(clean_lab):
 
 
 def test_a_vip_change_rolls_through_with_the_holder_last(clean_lab):
-    cluster = make_lab_cluster(clean_lab)
-    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     new_vip = lab_vip(clean_lab, offset=101)
     cluster.vips.create(address=new_vip)
     push = push_here(cluster)
@@ -71,8 +70,7 @@ def test_a_vip_change_rolls_through_with_the_holder_last(clean_lab):
 
 
 def test_a_config_failing_keepalived_t_stops_the_push_on_that_node(clean_lab):
-    cluster = make_lab_cluster(clean_lab)
-    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     before = {n.name: live_config(n, cluster) for n in clean_lab}
     # The second node in push order gets an interface it does not have: keepalived -t fails there.
     second = cluster.nodes.get(name=clean_lab[1].name)
@@ -115,8 +113,7 @@ def test_a_redelivered_push_task_does_not_run_it_twice(clean_lab):
 
 
 def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
-    cluster = make_lab_cluster(clean_lab)
-    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     vip = cluster.vips.get().address
     status = probe_cluster(cluster)
     assert status.holders == {vip: [clean_lab[2].name]}
@@ -129,8 +126,7 @@ def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
 def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
     from clusters.push import set_maintenance
 
-    cluster = make_lab_cluster(clean_lab)
-    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     vip = lab_vip(clean_lab).split("/")[0]
     holder = cluster.nodes.get(name=clean_lab[2].name)
     push = set_maintenance(holder, True)
@@ -168,8 +164,7 @@ def test_maintenance_is_not_set_when_its_push_cannot_start(clean_lab):
 def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
     from clusters.drill import run_drill
 
-    cluster = make_lab_cluster(clean_lab)
-    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     event = run_drill(cluster)
     assert event.kind == "drill"
     assert (event.from_node, event.to_node) == (clean_lab[2].name, clean_lab[1].name)
