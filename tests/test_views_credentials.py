@@ -5,7 +5,12 @@ from django.urls import reverse
 
 from clusters.models import AuditEntry, SSHCredential
 from tests.cast import *  # noqa: F403
-from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+from tests.cast import (
+    assert_denies,
+    assert_enforces_csrf,
+    assert_rejects_get,
+    assert_requires_login,
+)
 from tests.conftest import make_private_key
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,12 @@ from django.urls import reverse
 
 from clusters.models import AuditEntry, ConfigPush, Node
 from tests.cast import *  # noqa: F403
-from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+from tests.cast import (
+    assert_denies,
+    assert_enforces_csrf,
+    assert_rejects_get,
+    assert_requires_login,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +125,8 @@ def test_it_rejects_duplicate_priority(login, operator, cluster):
     response = add(login(operator), cluster, priority="120")
     body = response.content.decode()
     assert response.status_code == 422
-    assert "Priority 120 is already used by node &#x27;web-1&#x27;" in field_errors(body, "priority")
+    error = field_errors(body, "priority")
+    assert "Priority 120 is already used by node &#x27;web-1&#x27;" in error
     assert 'value="web-3"' in body  # what was typed stays
     assert not cluster.nodes.filter(name="web-3").exists()
     assert not AuditEntry.objects.exists()

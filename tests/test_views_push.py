@@ -10,7 +10,12 @@ from django.utils import timezone
 from clusters.models import AuditEntry, ConfigPush, PushStep
 from clusters.preview import NodePreview
 from tests.cast import *  # noqa: F403
-from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+from tests.cast import (
+    assert_denies,
+    assert_enforces_csrf,
+    assert_rejects_get,
+    assert_requires_login,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,12 @@ from django.urls import reverse
 from clusters import roles
 from clusters.models import AuditEntry
 from tests.cast import *  # noqa: F403
-from tests.cast import assert_denies, assert_enforces_csrf, assert_rejects_get, assert_requires_login
+from tests.cast import (
+    assert_denies,
+    assert_enforces_csrf,
+    assert_rejects_get,
+    assert_requires_login,
+)
 
 pytestmark = pytest.mark.django_db
 
