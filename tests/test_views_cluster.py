@@ -317,3 +317,27 @@ def test_the_drill_is_refused_while_a_push_runs(login, operator, cluster, drill_
     assert "The drill did not start" in body and "A push of this cluster is active" in body
     drill_queued.assert_not_called()
     assert AuditEntry.objects.get().result.startswith("refused:")
+
+
+def test_every_post_only_url_is_in_a_guard_table(login, admin):
+    """A new mutating view cannot slip in without the four guard tests."""
+    from clusters.urls import urlpatterns
+    from tests import (
+        test_views_credentials,
+        test_views_nodes,
+        test_views_push,
+        test_views_users,
+    )
+
+    guarded = set(MUTATING)
+    for module in (test_views_nodes, test_views_push, test_views_credentials, test_views_users):
+        guarded |= set(module.MUTATING)
+    client = login(admin)
+    post_only = set()
+    for pattern in urlpatterns:
+        if pattern.name == "notify":
+            continue  # keepalived's reports: signed, not a session's form (tests/test_notify.py)
+        args = [1] * len(pattern.pattern.converters)
+        if client.get(reverse(f"clusters:{pattern.name}", args=args)).status_code == 405:
+            post_only.add(pattern.name)
+    assert post_only == guarded
