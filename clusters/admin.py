@@ -3,7 +3,20 @@
 from django.contrib import admin
 
 from clusters.forms import ClusterForm, SSHCredentialForm
-from clusters.models import Cluster, Node, SSHCredential, VirtualIP
+from clusters.models import (
+    ApiToken,
+    AuditEntry,
+    Cluster,
+    ConfigPush,
+    FailoverEvent,
+    Node,
+    NodeState,
+    NotifyNonce,
+    PushStep,
+    SSHCredential,
+    VipState,
+    VirtualIP,
+)
 
 
 class WriteOnlySecretsAdmin(admin.ModelAdmin):
@@ -55,3 +68,90 @@ class NodeAdmin(admin.ModelAdmin):
 class VirtualIPAdmin(admin.ModelAdmin):
     list_display = ["address", "cluster", "label"]
     search_fields = ["address", "label"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Read-only but deletable: admins see who holds a token and revoke it; keys are never shown."""
+
+    list_display = ["prefix", "user", "name", "created", "last_used"]
+    readonly_fields = ["prefix", "user", "name", "created", "last_used"]
+    fields = readonly_fields
+    search_fields = ["prefix", "name", "user__username"]
+
+    def has_add_permission(self, request):
+        # Tokens are made with `manage.py create_api_token`, which shows the key once.
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["at", "username", "action", "object_type", "object_repr", "result"]
+    list_filter = ["action"]
+    search_fields = ["username", "object_repr"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # An audit log that admins can edit is not an audit log.
+        return False
+
+
+@admin.register(ConfigPush)
+class ConfigPushAdmin(admin.ModelAdmin):
+    list_display = ["pk", "cluster", "kind", "state", "created", "finished"]
+    list_filter = ["state", "kind"]
+    readonly_fields = [f.name for f in ConfigPush._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(FailoverEvent)
+class FailoverEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "cluster", "vip_address", "from_node", "to_node", "kind", "detected_by"]
+    list_filter = ["kind", "detected_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Observations and bookkeeping the panel writes itself: shown, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PushStep)
+class PushStepAdmin(ReadOnlyAdmin):
+    list_display = ["push", "position", "node_name", "state", "finished"]
+    list_filter = ["state"]
+
+
+@admin.register(NodeState)
+class NodeStateAdmin(ReadOnlyAdmin):
+    list_display = ["node", "checked_at", "reachable", "keepalived_running", "vrrp_state", "drift"]
+
+
+@admin.register(VipState)
+class VipStateAdmin(ReadOnlyAdmin):
+    list_display = ["vip", "holder", "since", "split_brain", "no_holder", "checked_at"]
+
+
+@admin.register(NotifyNonce)
+class NotifyNonceAdmin(ReadOnlyAdmin):
+    list_display = ["nonce", "received"]

@@ -4,7 +4,7 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
 from django.db import models
 
@@ -76,6 +76,24 @@ class EncryptedTextField(models.TextField):
         if value is None or value == "":
             return value
         return encrypt(value)
+
+    def value_to_string(self, obj):
+        # Serialization (dumpdata, fixtures) writes ciphertext: a dump holds no plaintext.
+        value = self.value_from_object(obj)
+        return encrypt(value) if value else value
+
+    def to_python(self, value):
+        # ...and loaddata reads it back.
+        if isinstance(value, str) and value.startswith(PREFIX):
+            return decrypt(value)
+        return value
+
+    def clean(self, value, model_instance):
+        # Forms and the API never take ciphertext as input: pasting a stolen encrypted value
+        # would otherwise make the panel decrypt it (and, say, send it to a node).
+        if isinstance(value, str) and value.startswith(PREFIX):
+            raise ValidationError("Enter the secret itself, not an encrypted value.")
+        return super().clean(value, model_instance)
 
 
 def _reset_cache(setting, **kwargs):

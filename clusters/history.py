@@ -6,12 +6,16 @@ observation carries the time it was made; an older one never overwrites a newer 
 that started before a notify report cannot undo it.
 """
 
+import time
+
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
 from clusters.status import ClusterStatus, probe_cluster
 
+SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 Kind = FailoverEvent.Kind
 DetectedBy = FailoverEvent.DetectedBy
 
@@ -61,7 +65,7 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
                 continue  # it may be on the node we could not reach: nothing learned
             holder = nodes.get(holders[0]) if len(holders) == 1 else None
             split, none = len(holders) > 1, not holders
-            state = VipState.objects.select_for_update().select_related("holder").filter(vip=vip).first()
+            state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
             if state is None:
                 VipState.objects.create(
                     vip=vip, holder=holder, since=at, split_brain=split, no_holder=none, checked_at=at
@@ -108,7 +112,7 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
         if vrrp_state != "MASTER":
             return events
         for vip in cluster.vips.all():
-            state = VipState.objects.select_for_update().select_related("holder").filter(vip=vip).first()
+            state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
             if state is None:
                 VipState.objects.create(vip=vip, holder=node, since=at, checked_at=at)
                 continue
@@ -132,6 +136,9 @@ def sweep_cluster(cluster: Cluster):
 def sweep_all():
     from clusters.push import mark_stale_pushes
 
+    started = time.monotonic()
     mark_stale_pushes()
     for cluster in Cluster.objects.all():
         sweep_cluster(cluster)
+    # For /metrics, which another process serves: the cache is shared (Redis).
+    cache.set(SWEEP_SECONDS_KEY, time.monotonic() - started, timeout=None)

@@ -195,6 +195,10 @@ if DEBUG or not STATIC_ROOT.exists():
     WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Shared by the web server and the workers (e.g. the last sweep's duration for /metrics).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Clients allowed to read /metrics without an API token.
+VIPANEL_METRICS_ALLOW = env_list("VIPANEL_METRICS_ALLOW", ["127.0.0.1", "::1"])
 
 # Celery: JSON only, one task at a time per worker process, late acks only where a task says so.
 CELERY_BROKER_URL = REDIS_URL
