@@ -10,7 +10,7 @@ TEST_APT := keepalived openssh-server openssh-client iptables iproute2 curl open
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean
+.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean demo
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,17 @@ apt-run:
 run: apt-run venv
 	VENV=$(VENV) scripts/run.sh
 
-# The whole suite on SQLite (embedded default), then on PostgreSQL.
+# vipanel and a three-node lab with a pushed cluster, on this machine (scripts/demo.sh); Ctrl-C
+# removes it all. Debian packages as for the tests, less the browser.
+demo: venv
+	@$(MAKE) --no-print-directory apt-test \
+		TEST_APT="keepalived openssh-server iptables iproute2 curl openssl redis-server"
+	VENV=$(VENV) scripts/demo.sh
+
+# The whole suite on SQLite (embedded default), then again on PostgreSQL: every test that
+# does not need the lab or the browser, plus the worker integration tests (real Celery worker,
+# real lab), where the database's locking and constraints matter most. Running every lab test
+# twice would double the time without testing more of our database code.
 test: apt-test venv
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
@@ -46,7 +56,8 @@ test-sqlite: venv
 	$(PY) -m pytest
 
 test-postgres: venv
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest -m "not lab and not browser"
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/test_push_worker.py
 
 clean:
 	rm -rf $(VENV) data staticfiles
