@@ -173,3 +173,45 @@ def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
     assert clean_lab[2].keepalived_running()
     vip = lab_vip(clean_lab).split("/")[0]
     wait_until(lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10)
+
+
+def test_a_failed_reload_puts_the_backup_back(clean_lab):
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
+    before = {n.name: live_config(n, cluster) for n in clean_lab}
+    cluster.vips.create(address=lab_vip(clean_lab, offset=105))
+    cluster.reload_command = "echo reload refused >&2; exit 3"
+    cluster.save()
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.FAILED
+    first = push.steps.get(position=1)
+    assert first.state == "failed" and first.exit_code == 3
+    assert "reload refused" in first.output
+    assert "put back" in first.detail
+    # The new file was in place and tested; after the failure the old one is back, byte for byte.
+    for node in clean_lab:
+        assert live_config(node, cluster) == before[node.name]
+        assert node.keepalived_running()
+        assert "vipanel-bak" not in node.exec("ls -a /etc/keepalived").stdout
+
+
+def test_a_failed_push_resumes_from_the_failed_node(clean_lab):
+    from clusters.push import resume_push
+
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
+    second = cluster.nodes.get(name=clean_lab[1].name)
+    second.interface = "eth9"
+    second.save()
+    cluster.vips.create(address=lab_vip(clean_lab, offset=106))
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.FAILED
+    first_finished = push.steps.get(position=1).finished
+    second.interface = ""
+    second.save()
+    resume_push(push)
+    run_push(push.pk)
+    push.refresh_from_db()
+    assert push.state == ConfigPush.State.SUCCEEDED, push.detail
+    assert [s for _, s in steps(push)] == ["applied"] * 3
+    # The first node's finished step was not run again.
+    assert push.steps.get(position=1).finished == first_finished
+    assert "resumed" in push.log
