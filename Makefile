@@ -10,7 +10,7 @@ TEST_APT := keepalived openssh-server openssh-client iptables iproute2 curl open
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean demo
+.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean bench demo
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,12 @@ test-postgres: venv
 
 clean:
 	rm -rf $(VENV) data staticfiles
+
+# Benchmarks against the lab (root; about 25 minutes), writing docs/BENCHMARKS.md. Ansible, the
+# push's point of comparison, goes into a venv of its own. BENCH_PARTS: push sweep failover
+# dashboard (default: all); BENCH_ARGS=--quick for a smoke run.
+BENCH_ANSIBLE := /tmp/vipanel-bench/ansible-venv
+bench: apt-test venv
+	@[ -x $(BENCH_ANSIBLE)/bin/ansible-playbook ] || { $(PYTHON) -m venv $(BENCH_ANSIBLE) && \
+		$(BENCH_ANSIBLE)/bin/pip install -q -r bench/requirements-ansible.txt; }
+	$(PY) -m bench $(BENCH_PARTS) $(BENCH_ARGS)

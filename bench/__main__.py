@@ -28,7 +28,7 @@ def main(argv=None):
     if a.report_only:
         parts = []
     args = {
-        "push": ["--nodes", "3,10", "--reps", "1"] if a.quick else ["--nodes", "3,10,30", "--reps", "3"],
+        "push": ["--nodes", "3,10", "--reps", "1"] if a.quick else ["--nodes", "3,10,30", "--reps", "2"],
         "sweep": ["--nodes", "10,30"] if a.quick else ["--nodes", "10,30,100"],
         "failover": ["--reps", "2"] if a.quick else ["--reps", "7"],
         "dashboard": ["--sizes", "50", "--requests", "10"] if a.quick else [],

@@ -1,0 +1,169 @@
+"""Part 3: failover detection on a 3-node lab cluster.
+
+The holder's keepalived is stopped (SIGTERM, as `systemctl stop` does) at t0. Measured:
+(i)  keepalived's own takeover: when the VIP appears on the next node, polled from the host
+     with `ip -o addr` inside that node every few milliseconds;
+(ii) when vipanel has recorded the FailoverEvent (its row is visible in the database, polled
+     every 10 ms), with notify reports (keepalived's notify script POSTs to a live server on
+     the lab bridge) and without (only the periodic sweep, every VIPANEL_SWEEP_INTERVAL s, as
+     beat schedules it; here a thread calls the same sweep function on that schedule).
+The figure is (ii) - (i): how long after the VIP really moved the panel knows it.
+"""
+
+import argparse
+import random
+import sys
+import threading
+import time
+
+from bench import common
+
+VRID = 93
+
+
+def poll_vip(node, address, stop, found):
+    """Record the first time.time() at which `address` is on `node` (nsenter per poll)."""
+    while not stop.is_set():
+        out = node.exec("ip -o -4 addr show dev eth0", check=False).stdout
+        if f" {address}/" in out:
+            found.append(time.time())
+            return
+        time.sleep(0.002)
+
+
+def wait_event(cluster, after, timeout):
+    from django.db import close_old_connections
+
+    from clusters.models import FailoverEvent
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        close_old_connections()
+        event = FailoverEvent.objects.filter(cluster=cluster, kind="failover", pk__gt=after).first()
+        if event:
+            return time.time(), event
+        time.sleep(0.01)
+    return None, None
+
+
+class Sweeper(threading.Thread):
+    """beat's schedule in a thread: sweep_cluster every `interval` seconds."""
+
+    def __init__(self, cluster, interval):
+        super().__init__(daemon=True)
+        self.cluster, self.interval = cluster, interval
+        self.stop = threading.Event()
+
+    def run(self):
+        from django.db import connection
+
+        from clusters.history import sweep_cluster
+
+        try:
+            while not self.stop.wait(self.interval):
+                sweep_cluster(self.cluster)
+        finally:
+            connection.close()
+
+
+def one(lab_nodes, cluster, with_notify, interval):
+    from clusters.history import sweep_cluster
+    from clusters.models import FailoverEvent
+
+    holder, next_node = lab_nodes[-1], lab_nodes[-2]
+    address = cluster.vips.get().address.split("/")[0]
+    sweep_cluster(cluster)  # the baseline: the panel knows who holds the VIP
+    last = FailoverEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    sweeper = None
+    if not with_notify:
+        sweeper = Sweeper(cluster, interval)
+        sweeper.start()
+        # A failover falls at any phase of the sweep schedule.
+        time.sleep(interval * random.random())
+    stop, found = threading.Event(), []
+    poller = threading.Thread(target=poll_vip, args=(next_node, address, stop, found), daemon=True)
+    poller.start()
+    t0 = time.time()
+    holder.exec("pkill -TERM -x keepalived", check=False)
+    seen_at, event = wait_event(cluster, last, timeout=interval * 3 + 15)
+    stop.set()
+    poller.join(5)
+    if sweeper:
+        sweeper.stop.set()
+        sweeper.join(interval + 10)
+    takeover = found[0] - t0 if found else None
+    recorded = seen_at - t0 if seen_at else None
+    return {
+        "notify": with_notify,
+        "takeover_s": round(takeover, 3) if takeover is not None else None,
+        "recorded_s": round(recorded, 3) if recorded is not None else None,
+        "lag_s": round(recorded - takeover, 3) if None not in (takeover, recorded) else None,
+        "detected_by": event.detected_by if event else "",
+        "to_node": event.to_node if event else "",
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--reps", type=int, default=7)
+    a = p.parse_args(argv)
+    common.setup_django("failover")
+    from django.conf import settings
+    from pytest_django.live_server_helper import LiveServer
+
+    from bench import labcluster
+    from clusters import notify
+    from clusters.models import Cluster
+    from tests.lab import Lab
+
+    lab = Lab.load(common.PREFIX)
+    lab_nodes = list(lab)[:3]
+    interval = settings.VIPANEL_SWEEP_INTERVAL
+    server = LiveServer(f"{lab.bridge_address}:0")
+    runs = []
+    try:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, lab.bridge_address]
+        for with_notify in (True, False):
+            settings.VIPANEL_NOTIFY_URL = server.url if with_notify else ""
+            for rep in range(1, a.reps + 1):
+                for node in lab_nodes:
+                    node.reset()
+                Cluster.objects.all().delete()
+                cluster = labcluster.make_cluster(lab, lab_nodes, "f", VRID, [labcluster.vip(lab, 200)])
+                if with_notify:
+                    # A push installs the notify script; here it is written from the host, like
+                    # the config, before keepalived starts.
+                    for node in cluster.nodes.all():
+                        script = next(n for n in lab_nodes if n.name == node.name).config_dir / (
+                            notify.SCRIPT_PATH.rsplit("/", 1)[1])
+                        script.write_text(notify.render_script(node))
+                        script.chmod(0o700)
+                labcluster.install_directly(
+                    cluster, lab_nodes, notify_script=notify.script_path_for(None)
+                )
+                row = one(lab_nodes, cluster, with_notify, interval)
+                row["rep"] = rep
+                runs.append(row)
+                print(f"failover notify={with_notify} rep={rep}: takeover {row['takeover_s']}s, "
+                      f"recorded {row['recorded_s']}s, lag {row['lag_s']}s by {row['detected_by']}",
+                      flush=True)
+    finally:
+        server.stop()
+        for node in lab_nodes:
+            node.reset()
+    result = {"runs": runs, "sweep_interval_s": interval,
+              "command": "make bench BENCH_PARTS=failover  (or: python -m bench failover)"}
+    for with_notify in (True, False):
+        subset = [r for r in runs if r["notify"] == with_notify and r["lag_s"] is not None]
+        key = "notify" if with_notify else "sweep_only"
+        result[key] = {
+            "takeover": common.summary([r["takeover_s"] for r in subset]),
+            "recorded": common.summary([r["recorded_s"] for r in subset]),
+            "lag": common.summary([r["lag_s"] for r in subset]),
+            "missed": sum(1 for r in runs if r["notify"] == with_notify and r["lag_s"] is None),
+        }
+    common.save("failover", result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
