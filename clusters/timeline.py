@@ -163,7 +163,7 @@ BAR_H = 22
 AXIS_H = 28
 LEGEND_ROW_H = 22
 
-_STEPS = [
+_STEPS = [dt.timedelta(seconds=s) for s in (1, 2, 5, 10, 15, 30)] + [
     dt.timedelta(minutes=m)
     for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 20160, 43200)
 ]
@@ -180,7 +180,9 @@ def _ticks(start, end, tz, most=8):
     while t <= end:
         ticks.append(t)
         t += step
-    if span <= dt.timedelta(days=1):
+    if step < dt.timedelta(minutes=1):
+        fmt = "%H:%M:%S"
+    elif span <= dt.timedelta(days=1):
         fmt = "%H:%M"
     elif step < dt.timedelta(days=1):
         fmt = "%m-%d %H:%M"

@@ -6,10 +6,12 @@ dashboard and in the history after the holder's keepalived is killed. They save 
 screenshots under docs/screenshots/.
 """
 
+import datetime as dt
 import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from clusters.models import ConfigPush, FailoverEvent, Node, NodeState
 from tests.browser import (
@@ -242,7 +244,10 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
 
     event = FailoverEvent.objects.get(cluster=cluster, kind="failover")
     assert (event.from_node, event.to_node) == (holder.name, backup.name)
-    page.goto(reverse("clusters:history", args=[cluster.pk]) + "?last=1h")
+    # From just before the cluster was made to now: the whole story, drawn wide.
+    since = timezone.localtime(cluster.created - dt.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    until = timezone.localtime(timezone.now() + dt.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    page.goto(reverse("clusters:history", args=[cluster.pk]) + f"?since={since}&until={until}")
     table = page.locator("#events tr.event-failover")
     assert table.count() == 1
     expect_text(table, holder.name)

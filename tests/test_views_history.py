@@ -245,3 +245,8 @@ def test_the_picture_starts_when_the_vip_was_created(login, viewer, cluster):
     # Made a moment ago: the bar starts at the right-hand end, not 24 hours back.
     x = float(re.search(r'<rect x="([\d.]+)"[^>]*data-state=', page).group(1))
     assert x > 900
+
+
+def test_a_short_window_gets_second_ticks():
+    svg = timeline.timeline_svg([VIP], [], at(0), at(1))
+    assert ">12:00:10<" in svg and ">12:00:50<" in svg
