@@ -1,6 +1,7 @@
 """The panel's pages. Reading needs the viewer role, changing and pushing the operator role,
-credentials the admin role (clusters.roles); login itself is enforced for every page by
-LoginRequiredMiddleware. Every mutating view takes POST only and writes an audit entry.
+credentials and users the admin role (clusters.roles); login itself is enforced for every page
+by LoginRequiredMiddleware. Every view that changes something takes POST only and writes an
+audit entry. Preview is a POST too: it connects to every node.
 
 Pages work without JavaScript: forms post and are redirected; htmx asks the same URLs for
 fragments (clusters.htmx decides which).
@@ -13,9 +14,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
-from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch
@@ -70,8 +71,7 @@ class VipView:
 
     def __init__(self, vip, nodes):
         self.vip = vip
-        state = getattr(vip, "state", None) if _has_state(vip) else None
-        self.state = state
+        self.state = state = vip.state if _has_state(vip) else None
         # Several holders only matter in a split brain; NodeState.holds names them.
         self.holders = [
             n.name for n in nodes if _has_state(n) and vip.address in (n.state.holds or [])
