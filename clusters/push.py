@@ -26,7 +26,7 @@ from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from clusters import constants, notify, remote, ssh
+from clusters import audit, constants, notify, remote, ssh
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     advertised_vips,
@@ -104,15 +104,14 @@ def set_maintenance(node, on, user=None):
     outranks it and the VIPs move off it by election, not by a hard stop. Coming out, a normal
     push gives it back its priority. If the push cannot start, nothing changes.
     """
-    from clusters import audit
-
     with transaction.atomic():
         Node.objects.filter(pk=node.pk).update(maintenance=on)
         node.maintenance = on
         kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
         push = start_push(node.cluster, user=user, kind=kind)
         audit.record(user, "maintenance on" if on else "maintenance off", node,
-                     changes={"maintenance": [not on, on]}, result=f"push #{push.pk}")
+                     changes={"maintenance": [not on, on], "push": [None, push.pk]},
+                     result=f"push #{push.pk}")
     return push
 
 
@@ -211,6 +210,9 @@ def _finish(push, state, detail=""):
     ConfigPush.objects.filter(pk=push.pk).update(state=state, finished=timezone.now(), detail=detail)
     _append_log(push.pk, f"push {state}" + (f": {detail}" if detail else ""))
     push.state, push.detail = state, detail
+    # The outcome is audited too, by the user who asked for the push.
+    audit.record(push.requested_by, "push.finish", push.cluster,
+                 changes={"push": [None, push.pk]}, result=f"{state}: {detail}" if detail else state)
 
 
 def ssh_quote(value):

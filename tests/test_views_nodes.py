@@ -240,7 +240,8 @@ def test_maintenance_on_marks_the_node_and_starts_a_maintenance_push(
     web1.refresh_from_db()
     assert web1.maintenance
     entry = AuditEntry.objects.get(action="maintenance on")
-    assert entry.changes == {"maintenance": [False, True]} and entry.result == f"push #{push.pk}"
+    assert entry.changes == {"maintenance": [False, True], "push": [None, push.pk]}
+    assert entry.result == f"push #{push.pk}"
 
 
 def test_maintenance_off_starts_a_normal_push(login, operator, web1, enqueued):
