@@ -66,10 +66,12 @@ if [ "$(id -u)" != 0 ]; then
     echo "The demo needs root: its lab is made of network namespaces." >&2
     exit 1
 fi
-# One demo at a time: a second one would tear down the first one's lab.
-exec 9<"$0"
+# One demo per lab prefix: a second one would tear down the first one's lab.
+mkdir -p /run/lock
+LOCK="/run/lock/vipanel-demo-$PREFIX"
+exec 9>>"$LOCK"
 if ! flock -n 9; then
-    echo "A demo is running already (scripts/demo.sh holds its lock)." >&2
+    echo "A demo with lab prefix $PREFIX is running already (it holds $LOCK)." >&2
     exit 1
 fi
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
@@ -111,6 +113,7 @@ stop() {
     else
         rm -rf "$DATA"
     fi
+    rm -f "$LOCK"
     echo "Demo stopped: lab $PREFIX removed, its processes ended, $DATA deleted."
 }
 trap 'interrupted=1; exit 130' INT TERM
@@ -162,7 +165,6 @@ PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(12))')
 DEMO_PASSWORD="$PASSWORD" "$PY" scripts/demo_setup.py setup "$PREFIX"
 
 start worker "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "demo@%h"
-start beat "$PY" -m celery -A vipanel beat --loglevel=INFO --schedule="$DATA/celerybeat-schedule"
 # gunicorn, as in production, because it can listen on two addresses; no control socket, which
 # would be left in ~/.gunicorn.
 start web "$PY" -m gunicorn vipanel.wsgi --bind "127.0.0.1:$PORT" --bind "$BRIDGE:$PORT" \
@@ -175,6 +177,8 @@ curl -fs -o /dev/null "http://127.0.0.1:$PORT/login/" || { echo "The web server 
 
 echo "Pushing the cluster's configs through the worker, one node at a time..."
 "$PY" manage.py push "$CLUSTER" --wait --timeout 300
+# Sweeps from now on: before the push no keepalived ran, and the history would open with an alarm.
+start beat "$PY" -m celery -A vipanel beat --loglevel=INFO --schedule="$DATA/celerybeat-schedule"
 "$PY" manage.py status "$CLUSTER"
 
 cat <<EOF
