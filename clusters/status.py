@@ -8,6 +8,7 @@ no database (it runs in threads); what it learned about host keys is recorded af
 import hashlib
 import ipaddress
 import shlex
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -123,11 +124,21 @@ def _vrrp_state(running, reported, holds_any):
     return "MASTER" if holds_any else "BACKUP"
 
 
-def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout):
-    """Runs in a thread: SSH only, no database. Returns (NodeProbe fields, conn/error)."""
+def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadline):
+    """Runs in a thread: SSH only, no database. Returns (NodeProbe fields, conn/error).
+
+    `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep: a
+    node that waited for a free thread gets only what is left, so a dead node queued behind
+    the others still costs the sweep no more than `timeout`.
+    """
     result = {"reachable": False}
     conn = error = None
     try:
+        left = min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            raise ssh.SSHError(f"{node_target.name}: no answer within {timeout:g}s")
+        target = replace(node_target.target, connect_timeout=left)
+        node_target = replace(node_target, target=target)
         conn = remote.connect(node_target)
         out = conn.run(_probe_command(config_path), timeout=timeout)
         running, reported, sha, addresses = parse_probe(out.stdout)
@@ -167,6 +178,7 @@ def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStat
     checked_at = timezone.now()
     ready = not cluster.readiness_errors()
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(nodes), settings.VIPANEL_PROBE_CONCURRENCY)))
+    deadline = time.monotonic() + timeout
     try:
         for node in nodes:
             probes[node.pk] = NodeProbe(name=node.name, node_id=node.pk, maintenance=node.maintenance)
@@ -180,7 +192,9 @@ def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStat
                 node_target, target=replace(node_target.target, connect_timeout=timeout)
             )
             expected = expected_config_sha(node) if ready else None
-            jobs[pool.submit(_probe_one, node_target, cluster.config_path, expected, vip_ips, timeout)] = (
+            jobs[pool.submit(
+                _probe_one, node_target, cluster.config_path, expected, vip_ips, timeout, deadline
+            )] = (
                 node,
                 node_target,
             )
