@@ -45,7 +45,7 @@ def main(argv=None):
             for part in lab_parts:
                 t0 = time.monotonic()
                 rc = subprocess.run([sys.executable, "-m", f"bench.{part}", *args[part]],
-                                    cwd=common.ROOT).returncode
+                                cwd=common.ROOT, check=False).returncode
                 took[part] = round(time.monotonic() - t0, 1)
                 if rc:
                     failed.append(part)
@@ -57,14 +57,18 @@ def main(argv=None):
     if "dashboard" in parts:
         t0 = time.monotonic()
         rc = subprocess.run([sys.executable, "-m", "bench.dashboard", *args["dashboard"]],
-                            cwd=common.ROOT).returncode
+                            cwd=common.ROOT, check=False).returncode
         took["dashboard"] = round(time.monotonic() - t0, 1)
         if rc:
             failed.append("dashboard")
     if parts:
-        total = round(time.monotonic() - started, 1)
-        (common.RESULTS / "run.json").write_text(json.dumps(
-            {"parts": parts, "quick": a.quick, "took_s": took, "total_s": total}, indent=2) + "\n")
+        # Each part's latest time, kept across runs of single parts; the lab's up and down too.
+        run_file = common.RESULTS / "run.json"
+        run = json.loads(run_file.read_text()) if run_file.exists() else {}
+        run_took = {**run.get("took_s", {}), **took}
+        run.update(quick=a.quick, took_s=run_took, total_s=round(sum(run_took.values()), 1),
+                   last_parts=parts, last_total_s=round(time.monotonic() - started, 1))
+        run_file.write_text(json.dumps(run, indent=2) + "\n")
     from bench import report
 
     report.write()

@@ -129,6 +129,8 @@ def machine():
                            "print(r.__version__)' 2>/dev/null"),
         "sqlite": sh(f"{sys.executable} -c 'import sqlite3; print(sqlite3.sqlite_version)'"),
         "commit": sh(f"git -C {ROOT} rev-parse --short HEAD"),
+        # The machine is shared: other work running at the same time shows here.
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 

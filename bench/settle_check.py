@@ -23,8 +23,8 @@ import time
 
 def ask(node, ssh_opts):
     cmd = ["ssh", *ssh_opts, f"root@{node['address']}",
-           "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
-           "echo state=$(cat /run/vipanel-vrrp.state 2>/dev/null); ip -o addr show"]
+           ("if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
+           "echo state=$(cat /run/vipanel-vrrp.state 2>/dev/null); ip -o addr show")]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
 
@@ -91,7 +91,9 @@ def main():
     p.add_argument("--ssh-opts", default="", help="extra ssh options, space separated")
     a = p.parse_args()
     nodes = []
-    for line in open(a.hosts):
+    with open(a.hosts) as hosts:
+        lines = hosts.read().splitlines()
+    for line in lines:
         if line.strip():
             name, address, priority = line.split()
             nodes.append({"name": name, "address": address, "priority": int(priority)})
