@@ -13,6 +13,7 @@ from clusters.status import probe_cluster
 # keepalived writes its pid here by default (and Debian's systemd unit reads it); SIGTERM makes
 # it give up its VIPs at once with a priority-0 advert, like a clean stop.
 STOP_COMMAND = 'kill -TERM "$(cat /run/keepalived.pid)"'
+WAIT_FOR_EXIT = "for i in $(seq 100); do pidof keepalived >/dev/null || exit 0; sleep 0.1; done; exit 1"
 
 
 class DrillRefused(Exception):
@@ -64,6 +65,9 @@ def run_drill(cluster, user=None):
                 return _record(cluster, user, holder_name, expected.name, False,
                                f"Could not stop keepalived on {holder_name}: {result.stderr.strip()}")
             moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit)
+            # keepalived takes a moment to exit after SIGTERM; a reload command that finds it
+            # still there (kill -HUP, or systemd's "reload") would not start a new one.
+            conn.run(WAIT_FOR_EXIT, timeout=15)
             conn.run(cluster.reload_command)
     except ssh.SSHError as e:
         return _record(cluster, user, holder_name, expected.name, False, f"SSH failed: {e.message}")

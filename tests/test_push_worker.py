@@ -8,18 +8,18 @@ from clusters.history import sweep_cluster
 from clusters.models import ConfigPush, FailoverEvent, NodeState, PushStep
 from clusters.push import mark_stale_pushes, resume_push, start_push
 from tests.lab import wait_until
-from tests.lab_cluster import lab_vip, make_lab_cluster
+from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
 from tests.worker import start_worker, private_redis  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 
 def wait_for_push(push, timeout=90):
-    wait_until(
-        lambda: not ConfigPush.objects.get(pk=push.pk).is_active,
-        timeout=timeout,
-        message=f"push #{push.pk} did not finish",
-    )
+    try:
+        wait_until(lambda: not ConfigPush.objects.get(pk=push.pk).is_active, timeout=timeout)
+    except TimeoutError:
+        push.refresh_from_db()
+        raise AssertionError(f"push #{push.pk} still {push.state} after {timeout}s:\n{push.log}") from None
     push.refresh_from_db()
     return push
 
@@ -34,9 +34,8 @@ def test_a_worker_runs_the_push_enqueued_on_commit(clean_lab, start_worker):
 
 
 def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(clean_lab, start_worker):
-    cluster = make_lab_cluster(clean_lab)
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     worker = start_worker()
-    assert wait_for_push(start_push(cluster)).state == ConfigPush.State.SUCCEEDED
     old = {n.name: n.exec(f"cat {cluster.config_path}").stdout for n in clean_lab}
     cluster.vips.create(address=lab_vip(clean_lab, offset=103))
     push = start_push(cluster)
@@ -63,9 +62,8 @@ def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(c
 
 
 def test_beat_sweeps_and_records_a_failover(clean_lab, start_worker):
-    cluster = make_lab_cluster(clean_lab)
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     start_worker()
-    assert wait_for_push(start_push(cluster)).state == ConfigPush.State.SUCCEEDED
     start_worker("beat")
     wait_until(lambda: NodeState.objects.filter(node__cluster=cluster).count() == 3, timeout=30,
                message="beat's sweep did not record the nodes")
@@ -88,7 +86,8 @@ def notify_server(lab, settings):
 
 
 def test_a_notify_report_records_the_failover_within_a_second(clean_lab, start_worker, notify_server):
-    cluster = make_lab_cluster(clean_lab)
+    # Placed without notify first; the push then adds the notify script everywhere.
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     start_worker(VIPANEL_NOTIFY_URL=notify_server.url)
     assert wait_for_push(start_push(cluster)).state == ConfigPush.State.SUCCEEDED
     # The sweep sets the baseline of who holds the VIP; then only notify reports run.

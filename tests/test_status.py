@@ -91,8 +91,9 @@ def test_the_status_command_prints_json(clean_lab, pushed, capsys):
     assert states == {clean_lab[0].name: "BACKUP", clean_lab[1].name: "BACKUP", clean_lab[2].name: "MASTER"}
 
 
-def test_the_push_command_reports_progress_and_success(clean_lab, capsys):
-    cluster = make_lab_cluster(clean_lab)
+def test_the_push_command_reports_progress_and_success(clean_lab, pushed, capsys):
+    cluster = pushed
+    cluster.vips.create(address=lab_vip(clean_lab, offset=108))
     call_command("push", cluster.name, "--here")
     out = capsys.readouterr().out
     assert "succeeded" in out
