@@ -10,7 +10,7 @@ TEST_APT := keepalived openssh-server openssh-client iptables iproute2 curl open
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres venv apt-test apt-run clean bench demo
+.PHONY: screenshots run test test-sqlite test-postgres venv apt-test apt-run clean bench demo
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ test-sqlite: venv
 test-postgres: venv
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest -m "not lab and not browser"
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/test_push_worker.py
+
+# Refresh the README's screenshots from the browser tests.
+screenshots: apt-test venv
+	VIPANEL_SCREENSHOTS=docs $(PY) -m pytest -m browser
 
 clean:
 	rm -rf $(VENV) data staticfiles

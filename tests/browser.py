@@ -7,6 +7,7 @@ work with nothing from a CDN, and the tests check the list stays empty.
 
 import ipaddress
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "a-long-test-passphrase"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# The README's screenshots are refreshed with `make screenshots` (VIPANEL_SCREENSHOTS=docs);
+# an ordinary test run keeps its pictures out of the work tree.
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    if os.environ.get("VIPANEL_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "vipanel-screenshots"
+)
 LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
