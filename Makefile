@@ -66,7 +66,7 @@ screenshots: apt-test venv
 clean:
 	rm -rf $(VENV) data staticfiles
 
-# Benchmarks against the lab (root; about 25 minutes), writing docs/BENCHMARKS.md. Ansible, the
+# Benchmarks against the lab (root; about 16 minutes), writing docs/BENCHMARKS.md. Ansible, the
 # push's point of comparison, goes into a venv of its own. BENCH_PARTS: push sweep failover
 # dashboard (default: all); BENCH_ARGS=--quick for a smoke run.
 BENCH_ANSIBLE := /tmp/vipanel-bench/ansible-venv

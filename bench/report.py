@@ -35,7 +35,9 @@ def machine_table(results):
         ("kernel", m["kernel"]), ("OS", m["os"]), ("Python", m["python"]),
         ("Django", m["django"]), ("paramiko", m["paramiko"]), ("keepalived", m["keepalived"]),
         ("OpenSSH", m["openssh"]), ("ansible-core", m["ansible_core"] or "not installed"),
-        ("SQLite", m["sqlite"]), ("vipanel commit", m["commit"]),
+        ("SQLite", m["sqlite"]),
+        ("vipanel commit of each part", ", ".join(
+            f"{r['name']} {r['machine']['commit']}" for r in results if r)),
     ]
     lines = ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
     loads = ", ".join(f"{r['name']} {'/'.join(r['machine'].get('loadavg', []))}" for r in results
