@@ -58,7 +58,7 @@ case "${1:-run}" in
         running_demo_env
         exec "$PY" manage.py "$@" ;;
     *)
-        sed -n '2,11p' "$0" >&2
+        sed -n '2,9p' "$0" >&2
         exit 2 ;;
 esac
 
