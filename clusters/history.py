@@ -116,9 +116,13 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
             if state is None:
                 VipState.objects.create(vip=vip, holder=node, since=at, checked_at=at)
                 continue
-            if state.checked_at > at or state.holder_id == node.pk:
+            if state.checked_at > at or (state.holder_id == node.pk and not state.no_holder):
                 continue
-            if state.holder_id:
+            if state.no_holder:
+                # A sweep saw the gap between the old holder stopping and this takeover.
+                events.append(_event(cluster, vip, Kind.NO_HOLDER_END, DetectedBy.NOTIFY, at,
+                                     to_node=node.name))
+            elif state.holder_id:
                 events.append(_event(cluster, vip, Kind.FAILOVER, DetectedBy.NOTIFY, at,
                                      from_node=state.holder.name, to_node=node.name))
             state.holder, state.since, state.checked_at = node, at, at

@@ -8,8 +8,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from clusters import notify, remote, ssh
-from clusters.render import render_iptables, render_keepalived
+from clusters import remote, ssh
+from clusters.render import node_config
 
 _AUTH_PASS = re.compile(r"^(\s*auth_pass\s+)\S+", re.MULTILINE)
 MASK = "********"
@@ -44,7 +44,7 @@ def preview_cluster(cluster):
     rendered, targets, results = {}, {}, {}
     for node in nodes:
         try:
-            rendered[node.pk] = render_keepalived(node, notify_script=notify.script_path_for(node))
+            rendered[node.pk] = node_config(node)
             targets[node.pk] = remote.target_for(node)
         except (ValueError, ssh.SSHError) as e:
             results[node.pk] = NodePreview(node.name, node.pk, None, "", str(getattr(e, "message", e)))
@@ -72,7 +72,3 @@ def preview_cluster(cluster):
         )
         results[node.pk] = NodePreview(node.name, node.pk, bool(diff), diff, "", node.maintenance)
     return [results[n.pk] for n in nodes]
-
-
-def preview_iptables(node):
-    return render_iptables(node)

@@ -34,16 +34,14 @@ from clusters.render import (
     iptables_list_command,
     iptables_restore_command,
     iptables_rule_lines,
+    node_config,
     render_iptables,
-    render_keepalived,
 )
 from clusters.status import probe_cluster
 
 log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
-# Priority a node in maintenance is pushed with, so every other node outranks it.
-MAINTENANCE_PRIORITY = constants.PRIORITY_MIN
 
 
 class PushRefused(Exception):
@@ -285,10 +283,7 @@ class Rollout:
         step.save(update_fields=["state", "started", "detail"])
         self.log(f"{node.name}: started")
         try:
-            priority = MAINTENANCE_PRIORITY if node.maintenance else None
-            config = render_keepalived(
-                node, notify_script=notify.script_path_for(node), priority_override=priority
-            ).encode()
+            config = node_config(node).encode()
             rules = render_iptables(node).encode()
             notify_body = notify.render_script(node).encode() if notify.enabled() else None
         except ValueError as e:

@@ -366,3 +366,16 @@ def iptables_list_command(node) -> str:
 def iptables_rule_lines(rules: str) -> list[str]:
     """The "-A" lines of render_iptables output, comparable with iptables_list_command's."""
     return [line for line in rules.splitlines() if line.startswith("-A ")]
+
+
+def node_config(node) -> str:
+    """keepalived.conf exactly as a push sends it to `node`: with the notify script when notify
+    reports are on, and with the lowest priority while the node is in maintenance (so the VIPs
+    move off it by election). Push, status (drift) and preview all use this one rule."""
+    from clusters import notify
+
+    return render_keepalived(
+        node,
+        notify_script=notify.script_path_for(node),
+        priority_override=constants.PRIORITY_MIN if node.maintenance else None,
+    )

@@ -161,10 +161,10 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadlin
 
 
 def expected_config_sha(node):
-    from clusters.render import render_keepalived
+    from clusters.render import node_config
 
     try:
-        return hashlib.sha256(render_keepalived(node).encode()).hexdigest()
+        return hashlib.sha256(node_config(node).encode()).hexdigest()
     except ValueError:
         return None
 

@@ -95,3 +95,13 @@ def test_events_during_a_push_say_so(cluster):
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
     record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-2"]))
     assert FailoverEvent.objects.get().detail.startswith(f"During push #{push.pk}.")
+
+
+def test_a_takeover_reported_after_a_no_holder_sweep_ends_it(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=1), []))
+    record_notify(cluster, cluster.nodes.get(name="web-2"), "MASTER", at=t + timedelta(seconds=2))
+    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-2")]
+    state = VipState.objects.get()
+    assert state.holder.name == "web-2" and not state.no_holder

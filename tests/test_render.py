@@ -574,3 +574,18 @@ def test_render_config_reports_a_value_that_bypassed_validation(cluster):
     Node.objects.filter(name="web-1").update(interface="eth0\n}")
     with pytest.raises(CommandError, match="^node.interface:"):
         run_render_config("web", "web-1")
+
+
+@pytest.mark.django_db
+def test_node_config_is_what_a_push_sends(cluster, settings):
+    """One rule for push, drift and preview: notify line when reports are on, lowest priority
+    in maintenance."""
+    from clusters.render import node_config, render_keepalived
+
+    node = cluster.nodes.get(name="web-1")
+    assert node_config(node) == render_keepalived(node)
+    settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    assert 'notify "/etc/keepalived/vipanel-notify.sh"' in node_config(node)
+    node.maintenance = True
+    assert "priority 1\n" in node_config(node)
+    assert "priority 120\n" in render_keepalived(node)
