@@ -19,7 +19,19 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Prefetch
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -37,13 +49,16 @@ from clusters.models import (
     ConfigPush,
     FailoverEvent,
     Node,
+    NodeState,
     NotifyNonce,
     PushStep,
     SSHCredential,
+    VipState,
     VirtualIP,
 )
 from clusters.push import PushRefused, resume_push, set_maintenance, start_push
 from clusters.roles import ADMIN, OPERATOR, VIEWER, require_role
+from clusters.templatetags.vipanel import state_class
 
 CONFLICT = 409
 
@@ -64,10 +79,59 @@ def _errors_text(errors):
 
 
 # --- Dashboard ----------------------------------------------------------------------------
+#
+# One row per cluster, the clusters with problems first, DASHBOARD_PAGE_SIZE to a page, plus a
+# header that counts every cluster. Rendering a card per cluster for all 500 clusters took half
+# a second (docs/BENCHMARKS.md, section 4): a 1.5 MB page, an {% include %} per node row and
+# 8,000 model instances. Now whether a cluster has a problem is decided by the database for
+# every cluster (_cluster_problems), so the order, the filter and the counts cover them all,
+# while only the shown page's nodes, VIPs, pushes and failovers are read, as plain values.
+
+DASHBOARD_PAGE_SIZE = 50
+
+
+def _stale_limit():
+    # Three sweeps missed (and at least 30 s): the sweep is not running.
+    return dt.timedelta(seconds=max(30, 3 * settings.VIPANEL_SWEEP_INTERVAL))
+
+
+def vip_status(state, holder, holders):
+    """(status, text) for one VIP. `state` is its VipState or a row with split_brain and
+    no_holder, None if never checked; `holder` the holder's name or ""; `holders` the nodes
+    whose last probe saw the address (several only in a split brain)."""
+    if state is None:
+        return "unknown", "not checked yet"
+    if state.split_brain:
+        return "split", "split brain: " + (", ".join(holders) or "several nodes")
+    if state.no_holder:
+        return "none", "no holder"
+    if holder:
+        return "ok", holder
+    return "unknown", "holder unknown"
+
+
+def node_problems(state, host_key_problem):
+    """What is wrong with a node, in words. `state` is its NodeState or a row with the same
+    fields, None if never checked. _cluster_problems asks the database the same questions."""
+    if state is None:
+        problems = ["not checked yet"]
+    else:
+        problems = []
+        if not state.reachable:
+            problems.append("unreachable")
+        elif state.keepalived_running is False:
+            problems.append("keepalived stopped")
+        if state.vrrp_state == "FAULT":
+            problems.append("FAULT")
+        if state.drift:
+            problems.append("config drift")
+    if host_key_problem:
+        problems.append("host key changed")
+    return problems
 
 
 class VipView:
-    """One VIP as the dashboard shows it: who holds it, or what is wrong."""
+    """One VIP as the cluster page shows it: who holds it, or what is wrong."""
 
     def __init__(self, vip, nodes):
         self.vip = vip
@@ -76,21 +140,8 @@ class VipView:
         self.holders = [
             n.name for n in nodes if _has_state(n) and vip.address in (n.state.holds or [])
         ]
-        if state is None:
-            self.status, self.text = "unknown", "not checked yet"
-        elif state.split_brain:
-            self.status = "split"
-            self.text = "split brain: " + (", ".join(self.holders) or "several nodes")
-        elif state.no_holder:
-            self.status, self.text = "none", "no holder"
-        elif state.holder_id:
-            self.status, self.text = "ok", state.holder.name
-        else:
-            self.status, self.text = "unknown", "holder unknown"
-
-    @property
-    def trouble(self):
-        return self.status in ("split", "none")
+        holder = state.holder.name if state is not None and state.holder_id else ""
+        self.status, self.text = vip_status(state, holder, self.holders)
 
 
 def _has_state(obj):
@@ -108,25 +159,7 @@ class NodeHealth:
         self.host_key_problem = bool(node.offered_host_key_fingerprint) or bool(
             self.state and self.state.host_key_problem
         )
-        s = self.state
-        self.problems = []
-        if s is None:
-            self.problems.append("not checked yet")
-        else:
-            if not s.reachable:
-                self.problems.append("unreachable")
-            elif s.keepalived_running is False:
-                self.problems.append("keepalived stopped")
-            if s.vrrp_state == "FAULT":
-                self.problems.append("FAULT")
-            if s.drift:
-                self.problems.append("config drift")
-        if self.host_key_problem:
-            self.problems.append("host key changed")
-
-    @property
-    def trouble(self):
-        return bool(self.problems) and self.problems != ["not checked yet"]
+        self.problems = node_problems(self.state, self.host_key_problem)
 
 
 class Freshness:
@@ -136,63 +169,203 @@ class Freshness:
         times = [h.state.checked_at for h in healths if h.state is not None]
         self.checked_at = min(times) if times else None
         now = now or timezone.now()
-        # Three sweeps missed (and at least 30 s): the sweep is not running.
-        limit = max(30, 3 * settings.VIPANEL_SWEEP_INTERVAL)
-        self.stale = self.checked_at is not None and (now - self.checked_at).total_seconds() > limit
+        self.stale = self.checked_at is not None and now - self.checked_at > _stale_limit()
 
 
-class ClusterSummary:
-    def __init__(self, cluster):
-        self.cluster = cluster
-        nodes = list(cluster.nodes.all())
-        self.nodes = [NodeHealth(n) for n in nodes]
-        self.freshness = Freshness(self.nodes)
-        self.vips = [VipView(v, nodes) for v in cluster.vips.all()]
-        self.last_push = cluster.last_pushes[0] if cluster.last_pushes else None
-        self.failovers = cluster.recent_failovers
-
-    @property
-    def trouble(self):
-        return (
-            any(v.trouble for v in self.vips)
-            or any(n.trouble for n in self.nodes)
-            or self.freshness.stale
-            or (self.last_push is not None and self.last_push.state == ConfigPush.State.FAILED)
-        )
-
-
-def dashboard_clusters(queryset=None):
-    """Every cluster with what the dashboard shows, in a fixed number of queries."""
-    queryset = Cluster.objects.all() if queryset is None else queryset
-    return queryset.prefetch_related(
-        Prefetch("nodes", queryset=Node.objects.select_related("state").order_by("-priority")),
-        Prefetch("vips", queryset=VirtualIP.objects.select_related("state__holder")),
-        Prefetch(
-            "pushes",
-            queryset=ConfigPush.objects.select_related("requested_by").order_by("-created")[:1],
-            to_attr="last_pushes",
-        ),
-        Prefetch(
-            "failovers",
-            queryset=FailoverEvent.objects.order_by("-at", "-id")[:3],
-            to_attr="recent_failovers",
-        ),
+def _cluster_problems(now):
+    """Annotations for Cluster, answered by the database for every cluster at once: `split`
+    (a VIP in split brain), `no_holder` (a VIP nobody holds) and `trouble`: either of those, a
+    node with a problem (node_problems, less "not checked yet"), a status older than the
+    sweep's limit, or a failed last push."""
+    of_cluster = OuterRef("pk")
+    vip_states = VipState.objects.filter(vip__cluster=of_cluster)
+    bad_node = (
+        Q(reachable=False)
+        | Q(keepalived_running=False)
+        | Q(vrrp_state="FAULT")
+        | Q(drift=True)
+        | Q(host_key_problem=True)
+        | Q(checked_at__lt=now - _stale_limit())
     )
+    last_push = ConfigPush.objects.filter(cluster=of_cluster).order_by("-created", "-id")
+    return {
+        "split": Exists(vip_states.filter(split_brain=True)),
+        "no_holder": Exists(vip_states.filter(no_holder=True)),
+        "bad_node": Exists(NodeState.objects.filter(bad_node, node__cluster=of_cluster))
+        | Exists(Node.objects.filter(cluster=of_cluster).exclude(offered_host_key_fingerprint="")),
+        # Never pushed is "", not NULL: NULL would sort first on PostgreSQL, last on SQLite.
+        "last_push_state": Coalesce(Subquery(last_push.values("state")[:1]), Value("")),
+    }
+
+
+def _with_problems(queryset, now):
+    return queryset.annotate(**_cluster_problems(now)).annotate(
+        trouble=ExpressionWrapper(
+            Q(split=True)
+            | Q(no_holder=True)
+            | Q(bad_node=True)
+            | Q(last_push_state=ConfigPush.State.FAILED),
+            output_field=BooleanField(),
+        )
+    )
+
+
+class DashboardNode:
+    """A node on one line of the dashboard: its name, VRRP state and what is wrong."""
+
+    def __init__(self, row):
+        self.name = row["name"]
+        self.priority = row["priority"]
+        self.checked_at = row["checked_at"]
+        self.reachable = row["reachable"]
+        self.keepalived_running = row["keepalived_running"]
+        self.vrrp_state = row["vrrp_state"]
+        self.drift = row["drift"]
+        self.error = row["error"] or ""
+        self.holds = row["holds"] or []
+        checked = self.checked_at is not None
+        host_key = bool(row["offered_host_key_fingerprint"]) or bool(row["host_key_problem"])
+        problems = node_problems(self if checked else None, host_key)
+        self.trouble = any(p != "not checked yet" for p in problems)
+        # (css class, text, title) for each badge, in the order they read.
+        badges = []
+        if checked and self.reachable:
+            badges.append((state_class(self.vrrp_state), self.vrrp_state, "VRRP state"))
+        for problem in problems:
+            if problem == "not checked yet":
+                badges.append(("neutral", problem, ""))
+            elif problem == "unreachable":
+                badges.append(("bad", problem, self.error))
+            elif problem != "FAULT":  # the VRRP badge says it already
+                badges.append(("bad", problem, ""))
+        if checked and self.reachable:
+            if self.keepalived_running is None:
+                badges.append(("neutral", "keepalived ?", "could not tell if keepalived runs"))
+            if self.drift is None:
+                badges.append(("neutral", "config ?", "not compared with the panel's yet"))
+            if not problems and self.keepalived_running and self.drift is False:
+                badges.append(("good", "ok", "reachable, keepalived running, config in sync"))
+        if row["maintenance"]:
+            badges.append(("busy", "maintenance", "taken out of service for maintenance"))
+        self.badges = badges
+
+
+class DashboardVip:
+    def __init__(self, row, nodes):
+        self.address = row["address"]
+        self.split_brain, self.no_holder = row["split_brain"], row["no_holder"]
+        checked = row["checked_at"] is not None
+        self.since = row["since"]
+        holders = [n.name for n in nodes if self.address in n.holds]
+        self.status, self.text = vip_status(self if checked else None, row["holder"], holders)
+
+
+class DashboardRow:
+    """One cluster on the dashboard, built from its page's rows of plain values."""
+
+    def __init__(self, cluster, nodes, vips, last_push, failovers, now):
+        self.pk = cluster["pk"]
+        self.name = cluster["name"]
+        self.network = cluster["network"]
+        self.virtual_router_id = cluster["virtual_router_id"]
+        self.trouble = cluster["trouble"]
+        self.nodes = [DashboardNode(n) for n in nodes]
+        self.vips = [DashboardVip(v, self.nodes) for v in vips]
+        times = [n.checked_at for n in self.nodes if n.checked_at is not None]
+        self.checked_at = min(times) if times else None
+        self.stale = self.checked_at is not None and now - self.checked_at > _stale_limit()
+        self.last_push = last_push
+        self.failovers = failovers
+
+
+def _latest(queryset, order, count):
+    """The `count` latest rows of each cluster in `queryset`, in one query."""
+    rank = Window(RowNumber(), partition_by=F("cluster_id"), order_by=order)
+    return queryset.annotate(rank=rank).filter(rank__lte=count)
+
+
+def dashboard_rows(clusters, now):
+    """The dashboard's rows for `clusters` (dicts from the page's query): four queries."""
+    ids = [c["pk"] for c in clusters]
+    by_cluster = {pk: {"nodes": [], "vips": [], "push": None, "failovers": []} for pk in ids}
+    nodes = (
+        Node.objects.filter(cluster_id__in=ids)
+        .order_by("-priority", "name")
+        .values(
+            "cluster_id", "name", "priority", "maintenance", "offered_host_key_fingerprint",
+            checked_at=F("state__checked_at"), reachable=F("state__reachable"),
+            keepalived_running=F("state__keepalived_running"),
+            vrrp_state=F("state__vrrp_state"), drift=F("state__drift"),
+            error=F("state__error"), holds=F("state__holds"),
+            host_key_problem=F("state__host_key_problem"),
+        )
+    )
+    for n in nodes:
+        by_cluster[n["cluster_id"]]["nodes"].append(n)
+    vips = (
+        VirtualIP.objects.filter(cluster_id__in=ids)
+        .order_by("id")
+        .values(
+            "cluster_id", "address", since=F("state__since"), checked_at=F("state__checked_at"),
+            split_brain=F("state__split_brain"), no_holder=F("state__no_holder"),
+            holder=F("state__holder__name"),
+        )
+    )
+    for v in vips:
+        by_cluster[v["cluster_id"]]["vips"].append(v)
+    pushes = _latest(
+        ConfigPush.objects.filter(cluster_id__in=ids), [F("created").desc(), F("id").desc()], 1
+    ).values(
+        "cluster_id", "pk", "state", "kind", "created",
+        user=F(f"requested_by__{get_user_model().USERNAME_FIELD}"),
+    )
+    for p in pushes:
+        by_cluster[p["cluster_id"]]["push"] = p
+    # Instances, few of them: _event_text.html, shared with the history, reads them.
+    failovers = _latest(
+        FailoverEvent.objects.filter(cluster_id__in=ids), [F("at").desc(), F("id").desc()], 3
+    ).only("cluster_id", "vip_address", "from_node", "to_node", "at", "kind")
+    for e in failovers.order_by("-at", "-id"):
+        by_cluster[e.cluster_id]["failovers"].append(e)
+    return [
+        DashboardRow(
+            c, *(by_cluster[c["pk"]][k] for k in ("nodes", "vips", "push", "failovers")), now
+        )
+        for c in clusters
+    ]
 
 
 @require_safe
 @require_role(VIEWER)
 def dashboard(request):
-    summaries = [ClusterSummary(c) for c in dashboard_clusters()]
+    now = timezone.now()
+    clusters = _with_problems(Cluster.objects.all(), now)
+    # Names unlike the annotations': an aggregate named like one silently replaces it.
+    counts = clusters.aggregate(
+        total=Count("pk"),
+        with_problems=Count("pk", filter=Q(trouble=True)),
+        in_split_brain=Count("pk", filter=Q(split=True)),
+        without_holder=Count("pk", filter=Q(no_holder=True)),
+    )
+    counts["ok"] = counts["total"] - counts["with_problems"]
+    only_problems = request.GET.get("problems") == "1"
+    if only_problems:
+        clusters = clusters.filter(trouble=True)
+    # Split brain and VIPs without holder first: they are the outages.
+    ordered = clusters.order_by("-trouble", "-split", "-no_holder", "name").values(
+        "pk", "name", "network", "virtual_router_id", "trouble"
+    )
+    paginator = Paginator(ordered, DASHBOARD_PAGE_SIZE)
+    # The header's aggregate counted them already: spare the paginator a COUNT query.
+    paginator.count = counts["with_problems"] if only_problems else counts["total"]
+    page = paginator.get_page(request.GET.get("page"))
     context = {
-        "summaries": summaries,
-        "totals": {
-            "clusters": len(summaries),
-            "trouble": sum(s.trouble for s in summaries),
-            "split": sum(v.status == "split" for s in summaries for v in s.vips),
-            "none": sum(v.status == "none" for s in summaries for v in s.vips),
-        },
-        "checked_at": timezone.now(),
+        "rows": dashboard_rows(list(page), now),
+        "page": page,
+        "counts": counts,
+        "only_problems": only_problems,
+        "query": "problems=1" if only_problems else "",
+        "checked_at": now,
     }
     return render_page(
         request, "clusters/dashboard.html", context, fragment="clusters/_dashboard.html"

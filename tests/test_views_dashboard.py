@@ -51,24 +51,25 @@ def test_it_refuses_a_user_without_a_role(login, outsider):
 def test_it_shows_each_vip_and_the_node_holding_it(login, viewer, cluster):
     observe(cluster, cluster.nodes.get(name="web-1"))
     page = login(viewer).get("/").content.decode()
-    row = re.search(r'<tr class="vip-ok" data-vip="192.0.2.100/24">.*?</tr>', page, re.S).group(0)
+    row = re.search(r'<li class="vip-ok" data-vip="192.0.2.100/24">.*?</li>', page, re.S).group(0)
     assert "web-1" in row
 
 
 def test_it_shows_split_brain_in_red(login, viewer, cluster):
     observe(cluster, None, split=True)
     page = login(viewer).get("/").content.decode()
-    row = re.search(r'<tr class="vip-split".*?</tr>', page, re.S).group(0)
+    row = re.search(r'<li class="vip-split".*?</li>', page, re.S).group(0)
     assert 'class="badge bad"' in row and "split brain: web-1, web-2" in row
-    assert "1 VIP in split brain" in page
-    assert 'class="card cluster trouble"' in page
+    assert '<span class="bad">1 in split brain</span>' in page
+    assert '<tr class="cluster trouble"' in page
 
 
 def test_it_shows_a_vip_without_holder_in_red(login, viewer, cluster):
     observe(cluster, None, none=True)
     page = login(viewer).get("/").content.decode()
-    row = re.search(r'<tr class="vip-none".*?</tr>', page, re.S).group(0)
+    row = re.search(r'<li class="vip-none".*?</li>', page, re.S).group(0)
     assert 'class="badge bad"' in row and "no holder" in row
+    assert '<span class="bad">1 with a VIP nobody holds</span>' in page
 
 
 def test_it_says_when_a_cluster_was_never_checked(login, viewer, cluster):
@@ -89,18 +90,30 @@ def test_it_shows_each_nodes_health(login, viewer, cluster):
         maintenance=True, offered_host_key_fingerprint="SHA256:" + "A" * 43
     )
     page = login(viewer).get("/").content.decode()
-    row1 = re.search(r'<tr data-node="web-1">.*?</tr>', page, re.S).group(0)
-    row2 = re.search(r'<tr data-node="web-2">.*?</tr>', page, re.S).group(0)
-    assert "running" in row1 and "MASTER" in row1 and "drift" in row1
-    assert '<span class="bad" title="web-2: connection refused">no</span>' in row2
+    row1 = re.search(r'<li data-node="web-1".*?</li>', page, re.S).group(0)
+    row2 = re.search(r'<li data-node="web-2".*?</li>', page, re.S).group(0)
+    assert "MASTER" in row1 and "config drift" in row1 and "stopped" not in row1
+    assert 'class="badge bad" title="web-2: connection refused">unreachable</span>' in row2
     assert "maintenance" in row2 and "host key changed" in row2
+
+
+def test_a_healthy_node_says_so_and_a_stopped_keepalived_is_red(login, viewer, cluster):
+    web1, web2 = cluster.nodes.order_by("name")
+    observe(cluster, web1)
+    NodeState.objects.filter(node=web2).update(keepalived_running=False, vrrp_state="FAULT")
+    page = login(viewer).get("/").content.decode()
+    row1 = re.search(r'<li data-node="web-1".*?</li>', page, re.S).group(0)
+    row2 = re.search(r'<li data-node="web-2".*?</li>', page, re.S).group(0)
+    assert 'title="reachable, keepalived running, config in sync">ok</span>' in row1
+    assert '<span class="badge bad" title="VRRP state">FAULT</span>' in row2
+    assert '<span class="badge bad">keepalived stopped</span>' in row2
 
 
 def test_it_shows_the_last_push_and_its_result(login, viewer, cluster, operator):
     ConfigPush.objects.create(cluster=cluster, state="succeeded", requested_by=operator)
     last = ConfigPush.objects.create(cluster=cluster, state="failed", requested_by=operator)
     page = login(viewer).get("/").content.decode()
-    text = re.search(r'<p class="last-push">.*?</p>', page, re.S).group(0)
+    text = re.search(r'<td class="last-push">.*?</td>', page, re.S).group(0)
     assert f"#{last.pk}" in text and "failed" in text and "otto-operator" in text
 
 
@@ -125,7 +138,7 @@ def test_a_poll_gets_the_fragment_only(login, viewer, cluster):
     response = login(viewer).get("/", HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert response.status_code == 200
-    assert "<html" not in body and "web" in body and 'class="grid"' in body
+    assert "<html" not in body and "web" in body and 'class="dashboard"' in body
     assert "HX-Request" in response["Vary"]
 
 
@@ -140,8 +153,9 @@ def test_htmx_is_served_from_this_server_not_a_cdn(login, viewer):
     assert b"htmx" in b"".join(login(viewer).get(scripts[0]).streaming_content)
 
 
-def make_fleet(count):
-    """count clusters of 3 nodes and 2 VIPs, each observed, with pushes and failovers."""
+def make_fleet(count, *, failed_push=True):
+    """count clusters of 3 nodes and 2 VIPs, each observed, with pushes and failovers; the
+    last push failed (a problem) unless failed_push is False."""
     now = timezone.now()
     clusters = Cluster.objects.bulk_create(
         Cluster(name=f"c{i}", network=f"10.{i}.0.0/24", virtual_router_id=1 + i % 255)
@@ -168,7 +182,8 @@ def make_fleet(count):
     )
     for c in clusters:
         ConfigPush.objects.create(cluster=c, state="succeeded")
-        ConfigPush.objects.create(cluster=c, state="failed")
+        if failed_push:
+            ConfigPush.objects.create(cluster=c, state="failed")
     FailoverEvent.objects.bulk_create(
         FailoverEvent(cluster=c, vip_address=f"10.{i}.0.100/24", from_node="x", to_node="y",
                       at=now - dt.timedelta(minutes=m), detected_by="sweep")
@@ -178,9 +193,9 @@ def make_fleet(count):
     return clusters
 
 
-# Session, user, the user's groups (role), then clusters, nodes with their state, VIPs with
-# their state and holder, the last push of each cluster, its latest failovers.
-DASHBOARD_QUERIES = 8
+# Session, user, the user's groups (role), then the counts over every cluster, the page's
+# clusters, their nodes with state, VIPs with state and holder, last pushes, latest failovers.
+DASHBOARD_QUERIES = 9
 
 
 @pytest.mark.parametrize("count", [3, 30])
@@ -192,9 +207,11 @@ def test_it_needs_the_same_number_of_queries_for_3_and_30_clusters(
     with django_assert_num_queries(DASHBOARD_QUERIES):
         response = client.get("/")
     assert response.status_code == 200
-    assert response.content.decode().count('class="card cluster') == count
+    assert response.content.decode().count('<tr class="cluster') == count
     with django_assert_num_queries(DASHBOARD_QUERIES):
         client.get("/", HTTP_HX_REQUEST="true")
+    with django_assert_num_queries(DASHBOARD_QUERIES):
+        client.get("/?problems=1&page=2")
 
 
 def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
