@@ -219,3 +219,147 @@ def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
     page = login(viewer).get("/").content.decode()
     assert "Status last checked 10" in page and "is the sweep running?" in page
     assert "cluster trouble" in page
+
+
+# --- Problems first, counts over every cluster, pages ---------------------------------------
+
+
+def shown(page):
+    """The names of the clusters on a dashboard page, in order, and whether each is in trouble."""
+    return re.findall(r'<tr class="cluster( trouble)?" id="cluster-\d+">\s*<th scope="row">'
+                      r'<a href="[^"]+">([^<]+)</a>', page)
+
+
+def names(page):
+    return [name for _, name in shown(page)]
+
+
+def healthy_fleet(count):
+    """count clusters, all well (last push succeeded, every node fine), named c0, c1, ..."""
+    return make_fleet(count, failed_push=False)
+
+
+# Each thing that makes a cluster need attention, done to the last cluster by name; the database
+# decides the order and the counts, Python the badges: the two must agree.
+PROBLEMS = {
+    "unreachable": lambda c: NodeState.objects.filter(node__cluster=c).update(reachable=False),
+    "keepalived stopped": lambda c: NodeState.objects.filter(node__cluster=c).update(
+        keepalived_running=False),
+    "FAULT": lambda c: NodeState.objects.filter(node__cluster=c).update(vrrp_state="FAULT"),
+    "config drift": lambda c: NodeState.objects.filter(node__cluster=c).update(drift=True),
+    "host key changed (probe)": lambda c: NodeState.objects.filter(node__cluster=c).update(
+        host_key_problem=True),
+    "host key changed (offered)": lambda c: Node.objects.filter(cluster=c).update(
+        offered_host_key_fingerprint="SHA256:" + "B" * 43),
+    "stale": lambda c: NodeState.objects.filter(node__cluster=c).update(
+        checked_at=timezone.now() - dt.timedelta(minutes=10)),
+    "failed push": lambda c: ConfigPush.objects.create(cluster=c, state="failed"),
+    "split brain": lambda c: VipState.objects.filter(vip__cluster=c).update(
+        split_brain=True, holder=None),
+    "no holder": lambda c: VipState.objects.filter(vip__cluster=c).update(
+        no_holder=True, holder=None),
+}
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_a_cluster_with_a_problem_comes_first_and_is_counted(login, viewer, problem):
+    clusters = healthy_fleet(4)
+    PROBLEMS[problem](clusters[-1])
+    page = login(viewer).get("/").content.decode()
+    assert shown(page) == [(" trouble", "c3"), ("", "c0"), ("", "c1"), ("", "c2")]
+    assert "4 clusters:" in page and '<span class="good">3 OK</span>' in page
+    assert '<span class="bad">1 with problems</span>' in page
+
+
+def test_a_healthy_fleet_is_sorted_by_name_and_all_ok(login, viewer):
+    healthy_fleet(3)
+    page = login(viewer).get("/").content.decode()
+    assert shown(page) == [("", "c0"), ("", "c1"), ("", "c2")]
+    assert '<span class="good">3 OK</span>' in page and "none with problems" in page
+
+
+def test_a_cluster_never_checked_or_in_maintenance_is_no_problem(login, viewer, cluster):
+    Node.objects.filter(cluster=cluster).update(maintenance=True)
+    page = login(viewer).get("/").content.decode()
+    assert "not checked yet" in page and "maintenance" in page
+    assert '<span class="good">1 OK</span>' in page and "cluster trouble" not in page
+
+
+def test_split_brain_and_no_holder_come_before_other_problems(login, viewer):
+    clusters = healthy_fleet(4)
+    PROBLEMS["config drift"](clusters[0])
+    PROBLEMS["no holder"](clusters[2])
+    PROBLEMS["split brain"](clusters[3])
+    page = login(viewer).get("/").content.decode()
+    assert names(page) == ["c3", "c2", "c0", "c1"]
+    assert '<span class="bad">3 with problems</span>' in page
+    assert '<span class="bad">1 in split brain</span>' in page
+    assert '<span class="bad">1 with a VIP nobody holds</span>' in page
+
+
+@pytest.fixture
+def page_of_10(monkeypatch):
+    monkeypatch.setattr("clusters.views.DASHBOARD_PAGE_SIZE", 10)
+
+
+def test_it_shows_a_page_of_clusters_and_links_to_the_next(login, viewer, page_of_10):
+    healthy_fleet(25)
+    client = login(viewer)
+    first = client.get("/").content.decode()
+    assert names(first) == [f"c{i}" for i in sorted(range(25), key=str)][:10]
+    assert "clusters 1–10 of 25, page 1 of 3" in first
+    assert '<a href="?page=2" rel="next">Next</a>' in first and 'rel="prev"' not in first
+    last = client.get("/?page=3").content.decode()
+    assert len(names(last)) == 5 and '<a href="?page=2" rel="prev">Previous</a>' in last
+    # Every cluster once, across the pages.
+    middle = client.get("/?page=2").content.decode()
+    assert sorted(names(first) + names(middle) + names(last)) == sorted(f"c{i}" for i in range(25))
+    # A page past the end (the fleet shrank since the link was made) shows the last one.
+    assert names(client.get("/?page=9").content.decode()) == names(last)
+    assert names(client.get("/?page=x").content.decode()) == names(first)
+
+
+def test_the_header_counts_every_cluster_not_only_the_page(login, viewer, page_of_10):
+    clusters = healthy_fleet(25)
+    for c in clusters[:12]:
+        PROBLEMS["failed push"](c)
+    PROBLEMS["split brain"](clusters[20])
+    page = login(viewer).get("/?page=3").content.decode()
+    assert "25 clusters:" in page and '<span class="good">12 OK</span>' in page
+    assert '<span class="bad">13 with problems</span>' in page
+    assert '<span class="bad">1 in split brain</span>' in page
+    # The thirteen in trouble fill page 1 and the start of page 2; page 3 has only healthy ones.
+    assert shown(page) and all(trouble == "" for trouble, _ in shown(page))
+
+
+def test_it_shows_only_clusters_with_problems_when_asked(login, viewer, page_of_10):
+    clusters = healthy_fleet(25)
+    for c in clusters[5:17]:
+        PROBLEMS["config drift"](c)
+    client = login(viewer)
+    page = client.get("/?problems=1").content.decode()
+    assert len(shown(page)) == 10 and all(trouble for trouble, _ in shown(page))
+    assert "clusters 1–10 of 12, page 1 of 2" in page
+    assert '<a href="?problems=1&amp;page=2" rel="next">Next</a>' in page
+    assert '<a href="?">All clusters</a>' in page
+    # The header still counts them all.
+    assert "25 clusters:" in page and '<span class="bad">12 with problems</span>' in page
+    second = client.get("/?problems=1&page=2").content.decode()
+    assert len(shown(second)) == 2
+
+
+def test_with_no_problem_the_filter_says_so(login, viewer):
+    healthy_fleet(2)
+    page = login(viewer).get("/?problems=1").content.decode()
+    assert shown(page) == [] and "No cluster has a problem." in page
+
+
+def test_a_poll_asks_for_the_same_page_and_filter(login, viewer, page_of_10):
+    healthy_fleet(25)
+    client = login(viewer)
+    page = client.get("/?problems=1&page=2").content.decode()
+    assert 'hx-get="/?problems=1&amp;page=2" hx-trigger="every 5s"' in page
+    page = client.get("/?page=2").content.decode()
+    assert 'hx-get="/?page=2" hx-trigger="every 5s"' in page
+    fragment = client.get("/?page=2", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and "clusters 11–20 of 25" in fragment
