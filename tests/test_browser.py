@@ -52,7 +52,7 @@ def test_an_operator_logs_in_and_the_dashboard_updates_in_place(new_page, people
     mark_page(page)
     # A sweep records who holds the VIP; the dashboard shows it within one poll, in place.
     observe(cluster, cluster.nodes.get(name="web-2"))
-    expect_text(card.locator('tr[data-vip="192.0.2.100/24"]'), "web-2", timeout=12_000)
+    expect_text(card.locator('li[data-vip="192.0.2.100/24"]'), "web-2", timeout=12_000)
     assert not_reloaded(page)
     # The htmx script came from this server.
     sources = page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
@@ -74,11 +74,11 @@ def test_the_dashboard_shows_trouble_in_red(new_page, people):
     seed_fleet(people["operator"])
     page = new_page()
     log_in(page, "viewer-user")
-    split = page.locator("tr.vip-split")
+    split = page.locator("li.vip-split")
     expect_text(split, "split brain")
     assert split.locator(".badge.bad").count() == 1
-    expect_text(page.locator("tr.vip-none"), "no holder")
-    colour = page.locator("tr.vip-split .badge").evaluate("e => getComputedStyle(e).color")
+    expect_text(page.locator("li.vip-none"), "no holder")
+    colour = page.locator("li.vip-split .badge").evaluate("e => getComputedStyle(e).color")
     assert colour == "rgb(176, 0, 32)"
     screenshot(page, "dashboard.png")
 
@@ -227,7 +227,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
 
     page = new_page()
     log_in(page, "viewer-user")
-    row = page.locator(f'#cluster-{cluster.pk} tr[data-vip="{vip}"]')
+    row = page.locator(f'#cluster-{cluster.pk} li[data-vip="{vip}"]')
     expect_text(row, holder.name, timeout=15_000)
     mark_page(page)
 
@@ -238,7 +238,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     expect_text(page.locator(f"#cluster-{cluster.pk} .failovers"),
                 f"{holder.name} → {backup.name}", timeout=15_000)
     assert not_reloaded(page)
-    stopped = page.locator(f'#cluster-{cluster.pk} tr[data-node="{holder.name}"]')
+    stopped = page.locator(f'#cluster-{cluster.pk} li[data-node="{holder.name}"]')
     expect_text(stopped, "stopped", timeout=15_000)
     screenshot(page, "failover.png")
 
