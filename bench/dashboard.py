@@ -3,8 +3,10 @@ events, synthetic rows in a throwaway SQLite file. No lab.
 
 For each size: queries per request (it should not grow with the number of clusters) and the
 server time of a full-page GET through Django's test Client (middleware, view, template), p50
-and p95 over --requests requests after one warm-up request, as a logged-in viewer. The view's
-code is whatever the working tree holds; its commit is recorded.
+and p95 over --requests requests after one warm-up request, as a logged-in viewer. The page is
+the one a user lands on, `/`: the first page of clusters (problems first, DASHBOARD_PAGE_SIZE
+of them), under a header that counts every cluster. The view's code is whatever the working
+tree holds; its commit is recorded.
 """
 
 import argparse
@@ -148,10 +150,12 @@ def main(argv=None):
         return subprocess.run(["git", "-C", str(common.ROOT), *args], capture_output=True,
                               text=True).stdout.strip()
 
+    from clusters.views import DASHBOARD_PAGE_SIZE
+
     watched = ["clusters/views.py", "templates/clusters/dashboard.html",
                "templates/clusters/_dashboard.html"]
     common.save("dashboard", {
-        "rows": rows, "requests": a.requests,
+        "rows": rows, "requests": a.requests, "page_size": DASHBOARD_PAGE_SIZE,
         "view_commit": git("log", "-1", "--format=%h %s", "--", *watched),
         "view_uncommitted_changes": bool(git("status", "--porcelain", "--", *watched)),
         "command": "make bench BENCH_PARTS=dashboard  (or: python -m bench dashboard)",

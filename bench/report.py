@@ -166,6 +166,9 @@ def dashboard_section(data):
              f"({', '.join(str(r['queries']) for r in rows)}).\n")
     text += (f"- p50 at {big['clusters']} clusters: {big['ms']['median']} ms (target ≤ 100 ms): "
              f"{verdict(big['ms']['median'] <= 100)}.\n")
+    if data.get("page_size"):
+        text += (f"- Page measured: `/`, the first page a user lands on, {data['page_size']} "
+                 f"clusters of {big['clusters']} (problems first), header counts over all.\n")
     text += (f"\nView benchmarked: commit {data['view_commit']}"
              f"{' (with uncommitted changes in the working tree)' if data['view_uncommitted_changes'] else ''}; "
              f"{data['requests']} requests per size; {data['when']}.\n")
