@@ -138,10 +138,11 @@ def sweep_cluster(cluster: Cluster):
 
 
 def sweep_all():
-    from clusters.push import mark_stale_pushes
+    from clusters.push import mark_stale_pushes, requeue_lost_pushes
 
     started = time.monotonic()
     mark_stale_pushes()
+    requeue_lost_pushes()
     for cluster in Cluster.objects.all():
         sweep_cluster(cluster)
     # For /metrics, which another process serves: the cache is shared (Redis).

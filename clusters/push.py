@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -73,7 +73,10 @@ def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH, queue=True):
         raise PushRefused(errors)
     try:
         with transaction.atomic():
-            push = ConfigPush.objects.create(cluster=cluster, requested_by=user, kind=kind)
+            # While queued, the heartbeat says when it was last handed to Celery.
+            push = ConfigPush.objects.create(
+                cluster=cluster, requested_by=user, kind=kind, heartbeat=timezone.now()
+            )
             nodes = cluster.nodes.order_by("priority", "pk")
             # Provisional order (lowest priority first); the worker puts the holder last
             # once it has probed who holds the VIPs.
@@ -119,7 +122,7 @@ def resume_push(push):
         with transaction.atomic():
             resumed = ConfigPush.objects.filter(
                 pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES
-            ).update(state=ConfigPush.State.QUEUED, finished=None, detail="")
+            ).update(state=ConfigPush.State.QUEUED, finished=None, detail="", heartbeat=timezone.now())
             if not resumed:
                 push.refresh_from_db()
                 raise PushRefused({"__all__": f"Push #{push.pk} is {push.state}; only a failed "
@@ -136,6 +139,26 @@ def resume_push(push):
     _append_log(push.pk, "resumed")
     push.refresh_from_db()
     return push
+
+
+def requeue_lost_pushes(now=None):
+    """Hand queued pushes to Celery again when their message may be lost (Redis restarted).
+
+    Harmless if the message was not lost: the first worker claims the push, the other finds it
+    no longer queued and does nothing. At most once per VIPANEL_PUSH_STALE_AFTER per push.
+    """
+    now = now or timezone.now()
+    cutoff = now - timezone.timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER)
+    requeued = 0
+    for pk in ConfigPush.objects.filter(state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff).values_list(
+        "pk", flat=True
+    ):
+        if ConfigPush.objects.filter(pk=pk, state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff).update(
+            heartbeat=now
+        ):
+            enqueue(pk)
+            requeued += 1
+    return requeued
 
 
 def mark_stale_pushes(now=None):

@@ -6,7 +6,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from clusters.models import Cluster, Node, SSHCredential, VirtualIP
 
-pytest_plugins = ["tests.lab.fixtures"]
+# Fixtures of the lab and of a real Celery worker, for every test module that asks for them.
+pytest_plugins = ["tests.lab.fixtures", "tests.worker"]
 
 
 def make_private_key() -> str:

@@ -30,7 +30,6 @@ from tests.browser import (
     seed_fleet,
 )
 from tests.lab import wait_until
-from tests.worker import private_redis, start_worker  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from clusters.models import ConfigPush, PushStep
+from clusters.models import ConfigPush
 from clusters.push import PushRefused, run_push, start_push
 from clusters.status import probe_cluster
 from tests.lab import wait_until

@@ -9,7 +9,6 @@ from clusters.models import ConfigPush, FailoverEvent, NodeState, PushStep
 from clusters.push import mark_stale_pushes, resume_push, start_push
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
-from tests.worker import start_worker, private_redis  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
