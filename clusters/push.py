@@ -13,7 +13,6 @@ iptables chain (tested first); reload; verify within the VRRP timeout. Any failu
 backup back, reloads, and stops the push there.
 """
 
-import logging
 import posixpath
 import shlex
 import threading
@@ -38,8 +37,6 @@ from clusters.render import (
     render_iptables,
 )
 from clusters.status import probe_cluster
-
-log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
 
@@ -236,10 +233,6 @@ def _finish(push, state, detail=""):
                  changes={"push": [None, push.pk]}, result=f"{state}: {detail}" if detail else state)
 
 
-def ssh_quote(value):
-    return shlex.quote(value)
-
-
 class Rollout:
     def __init__(self, push):
         self.push = push
@@ -369,9 +362,9 @@ class NodeApply:
             self.put_in_place(notify.SCRIPT_PATH, self.notify_body, 0o700)
         temp = self.conn.put_temp(self.path, self.config, 0o640)
         self.log("uploaded; testing with keepalived -t")
-        tested = self.run(f"test -s {ssh_quote(temp)} && keepalived -t -f {ssh_quote(temp)}")
+        tested = self.run(f"test -s {shlex.quote(temp)} && keepalived -t -f {shlex.quote(temp)}")
         if tested.exit_status != 0:
-            self.run(f"rm -f {ssh_quote(temp)}")
+            self.run(f"rm -f {shlex.quote(temp)}")
             raise StepFailed(
                 f"keepalived -t rejected the new config (exit {tested.exit_status}); the node "
                 "still runs its old one.",
@@ -380,7 +373,7 @@ class NodeApply:
             )
         had_file = current is not None
         if had_file:
-            self.check(self.run(f"cp -p {ssh_quote(self.path)} {ssh_quote(self.backup)}"),
+            self.check(self.run(f"cp -p {shlex.quote(self.path)} {shlex.quote(self.backup)}"),
                        "could not back up the live config")
         self.conn.rename(temp, self.path)
         self.log("config in place; applying iptables rules and reloading")
@@ -408,7 +401,7 @@ class NodeApply:
     def remove_leftover_temps(self):
         # A worker killed between upload and rename leaves a temp file; it never becomes live.
         directory, name = posixpath.split(self.path)
-        self.run(f"rm -f {ssh_quote(directory)}/.{ssh_quote(name)}.vipanel-tmp-*")
+        self.run(f"rm -f {shlex.quote(directory)}/.{shlex.quote(name)}.vipanel-tmp-*")
 
     def put_in_place(self, path, body, mode):
         temp = self.conn.put_temp(path, body, mode)
@@ -435,9 +428,9 @@ class NodeApply:
         self.log("restoring the previous config")
         try:
             if had_file:
-                self.run(f"mv -f {ssh_quote(self.backup)} {ssh_quote(self.path)}")
+                self.run(f"mv -f {shlex.quote(self.backup)} {shlex.quote(self.path)}")
             else:
-                self.run(f"rm -f {ssh_quote(self.path)}")
+                self.run(f"rm -f {shlex.quote(self.path)}")
             if rules_before is not None:
                 restore = "".join(
                     line + "\n"
