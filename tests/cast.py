@@ -14,9 +14,10 @@ from clusters.models import AuditEntry
 __all__ = ["viewer", "operator", "admin", "outsider", "login", "make_user"]
 
 
-def make_user(username, role=None, password=None):
-    """A user with `role` (None: no role). No password unless given: force_login needs none."""
-    user = get_user_model().objects.create_user(username, password=password)
+def make_user(username, role=None, password=None, **extra):
+    """A user with `role` (None: no role). No password unless given: force_login and API
+    tokens need none. `extra` sets other user fields (e.g. is_superuser=True)."""
+    user = get_user_model().objects.create_user(username, password=password, **extra)
     if role:
         roles.assign(user, role)
     return user

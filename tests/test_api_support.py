@@ -8,11 +8,11 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from clusters import roles, ssh
 from clusters.models import ApiToken
+from tests.cast import make_user, operator, viewer  # noqa: F401 (fixtures shared with the views' tests)
 
 PASSPHRASE = "correct horse battery"
 AUTH_PASS = "vrrp9Pw"
@@ -47,27 +47,8 @@ class Api:
         return self.request("DELETE", path)
 
 
-def make_user(username, role=None, **extra):
-    user = get_user_model()(username=username, **extra)
-    user.set_unusable_password()
-    user.save()
-    if role:
-        roles.assign(user, role)
-    return user
-
-
 def token_for(user):
     return ApiToken.issue(user)[1]
-
-
-@pytest.fixture
-def viewer(db):
-    return make_user("vera", roles.VIEWER)
-
-
-@pytest.fixture
-def operator(db):
-    return make_user("otto", roles.OPERATOR)
 
 
 @pytest.fixture
