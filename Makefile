@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need: real keepalived, sshd and iptables for the lab, Chromium for
 # the browser tests, redis-server for a private Redis when none runs.
-TEST_APT := keepalived openssh-server openssh-client iptables iproute2 curl openssl chromium redis-server postgresql-client
+TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping curl openssl chromium redis-server postgresql-client
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
