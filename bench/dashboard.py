@@ -150,9 +150,9 @@ def main(argv=None):
         return subprocess.run(["git", "-C", str(common.ROOT), *args], capture_output=True,
                               text=True).stdout.strip()
 
-    from clusters.views import DASHBOARD_PAGE_SIZE
+    from clusters.web.dashboard import DASHBOARD_PAGE_SIZE
 
-    watched = ["clusters/views.py", "templates/clusters/dashboard.html",
+    watched = ["clusters/web/dashboard.py", "templates/clusters/dashboard.html",
                "templates/clusters/_dashboard.html"]
     common.save("dashboard", {
         "rows": rows, "requests": a.requests, "page_size": DASHBOARD_PAGE_SIZE,

@@ -96,7 +96,8 @@ def check_result(cluster, lab_nodes):
 def run_vipanel(cluster):
     from clusters import push as push_module
     from clusters.models import ConfigPush
-    from clusters.push import run_push, start_push
+    from clusters.push import run_push
+    from clusters.services.pushes import start_push
 
     settle = {"total": 0.0, "calls": 0, "probes": 0}
     original_wait, original_probe = push_module.wait_until_settled, push_module.probe_cluster
@@ -117,7 +118,7 @@ def run_vipanel(cluster):
     push_module.probe_cluster = counted_probe
     try:
         t0 = time.monotonic()
-        push = start_push(cluster, queue=False)
+        push = start_push(None, cluster, queue=False)
         run_push(push.pk)
         wall = time.monotonic() - t0
     finally:

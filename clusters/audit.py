@@ -1,4 +1,12 @@
-"""The audit log: who changed or pushed what, when, and the result. Secrets never enter it."""
+"""The audit log: who changed or pushed what, when, and the result. Secrets never enter it.
+
+Services write each entry inside the transaction of the change it records (clusters.services),
+so a change and its entry are committed together or not at all.
+"""
+
+import hashlib
+import hmac
+import secrets
 
 from clusters.models import AuditEntry
 
@@ -7,9 +15,34 @@ SECRET_FIELDS = {"private_key", "passphrase", "auth_pass", "notify_secret"}
 MASK = "********"
 
 
+# A per-process key: a snapshot can tell two secrets apart without holding either, and its
+# digests mean nothing outside this process (snapshots are compared, never stored).
+_SNAPSHOT_KEY = secrets.token_bytes(32)
+
+
+class SecretValue:
+    """A secret as a snapshot holds it: equal to another exactly when the secrets are equal,
+    never showing the value. A masked string would make every change look like "no change"."""
+
+    __slots__ = ("digest",)
+
+    def __init__(self, value):
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        self.digest = hmac.new(_SNAPSHOT_KEY, raw, hashlib.sha256).digest()
+
+    def __eq__(self, other):
+        return isinstance(other, SecretValue) and hmac.compare_digest(self.digest, other.digest)
+
+    def __hash__(self):
+        return hash(self.digest)
+
+    def __repr__(self):
+        return MASK
+
+
 def mask(field, value):
     if field in SECRET_FIELDS:
-        return MASK if value else ""
+        return SecretValue(value) if value else ""
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return str(value)
@@ -27,12 +60,15 @@ def snapshot(instance, fields=None):
 
 
 def diff(before, after):
-    """{field: [old, new]} for the fields that differ (secrets appear only as masked)."""
+    """{field: [old, new]} for the fields that differ. A secret never shows its value: it is
+    "(changed)" when set or replaced, "(removed)" only when it really was removed."""
     changes = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
         if old != new:
             if name in SECRET_FIELDS:
+                if not old and not new:
+                    continue  # "" and None: no secret either way
                 changes[name] = ["(secret)", "(changed)" if new else "(removed)"]
             else:
                 changes[name] = [old, new]

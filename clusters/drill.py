@@ -21,14 +21,11 @@ class DrillRefused(Exception):
 
 
 def start_drill(cluster, user=None):
-    """Check a drill can start, then run it in a worker; the outcome lands in the history."""
+    """Check a drill can start (DrillRefused if not). clusters.services.drills audits it and
+    hands it to a worker on commit; the engine never imports the tasks."""
     problem = _refusal(cluster)
     if problem:
         raise DrillRefused(problem)
-    from clusters.tasks import drill_task
-
-    audit.record(user, "drill started", cluster)
-    drill_task.delay(cluster.pk, user.pk if user is not None and user.pk else None)
 
 
 def _refusal(cluster):

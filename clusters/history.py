@@ -138,11 +138,9 @@ def sweep_cluster(cluster: Cluster):
 
 
 def sweep_all():
-    from clusters.push import mark_stale_pushes, requeue_lost_pushes
-
+    """Probe every cluster. The push housekeeping of each sweep is called beside this by the
+    sweep task (clusters.tasks), so observation does not import the push engine."""
     started = time.monotonic()
-    mark_stale_pushes()
-    requeue_lost_pushes()
     for cluster in Cluster.objects.all():
         sweep_cluster(cluster)
     # For /metrics, which another process serves: the cache is shared (Redis).

@@ -19,6 +19,21 @@ def mask_secrets(text: str) -> str:
     return _AUTH_PASS.sub(lambda m: m.group(1) + MASK, text)
 
 
+def cluster_secrets(cluster):
+    """The values of `cluster` no text shown to anyone may contain."""
+    return [cluster.auth_pass, cluster.notify_secret]
+
+
+def scrub(text, secrets=()):
+    """`text` (node output, a push log) with auth_pass lines masked and every one of `secrets`
+    replaced: the one scrubber of the panel and the API."""
+    text = mask_secrets(text or "")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 @dataclass
 class NodePreview:
     node: str
@@ -55,7 +70,10 @@ def preview_cluster(cluster):
             continue
         try:
             live, conn = futures[node.pk].result()
-            remote.settle(targets[node.pk], conn, None)
+            if targets[node.pk].target.expected_fingerprint:
+                # Only a pinned key is confirmed; a preview never pins one (a person trusts it,
+                # clusters.services.hostkeys), so a first contact is not settled here.
+                remote.settle(targets[node.pk], conn, None)
         except ssh.SSHError as e:
             remote.settle(targets[node.pk], None, e)
             results[node.pk] = NodePreview(node.name, node.pk, None, "", e.message, node.maintenance)

@@ -1,8 +1,9 @@
 """The rolling push: one node at a time, each config checked by keepalived on its node first.
 
-A push is a ConfigPush row with one PushStep per node. `start_push` creates it (refusing a second
-active push of the same cluster, which the database also forbids) and enqueues it on commit;
-`run_push` is a plain function the Celery task wraps, so tests call it directly too. Every
+A push is a ConfigPush row with one PushStep per node. clusters.services.pushes creates it
+(refusing a second active push of the same cluster, which the database also forbids) and
+enqueues it on commit; this module is the engine and never imports the tasks. `run_push` is a
+plain function the Celery task wraps, so tests call it directly too. Every
 outcome is written as it happens, so a worker that dies leaves an honest record: the push is
 found "interrupted" by the sweep and can be resumed from the step that did not finish.
 
@@ -20,7 +21,7 @@ import time
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -41,15 +42,6 @@ from clusters.status import probe_cluster
 BACKUP_SUFFIX = ".vipanel-bak"
 
 
-class PushRefused(Exception):
-    """A push cannot start (or resume); `errors` is keyed by field like a ValidationError."""
-
-    def __init__(self, errors, active=None):
-        self.errors = errors
-        self.active = active
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-
-
 class StepFailed(Exception):
     def __init__(self, detail, exit_code=None, output=""):
         super().__init__(detail)
@@ -58,88 +50,9 @@ class StepFailed(Exception):
         self.output = output
 
 
-def enqueue(push_id):
-    from clusters.tasks import run_push_task
-
-    run_push_task.delay(push_id)
-
-
-def start_push(cluster, user=None, kind=ConfigPush.Kind.PUSH, queue=True):
-    errors = cluster.readiness_errors()
-    if errors:
-        raise PushRefused(errors)
-    try:
-        with transaction.atomic():
-            # While queued, the heartbeat says when it was last handed to Celery.
-            push = ConfigPush.objects.create(
-                cluster=cluster, requested_by=user, kind=kind, heartbeat=timezone.now()
-            )
-            nodes = cluster.nodes.order_by("priority", "pk")
-            # Provisional order (lowest priority first); the worker puts the holder last
-            # once it has probed who holds the VIPs.
-            PushStep.objects.bulk_create(
-                PushStep(push=push, node=node, node_name=node.name, position=i)
-                for i, node in enumerate(nodes, start=1)
-            )
-            if queue:
-                transaction.on_commit(lambda: enqueue(push.pk))
-    except IntegrityError:
-        active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
-        if active is None:
-            raise
-        raise PushRefused(
-            {"__all__": f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
-             "wait for it to finish (or resume it if it was interrupted)."},
-            active=active,
-        ) from None
-    return push
-
-
-def set_maintenance(node, on, user=None):
-    """Put a node into maintenance (or take it out) and push, so the VIPs move gracefully.
-
-    Going in, a maintenance push renders the node with the lowest priority, so every other node
-    outranks it and the VIPs move off it by election, not by a hard stop. Coming out, a normal
-    push gives it back its priority. If the push cannot start, nothing changes.
-    """
-    with transaction.atomic():
-        Node.objects.filter(pk=node.pk).update(maintenance=on)
-        node.maintenance = on
-        kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
-        push = start_push(node.cluster, user=user, kind=kind)
-        audit.record(user, "maintenance on" if on else "maintenance off", node,
-                     changes={"maintenance": [not on, on], "push": [None, push.pk]},
-                     result=f"push #{push.pk}")
-    return push
-
-
-def resume_push(push):
-    """Queue a failed or interrupted push again; it continues from the step that did not finish."""
-    try:
-        with transaction.atomic():
-            resumed = ConfigPush.objects.filter(
-                pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES
-            ).update(state=ConfigPush.State.QUEUED, finished=None, detail="", heartbeat=timezone.now())
-            if not resumed:
-                push.refresh_from_db()
-                raise PushRefused({"__all__": f"Push #{push.pk} is {push.state}; only a failed "
-                                   "or interrupted push can be resumed."})
-            push.steps.filter(state=PushStep.State.FAILED).update(state=PushStep.State.PENDING)
-            transaction.on_commit(lambda: enqueue(push.pk))
-    except IntegrityError:
-        active = push.cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
-        raise PushRefused(
-            {"__all__": f"Push #{active.pk if active else '?'} of this cluster is active; wait "
-             "for it to finish before resuming this one."},
-            active=active,
-        ) from None
-    _append_log(push.pk, "resumed")
-    push.refresh_from_db()
-    return push
-
-
-def requeue_lost_pushes(now=None):
-    """Hand queued pushes to Celery again when their message may be lost (Redis restarted).
+def requeue_lost_pushes(enqueue, now=None):
+    """Hand queued pushes to Celery again (`enqueue(push_id)`, given by the sweep task: the
+    engine never imports the tasks) when their message may be lost (Redis restarted).
 
     Harmless if the message was not lost: the first worker claims the push, the other finds it
     no longer queued and does nothing. At most once per VIPANEL_PUSH_STALE_AFTER per push.
@@ -513,3 +426,17 @@ def settle_problem(cluster, status, node=None, final=False):
                 if holders != [expected]:
                     return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
     return None
+
+
+# Moved to clusters.services.pushes (issue 10). clusters/api/ still imports these names from
+# here until it is pointed at the services at integration; then this goes. Lazy on purpose:
+# services import this engine, so a top-level import would be the cycle push <-> services.
+_MOVED = {"PushRefused": "Refused", "start_push": "queue_push", "resume_push": "requeue_push"}
+
+
+def __getattr__(name):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from clusters.services import errors, pushes
+
+    return getattr(errors if name == "PushRefused" else pushes, _MOVED[name])

@@ -1,4 +1,6 @@
-"""Celery tasks: thin wrappers over plain functions (clusters.push, clusters.history)."""
+"""Celery tasks: thin wrappers over plain functions of the engine (clusters.push, clusters.drill,
+clusters.history). Tasks import the engine only; the engine never imports the tasks
+(clusters.services enqueue them)."""
 
 import logging
 
@@ -23,6 +25,8 @@ def run_push_task(push_id):
 # Idempotent: a sweep repeated or redelivered only probes once more.
 @shared_task(acks_late=True)
 def sweep_task():
+    push.mark_stale_pushes()
+    push.requeue_lost_pushes(run_push_task.delay)
     history.sweep_all()
 
 

@@ -210,9 +210,9 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
 ):
     cluster = lab_cluster(clean_lab)
     start_worker()
-    from clusters.push import start_push
+    from clusters.services.pushes import start_push
 
-    push = start_push(cluster, people["operator"])
+    push = start_push(people["operator"], cluster)
     wait_until(lambda: not ConfigPush.objects.get(pk=push.pk).is_active, timeout=120,
                message="the push did not finish")
     push.refresh_from_db()

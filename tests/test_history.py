@@ -107,19 +107,18 @@ def test_a_takeover_reported_after_a_no_holder_sweep_ends_it(cluster):
     assert state.holder.name == "web-2" and not state.no_holder
 
 
-def test_the_sweep_requeues_a_push_whose_message_was_lost(cluster, settings, monkeypatch):
-    from clusters import push as push_module
-    from clusters.push import requeue_lost_pushes, start_push
+def test_the_sweep_requeues_a_push_whose_message_was_lost(cluster, settings):
+    from clusters.push import requeue_lost_pushes
+    from clusters.services.pushes import start_push
 
     sent = []
-    monkeypatch.setattr(push_module, "enqueue", sent.append)
-    queued = start_push(cluster, queue=False)
+    queued = start_push(None, cluster, queue=False)
     now = timezone.now()
-    assert requeue_lost_pushes(now=now) == 0  # just queued: its message is surely still there
+    assert requeue_lost_pushes(sent.append, now=now) == 0  # just queued: the message is surely there
     later = now + timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER + 1)
-    assert requeue_lost_pushes(now=later) == 1
+    assert requeue_lost_pushes(sent.append, now=later) == 1
     assert sent == [queued.pk]
     # Not again until another stale period has passed, and never once it is claimed.
-    assert requeue_lost_pushes(now=later) == 0
+    assert requeue_lost_pushes(sent.append, now=later) == 0
     ConfigPush.objects.filter(pk=queued.pk).update(state=ConfigPush.State.RUNNING)
-    assert requeue_lost_pushes(now=later + timedelta(hours=1)) == 0
+    assert requeue_lost_pushes(sent.append, now=later + timedelta(hours=1)) == 0

@@ -3,7 +3,10 @@
 import pytest
 
 from clusters.models import ConfigPush
-from clusters.push import PushRefused, run_push, start_push
+from clusters.push import run_push
+from clusters.services.errors import Refused as PushRefused
+from clusters.services.maintenance import set_maintenance
+from clusters.services.pushes import resume_push, start_push
 from clusters.status import probe_cluster
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
@@ -13,7 +16,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 
 def push_here(cluster):
     """Create a push and run it in this process (the Celery task is a thin wrapper)."""
-    push = start_push(cluster, queue=False)
+    push = start_push(None, cluster, queue=False)
     run_push(push.pk)
     push.refresh_from_db()
     return push
@@ -96,9 +99,9 @@ def test_a_config_failing_keepalived_t_stops_the_push_on_that_node(clean_lab):
 
 def test_a_second_push_is_refused_while_one_is_active(clean_lab):
     cluster = make_lab_cluster(clean_lab)
-    first = start_push(cluster, queue=False)
+    first = start_push(None, cluster, queue=False)
     with pytest.raises(PushRefused) as refused:
-        start_push(cluster, queue=False)
+        start_push(None, cluster, queue=False)
     assert refused.value.active == first
     assert f"#{first.pk}" in str(refused.value)
     assert ConfigPush.objects.filter(cluster=cluster).count() == 1
@@ -107,7 +110,7 @@ def test_a_second_push_is_refused_while_one_is_active(clean_lab):
 @pytest.mark.parametrize("state", ["running", "succeeded", "failed", "interrupted"])
 def test_a_redelivered_push_task_does_not_run_it_twice(cluster, state):
     # No lab: a push that is not queued is never claimed, so nothing reaches a node.
-    push = start_push(cluster, queue=False)
+    push = start_push(None, cluster, queue=False)
     ConfigPush.objects.filter(pk=push.pk).update(state=state, log="before\n")
     assert run_push(push.pk) is None
     push.refresh_from_db()
@@ -126,12 +129,11 @@ def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
 
 
 def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
-    from clusters.push import set_maintenance
 
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     vip = lab_vip(clean_lab).split("/")[0]
     holder = cluster.nodes.get(name=clean_lab[2].name)
-    push = set_maintenance(holder, True)
+    push = set_maintenance(None, holder, True)
     push_id = push.pk
     run_push(push_id)
     push.refresh_from_db()
@@ -144,7 +146,7 @@ def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
     # A normal push leaves a node in maintenance alone.
     normal = push_here(cluster)
     assert dict(steps(normal))[clean_lab[2].name] == "skipped"
-    back = set_maintenance(holder, False)
+    back = set_maintenance(None, holder, False)
     run_push(back.pk)
     back.refresh_from_db()
     assert back.state == ConfigPush.State.SUCCEEDED, back.detail
@@ -152,13 +154,12 @@ def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
 
 
 def test_maintenance_is_not_set_when_its_push_cannot_start(clean_lab):
-    from clusters.push import set_maintenance
 
     cluster = make_lab_cluster(clean_lab)
-    start_push(cluster, queue=False)
+    start_push(None, cluster, queue=False)
     node = cluster.nodes.first()
     with pytest.raises(PushRefused):
-        set_maintenance(node, True)
+        set_maintenance(None, node, True)
     node.refresh_from_db()
     assert not node.maintenance
 
@@ -197,7 +198,6 @@ def test_a_failed_reload_puts_the_backup_back(clean_lab):
 
 
 def test_a_failed_push_resumes_from_the_failed_node(clean_lab):
-    from clusters.push import resume_push
 
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     second = cluster.nodes.get(name=clean_lab[1].name)
@@ -209,7 +209,7 @@ def test_a_failed_push_resumes_from_the_failed_node(clean_lab):
     first_finished = push.steps.get(position=1).finished
     second.interface = ""
     second.save()
-    resume_push(push)
+    resume_push(None, push)
     run_push(push.pk)
     push.refresh_from_db()
     assert push.state == ConfigPush.State.SUCCEEDED, push.detail

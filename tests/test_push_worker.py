@@ -6,7 +6,8 @@ from pytest_django.live_server_helper import LiveServer
 
 from clusters.history import sweep_cluster
 from clusters.models import ConfigPush, FailoverEvent, NodeState, PushStep
-from clusters.push import mark_stale_pushes, resume_push, start_push
+from clusters.push import mark_stale_pushes
+from clusters.services.pushes import resume_push, start_push
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
 
@@ -26,7 +27,7 @@ def wait_for_push(push, timeout=90):
 def test_a_worker_runs_the_push_enqueued_on_commit(clean_lab, start_worker):
     worker = start_worker()
     cluster = make_lab_cluster(clean_lab)
-    push = wait_for_push(start_push(cluster))
+    push = wait_for_push(start_push(None, cluster))
     assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, worker.tail())
     assert set(push.steps.values_list("state", flat=True)) == {"applied"}
     assert [n.name for n in clean_lab.vip_holders(lab_vip(clean_lab).split("/")[0])] == [clean_lab[2].name]
@@ -37,7 +38,7 @@ def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(c
     worker = start_worker()
     old = {n.name: n.exec(f"cat {cluster.config_path}").stdout for n in clean_lab}
     cluster.vips.create(address=lab_vip(clean_lab, offset=103))
-    push = start_push(cluster)
+    push = start_push(None, cluster)
     # Kill the worker while the second node's step runs.
     wait_until(
         lambda: push.steps.filter(position=2, state=PushStep.State.RUNNING).exists(),
@@ -52,7 +53,7 @@ def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(c
     push.refresh_from_db()
     assert push.state == ConfigPush.State.INTERRUPTED
     start_worker()
-    resume_push(push)
+    resume_push(None, push)
     push = wait_for_push(push)
     assert push.state == ConfigPush.State.SUCCEEDED, push.detail
     for node in clean_lab:
@@ -88,7 +89,7 @@ def test_a_notify_report_records_the_failover_within_a_second(clean_lab, start_w
     # Placed without notify first; the push then adds the notify script everywhere.
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     start_worker(VIPANEL_NOTIFY_URL=notify_server.url)
-    assert wait_for_push(start_push(cluster)).state == ConfigPush.State.SUCCEEDED
+    assert wait_for_push(start_push(None, cluster)).state == ConfigPush.State.SUCCEEDED
     # The sweep sets the baseline of who holds the VIP; then only notify reports run.
     sweep_cluster(cluster)
     killed_at = timezone.now()

@@ -6,7 +6,8 @@ import pytest
 from django.core.management import call_command
 
 from clusters.models import ConfigPush
-from clusters.push import run_push, start_push
+from clusters.push import run_push
+from clusters.services.pushes import start_push
 from clusters.status import probe_cluster
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
@@ -71,7 +72,7 @@ def test_a_changed_host_key_is_refused_recorded_and_nothing_runs(clean_lab, push
     # A push refuses that node too, and does not touch its file.
     before = clean_lab[0].exec(f"cat {pushed.config_path}").stdout
     pushed.vips.create(address=lab_vip(clean_lab, offset=104))
-    push = start_push(pushed, queue=False)
+    push = start_push(None, pushed, queue=False)
     run_push(push.pk)
     push.refresh_from_db()
     assert push.state == ConfigPush.State.FAILED

@@ -62,7 +62,7 @@ MUTATING = {
 
 @pytest.fixture
 def drill_queued():
-    """The drill's hand-off to a worker (clusters.tasks), patched: no worker here."""
+    """The drill's hand-off to a worker (clusters.tasks, on commit), patched: no worker here."""
     with mock.patch("clusters.tasks.drill_task.delay") as delay:
         yield delay
 
@@ -301,8 +301,10 @@ def test_an_operator_deletes_a_vip(login, operator, cluster):
 # --- Failover drill -----------------------------------------------------------------------
 
 
-def test_the_drill_starts_in_a_worker(login, operator, cluster, drill_queued):
-    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+def test_the_drill_starts_in_a_worker(login, operator, cluster, drill_queued,
+                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
     drill_queued.assert_called_once_with(cluster.pk, operator.pk)

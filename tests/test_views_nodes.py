@@ -45,7 +45,7 @@ def changed_key(web1):
 @pytest.fixture
 def enqueued():
     """The Celery hand-off, patched: our boundary, so no worker is needed here."""
-    with mock.patch("clusters.push.enqueue") as enqueue:
+    with mock.patch("clusters.services.pushes.enqueue") as enqueue:
         yield enqueue
 
 
@@ -315,4 +315,6 @@ def test_repin_refuses_a_key_other_than_the_one_offered(login, operator, changed
     assert response.status_code == 409
     changed_key.refresh_from_db()
     assert changed_key.host_key_fingerprint == OLD_KEY
-    assert not AuditEntry.objects.exists()
+    # The refusal is on record, and nothing was pinned.
+    entry = AuditEntry.objects.get()
+    assert entry.action == "node.repin" and entry.result.startswith("refused")

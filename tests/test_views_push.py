@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def enqueued():
-    with mock.patch("clusters.push.enqueue") as enqueue:
+    with mock.patch("clusters.services.pushes.enqueue") as enqueue:
         yield enqueue
 
 

@@ -1,0 +1,130 @@
+"""The one definition of what is wrong with a node, a VIP and a cluster (issue 10, item 3).
+
+The dashboard asks the database the same questions for every cluster at once
+(clusters.querysets.with_problems); tests/test_health.py proves both agree on the same
+fixtures. The panel, the API and the metrics read problems from here.
+
+Inputs are row-like: a NodeState or VipState, or any object with the same attribute names
+(the dashboard's plain-value rows), None when the thing was never checked.
+"""
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+
+from clusters.models import ConfigPush
+
+NOT_CHECKED = "not checked yet"
+UNREACHABLE = "unreachable"
+KEEPALIVED_STOPPED = "keepalived stopped"
+FAULT = "FAULT"
+DRIFT = "config drift"
+HOST_KEY_CHANGED = "host key changed"
+NOT_TRUSTED = "host key not trusted yet"
+STALE = "status stale"
+
+
+def stale_limit():
+    """Three sweeps missed (and at least 30 s): the sweep is not running."""
+    return dt.timedelta(seconds=max(30, 3 * settings.VIPANEL_SWEEP_INTERVAL))
+
+
+def is_stale(checked_at, now):
+    return checked_at is not None and now - checked_at > stale_limit()
+
+
+def host_key_problem(pinned, offered, state):
+    """"host key not trusted yet: SHA256:..." (no pin, a key offered), "host key changed"
+    (a key offered that is not the pinned one, or the last probe said so), or ""."""
+    if offered and not pinned:
+        return f"{NOT_TRUSTED}: {offered}"
+    if offered or (state is not None and state.host_key_problem):
+        return HOST_KEY_CHANGED
+    return ""
+
+
+def node_problems(state, host_key=""):
+    """What is wrong with a node, in words; `host_key` from host_key_problem()."""
+    if state is None:
+        problems = [NOT_CHECKED]
+    else:
+        problems = []
+        if not state.reachable:
+            problems.append(UNREACHABLE)
+        elif state.keepalived_running is False:
+            problems.append(KEEPALIVED_STOPPED)
+        if state.vrrp_state == "FAULT":
+            problems.append(FAULT)
+        if state.drift:
+            problems.append(DRIFT)
+    if host_key:
+        problems.append(host_key)
+    return problems
+
+
+def problems_of_node(node, state, now=None):
+    """node_problems for a Node instance, plus STALE when `now` is given and its status is
+    older than the sweep's limit."""
+    problems = node_problems(
+        state, host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint,
+                                state)
+    )
+    if now is not None and state is not None and is_stale(state.checked_at, now):
+        problems.append(STALE)
+    return problems
+
+
+def is_trouble(problems):
+    """A problem worth a red line: anything but "not checked yet"."""
+    return any(p != NOT_CHECKED for p in problems)
+
+
+def vip_status(state, holder, holders):
+    """(status, text) for one VIP. `state` is its VipState or a row with split_brain and
+    no_holder, None if never checked; `holder` the holder's name or ""; `holders` the nodes
+    whose last probe saw the address (several only in a split brain)."""
+    if state is None:
+        return "unknown", NOT_CHECKED
+    if state.split_brain:
+        return "split", "split brain: " + (", ".join(holders) or "several nodes")
+    if state.no_holder:
+        return "none", "no holder"
+    if holder:
+        return "ok", holder
+    return "unknown", "holder unknown"
+
+
+def vip_problems(state):
+    """"split brain" / "no holder" for a VipState (None: never checked, no problem yet)."""
+    if state is None:
+        return []
+    return [p for p, on in (("split brain", state.split_brain), ("no holder", state.no_holder))
+            if on]
+
+
+def cluster_problems(cluster, now):
+    """Every problem of a cluster, as "what: problem" lines. Empty means healthy.
+
+    The same questions as clusters.querysets.with_problems: a node problem (not "not checked
+    yet"), a stale status, a VIP in split brain or without holder, a failed last push.
+    """
+    problems = []
+    for node in cluster.nodes.select_related("state"):
+        state = _state(node)
+        problems += [f"{node.name}: {p}" for p in problems_of_node(node, state, now)
+                     if p != NOT_CHECKED]
+    for vip in cluster.vips.select_related("state"):
+        problems += [f"{vip.address}: {p}" for p in vip_problems(_state(vip))]
+    last = cluster.pushes.order_by("-created", "-id").values_list("state", flat=True).first()
+    if last == ConfigPush.State.FAILED:
+        problems.append("last push failed")
+    return problems
+
+
+def _state(obj):
+    """A Node's or VirtualIP's state, None if it was never checked."""
+    try:
+        return obj.state
+    except ObjectDoesNotExist:
+        return None

@@ -1,0 +1,48 @@
+"""Cluster problems asked of the database for every cluster at once: the dashboard's order,
+filter and counts. The same rule as clusters.health (tests/test_health.py proves it)."""
+
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from clusters import health
+from clusters.models import ConfigPush, Node, NodeState, VipState
+
+
+def problem_annotations(now):
+    """Annotations for Cluster: `split` (a VIP in split brain), `no_holder` (a VIP nobody
+    holds), `bad_node` (a node with a problem of health.problems_of_node, less "not checked
+    yet") and `last_push_state`."""
+    of_cluster = OuterRef("pk")
+    vip_states = VipState.objects.filter(vip__cluster=of_cluster)
+    bad_node = (
+        Q(reachable=False)
+        | Q(keepalived_running=False)
+        | Q(vrrp_state="FAULT")
+        | Q(drift=True)
+        | Q(host_key_problem=True)
+        | Q(checked_at__lt=now - health.stale_limit())
+    )
+    last_push = ConfigPush.objects.filter(cluster=of_cluster).order_by("-created", "-id")
+    return {
+        "split": Exists(vip_states.filter(split_brain=True)),
+        "no_holder": Exists(vip_states.filter(no_holder=True)),
+        # A key offered (changed, or not trusted yet) is a problem even before a probe.
+        "bad_node": Exists(NodeState.objects.filter(bad_node, node__cluster=of_cluster))
+        | Exists(Node.objects.filter(cluster=of_cluster).exclude(offered_host_key_fingerprint="")),
+        # Never pushed is "", not NULL: NULL would sort first on PostgreSQL, last on SQLite.
+        "last_push_state": Coalesce(Subquery(last_push.values("state")[:1]), Value("")),
+    }
+
+
+def with_problems(queryset, now):
+    """Cluster queryset annotated with problem_annotations and `trouble`: any of them, which
+    is exactly `bool(health.cluster_problems(cluster, now))`."""
+    return queryset.annotate(**problem_annotations(now)).annotate(
+        trouble=ExpressionWrapper(
+            Q(split=True)
+            | Q(no_holder=True)
+            | Q(bad_node=True)
+            | Q(last_push_state=ConfigPush.State.FAILED),
+            output_field=BooleanField(),
+        )
+    )

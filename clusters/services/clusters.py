@@ -1,0 +1,80 @@
+"""Clusters: create, update, delete. Operators change clusters; reload_command is an admin's."""
+
+from django.db import transaction
+
+from clusters import audit, roles
+from clusters.models import Cluster, ConfigPush
+from clusters.services import _rules
+from clusters.services.errors import Busy, Forbidden
+
+# What a person may set on a cluster (the rest is the panel's own bookkeeping).
+FIELDS = [
+    "name", "network", "virtual_router_id", "interface", "advert_int", "auth_pass", "unicast",
+    "preempt", "preempt_delay", "check_script", "check_interval", "check_weight", "check_fall",
+    "check_rise", "config_path", "reload_command", "credential",
+]
+# Fields that run as shell commands as root on every node: only an admin may change them.
+ADMIN_FIELDS = ("reload_command",)
+ADMIN_FIELD_MESSAGE = "Only an admin may set {field}: it runs as a shell command on every node."
+
+
+def admin_only_fields(user):
+    """The fields `user` may not change (the panel disables them in its form)."""
+    return () if user is None or roles.can_admin(user) else ADMIN_FIELDS
+
+
+def check_admin_fields(user, cluster, data):
+    """The one place of the reload_command rule. A value echoed back unchanged is no change."""
+    for field in admin_only_fields(user):
+        if field in data and data[field] != getattr(cluster, field):
+            raise Forbidden(ADMIN_FIELD_MESSAGE.format(field=field))
+
+
+def create_cluster(user, data):
+    _rules.require(user, roles.OPERATOR)
+    cluster = Cluster()
+    check_admin_fields(user, cluster, data)
+    _rules.apply(cluster, data, FIELDS)
+    cluster.full_clean()
+    with transaction.atomic():
+        cluster.save()
+        audit.record(user, "cluster.create", cluster,
+                     changes=audit.diff({}, audit.snapshot(cluster, FIELDS)), result="created")
+    return cluster
+
+
+def update_cluster(user, cluster, data):
+    _rules.require(user, roles.OPERATOR)
+    # The caller's instance may already carry a form's unsaved values: compare with the row.
+    cluster = Cluster.objects.get(pk=cluster.pk)
+    check_admin_fields(user, cluster, data)
+    before = audit.snapshot(cluster, FIELDS)
+    _rules.apply(cluster, data, FIELDS)
+    cluster.full_clean()
+    with transaction.atomic():
+        cluster.save()
+        changes = audit.diff(before, audit.snapshot(cluster, FIELDS))
+        audit.record(user, "cluster.update", cluster, changes=changes,
+                     result="saved" if changes else "no change")
+    return cluster
+
+
+def delete_cluster(user, cluster):
+    """Refused while a push of it is active: the worker would lose its rows mid-step."""
+    _rules.require(user, roles.OPERATOR)
+    with transaction.atomic():
+        active = cluster.pushes.select_for_update().filter(
+            state__in=ConfigPush.ACTIVE_STATES).first()
+        if active is not None:
+            error = Busy({"__all__": f"Push #{active.pk} of cluster {cluster.name} is "
+                          f"{active.state}; delete the cluster when it has finished."},
+                         active=active)
+        else:
+            before = audit.snapshot(cluster, FIELDS)
+            audit.record(user, "cluster.delete", cluster, changes=audit.diff(before, {}),
+                         result="deleted")
+            # The entry keeps the name; its link to the cluster goes with the row.
+            cluster.delete()
+            return None
+    _rules.refused(user, "cluster.delete", cluster, error)
+    raise error

@@ -1,0 +1,26 @@
+"""What a use case answers when it will not do what was asked. Entry points map these to their
+own answers: the panel to 403/409/422 pages, the API to 403/409/400, commands to CommandError."""
+
+from django.core.exceptions import PermissionDenied
+
+
+class Forbidden(PermissionDenied):
+    """The user's role does not allow this (HTTP 403)."""
+
+
+class Refused(Exception):
+    """The use case cannot go ahead now; `errors` is keyed by field like a ValidationError
+    ("__all__" for the whole), `active` the push or drill in the way, if any."""
+
+    def __init__(self, errors, active=None):
+        self.errors = errors
+        self.active = active
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+    @property
+    def text(self):
+        return " ".join(str(v) for v in self.errors.values())
+
+
+class Busy(Refused):
+    """Another push or drill of the same cluster is active (HTTP 409)."""

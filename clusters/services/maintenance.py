@@ -1,0 +1,44 @@
+"""Maintenance in and out. Whatever the entry point (panel button, node form, admin, API), a
+change of a node's maintenance flag is this function, and it always pushes."""
+
+from django.db import transaction
+
+from clusters import audit, roles
+from clusters.models import ConfigPush, Node
+from clusters.services import _rules, pushes
+from clusters.services.errors import Refused
+
+
+def set_maintenance(user, node, on, queue=True):
+    """Put a node into maintenance (or take it out) and push, so the VIPs move gracefully.
+
+    Going in, a maintenance push renders the node with the lowest priority, so every other node
+    outranks it and the VIPs move off it by election, not by a hard stop. Coming out, a normal
+    push gives it back its priority. If the push cannot start, nothing changes (Refused/Busy).
+    """
+    _rules.require(user, roles.OPERATOR)
+    try:
+        with transaction.atomic():
+            push = switch(user, node, on, queue)
+    except Refused as e:
+        audit_refusal(user, node, on, e)
+        raise
+    return push
+
+
+def switch(user, node, on, queue=True):
+    """The flag, the push and the audit entry; call inside the caller's transaction."""
+    Node.objects.filter(pk=node.pk).update(maintenance=on)
+    node.maintenance = on
+    kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
+    push = pushes.queue_push(node.cluster, user, kind=kind, queue=queue)
+    audit.record(user, "maintenance on" if on else "maintenance off", node,
+                 changes={"maintenance": [not on, on], "push": [None, push.pk]},
+                 result=f"push #{push.pk}")
+    return push
+
+
+def audit_refusal(user, node, on, error):
+    """After the rollback: the flag is as it was, and the refusal is on record."""
+    node.maintenance = not on
+    _rules.refused(user, "maintenance on" if on else "maintenance off", node, error)

@@ -1,0 +1,55 @@
+"""Users and their roles (admin only). Passwords never enter the audit log."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from clusters import audit, roles
+from clusters.services import _rules
+from clusters.services.errors import Refused
+
+NO_ROLE = ""
+
+
+def _assign(target, role):
+    if role:
+        roles.assign(target, role)
+    else:
+        target.groups.remove(*Group.objects.filter(name__in=roles.ROLES))
+        target.__dict__.pop("_vipanel_role", None)
+
+
+def set_role(user, target, role):
+    """Give `target` exactly `role` (NO_ROLE: no access). A superuser is always an admin, and
+    nobody takes the admin role from themselves (they could not give it back)."""
+    _rules.require(user, roles.ADMIN)
+    if role not in (*roles.ROLES, NO_ROLE):
+        raise Refused({"role": "Pick one of the roles offered."})
+    if target.is_superuser and role != roles.ADMIN:
+        raise Refused({"role": f"{target.get_username()} is a superuser: always an admin."})
+    if user is not None and target.pk == user.pk and role != roles.ADMIN:
+        raise Refused({"role": "You cannot take the admin role from yourself; ask another "
+                       "admin."})
+    old = roles.role_of(target) or "none"
+    with transaction.atomic():
+        _assign(target, role)
+        audit.record(user, "user.role", target, object_type="user",
+                     changes={"role": [old, role or "none"]}, result="saved")
+    return target
+
+
+def create_user(user, username, password=None, role=roles.VIEWER):
+    """A new user with `role`; password None: no usable password (token-only users)."""
+    _rules.require(user, roles.ADMIN)
+    target = get_user_model()(username=username)
+    if password is None:
+        target.set_unusable_password()
+    else:
+        target.set_password(password)
+    target.full_clean(exclude=["password"])
+    with transaction.atomic():
+        target.save()
+        _assign(target, role)
+        audit.record(user, "user.create", target, object_type="user",
+                     changes={"role": [None, role or "none"]}, result="created")
+    return target

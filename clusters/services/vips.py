@@ -1,0 +1,45 @@
+"""Virtual IPs: create, update, delete (a push puts the change on the nodes)."""
+
+from django.db import transaction
+
+from clusters import audit, roles
+from clusters.models import VirtualIP
+from clusters.services import _rules
+
+FIELDS = ["address", "label"]
+
+
+def create_vip(user, cluster, data):
+    _rules.require(user, roles.OPERATOR)
+    vip = VirtualIP(cluster=cluster)
+    _rules.apply(vip, data, FIELDS)
+    vip.full_clean()
+    with transaction.atomic():
+        vip.save()
+        audit.record(user, "vip.create", vip, cluster=cluster,
+                     changes=audit.diff({}, audit.snapshot(vip, FIELDS)), result="created")
+    return vip
+
+
+def update_vip(user, vip, data):
+    _rules.require(user, roles.OPERATOR)
+    vip = VirtualIP.objects.select_related("cluster").get(pk=vip.pk)
+    before = audit.snapshot(vip, FIELDS)
+    _rules.apply(vip, data, FIELDS)
+    vip.full_clean()
+    with transaction.atomic():
+        vip.save()
+        changes = audit.diff(before, audit.snapshot(vip, FIELDS))
+        audit.record(user, "vip.update", vip, cluster=vip.cluster, changes=changes,
+                     result="saved" if changes else "no change")
+    return vip
+
+
+def delete_vip(user, vip):
+    _rules.require(user, roles.OPERATOR)
+    cluster = vip.cluster
+    before = audit.snapshot(vip, FIELDS)
+    with transaction.atomic():
+        audit.record(user, "vip.delete", vip, cluster=cluster,
+                     changes=audit.diff(before, {}), result="deleted")
+        vip.delete()
