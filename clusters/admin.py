@@ -1,6 +1,13 @@
-"""Admin for every model; secret fields come from clusters.forms, so they are write-only here too."""
+"""Admin for every model; secret fields come from clusters.forms, so they are write-only here too.
 
-from django.contrib import admin
+Every change made here goes through clusters.services (save_model, delete_model, the inlines'
+save_formset), so it obeys the same rules as the panel and is audited the same way: a node's
+maintenance box pushes, reload_command stays an admin's, a secret is logged as "(changed)".
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 
 from clusters.forms import ClusterForm, SSHCredentialForm
 from clusters.models import (
@@ -17,9 +24,99 @@ from clusters.models import (
     VipState,
     VirtualIP,
 )
+from clusters.services import clusters as cluster_services
+from clusters.services import credentials as credential_services
+from clusters.services import nodes as node_services
+from clusters.services import records, users
+from clusters.services import vips as vip_services
+from clusters.services.errors import Refused
 
 
-class WriteOnlySecretsAdmin(admin.ModelAdmin):
+def _data(form, fields):
+    return {name: form.cleaned_data[name] for name in fields if name in form.cleaned_data}
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """save_model/delete_model call the model's services; a refusal is shown, not saved.
+
+    `services` is (create(user, [parent,] data), update(user, obj, data), delete(user, obj),
+    FIELDS); `parent` names the field passed to create before the data, if any.
+    """
+
+    services = None
+    parent = None
+
+    def save_model(self, request, obj, form, change):
+        create, update, _delete, fields = self.services
+        data = _data(form, fields)
+        try:
+            if change:
+                saved = update(request.user, obj, data)
+            elif self.parent:
+                data.pop(self.parent, None)
+                saved = create(request.user, getattr(obj, self.parent), data)
+            else:
+                saved = create(request.user, data)
+        except (Refused, ValidationError) as e:
+            self._refused(request, e)
+            return
+        obj.pk = saved.pk  # the admin's redirect and log read it
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj):
+        try:
+            self.services[2](request.user, obj)
+        except Refused as e:
+            self._refused(request, e)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def _refused(self, request, error):
+        request._vipanel_refused = True
+        text = error.text if isinstance(error, Refused) else "; ".join(error.messages)
+        messages.error(request, f"Not saved: {text}")
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
+        # After a refusal, the admin's own "changed successfully" would be a lie.
+        if getattr(request, "_vipanel_refused", False) and level == messages.SUCCESS:
+            return
+        super().message_user(request, message, level, *args, **kwargs)
+
+    def log_addition(self, request, obj, message):
+        if getattr(request, "_vipanel_refused", False):
+            return None  # nothing was added; the audit log has the refusal
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "_vipanel_refused", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "_vipanel_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if getattr(request, "_vipanel_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """Deleting a record the panel writes itself is an admin's act, and audited."""
+
+    def delete_model(self, request, obj):
+        records.delete_record(request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            records.delete_record(request.user, obj)
+
+
+class WriteOnlySecretsAdmin(ServiceAdmin):
     """Lays out the form's "remove the stored secret" boxes only where they exist: on a change."""
 
     def get_fields(self, request, obj=None):
@@ -33,6 +130,8 @@ class WriteOnlySecretsAdmin(admin.ModelAdmin):
 @admin.register(SSHCredential)
 class SSHCredentialAdmin(WriteOnlySecretsAdmin):
     form = SSHCredentialForm
+    services = (credential_services.create_credential, credential_services.update_credential,
+                credential_services.delete_credential, credential_services.FIELDS)
     list_display = ["name", "username", "updated"]
     search_fields = ["name", "username"]
 
@@ -54,19 +153,53 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
     list_display = ["name", "network", "virtual_router_id", "interface", "unicast"]
     search_fields = ["name", "network"]
     inlines = [NodeInline, VirtualIPInline]
+    services = (cluster_services.create_cluster, cluster_services.update_cluster,
+                cluster_services.delete_cluster, cluster_services.FIELDS)
+
+    def save_formset(self, request, form, formset, change):
+        """Each inline row through its service: a node's maintenance box pushes here too."""
+        if getattr(request, "_vipanel_refused", False) or form.instance.pk is None:
+            return
+        model = formset.model
+        service = {Node: node_services, VirtualIP: vip_services}[model]
+        verb = "node" if model is Node else "vip"
+        create, update, delete = (getattr(service, f"{v}_{verb}")
+                                  for v in ("create", "update", "delete"))
+        try:
+            for row in formset.deleted_forms:
+                if row.instance.pk:
+                    delete(request.user, row.instance)
+            for row in formset.forms:
+                if row in formset.deleted_forms or not row.has_changed():
+                    continue
+                data = _data(row, service.FIELDS)
+                data.pop("cluster", None)
+                if row.instance.pk:
+                    update(request.user, row.instance, data)
+                else:
+                    create(request.user, form.instance, data)
+        except (Refused, ValidationError) as e:
+            self._refused(request, e)
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(ServiceAdmin):
     list_display = ["name", "cluster", "address", "priority", "maintenance", "host_key_fingerprint"]
     list_filter = ["cluster", "maintenance"]
     search_fields = ["name", "address"]
     readonly_fields = ["offered_host_key_fingerprint"]
+    services = (node_services.create_node, node_services.update_node, node_services.delete_node,
+                node_services.FIELDS)
+    parent = "cluster"
 
 
 @admin.register(VirtualIP)
-class VirtualIPAdmin(admin.ModelAdmin):
+class VirtualIPAdmin(ServiceAdmin):
     list_display = ["address", "cluster", "label"]
+    services = (vip_services.create_vip, vip_services.update_vip, vip_services.delete_vip,
+                vip_services.FIELDS)
+    parent = "cluster"
     search_fields = ["address", "label"]
 
 
@@ -85,6 +218,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def delete_model(self, request, obj):
+        users.revoke_api_token(request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset.select_related("user"):
+            users.revoke_api_token(request.user, token)
 
 
 @admin.register(AuditEntry)
@@ -105,7 +245,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConfigPush)
-class ConfigPushAdmin(admin.ModelAdmin):
+class ConfigPushAdmin(RecordAdmin):
     list_display = ["pk", "cluster", "kind", "state", "created", "finished"]
     list_filter = ["state", "kind"]
     readonly_fields = [f.name for f in ConfigPush._meta.fields]
@@ -115,7 +255,7 @@ class ConfigPushAdmin(admin.ModelAdmin):
 
 
 @admin.register(FailoverEvent)
-class FailoverEventAdmin(admin.ModelAdmin):
+class FailoverEventAdmin(RecordAdmin):
     list_display = ["at", "cluster", "vip_address", "from_node", "to_node", "kind", "detected_by"]
     list_filter = ["kind", "detected_by"]
 
@@ -126,7 +266,7 @@ class FailoverEventAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(RecordAdmin):
     """Observations and bookkeeping the panel writes itself: shown, never edited by hand."""
 
     def has_add_permission(self, request):

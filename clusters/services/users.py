@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from clusters import audit, roles
+from clusters.models import ApiToken
 from clusters.services import _rules
 from clusters.services.errors import Refused
 
@@ -26,7 +27,8 @@ def set_role(user, target, role):
     if role not in (*roles.ROLES, NO_ROLE):
         raise Refused({"role": "Pick one of the roles offered."})
     if target.is_superuser and role != roles.ADMIN:
-        raise Refused({"role": f"{target.get_username()} is a superuser: always an admin."})
+        raise Refused({"role": f"{target.get_username()} is a superuser: always an admin "
+                       "whatever the role."})
     if user is not None and target.pk == user.pk and role != roles.ADMIN:
         raise Refused({"role": "You cannot take the admin role from yourself; ask another "
                        "admin."})
@@ -53,3 +55,38 @@ def create_user(user, username, password=None, role=roles.VIEWER):
         audit.record(user, "user.create", target, object_type="user",
                      changes={"role": [None, role or "none"]}, result="created")
     return target
+
+
+def create_superuser(user, username, password):
+    """The first admin (`manage.py create_admin`); Refused if one exists already."""
+    _rules.require(user, roles.ADMIN)
+    User = get_user_model()
+    if User.objects.filter(is_superuser=True).exists():
+        raise Refused({"__all__": "An admin user exists already; log in with it."})
+    with transaction.atomic():
+        target = User.objects.create_superuser(username=username, password=password, email="")
+        audit.record(user, "user.create", target, object_type="user",
+                     changes={"role": [None, roles.ADMIN]}, result="created (superuser)")
+    return target
+
+
+def issue_api_token(user, target, name=""):
+    """-> (ApiToken, key). The key is shown this once; only its hash is stored."""
+    _rules.require(user, roles.ADMIN)
+    if not target.is_active:
+        raise Refused({"__all__": f"'{target.get_username()}' is inactive: a token for them "
+                       "would not work."})
+    with transaction.atomic():
+        token, key = ApiToken.issue(target, name=name)
+        audit.record(user, "token.create", target, object_type="user",
+                     changes={"token": [None, token.prefix]}, result="issued")
+    return token, key
+
+
+def revoke_api_token(user, token):
+    _rules.require(user, roles.ADMIN)
+    owner = token.user
+    with transaction.atomic():
+        audit.record(user, "token.delete", owner, object_type="user",
+                     changes={"token": [token.prefix, None]}, result="revoked")
+        token.delete()

@@ -4,7 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from clusters import roles
-from clusters.models import ApiToken
+from clusters.services import users
+from clusters.services.errors import Refused
 
 
 class Command(BaseCommand):
@@ -21,28 +22,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, username, role, name, **options):
         User = get_user_model()
-        with transaction.atomic():
-            user = User.objects.filter(username=username).first()
-            if user is None:
-                user = User(username=username)
-                user.set_unusable_password()
-                try:
-                    user.full_clean(exclude=["password"])
-                except ValidationError as e:
-                    raise CommandError("; ".join(e.messages)) from None
-                user.save()
-                roles.assign(user, role or roles.VIEWER)
-                self.stdout.write(f"Created user '{username}'.")
-            elif role:
-                if user.is_superuser and role != roles.ADMIN:
-                    raise CommandError(
-                        f"'{username}' is a superuser and acts as admin whatever the role; "
-                        "use another user for a narrower token."
-                    )
-                roles.assign(user, role)
-            elif not user.is_active:
-                raise CommandError(f"'{username}' is inactive: a token for them would not work.")
-            token, key = ApiToken.issue(user, name=name)
+        # The user is the system (None): whoever runs this holds the database already. The rules
+        # (a superuser stays an admin, an inactive user gets no token) are the services'.
+        try:
+            with transaction.atomic():
+                user = User.objects.filter(username=username).first()
+                if user is None:
+                    user = users.create_user(None, username, None, role or roles.VIEWER)
+                    self.stdout.write(f"Created user '{username}'.")
+                elif role:
+                    users.set_role(None, user, role)
+                token, key = users.issue_api_token(None, user, name=name)
+        except ValidationError as e:
+            raise CommandError("; ".join(e.messages)) from None
+        except Refused as e:
+            raise CommandError(e.text) from None
         current = roles.role_of(user) or "none (the token will be refused: give a --role)"
         self.stdout.write(f"Role of '{username}': {current}.")
         # Only the hash is stored: this is the one time the key can be seen.

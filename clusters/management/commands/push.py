@@ -3,7 +3,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from clusters.models import Cluster, ConfigPush
-from clusters.push import PushRefused, run_push, start_push
+from clusters.push import run_push
+from clusters.services.errors import Refused
+from clusters.services.pushes import start_push
 
 
 class Command(BaseCommand):
@@ -27,8 +29,9 @@ class Command(BaseCommand):
             raise CommandError(f"No cluster named {cluster!r}; clusters: {names}") from None
         try:
             # With --here the push is not queued for Celery: it is claimed and run right here.
-            push = start_push(the_cluster, queue=not here)
-        except PushRefused as e:
+            # The user is the system (None): whoever runs this holds the database already.
+            push = start_push(None, the_cluster, queue=not here)
+        except Refused as e:
             raise CommandError("; ".join(f"{k}: {v}" for k, v in e.errors.items())) from None
         self.stdout.write(f"Push #{push.pk} of {the_cluster.name} queued.")
         if here:
