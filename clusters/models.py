@@ -5,6 +5,7 @@ database constraints back up the ones that must hold even against a race. Forms,
 API all call full_clean(), so they all get the same errors, each keyed by the field to fix.
 """
 
+import hashlib
 import ipaddress
 import secrets
 
@@ -858,8 +859,6 @@ class ApiToken(models.Model):
 
     @staticmethod
     def hash_key(key: str) -> str:
-        import hashlib
-
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod

@@ -18,7 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from clusters import constants
+from clusters import constants, notify
 
 INDENT = "    "
 SCRIPT_NAME = "vipanel_check"
@@ -372,8 +372,6 @@ def node_config(node) -> str:
     """keepalived.conf exactly as a push sends it to `node`: with the notify script when notify
     reports are on, and with the lowest priority while the node is in maintenance (so the VIPs
     move off it by election). Push, status (drift) and preview all use this one rule."""
-    from clusters import notify
-
     return render_keepalived(
         node,
         notify_script=notify.script_path_for(node),

@@ -59,6 +59,8 @@ def require_role(role):
 
 def assign(user, role):
     """Give `user` exactly one vipanel role."""
+    # Lazy: this module is imported while Django loads apps (the template tags), before
+    # django.contrib.auth.models may be imported; not a cycle of ours.
     from django.contrib.auth.models import Group
 
     user.groups.remove(*Group.objects.filter(name__in=ROLES))

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from clusters import constants, remote, ssh
 from clusters.models import Cluster
+from clusters.render import node_config
 
 
 @dataclass
@@ -161,8 +162,6 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadlin
 
 
 def expected_config_sha(node):
-    from clusters.render import node_config
-
     try:
         return hashlib.sha256(node_config(node).encode()).hexdigest()
     except ValueError:

@@ -6,8 +6,10 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.contrib.auth import get_user_model
 
 from clusters import drill, history, push
+from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,6 @@ def sweep_task():
 # Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery.
 @shared_task
 def drill_task(cluster_id, user_id=None):
-    from django.contrib.auth import get_user_model
-
-    from clusters.models import Cluster
-
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     if cluster is None:
         return

@@ -1,0 +1,53 @@
+"""The architecture holds (issue 10, item 4): the import-linter contracts of pyproject.toml
+([tool.importlinter]) pass, so entry points call services, services the engine, the engine
+never the tasks or the services, and no package has an import cycle."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def test_the_import_contracts_are_kept():
+    result = subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def graph():
+    sys.path.insert(0, str(ROOT))
+    graph = grimp.build_graph("clusters", cache_dir=None)
+    # The same two imports the contracts ignore: clusters.push's temporary __getattr__ for
+    # clusters/api/, removed when the API calls the services (then drop these lines too).
+    for moved in ("clusters.services.errors", "clusters.services.pushes"):
+        graph.remove_import(importer="clusters.push", imported=moved)
+    return graph
+
+
+# The cycles of issue 10, each checked on its own so a regression names itself.
+@pytest.mark.parametrize("importer, imported", [
+    ("clusters.push", "clusters.tasks"),
+    ("clusters.drill", "clusters.tasks"),
+    ("clusters.history", "clusters.push"),
+    ("clusters.preview", "clusters.services"),
+    ("clusters.health", "clusters.web"),
+])
+def test_the_engine_never_imports_upwards(graph, importer, imported):
+    chains = graph.find_shortest_chains(importer=importer, imported=imported)
+    assert not chains, chains
+
+
+def test_the_web_pages_change_nothing_but_through_the_services(graph):
+    # The pages may read models, but write through services: no page imports the engine's
+    # writers (push, drill, remote) directly.
+    for page in graph.find_children("clusters.web"):
+        for writer in ("clusters.push", "clusters.drill", "clusters.remote"):
+            assert not graph.direct_import_exists(importer=page, imported=writer), (page, writer)
