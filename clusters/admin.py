@@ -158,6 +158,8 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
 
     def save_formset(self, request, form, formset, change):
         """Each inline row through its service: a node's maintenance box pushes here too."""
+        # The admin's change message reads these; the audit log has the real record.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         if getattr(request, "_vipanel_refused", False) or form.instance.pk is None:
             return
         model = formset.model
@@ -180,7 +182,6 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
                     create(request.user, form.instance, data)
         except (Refused, ValidationError) as e:
             self._refused(request, e)
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
 @admin.register(Node)

@@ -48,8 +48,10 @@ def update_node(user, node, data, queue=True):
         with transaction.atomic():
             node.save()
             changes = audit.diff(before, audit.snapshot(node, FIELDS))
-            audit.record(user, "node.update", node, cluster=node.cluster, changes=changes,
-                         result="saved" if changes else "no change")
+            if changes or wanted == node.maintenance:
+                # A maintenance switch alone is audited once, as itself (below).
+                audit.record(user, "node.update", node, cluster=node.cluster, changes=changes,
+                             result="saved" if changes else "no change")
             if wanted != node.maintenance:
                 # Same rule as the maintenance button: the flag never changes without a push.
                 maintenance.switch(user, node, wanted, queue=queue)

@@ -1,0 +1,475 @@
+"""Every entry point of a use case gives the same result, the same audit entry and the same
+refusal (issue 10, item 2): the service itself, the panel, the admin and the management
+command where one exists. The API calls the same services (wired at integration).
+
+Only our own boundaries are patched: the Celery hand-off (clusters.services.pushes.enqueue)
+and the SSH connection (clusters.remote.connect).
+"""
+
+from unittest import mock
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from clusters import audit, roles
+from clusters.models import AuditEntry, Cluster, ConfigPush, Node, SSHCredential
+from clusters.services import clusters as cluster_services
+from clusters.services import credentials, hostkeys, maintenance, pushes, users
+from clusters.services.errors import Busy, Forbidden, Refused
+from tests.cast import *  # noqa: F403
+from tests.conftest import make_private_key
+from tests.test_admin import change_form, inline_data
+from tests.test_forms import form_data
+
+pytestmark = pytest.mark.django_db
+
+OFFERED = "SHA256:" + "K" * 43
+SECRET = "s3cr3t_x"  # keepalived keeps 8 characters
+
+
+@pytest.fixture(autouse=True)
+def enqueued():
+    with mock.patch("clusters.services.pushes.enqueue") as enqueue:
+        yield enqueue
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def admin_url(obj, view="change"):
+    return reverse(f"admin:clusters_{obj._meta.model_name}_{view}", args=[obj.pk])
+
+
+def entry(action):
+    """The one audit entry of `action`, as comparable values (who did it aside)."""
+    (found,) = AuditEntry.objects.filter(action=action)
+    return {"action": found.action, "object": found.object_repr, "cluster": found.cluster_id,
+            "changes": found.changes, "result": found.result}
+
+
+def busy(cluster):
+    return ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
+
+
+# --- Maintenance: every entry point pushes ----------------------------------------------------
+
+
+def maintenance_by_service(operator, node, **_):
+    maintenance.set_maintenance(operator, node, True)
+
+
+def maintenance_by_panel(operator, node, login, **_):
+    login(operator).post(reverse("clusters:node-maintenance", args=[node.pk]),
+                         {"maintenance": "on"})
+
+
+def maintenance_by_admin_node(node, admin_client, **_):
+    form = change_form(admin_client, node)
+    admin_client.post(admin_url(node), form_data(form, maintenance="on"))
+
+
+def maintenance_by_admin_inline(node, admin_client, **_):
+    response = admin_client.get(admin_url(node.cluster))
+    data = form_data(response.context["adminform"].form)
+    data.update(inline_data(response))
+    row = next(k for k, v in data.items() if k.endswith("-id") and str(v) == str(node.pk))
+    data[row.replace("-id", "-maintenance")] = "on"
+    admin_client.post(admin_url(node.cluster), data)
+
+
+MAINTENANCE = [maintenance_by_service, maintenance_by_panel, maintenance_by_admin_node,
+               maintenance_by_admin_inline]
+
+
+@pytest.mark.parametrize("way", MAINTENANCE, ids=lambda f: f.__name__)
+def test_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, login, admin_client):
+    node = cluster.nodes.get(name="web-1")
+    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    node.refresh_from_db()
+    assert node.maintenance is True
+    push = ConfigPush.objects.get(cluster=cluster)
+    assert push.kind == ConfigPush.Kind.MAINTENANCE
+    assert entry("maintenance on") == {
+        "action": "maintenance on", "object": str(node), "cluster": cluster.pk,
+        "changes": {"maintenance": [False, True], "push": [None, push.pk]},
+        "result": f"push #{push.pk}",
+    }
+
+
+@pytest.mark.parametrize("way", MAINTENANCE, ids=lambda f: f.__name__)
+def test_maintenance_is_refused_alike_while_a_push_runs(way, operator, cluster, login,
+                                                        admin_client):
+    node = cluster.nodes.get(name="web-1")
+    running = busy(cluster)
+    try:
+        way(operator=operator, node=node, login=login, admin_client=admin_client)
+    except Busy:
+        assert way is maintenance_by_service
+    node.refresh_from_db()
+    assert node.maintenance is False  # nothing changed without its push
+    assert list(ConfigPush.objects.all()) == [running]
+    refused = entry("maintenance on")
+    assert refused["result"].startswith(f"refused: Push #{running.pk} of cluster web is running")
+    assert refused["changes"] == {}
+
+
+# --- Preview: an operator's action, never a trust decision ------------------------------------
+
+
+class FakeConnection:
+    """What clusters.remote.connect returns: a node answering with a key nobody pinned."""
+
+    fingerprint = OFFERED
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def get(self, path):
+        return b"vrrp_instance VI_1 {\n}\n"
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def node_answers():
+    with mock.patch("clusters.remote.connect", return_value=FakeConnection()) as connect:
+        yield connect
+
+
+def preview_by_service(user, cluster, **_):
+    try:
+        pushes.preview(user, cluster)
+    except PermissionDenied:
+        return 403
+    return 200
+
+
+def preview_by_panel(user, cluster, login, **_):
+    return login(user).post(reverse("clusters:push-preview", args=[cluster.pk])).status_code
+
+
+PREVIEW = [preview_by_service, preview_by_panel]
+
+
+@pytest.mark.parametrize("way", PREVIEW, ids=lambda f: f.__name__)
+def test_a_viewer_can_preview_nowhere(way, viewer, cluster, login, node_answers):
+    assert way(user=viewer, cluster=cluster, login=login) == 403
+    node_answers.assert_not_called()
+
+
+@pytest.mark.parametrize("way", PREVIEW, ids=lambda f: f.__name__)
+def test_a_preview_never_pins_a_host_key(way, operator, cluster, login, node_answers):
+    assert way(user=operator, cluster=cluster, login=login) == 200
+    assert node_answers.called
+    assert set(Node.objects.values_list("host_key_fingerprint", flat=True)) == {""}
+
+
+# --- Starting a push ---------------------------------------------------------------------------
+
+
+def push_by_service(operator, cluster, **_):
+    pushes.start_push(operator, cluster)
+
+
+def push_by_panel(operator, cluster, login, **_):
+    login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+
+
+def push_by_command(cluster, **_):
+    call_command("push", cluster.name, stdout=mock.Mock())
+
+
+PUSH = [push_by_service, push_by_panel, push_by_command]
+
+
+@pytest.mark.parametrize("way", PUSH, ids=lambda f: f.__name__)
+def test_a_push_starts_alike_everywhere(way, operator, cluster, login, enqueued,
+                                        django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        way(operator=operator, cluster=cluster, login=login)
+    push = ConfigPush.objects.get()
+    assert push.state == ConfigPush.State.QUEUED and push.steps.count() == 2
+    enqueued.assert_called_once_with(push.pk)
+    assert entry("push.start") == {
+        "action": "push.start", "object": "web", "cluster": cluster.pk,
+        "changes": {"push": [None, push.pk]}, "result": f"push #{push.pk} queued",
+    }
+
+
+@pytest.mark.parametrize("way", PUSH, ids=lambda f: f.__name__)
+def test_a_second_push_is_refused_alike_everywhere(way, operator, cluster, login, enqueued):
+    running = busy(cluster)
+    try:
+        way(operator=operator, cluster=cluster, login=login)
+    except (Busy, CommandError):
+        assert way is not push_by_panel
+    assert list(ConfigPush.objects.all()) == [running]
+    enqueued.assert_not_called()
+    assert entry("push.start")["result"].startswith(f"refused: Push #{running.pk}")
+
+
+# --- A secret changed is audited as changed, never with its value ------------------------------
+
+
+def auth_pass_by_service(operator, cluster, value, **_):
+    cluster_services.update_cluster(operator, cluster, {"auth_pass": value})
+
+
+def auth_pass_by_panel(operator, cluster, value, login, **_):
+    form = change_form_of_panel(login(operator), cluster)
+    changes = {"clear_auth_pass": "on"} if value == "" else {"auth_pass": value}
+    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
+                         form_data(form, **changes))
+
+
+def auth_pass_by_admin(cluster, value, admin_client, **_):
+    response = admin_client.get(admin_url(cluster))
+    data = form_data(response.context["adminform"].form)
+    data.update(inline_data(response))
+    data.update({"clear_auth_pass": "on"} if value == "" else {"auth_pass": value})
+    admin_client.post(admin_url(cluster), data)
+
+
+def change_form_of_panel(client, cluster):
+    return client.get(reverse("clusters:cluster-edit", args=[cluster.pk])).context["form"]
+
+
+SECRETS = [auth_pass_by_service, auth_pass_by_panel, auth_pass_by_admin]
+
+
+@pytest.mark.parametrize("way", SECRETS, ids=lambda f: f.__name__)
+def test_a_changed_auth_pass_is_audited_as_changed(way, operator, cluster, login, admin_client):
+    Cluster.objects.filter(pk=cluster.pk).update(auth_pass="0ld-pass")
+    way(operator=operator, cluster=cluster, value=SECRET, login=login, admin_client=admin_client)
+    cluster.refresh_from_db()
+    assert cluster.auth_pass == SECRET
+    changed = entry("cluster.update")
+    assert changed["changes"] == {"auth_pass": ["(secret)", "(changed)"]}
+    assert changed["result"] == "saved"
+    assert SECRET not in str(changed) and "0ld-pass" not in str(changed)
+
+
+@pytest.mark.parametrize("way", SECRETS, ids=lambda f: f.__name__)
+def test_a_removed_auth_pass_is_audited_as_removed(way, operator, cluster, login, admin_client):
+    Cluster.objects.filter(pk=cluster.pk).update(auth_pass="0ld-pass")
+    way(operator=operator, cluster=cluster, value="", login=login, admin_client=admin_client)
+    cluster.refresh_from_db()
+    assert cluster.auth_pass == ""
+    assert entry("cluster.update")["changes"] == {"auth_pass": ["(secret)", "(removed)"]}
+
+
+def test_an_ssh_key_and_passphrase_changed_are_audited_as_changed(admin):
+    credential = SSHCredential.objects.create(name="k", username="root",
+                                              private_key=make_private_key(), passphrase="p1")
+    credentials.update_credential(admin, credential, {"private_key": make_private_key(),
+                                                      "passphrase": "p2"})
+    assert entry("credential.update")["changes"] == {
+        "passphrase": ["(secret)", "(changed)"], "private_key": ["(secret)", "(changed)"]}
+
+
+def test_the_same_secret_again_is_no_change(admin):
+    key = make_private_key()
+    credential = SSHCredential.objects.create(name="k", username="root", private_key=key)
+    credentials.update_credential(admin, credential, {"private_key": key})
+    assert entry("credential.update")["result"] == "no change"
+
+
+def test_the_audit_entry_is_in_the_changes_transaction(operator, cluster):
+    with mock.patch.object(audit.AuditEntry.objects, "create", side_effect=RuntimeError):
+        with pytest.raises(RuntimeError):
+            cluster_services.update_cluster(operator, cluster, {"advert_int": 7})
+    cluster.refresh_from_db()
+    assert cluster.advert_int != 7  # no change without its entry
+
+
+# --- reload_command stays an admin's ------------------------------------------------------------
+
+
+def test_an_operator_cannot_set_reload_command_anywhere(operator, admin, cluster, login):
+    with pytest.raises(Forbidden, match="reload_command"):
+        cluster_services.update_cluster(operator, cluster, {"reload_command": "reboot"})
+    form = change_form_of_panel(login(operator), cluster)
+    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
+                         form_data(form, reload_command="reboot"))
+    cluster.refresh_from_db()
+    assert cluster.reload_command != "reboot"  # the panel's field is disabled for operators
+    cluster_services.update_cluster(admin, cluster, {"reload_command": "systemctl reload x"})
+    cluster.refresh_from_db()
+    assert cluster.reload_command == "systemctl reload x"
+
+
+# --- Host keys: trusted by a person ------------------------------------------------------------
+
+
+def trust_by_service(operator, node, fingerprint, **_):
+    hostkeys.trust_host_key(operator, node, fingerprint)
+
+
+def trust_by_panel(operator, node, fingerprint, login, **_):
+    return login(operator).post(reverse("clusters:node-repin", args=[node.pk]),
+                                {"fingerprint": fingerprint})
+
+
+TRUST = [trust_by_service, trust_by_panel]
+
+
+@pytest.mark.parametrize("way", TRUST, ids=lambda f: f.__name__)
+def test_a_person_trusts_the_offered_key(way, operator, cluster, login):
+    node = cluster.nodes.get(name="web-1")
+    Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
+    way(operator=operator, node=node, fingerprint=OFFERED, login=login)
+    node.refresh_from_db()
+    assert (node.host_key_fingerprint, node.offered_host_key_fingerprint) == (OFFERED, "")
+    assert entry("node.trust") == {
+        "action": "node.trust", "object": str(node), "cluster": cluster.pk,
+        "changes": {"host_key_fingerprint": ["", OFFERED]}, "result": "trusted",
+    }
+
+
+@pytest.mark.parametrize("way", TRUST, ids=lambda f: f.__name__)
+def test_a_key_not_offered_is_not_trusted(way, operator, cluster, login):
+    node = cluster.nodes.get(name="web-1")
+    Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
+    try:
+        way(operator=operator, node=node, fingerprint="SHA256:" + "Z" * 43, login=login)
+    except Busy:
+        assert way is trust_by_service
+    node.refresh_from_db()
+    assert node.host_key_fingerprint == ""
+    assert entry("node.trust")["result"].startswith("refused: The key the node offers")
+
+
+def test_a_viewer_cannot_trust_a_key(viewer, cluster, login):
+    node = cluster.nodes.get(name="web-1")
+    Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
+    with pytest.raises(Forbidden):
+        hostkeys.trust_host_key(viewer, node, OFFERED)
+    response = login(viewer).post(reverse("clusters:node-repin", args=[node.pk]),
+                                  {"fingerprint": OFFERED})
+    assert response.status_code == 403
+    node.refresh_from_db()
+    assert node.host_key_fingerprint == ""
+
+
+def fingerprint_by_panel_add(operator, cluster, login, **_):
+    data = {"name": "web-3", "address": "192.0.2.13", "ssh_port": "22", "priority": "100",
+            "host_key_fingerprint": OFFERED}
+    login(operator).post(reverse("clusters:node-add", args=[cluster.pk]), data)
+    return Node.objects.get(name="web-3")
+
+
+def fingerprint_by_panel_edit(operator, cluster, login, **_):
+    node = cluster.nodes.get(name="web-1")
+    form = login(operator).get(reverse("clusters:node-edit", args=[node.pk])).context["form"]
+    login(operator).post(reverse("clusters:node-update", args=[node.pk]),
+                         form_data(form, host_key_fingerprint=OFFERED))
+    return node
+
+
+def fingerprint_by_admin(cluster, admin_client, **_):
+    node = cluster.nodes.get(name="web-1")
+    form = change_form(admin_client, node)
+    admin_client.post(admin_url(node), form_data(form, host_key_fingerprint=OFFERED))
+    return node
+
+
+@pytest.mark.parametrize("way", [fingerprint_by_panel_add, fingerprint_by_panel_edit,
+                                 fingerprint_by_admin], ids=lambda f: f.__name__)
+def test_a_fingerprint_given_up_front_is_pinned_and_audited(way, operator, cluster, login,
+                                                            admin_client):
+    node = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
+    node.refresh_from_db()
+    assert node.host_key_fingerprint == OFFERED
+    action = "node.create" if way is fingerprint_by_panel_add else "node.update"
+    assert entry(action)["changes"]["host_key_fingerprint"] == ["" if action == "node.update"
+                                                                 else None, OFFERED]
+
+
+def test_the_cluster_page_shows_an_untrusted_key_with_a_trust_button(operator, cluster, login):
+    node = cluster.nodes.get(name="web-1")
+    Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
+    page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    assert f"host key not trusted yet: <code>{OFFERED}</code>" in page
+    assert f'action="{reverse("clusters:node-repin", args=[node.pk])}"' in page
+    assert f'name="fingerprint" value="{OFFERED}"' in page
+
+
+# --- Roles --------------------------------------------------------------------------------------
+
+
+def role_by_service(admin, target, role, **_):
+    users.set_role(admin, target, role)
+
+
+def role_by_panel(admin, target, role, login, **_):
+    login(admin).post(reverse("clusters:user-role", args=[target.pk]), {"role": role})
+
+
+@pytest.mark.parametrize("way", [role_by_service, role_by_panel], ids=lambda f: f.__name__)
+def test_a_role_changes_alike(way, admin, viewer, login):
+    way(admin=admin, target=viewer, role=roles.OPERATOR, login=login)
+    viewer = type(viewer).objects.get(pk=viewer.pk)
+    assert roles.role_of(viewer) == roles.OPERATOR
+    assert entry("user.role")["changes"] == {"role": ["viewer", "operator"]}
+
+
+@pytest.mark.parametrize("way", [role_by_service, role_by_panel], ids=lambda f: f.__name__)
+def test_nobody_takes_the_admin_role_from_themselves(way, admin, login):
+    try:
+        way(admin=admin, target=admin, role=roles.VIEWER, login=login)
+    except Refused:
+        assert way is role_by_service
+    admin = type(admin).objects.get(pk=admin.pk)
+    assert roles.role_of(admin) == roles.ADMIN
+    assert not AuditEntry.objects.filter(action="user.role").exists()
+
+
+def test_an_operator_cannot_give_roles(operator, viewer):
+    with pytest.raises(Forbidden):
+        users.set_role(operator, viewer, roles.ADMIN)
+
+
+# --- The admin site audits what it changes ----------------------------------------------------
+
+
+def test_the_admin_deletes_a_vip_through_the_service(admin_client, cluster):
+    vip = cluster.vips.get()
+    response = admin_client.post(admin_url(vip, "delete"), {"post": "yes"})
+    assert response.status_code == 302
+    assert not cluster.vips.exists()
+    assert entry("vip.delete")["changes"] == {"address": ["192.0.2.100/24", None],
+                                              "label": ["frontend", None]}
+
+
+def test_deleting_a_push_record_in_the_admin_is_audited(admin_client, cluster):
+    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
+    response = admin_client.post(admin_url(push, "delete"), {"post": "yes"})
+    assert response.status_code == 302
+    assert not ConfigPush.objects.exists()
+    assert entry("configpush.delete")["result"] == "deleted"
+
+
+def test_a_refusal_in_the_admin_is_shown_and_not_saved(admin_client, cluster):
+    node = cluster.nodes.get(name="web-1")
+    busy(cluster)
+    form = change_form(admin_client, node)
+    response = admin_client.post(admin_url(node), form_data(form, maintenance="on"),
+                                 follow=True)
+    assert "Not saved: Push #" in response.content.decode()
+    assert "was changed successfully" not in response.content.decode()
+    node.refresh_from_db()
+    assert node.maintenance is False
+
+
+def test_a_validation_error_names_its_field(operator, cluster):
+    with pytest.raises(ValidationError) as error:
+        cluster_services.update_cluster(operator, cluster, {"advert_int": 0})
+    assert "advert_int" in error.value.message_dict
