@@ -6,9 +6,14 @@ maintenance box pushes, reload_command stays an admin's, a secret is logged as "
 """
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
+from clusters import roles
 from clusters.forms import ClusterForm, SSHCredentialForm
 from clusters.models import (
     ApiToken,
@@ -296,3 +301,80 @@ class VipStateAdmin(ReadOnlyAdmin):
 @admin.register(NotifyNonce)
 class NotifyNonceAdmin(ReadOnlyAdmin):
     list_display = ["nonce", "received"]
+
+
+# --- django.contrib.auth's users and groups: their own forms, audited like the rest ---------
+
+SECRET_USER_FIELDS = {"password", "password1", "password2", "usable_password"}
+
+
+def _value(value):
+    if hasattr(value, "all"):  # a related manager
+        value = value.all()
+    if isinstance(value, (list, tuple, set, QuerySet)):
+        return sorted(str(v) for v in value)
+    return value if value is None or isinstance(value, (bool, int, float)) else str(value)
+
+
+def _auth_changes(form):
+    changes = {}
+    for name in form.changed_data:
+        if name in SECRET_USER_FIELDS:
+            changes["password"] = ["(secret)", "(changed)"]
+        else:
+            changes[name] = [_value(form.initial.get(name)), _value(form.cleaned_data.get(name))]
+    return changes
+
+
+def _role(user):
+    fresh = type(user).objects.get(pk=user.pk)
+    return roles.role_of(fresh) or "none"
+
+
+class AuditedAuthAdmin(admin.ModelAdmin):
+    """Users and groups through django.contrib.auth's forms, each save audited in the admin's
+    transaction; for a user, with the vipanel role it had and has (groups are saved last)."""
+
+    def save_model(self, request, obj, form, change):
+        if change and isinstance(obj, get_user_model()):
+            request._vipanel_role_before = _role(obj)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        target = form.instance
+        changes = _auth_changes(form)
+        if isinstance(target, get_user_model()):
+            before, after = getattr(request, "_vipanel_role_before", None), _role(target)
+            if before != after:
+                changes["role"] = [before, after]
+        kind = target._meta.model_name
+        users.record_admin_change(request.user, target,
+                                  f"{kind}.update" if change else f"{kind}.create", changes)
+
+
+class VipanelUserAdmin(AuditedAuthAdmin, UserAdmin):
+    def delete_model(self, request, obj):
+        try:
+            users.delete_user(request.user, obj)
+        except Refused as e:
+            messages.error(request, f"Not deleted: {e.text}")
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+class VipanelGroupAdmin(AuditedAuthAdmin, GroupAdmin):
+    def delete_model(self, request, obj):
+        records.delete_record(request.user, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            records.delete_record(request.user, obj)
+
+
+for _model, _admin in ((get_user_model(), VipanelUserAdmin), (Group, VipanelGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

@@ -9,6 +9,7 @@ and the SSH connection (clusters.remote.connect).
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -473,3 +474,25 @@ def test_a_validation_error_names_its_field(operator, cluster):
     with pytest.raises(ValidationError) as error:
         cluster_services.update_cluster(operator, cluster, {"advert_int": 0})
     assert "advert_int" in error.value.message_dict
+
+
+def test_a_role_given_in_the_admins_user_form_is_audited(admin_client, viewer):
+    operators = Group.objects.get_or_create(name=roles.OPERATOR)[0]
+    page = admin_client.get(reverse("admin:auth_user_change", args=[viewer.pk]))
+    data = form_data(page.context["adminform"].form)
+    joined = data.pop("date_joined")  # a split widget: date and time apart
+    data.update(date_joined_0=f"{joined:%Y-%m-%d}", date_joined_1=f"{joined:%H:%M:%S}")
+    data["groups"] = [str(operators.pk)]
+    response = admin_client.post(reverse("admin:auth_user_change", args=[viewer.pk]), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    changed = entry("user.update")
+    assert changed["changes"]["role"] == ["viewer", "operator"]
+    assert changed["changes"]["groups"] == [["viewer"], ["operator"]]
+
+
+def test_deleting_a_user_in_the_admin_is_audited(admin_client, viewer):
+    response = admin_client.post(reverse("admin:auth_user_delete", args=[viewer.pk]),
+                                 {"post": "yes"})
+    assert response.status_code == 302
+    assert not type(viewer).objects.filter(pk=viewer.pk).exists()
+    assert entry("user.delete")["changes"] == {"role": ["viewer", None]}

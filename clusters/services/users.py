@@ -90,3 +90,21 @@ def revoke_api_token(user, token):
         audit.record(user, "token.delete", owner, object_type="user",
                      changes={"token": [token.prefix, None]}, result="revoked")
         token.delete()
+
+
+def record_admin_change(user, target, action, changes):
+    """An admin changed a user or group in the admin site (django.contrib.auth's own forms):
+    audited in the admin's transaction like every other change. No password value enters."""
+    _rules.require(user, roles.ADMIN)
+    audit.record(user, action, target, object_type=target._meta.model_name,
+                 changes=changes, result="saved" if changes else "no change")
+
+
+def delete_user(user, target):
+    _rules.require(user, roles.ADMIN)
+    if user is not None and target.pk == user.pk:
+        raise Refused({"__all__": "You cannot delete yourself; ask another admin."})
+    with transaction.atomic():
+        audit.record(user, "user.delete", target, object_type="user",
+                     changes={"role": [roles.role_of(target) or "none", None]}, result="deleted")
+        target.delete()
