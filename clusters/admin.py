@@ -66,6 +66,7 @@ class ServiceAdmin(admin.ModelAdmin):
             self._refused(request, e)
             return
         obj.pk = saved.pk  # the admin's redirect and log read it
+        obj._state.adding = False
         obj.refresh_from_db()
 
     def delete_model(self, request, obj):

@@ -9,9 +9,11 @@ Inputs are row-like: a NodeState or VipState, or any object with the same attrib
 """
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
 
 from clusters.models import ConfigPush
 
@@ -103,23 +105,71 @@ def vip_problems(state):
             if on]
 
 
+@dataclass
+class NodeHealth:
+    node: object  # clusters.models.Node
+    state: object  # its NodeState, None if never checked
+    problems: list[str]
+
+
+@dataclass
+class VipHealth:
+    vip: object  # clusters.models.VirtualIP
+    state: object  # its VipState, None if never checked
+    status: str  # "ok", "split", "none" or "unknown"
+    text: str  # the holder's name, or what is wrong
+    holders: list[str]  # the nodes whose last probe saw the address
+    problems: list[str]
+
+
+@dataclass
+class ClusterHealth:
+    nodes: list[NodeHealth]
+    vips: list[VipHealth]
+    last_push_state: str  # "" if never pushed
+    checked_at: object  # the oldest probe of a node, None if none was probed
+    stale: bool
+
+    @property
+    def problems(self):
+        """Every problem as "what: problem" lines; empty means healthy."""
+        lines = [f"{h.node.name}: {p}" for h in self.nodes for p in h.problems
+                 if p != NOT_CHECKED]
+        lines += [f"{h.vip.address}: {p}" for h in self.vips for p in h.problems]
+        if self.last_push_state == ConfigPush.State.FAILED:
+            lines.append("last push failed")
+        return lines
+
+
+def cluster_health(cluster, now=None):
+    """A cluster's nodes and VIPs with their problems, in three queries: what the cluster page,
+    the API's status and the metrics report."""
+    now = now or timezone.now()
+    nodes = []
+    for node in cluster.nodes.select_related("state").order_by("-priority", "name"):
+        state = _state(node)
+        nodes.append(NodeHealth(node, state, problems_of_node(node, state, now)))
+    vips = []
+    for vip in cluster.vips.select_related("state__holder").order_by("id"):
+        state = _state(vip)
+        holders = [h.node.name for h in nodes
+                   if h.state is not None and vip.address in (h.state.holds or [])]
+        holder = state.holder.name if state is not None and state.holder_id else ""
+        status, text = vip_status(state, holder, holders)
+        vips.append(VipHealth(vip, state, status, text, holders, vip_problems(state)))
+    last = cluster.pushes.order_by("-created", "-id").values_list("state", flat=True).first()
+    times = [h.state.checked_at for h in nodes if h.state is not None]
+    checked_at = min(times) if times else None
+    return ClusterHealth(nodes, vips, last or "", checked_at, is_stale(checked_at, now))
+
+
 def cluster_problems(cluster, now):
     """Every problem of a cluster, as "what: problem" lines. Empty means healthy.
 
     The same questions as clusters.querysets.with_problems: a node problem (not "not checked
     yet"), a stale status, a VIP in split brain or without holder, a failed last push.
     """
-    problems = []
-    for node in cluster.nodes.select_related("state"):
-        state = _state(node)
-        problems += [f"{node.name}: {p}" for p in problems_of_node(node, state, now)
-                     if p != NOT_CHECKED]
-    for vip in cluster.vips.select_related("state"):
-        problems += [f"{vip.address}: {p}" for p in vip_problems(_state(vip))]
-    last = cluster.pushes.order_by("-created", "-id").values_list("state", flat=True).first()
-    if last == ConfigPush.State.FAILED:
-        problems.append("last push failed")
-    return problems
+    return cluster_health(cluster, now).problems
 
 
 def _state(obj):

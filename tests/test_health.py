@@ -57,3 +57,13 @@ def test_node_problems_in_words():
     assert health.host_key_problem("", "SHA256:x", None) == "host key not trusted yet: SHA256:x"
     assert health.host_key_problem("SHA256:a", "SHA256:x", None) == health.HOST_KEY_CHANGED
     assert health.host_key_problem("SHA256:a", "", State()) == ""
+
+
+def test_cluster_health_names_each_nodes_and_vips_state():
+    clusters = healthy_fleet(1)
+    PROBLEMS["split brain"](clusters[0])
+    PROBLEMS["config drift"](clusters[0])
+    found = health.cluster_health(clusters[0])
+    assert [h.problems for h in found.nodes] == [["config drift"]] * 3
+    assert {(h.status, tuple(h.problems)) for h in found.vips} == {("split", ("split brain",))}
+    assert found.last_push_state == "succeeded" and not found.stale
