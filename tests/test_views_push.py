@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from clusters.models import AuditEntry, ConfigPush, PushStep
+from clusters.models import AuditEntry, Cluster, ConfigPush, PushStep
 from clusters.preview import NodePreview
 from tests.cast import *  # noqa: F403
 from tests.cast import (
@@ -243,3 +243,20 @@ def test_resume_refuses_while_another_push_runs(login, operator, cluster, enqueu
     assert f"Push #{running.pk} of this cluster is active" in body
     failed.refresh_from_db()
     assert failed.state == "failed"
+
+
+def test_the_push_page_scrubs_secrets_from_step_output(login, viewer, cluster):
+    """The API and the page scrub with one function (clusters.preview.scrub)."""
+    Cluster.objects.filter(pk=cluster.pk).update(auth_pass="pw_9xq")
+    cluster.refresh_from_db()
+    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED,
+                                     detail="failed near pw_9xq",
+                                     log=f"posted with {cluster.notify_secret}\n")
+    PushStep.objects.create(
+        push=push, node=cluster.nodes.first(), node_name="web-1", position=1,
+        state=PushStep.State.FAILED, exit_code=1, detail="rejected pw_9xq",
+        output="Line 12: auth_pass pw_9xq\nbad keyword\n",
+    )
+    page = login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    assert "auth_pass ********" in page and "bad keyword" in page
+    assert "pw_9xq" not in page and cluster.notify_secret not in page
