@@ -87,10 +87,12 @@ def busy_reason(cluster, at):
 
 
 def conditions(cluster):
-    """The problems the latest observations of `cluster` show, keyed by Incident.key."""
-    found = []
+    """-> ({Incident.key: Condition}, time of the latest observation or None): the problems
+    the latest observations of `cluster` show."""
+    found, latest = [], None
     states = NodeState.objects.filter(node__cluster=cluster).select_related("node")
     for state in states:
+        latest = max(latest or state.checked_at, state.checked_at)
         node = state.node
         expected = "node in maintenance" if node.maintenance else ""
         common = dict(node=node, subject=node.name, expected=expected)
@@ -110,6 +112,7 @@ def conditions(cluster):
                 "push the cluster or look for hand edits.", **common))
     for state in VipState.objects.filter(vip__cluster=cluster).select_related("vip"):
         vip = state.vip
+        latest = max(latest or state.checked_at, state.checked_at)
         if state.split_brain:
             found.append(Condition(
                 EventKind.SPLIT_BRAIN, f"vip:{vip.pk}", vip=vip, subject=vip.address,
@@ -128,14 +131,18 @@ def conditions(cluster):
         found.append(Condition(
             EventKind.PUSH_FAILED, f"push:{cluster.pk}", subject=f"push #{last.pk}",
             title=f"Push #{last.pk} of {cluster.name} {last.state}", detail=last.detail))
-    return {c.key: c for c in found}
+    return {c.key: c for c in found}, latest
 
 
 def evaluate(cluster, now=None):
-    """Open, promote and resolve `cluster`'s incidents from its latest observations."""
-    now = now or timezone.now()
+    """Open, promote and resolve `cluster`'s incidents from its latest observations.
+
+    Durations are measured in observation time (when the sweeps looked), so a worker that ran
+    late does not make a problem look longer or shorter than it was.
+    """
+    wanted, latest = conditions(cluster)
+    now = now or latest or timezone.now()
     busy = busy_reason(cluster, now)
-    wanted = conditions(cluster)
     with transaction.atomic():
         active = {
             i.key: i

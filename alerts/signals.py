@@ -21,17 +21,19 @@ log = logging.getLogger(__name__)
 def evaluate_after_commit(cluster_id):
     """evaluate() the cluster once this transaction commits (once, however many rows changed)."""
     for entry in getattr(connection, "run_on_commit", []):
-        if getattr(entry[1], "alerts_cluster_id", None) == cluster_id:
+        func = entry[1]
+        if getattr(func, "alerts_cluster_id", None) == cluster_id and not func.done:
             return
 
     def run():
         from alerts import incidents
 
+        run.done = True
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is not None:
             incidents.evaluate(cluster)
 
-    run.alerts_cluster_id = cluster_id
+    run.alerts_cluster_id, run.done = cluster_id, False
     transaction.on_commit(run, robust=True)
 
 

@@ -268,6 +268,7 @@ VIPANEL_ALERT_RETRIES = env_int("VIPANEL_ALERT_RETRIES", 5)
 VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
 # The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
 VIPANEL_ALERT_QUEUE = os.environ.get("VIPANEL_ALERT_QUEUE", "alerts")
+CELERY_TASK_ROUTES = {"alerts.tasks.*": {"queue": VIPANEL_ALERT_QUEUE}}
 
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
