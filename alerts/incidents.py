@@ -174,7 +174,8 @@ def evaluate(cluster, now=None):
                 key=key, subject=condition.subject[:100], title=condition.title[:200],
                 detail=condition.detail, started=now, last_seen=now,
             )
-            if not busy and not min_duration():
+            # A failed push is a fact, not a flapping observation: no damping.
+            if not busy and (not min_duration() or condition.kind == EventKind.PUSH_FAILED):
                 _open(incident, now, condition.expected)
                 incident.save()
 

@@ -14,7 +14,7 @@ import pytest
 
 class Receiver:
     def __init__(self):
-        self.messages = []  # (monotonic time, path, decoded JSON body)
+        self.messages = []  # (monotonic time, path, decoded JSON body, wall-clock time)
         self.status = 200
         self.arrived = threading.Condition()
         receiver = self
@@ -27,7 +27,8 @@ class Receiver:
                 self.end_headers()
                 with receiver.arrived:
                     if receiver.status < 300:
-                        receiver.messages.append((time.monotonic(), self.path, json.loads(body)))
+                        receiver.messages.append(
+                            (time.monotonic(), self.path, json.loads(body), time.time()))
                     receiver.arrived.notify_all()
 
             def log_message(self, *args):
