@@ -5,12 +5,13 @@ work runs once per cluster after it commits (robust: a bug here never breaks a s
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.utils.dateparse import parse_datetime
 
 from alerts.models import VipCoverage
 from clusters.models import Cluster, FailoverEvent, NodeState, VipState
@@ -47,7 +48,11 @@ def node_state_saved(sender, instance, raw=False, **kwargs):
 def vip_state_saved(sender, instance, raw=False, **kwargs):
     if raw:
         return
-    observe(instance.vip_id, instance.checked_at)
+    at = instance.checked_at
+    if isinstance(at, str):  # as given to create(), not yet read back from the database
+        at = parse_datetime(at)
+    if isinstance(at, datetime):
+        observe(instance.vip_id, at)
     evaluate_after_commit(instance.vip.cluster_id)
 
 
