@@ -6,6 +6,7 @@ apprise cannot use will not work on a retry, a refused or timed-out send might.
 
 import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 import apprise
 
@@ -39,9 +40,22 @@ def _plugin(url):
     return plugin
 
 
+def _mask_segment(segment):
+    if len(segment) <= 3 or "..." in segment or MASK in segment:
+        return segment
+    return segment[:2] + MASK
+
+
 def masked(url):
-    """The URL as apprise prints it with passwords and tokens replaced (raises BadURL)."""
-    return _plugin(url).url(privacy=True)[:500]
+    """The URL with its secrets hidden, for lists, logs and errors (raises BadURL).
+
+    Apprise's privacy form hides what each service calls a token or password, but keeps the
+    path of a generic webhook (json://host/hooks/<token>) and its query: those are cut to two
+    characters and dropped here too.
+    """
+    shown = urlsplit(_plugin(url).url(privacy=True))
+    path = "/".join(_mask_segment(s) for s in shown.path.split("/"))
+    return urlunsplit((shown.scheme, shown.netloc, path, "", ""))[:500]
 
 
 def secrets_of(url):

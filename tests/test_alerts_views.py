@@ -76,7 +76,7 @@ def test_an_admin_adds_a_channel_stored_encrypted_and_shown_masked(login, admin,
     assert response.status_code == 302
     channel = Channel.objects.get(name="pager")
     assert channel.url == SECRET_URL
-    assert channel.masked_url.startswith("json://alice:****@hooks.example.net/vipanel")
+    assert channel.masked_url == "json://alice:****@hooks.example.net/vi****"
     from django.db import connection
 
     with connection.cursor() as cursor:
