@@ -140,3 +140,17 @@ def vip_availability(vip, now=None):
 def cluster_availability(cluster, now=None):
     """[(vip, [Availability...])] for every VIP of the cluster: the API's and metrics' entry."""
     return [(vip, vip_availability(vip, now)) for vip in cluster.vips.all()]
+
+
+def metric_samples(now=None):
+    """For /metrics: (cluster, vip, window, {state: share}, failovers) for every VIP.
+
+    Three queries per VIP: fine for the fleets vipanel serves; cache it if scrapes get slow.
+    """
+    from clusters.models import VirtualIP
+
+    for vip in VirtualIP.objects.select_related("cluster").order_by("cluster__name", "id"):
+        for a in vip_availability(vip, now):
+            shares = {s: a.share(s) for s in ("one_holder", "no_holder", "split_brain",
+                                              "unknown")}
+            yield vip.cluster.name, vip.address, a.window, shares, a.failovers

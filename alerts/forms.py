@@ -17,6 +17,7 @@ class ChannelForm(forms.Form):
         "ntfys://ntfy.sh/topic, mailtos://user:pass@example.net. Stored encrypted; never shown "
         "again.",
     )
+    enabled = forms.BooleanField(required=False, help_text="Untick to stop its messages.")
     kinds = forms.MultipleChoiceField(
         label="Events", choices=EventKind.choices, widget=forms.CheckboxSelectMultiple,
         required=False,
@@ -26,7 +27,6 @@ class ChannelForm(forms.Form):
         queryset=Cluster.objects.order_by("name"), widget=forms.CheckboxSelectMultiple,
         required=False, help_text="Used when 'All clusters' is not ticked.",
     )
-    enabled = forms.BooleanField(required=False)
 
     def __init__(self, *args, channel=None, **kwargs):
         super().__init__(*args, **kwargs)

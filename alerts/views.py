@@ -9,7 +9,7 @@ from django_htmx.http import HttpResponseStopPolling
 
 from alerts import availability, services
 from alerts.forms import ChannelForm
-from alerts.models import Channel, Delivery, Incident
+from alerts.models import Channel, Delivery, EventKind, Incident
 from clusters import roles
 from clusters.htmx import UNPROCESSABLE, render_page
 from clusters.models import Cluster
@@ -61,7 +61,8 @@ def cluster_availability(request, cluster_id):
 @roles.require_role(roles.ADMIN)
 def channel_list(request):
     channels = Channel.objects.prefetch_related("clusters")
-    return render(request, "alerts/channels.html", {"channels": channels})
+    return render(request, "alerts/channels.html",
+                  {"channels": channels, "kind_count": len(EventKind.values)})
 
 
 def _form_page(request, form, channel=None, status=200):
