@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -169,11 +169,16 @@ def evaluate(cluster, now=None):
         for key, condition in wanted.items():
             if key in active and active[key].kind == condition.kind:
                 continue
-            incident = Incident.objects.create(
-                kind=condition.kind, cluster=cluster, vip=condition.vip, node=condition.node,
-                key=key, subject=condition.subject[:100], title=condition.title[:200],
-                detail=condition.detail, started=now, last_seen=now,
-            )
+            try:
+                with transaction.atomic():
+                    incident = Incident.objects.create(
+                        kind=condition.kind, cluster=cluster, vip=condition.vip,
+                        node=condition.node, key=key, subject=condition.subject[:100],
+                        title=condition.title[:200], detail=condition.detail, started=now,
+                        last_seen=now,
+                    )
+            except IntegrityError:
+                continue  # a concurrent evaluation (a notify report) opened it just now
             # A failed push is a fact, not a flapping observation: no damping.
             if not busy and (not min_duration() or condition.kind == EventKind.PUSH_FAILED):
                 _open(incident, now, condition.expected)

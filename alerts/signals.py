@@ -14,17 +14,23 @@ from django.dispatch import receiver
 from django.utils.dateparse import parse_datetime
 
 from alerts.models import VipCoverage
-from clusters.models import Cluster, FailoverEvent, NodeState, VipState
+from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState, VirtualIP
 
 log = logging.getLogger(__name__)
 
 
+def _pending():
+    """The evaluations this transaction will run on commit (none outside a transaction)."""
+    return [
+        entry[1] for entry in getattr(connection, "run_on_commit", [])
+        if getattr(entry[1], "alerts_cluster_id", None) is not None and not entry[1].done
+    ]
+
+
 def evaluate_after_commit(cluster_id):
     """evaluate() the cluster once this transaction commits (once, however many rows changed)."""
-    for entry in getattr(connection, "run_on_commit", []):
-        func = entry[1]
-        if getattr(func, "alerts_cluster_id", None) == cluster_id and not func.done:
-            return
+    if cluster_id is None or any(run.alerts_cluster_id == cluster_id for run in _pending()):
+        return
 
     def run():
         from alerts import incidents
@@ -35,13 +41,21 @@ def evaluate_after_commit(cluster_id):
             incidents.evaluate(cluster)
 
     run.alerts_cluster_id, run.done = cluster_id, False
+    # So the sweep's other rows of this cluster find it without a query each.
+    run.node_ids = set(Node.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
+    run.vip_ids = set(
+        VirtualIP.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True)
+    )
     transaction.on_commit(run, robust=True)
 
 
 @receiver(post_save, sender=NodeState, dispatch_uid="alerts-node-state")
 def node_state_saved(sender, instance, raw=False, **kwargs):
-    if not raw:
-        evaluate_after_commit(instance.node.cluster_id)
+    if raw or any(instance.node_id in run.node_ids for run in _pending()):
+        return
+    evaluate_after_commit(
+        Node.objects.filter(pk=instance.node_id).values_list("cluster_id", flat=True).first()
+    )
 
 
 @receiver(post_save, sender=VipState, dispatch_uid="alerts-vip-state")
@@ -53,7 +67,11 @@ def vip_state_saved(sender, instance, raw=False, **kwargs):
         at = parse_datetime(at)
     if isinstance(at, datetime):
         observe(instance.vip_id, at)
-    evaluate_after_commit(instance.vip.cluster_id)
+    if not any(instance.vip_id in run.vip_ids for run in _pending()):
+        evaluate_after_commit(
+            VirtualIP.objects.filter(pk=instance.vip_id).values_list("cluster_id", flat=True)
+            .first()
+        )
 
 
 @receiver(post_save, sender=FailoverEvent, dispatch_uid="alerts-failover-event")

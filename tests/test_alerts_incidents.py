@@ -227,3 +227,12 @@ def test_a_sweep_evaluates_its_cluster_once(sweep, cluster, monkeypatch):
     monkeypatch.setattr(incidents, "evaluate", lambda c, now=None: calls.append(c.pk))
     sweep(0)
     assert calls == [cluster.pk]
+
+
+def test_the_alerts_cost_a_sweep_few_queries(sweep, cluster, django_assert_max_num_queries):
+    sweep(0)
+    # record_status alone: 17 for 2 nodes and a VIP (6 of them savepoints); the signals add
+    # the node's cluster, the cluster's node and VIP ids (3), the coverage span (2), and one
+    # evaluation (8) however many rows the sweep wrote.
+    with django_assert_max_num_queries(30):
+        sweep(5)
