@@ -87,3 +87,24 @@ def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(clean_
     [incident] = Incident.objects.filter(kind=EventKind.SPLIT_BRAIN)
     assert incident.state == "resolved"
     assert [d.state for d in incident.deliveries.order_by("id")] == ["sent", "sent"]
+
+
+def test_a_drill_sends_its_result_and_its_failovers_are_expected(clean_lab, notify_server,
+                                                                 receiver, eager_alerts):
+    from clusters.drill import start_drill
+
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
+    push = start_push(cluster, queue=False)
+    run_push(push.pk)
+    assert ConfigPush.objects.get(pk=push.pk).state == ConfigPush.State.SUCCEEDED
+    Channel.objects.create(name="everything", url=receiver.url())
+    sweep_cluster(cluster)
+    start_drill(cluster)  # the drill task runs eagerly here too
+    [(_, _, body, _)] = receiver.wait_for(1, timeout=5)
+    assert body["title"] == f"[vipanel] Drill passed on {cluster.name}", body
+    # The notify reports recorded the drill's failover (and the way back): no message for them.
+    failovers = Incident.objects.filter(kind=EventKind.FAILOVER)
+    assert failovers.exists()
+    assert set(failovers.values_list("expected", flat=True)) == {"during a drill"}
+    time.sleep(0.5)
+    assert len(receiver.messages) == 1, receiver.titles()
