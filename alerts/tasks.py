@@ -7,6 +7,7 @@ sent is not sent again (the claim below), so at worst one message goes out twice
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_init
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
@@ -15,6 +16,11 @@ from alerts import incidents, transport
 from alerts.models import Delivery
 
 log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _load_apprise(**kwargs):
+    transport.warm()  # the first alert after a start must not wait for plugin discovery
 
 
 def deliver(delivery_id, last_attempt=False):

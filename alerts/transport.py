@@ -46,6 +46,12 @@ def _mask_segment(segment):
     return segment[:2] + MASK
 
 
+def warm():
+    """Load Apprise's plugins now (about half a second, once per process) rather than on the
+    first alert: a worker calls this when it starts."""
+    apprise.Apprise.instantiate("json://localhost/")
+
+
 def masked(url):
     """The URL with its secrets hidden, for lists, logs and errors (raises BadURL).
 

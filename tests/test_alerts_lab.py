@@ -11,6 +11,7 @@ import time
 import pytest
 from pytest_django.live_server_helper import LiveServer
 
+from alerts import transport
 from alerts.models import Channel, EventKind, Incident
 from clusters.history import sweep_cluster
 from clusters.models import ConfigPush, FailoverEvent, VipState
@@ -38,6 +39,7 @@ def test_a_failover_reaches_the_webhook_within_two_seconds(clean_lab, notify_ser
     run_push(push.pk)
     assert ConfigPush.objects.get(pk=push.pk).state == ConfigPush.State.SUCCEEDED
     Channel.objects.create(name="hook", url=receiver.url(), kinds=[EventKind.FAILOVER])
+    transport.warm()  # as a worker does when it starts (alerts.tasks)
     sweep_cluster(cluster)  # the baseline of who holds the VIP
     killed = time.monotonic()
     clean_lab[2].kill_keepalived()
