@@ -215,3 +215,18 @@ def test_the_inclusion_tag_renders_for_a_cluster_page(cluster):
     html = Template("{% load alerts %}{% availability cluster %}").render(
         Context({"cluster": Cluster.objects.get(pk=cluster.pk)}))
     assert "192.0.2.100/24" in html and "24h" in html and "30d" in html
+
+
+def test_the_cluster_incidents_tag_lists_alerted_ones(cluster, incident):
+    from django.template import Context, Template
+
+    html = Template("{% load alerts %}{% cluster_incidents cluster %}").render(
+        Context({"cluster": cluster}))
+    assert f"#{incident.pk} Split brain" in html and "Open" in html
+
+
+def test_a_pending_test_delivery_keeps_polling(login, admin, stored):
+    delivery = Delivery.objects.create(channel=stored, channel_name=stored.name, purpose="test")
+    response = login(admin).get(reverse("alerts:delivery", args=[delivery.pk]))
+    assert response.status_code == 200 and b'hx-trigger="every 1s"' in response.content
+    assert login(admin).get(reverse("alerts:incidents") + "?show=all").status_code == 200

@@ -32,3 +32,12 @@ def seconds_human(seconds):
 @register.filter
 def delta_human(delta):
     return seconds_human(delta.total_seconds()) if delta is not None else ""
+
+
+@register.inclusion_tag("alerts/_cluster_incidents.html")
+def cluster_incidents(cluster, limit=5):
+    """{% cluster_incidents cluster %}: the cluster's active and latest incidents, for its page."""
+    from alerts.models import Incident
+
+    latest = Incident.objects.filter(cluster=cluster, opened__isnull=False)[:limit]
+    return {"cluster": cluster, "incidents": latest}
