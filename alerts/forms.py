@@ -17,7 +17,7 @@ class ChannelForm(forms.Form):
         "ntfys://ntfy.sh/topic, mailtos://user:pass@example.net. Stored encrypted; never shown "
         "again.",
     )
-    enabled = forms.BooleanField(required=False, help_text="Untick to stop its messages.")
+    enabled = forms.BooleanField(required=False)
     kinds = forms.MultipleChoiceField(
         label="Events", choices=EventKind.choices, widget=forms.CheckboxSelectMultiple,
         required=False,
