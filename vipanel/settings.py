@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "clusters",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -257,6 +258,17 @@ VIPANEL_PUSH_HEARTBEAT = env_int("VIPANEL_PUSH_HEARTBEAT", 5)
 VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
 # Seconds added to the VRRP settle time (4 x advert_int) when verifying a pushed node.
 VIPANEL_VERIFY_MARGIN = env_int("VIPANEL_VERIFY_MARGIN", 3)
+
+# Alerts (alerts/): a problem must last this many seconds before it alerts (flap damping).
+VIPANEL_ALERT_MIN_DURATION = env_int("VIPANEL_ALERT_MIN_DURATION", 5)
+# Observations of a VIP further apart than this leave a gap counted as "unknown" availability.
+VIPANEL_ALERT_COVERAGE_GAP = env_int("VIPANEL_ALERT_COVERAGE_GAP", 3 * VIPANEL_SWEEP_INTERVAL)
+# Deliveries: retries after the first attempt, first back-off in seconds (doubled each time).
+VIPANEL_ALERT_RETRIES = env_int("VIPANEL_ALERT_RETRIES", 5)
+VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
+# The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
+VIPANEL_ALERT_QUEUE = os.environ.get("VIPANEL_ALERT_QUEUE", "alerts")
+CELERY_TASK_ROUTES = {"alerts.tasks.*": {"queue": VIPANEL_ALERT_QUEUE}}
 
 CELERY_BEAT_SCHEDULE = {
     "sweep": {

@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("clusters.api.urls")),
     path("", include("clusters.metrics")),  # /metrics
+    path("alerts/", include("alerts.urls")),
     path("", include("clusters.urls")),
 ]

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AlertsConfig(AppConfig):
+    name = "alerts"
+    verbose_name = "Alerts"
+
+    def ready(self):
+        # What the history records (failover events, probe results) reaches the incidents here.
+        from alerts import signals  # noqa: F401

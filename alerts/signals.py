@@ -1,0 +1,109 @@
+"""Where alerts hook into the history: FailoverEvent, NodeState and VipState saves.
+
+history.record_status and record_notify write these rows inside a transaction; the incident
+work runs once per cluster after it commits (robust: a bug here never breaks a sweep).
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.utils.dateparse import parse_datetime
+
+from alerts.models import VipCoverage
+from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState, VirtualIP
+
+log = logging.getLogger(__name__)
+
+
+def _pending():
+    """The evaluations this transaction will run on commit (none outside a transaction)."""
+    return [
+        entry[1] for entry in getattr(connection, "run_on_commit", [])
+        if getattr(entry[1], "alerts_cluster_id", None) is not None and not entry[1].done
+    ]
+
+
+def evaluate_after_commit(cluster_id):
+    """evaluate() the cluster once this transaction commits (once, however many rows changed)."""
+    if cluster_id is None or any(run.alerts_cluster_id == cluster_id for run in _pending()):
+        return
+
+    def run():
+        from alerts import incidents
+
+        run.done = True
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is not None:
+            incidents.evaluate(cluster)
+
+    run.alerts_cluster_id, run.done = cluster_id, False
+    # So the sweep's other rows of this cluster find it without a query each.
+    run.node_ids = set(Node.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
+    run.vip_ids = set(
+        VirtualIP.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True)
+    )
+    transaction.on_commit(run, robust=True)
+
+
+@receiver(post_save, sender=NodeState, dispatch_uid="alerts-node-state")
+def node_state_saved(sender, instance, raw=False, **kwargs):
+    if raw or any(instance.node_id in run.node_ids for run in _pending()):
+        return
+    evaluate_after_commit(
+        Node.objects.filter(pk=instance.node_id).values_list("cluster_id", flat=True).first()
+    )
+
+
+@receiver(post_save, sender=VipState, dispatch_uid="alerts-vip-state")
+def vip_state_saved(sender, instance, raw=False, **kwargs):
+    if raw:
+        return
+    at = instance.checked_at
+    if isinstance(at, str):  # as given to create(), not yet read back from the database
+        at = parse_datetime(at)
+    if isinstance(at, datetime):
+        observe(instance.vip_id, at)
+    if not any(instance.vip_id in run.vip_ids for run in _pending()):
+        evaluate_after_commit(
+            VirtualIP.objects.filter(pk=instance.vip_id).values_list("cluster_id", flat=True)
+            .first()
+        )
+
+
+@receiver(post_save, sender=FailoverEvent, dispatch_uid="alerts-failover-event")
+def failover_event_saved(sender, instance, created, raw=False, **kwargs):
+    if raw or not created:
+        return
+    if instance.kind in (FailoverEvent.Kind.FAILOVER, FailoverEvent.Kind.DRILL):
+        pk = instance.pk
+
+        def run():
+            from alerts import incidents
+
+            event = FailoverEvent.objects.filter(pk=pk).select_related("cluster").first()
+            if event is not None:
+                incidents.record_event(event)
+
+        transaction.on_commit(run, robust=True)
+    else:
+        evaluate_after_commit(instance.cluster_id)
+
+
+def observe(vip_id, at):
+    """Record that the panel observed the VIP at `at` (for the availability's unknown time)."""
+    gap = timedelta(seconds=settings.VIPANEL_ALERT_COVERAGE_GAP)
+    span = (
+        VipCoverage.objects.filter(vip_id=vip_id, end__gte=at - gap, start__lte=at + gap)
+        .order_by("-end")
+        .first()
+    )
+    if span is None:
+        VipCoverage.objects.create(vip_id=vip_id, start=at, end=at)
+    elif at > span.end:
+        VipCoverage.objects.filter(pk=span.pk).update(end=at)
+    elif at < span.start:
+        VipCoverage.objects.filter(pk=span.pk).update(start=at)
