@@ -11,7 +11,7 @@ from alerts import availability, services
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Delivery, EventKind, Incident
 from clusters import roles
-from clusters.htmx import UNPROCESSABLE, render_page
+from clusters.web.htmx import UNPROCESSABLE, render_page
 from clusters.models import Cluster
 
 PAGE = 100
