@@ -1,0 +1,80 @@
+"""What drf-spectacular needs beyond the views' own annotations: the token security scheme, each
+operation's role (`x-vipanel-role`, from the view's `roles`) and the error answers every
+operation may give, so the generated schema at /api/v1/schema/ states the whole contract.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from clusters.api.permissions import role_for
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class ConflictSerializer(serializers.Serializer):
+    """409: the object's state does not allow it now; may name the push in the way."""
+
+    detail = serializers.CharField()
+    active = serializers.DictField(
+        allow_null=True,
+        required=False,
+        help_text="The active push in the way: {id, state}.",
+    )
+
+
+VALIDATION_ERRORS = {
+    "type": "object",
+    "description": "Messages by field name ('__all__' for the object as a whole).",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    target_class = "clusters.api.auth.TokenAuthentication"
+    name = "token"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "The word Token, a space, and the key: 'Token vip_...' "
+            "(python manage.py create_api_token USER --role viewer|operator|admin).",
+        }
+
+
+def _json(description, schema):
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+class RoleAutoSchema(AutoSchema):
+    """Adds the role and the error responses (401, 403, 404, 400, 429) to every operation."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        role = role_for(self.view, method.upper())
+        if operation is None or role is None:
+            return operation
+        operation["x-vipanel-role"] = role
+        operation["description"] = f"Needs the {role} role. " + operation.get("description", "")
+        error = self.resolve_serializer(ErrorSerializer, "response").ref
+        responses = operation["responses"]
+        defaults = {
+            "401": _json("No valid API token", error),
+            "403": _json("The token's user lacks the role", error),
+            "429": _json("Too many wrong tokens from this address; see Retry-After", error),
+        }
+        if "{" in path:
+            defaults["404"] = _json("No such object", error)
+        if method.upper() != "GET" or operation.get("parameters"):
+            defaults["400"] = _json("Invalid input, by field", VALIDATION_ERRORS)
+        for code, response in defaults.items():
+            responses.setdefault(code, response)
+        if "409" in responses:
+            conflict = self.resolve_serializer(ConflictSerializer, "response").ref
+            responses["409"] = _json(responses["409"].get("description", "Conflict"), conflict)
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
