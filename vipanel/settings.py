@@ -232,6 +232,10 @@ SPECTACULAR_SETTINGS = {
         "DetectedByEnum": "clusters.models.FailoverEvent.DetectedBy",
     },
     "SCHEMA_PATH_PREFIX": "/api/v1/",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clusters.api.openapi.require_every_returned_field",
+    ],
     # The docs page loads Swagger UI from our own static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -3,7 +3,10 @@ operation's role (`x-vipanel-role`, from the view's `roles`) and the error answe
 operation may give, so the generated schema at /api/v1/schema/ states the whole contract.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
@@ -46,6 +49,19 @@ class TokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """The model's max_length, which the model checks (StrictCharField leaves it to it)."""
+
+    target_class = "clusters.api.serializers.StrictCharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if self.target.max_length is not None:
+            schema["maxLength"] = self.target.max_length
+        return schema
+
+
 def _json(description, schema):
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -69,7 +85,8 @@ class RoleAutoSchema(AutoSchema):
         }
         if "{" in path:
             defaults["404"] = _json("No such object", error)
-        if method.upper() != "GET" or operation.get("parameters"):
+        queries = [p for p in operation.get("parameters", []) if p["in"] == "query"]
+        if method.upper() != "GET" or queries:
             defaults["400"] = _json("Invalid input, by field", VALIDATION_ERRORS)
         for code, response in defaults.items():
             responses.setdefault(code, response)
@@ -78,3 +95,19 @@ class RoleAutoSchema(AutoSchema):
             responses["409"] = _json(responses["409"].get("description", "Conflict"), conflict)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+
+# Objects the API may answer without some of their properties.
+PARTIAL_RESPONSES = {"Conflict"}
+
+
+def require_every_returned_field(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: every response object always carries all of its fields (defaults
+    included), so the schema says so and a client (or schemathesis) may rely on it."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") or name in PARTIAL_RESPONSES:
+            continue
+        props = component.get("properties")
+        if props:
+            component["required"] = sorted(k for k, v in props.items() if not v.get("writeOnly"))
+    return result

@@ -173,6 +173,8 @@ class ModelCleanSerializer(serializers.ModelSerializer):
 
 
 class CredentialSerializer(ModelCleanSerializer):
+    """An SSH credential: its name and user name; the key and passphrase are write-only."""
+
     class Meta:
         model = SSHCredential
         fields = ["id", "name", "username", "created", "updated", "private_key", "passphrase"]
@@ -207,6 +209,8 @@ CLUSTER_FIELDS = [
 
 
 class ClusterSerializer(ModelCleanSerializer):
+    """A keepalived VRRP cluster, by its model field names; auth_pass is write-only."""
+
     auth_pass_set = serializers.SerializerMethodField(
         help_text="Whether an auth_pass is stored (the value is never returned)."
     )
@@ -239,6 +243,8 @@ class ClusterSerializer(ModelCleanSerializer):
 
 
 class NodeSerializer(ModelCleanSerializer):
+    """A node of a cluster."""
+
     class Meta:
         model = Node
         fields = [
@@ -279,6 +285,8 @@ class NodeSerializer(ModelCleanSerializer):
 
 
 class VirtualIPSerializer(ModelCleanSerializer):
+    """A virtual IP of a cluster (address/prefix)."""
+
     class Meta:
         model = VirtualIP
         fields = ["id", "address", "label", "cluster", "host_address", "created"]
@@ -286,6 +294,8 @@ class VirtualIPSerializer(ModelCleanSerializer):
 
 
 class RepinSerializer(serializers.Serializer):
+    """Optionally, the offered host key the caller compared."""
+
     fingerprint = StrictCharField(
         required=False,
         help_text="Optional: the offered key you compared; 409 if the node offers another by now.",
@@ -342,6 +352,8 @@ class ScrubbedField(serializers.CharField):
 
 
 class PushStepSerializer(serializers.ModelSerializer):
+    """One node's step of a push."""
+
     node = serializers.CharField(source="node_name", read_only=True)
     node_id = serializers.IntegerField(read_only=True, allow_null=True)
     detail = ScrubbedField()
@@ -407,6 +419,8 @@ class PushSerializer(PushSummarySerializer):
 
 
 class FailoverSerializer(serializers.ModelSerializer):
+    """A failover, split brain or other VIP event."""
+
     at = IsoDateTimeField(read_only=True)
     vip = serializers.CharField(source="vip_address", read_only=True)
     vip_id = serializers.IntegerField(read_only=True, allow_null=True)
@@ -423,6 +437,8 @@ class FailoverSerializer(serializers.ModelSerializer):
 
 
 class NodePreviewSerializer(serializers.Serializer):
+    """What a push would change on one node."""
+
     node = serializers.CharField()
     node_id = serializers.IntegerField()
     changed = serializers.BooleanField(
@@ -434,11 +450,15 @@ class NodePreviewSerializer(serializers.Serializer):
 
 
 class PreviewSerializer(serializers.Serializer):
+    """What a push would change, per node."""
+
     cluster = serializers.IntegerField()
     nodes = NodePreviewSerializer(many=True)
 
 
 class VipStatusSerializer(serializers.Serializer):
+    """Who holds a VIP, as last seen."""
+
     id = serializers.IntegerField()
     address = serializers.CharField()
     holder = serializers.CharField(
@@ -452,6 +472,8 @@ class VipStatusSerializer(serializers.Serializer):
 
 
 class NodeStatusSerializer(serializers.Serializer):
+    """A node as the last sweep saw it."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
     maintenance = serializers.BooleanField()
@@ -468,6 +490,8 @@ class NodeStatusSerializer(serializers.Serializer):
 
 
 class StatusSerializer(serializers.Serializer):
+    """What the last sweep saw of a cluster."""
+
     cluster = serializers.IntegerField()
     name = serializers.CharField()
     checked_at = serializers.DateTimeField(allow_null=True)
@@ -477,6 +501,8 @@ class StatusSerializer(serializers.Serializer):
 
 
 class RefreshSerializer(StatusSerializer):
+    """A fresh status, with the events the probe found."""
+
     events = FailoverSerializer(many=True, help_text="The events this probe found.")
 
 

@@ -106,7 +106,7 @@ class CredentialList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request):
         return self.list(request)
 
-    @extend_schema(summary="Store an SSH credential (the key and passphrase are write-only)")
+    @extend_schema(summary="Store an SSH credential (the key and passphrase are write-only)", responses={201: s.CredentialSerializer})
     def post(self, request):
         return self.create(request)
 
@@ -127,7 +127,7 @@ class ClusterList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request):
         return self.list(request)
 
-    @extend_schema(summary="Create a cluster")
+    @extend_schema(summary="Create a cluster", responses={201: s.ClusterSerializer})
     def post(self, request):
         return self.create(request)
 
@@ -183,7 +183,7 @@ class NodeList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request, cluster_id):
         return self.list(request)
 
-    @extend_schema(summary="Add a node")
+    @extend_schema(summary="Add a node", responses={201: s.NodeSerializer})
     def post(self, request, cluster_id):
         return self.create(request)
 
@@ -261,7 +261,7 @@ class VipList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request, cluster_id):
         return self.list(request)
 
-    @extend_schema(summary="Add a virtual IP")
+    @extend_schema(summary="Add a virtual IP", responses={201: s.VirtualIPSerializer})
     def post(self, request, cluster_id):
         return self.create(request)
 
