@@ -111,3 +111,12 @@ def require_every_returned_field(result, generator, request, public):
         if props:
             component["required"] = sorted(k for k, v in props.items() if not v.get("writeOnly"))
     return result
+
+
+def refuse_unknown_fields(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: request bodies may hold only their fields, as the API enforces
+    (an unknown field is a 400 naming it)."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and "properties" in component:
+            component["additionalProperties"] = False
+    return result
