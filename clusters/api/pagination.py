@@ -57,6 +57,7 @@ class LimitOffset(pagination.BasePagination):
                 "name": self.limit_param,
                 "in": "query",
                 "required": False,
+                "allowEmptyValue": True,  # empty: the default, as ever
                 "description": "At most this many items. When more follow, a Link header "
                 'with rel="next" gives them.',
                 "schema": {
@@ -70,7 +71,8 @@ class LimitOffset(pagination.BasePagination):
                 "name": self.offset_param,
                 "in": "query",
                 "required": False,
-                "description": "Skip this many items.",
+                "allowEmptyValue": True,
+                "description": "Skip this many items (past the end: an empty page).",
                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
             },
         ]

@@ -69,9 +69,8 @@ class StrictCharField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
-        self.validators = [
-            v for v in self.validators if not isinstance(v, (MaxLengthValidator, MinLengthValidator))
-        ]
+        lengths = (MaxLengthValidator, MinLengthValidator)
+        self.validators = [v for v in self.validators if not isinstance(v, lengths)]
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

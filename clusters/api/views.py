@@ -9,10 +9,10 @@ Secrets are accepted and never returned.
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
-from drf_spectacular.renderers import OpenApiJsonRenderer2
 from rest_framework import exceptions, generics, mixins, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -106,12 +106,17 @@ class CredentialList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request):
         return self.list(request)
 
-    @extend_schema(summary="Store an SSH credential (the key and passphrase are write-only)", responses={201: s.CredentialSerializer})
+    @extend_schema(
+        summary="Store an SSH credential (the key and passphrase are write-only)",
+        responses={201: s.CredentialSerializer},
+    )
     def post(self, request):
         return self.create(request)
 
     def perform_create(self, serializer):
-        serializer.instance = actions.create_credential(self.request.user, serializer.validated_data)
+        serializer.instance = actions.create_credential(
+            self.request.user, serializer.validated_data
+        )
 
 
 # --- Clusters --------------------------------------------------------------------------------
@@ -127,7 +132,10 @@ class ClusterList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request):
         return self.list(request)
 
-    @extend_schema(summary="Create a cluster", responses={201: s.ClusterSerializer})
+    @extend_schema(
+        summary="Create a cluster",
+        responses={201: s.ClusterSerializer},
+    )
     def post(self, request):
         return self.create(request)
 
@@ -183,7 +191,10 @@ class NodeList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request, cluster_id):
         return self.list(request)
 
-    @extend_schema(summary="Add a node", responses={201: s.NodeSerializer})
+    @extend_schema(
+        summary="Add a node",
+        responses={201: s.NodeSerializer},
+    )
     def post(self, request, cluster_id):
         return self.create(request)
 
@@ -261,7 +272,10 @@ class VipList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     def get(self, request, cluster_id):
         return self.list(request)
 
-    @extend_schema(summary="Add a virtual IP", responses={201: s.VirtualIPSerializer})
+    @extend_schema(
+        summary="Add a virtual IP",
+        responses={201: s.VirtualIPSerializer},
+    )
     def post(self, request, cluster_id):
         return self.create(request)
 
@@ -447,6 +461,7 @@ class ClusterFailovers(mixins.ListModelMixin, ApiView):
             OpenApiParameter(
                 "since",
                 OpenApiTypes.DATETIME,
+                allow_blank=True,
                 description="Only events at or after this ISO 8601 time (no offset: the "
                 "server's TIME_ZONE).",
             )
