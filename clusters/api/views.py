@@ -6,6 +6,8 @@ perform_destroy or the action's post(), with the signature of the matching servi
 Secrets are accepted and never returned.
 """
 
+import datetime as dt
+
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -439,8 +441,18 @@ def parse_since(raw):
             {"since": ["Use an ISO 8601 date and time, e.g. 2025-01-31T12:00:00Z."]}
         )
     if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    return value
+        try:
+            value = timezone.make_aware(value)
+        except (OverflowError, ValueError):  # the TIME_ZONE offset pushes it past year 1 or 9999
+            return dt.datetime.min.replace(tzinfo=dt.UTC) if value.year < 5000 else _LAST
+    # In UTC: PostgreSQL refuses offsets beyond +-15:59 (Python accepts up to +-23:59).
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC: every event, or none
+        return dt.datetime.min.replace(tzinfo=dt.UTC) if value.year < 5000 else _LAST
+
+
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 @extend_schema(tags=["status"])
