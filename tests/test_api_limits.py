@@ -85,3 +85,14 @@ def test_an_offset_no_database_takes_is_400_naming_it(viewer_api, cluster, offse
         response = viewer_api.get(url, offset=offset)
         assert response.status_code == 400
         assert list(response.json()) == ["offset"]
+
+
+def test_without_redis_tokens_still_work_and_failures_are_401(settings, viewer):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    assert from_address("198.51.100.9", token_for(viewer)).status_code == 200
+    assert from_address("198.51.100.9", "vip_wrong").status_code == 401

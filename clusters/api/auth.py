@@ -9,8 +9,10 @@ VIPANEL_API_TOKEN_FAILURES failures in a window of VIPANEL_API_TOKEN_FAILURE_WIN
 every token request from that address is answered 429 with Retry-After until the window ends.
 """
 
+import logging
 import time
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -24,6 +26,9 @@ REALM = 'Token realm="vipanel"'
 # this many seconds keeps a busy scraper from writing on every request.
 LAST_USED_RESOLUTION = 60
 FAILURES_KEY = "vipanel:api-token-failures:{address}:{window}"
+# What the cache raises when Redis is away: without it the API still answers, unlimited.
+CACHE_ERRORS = (redis.RedisError, OSError)
+log = logging.getLogger(__name__)
 
 
 def key_from(request):
@@ -68,15 +73,22 @@ class FailureLimit:
         self.key = FAILURES_KEY.format(address=self.address, window=self.number)
 
     def exceeded(self):
-        return (cache.get(self.key) or 0) >= self.limit
+        try:
+            return (cache.get(self.key) or 0) >= self.limit
+        except CACHE_ERRORS as e:
+            log.warning("API token failure limit unavailable (cache: %s)", e)
+            return False
 
     def count(self):
-        # add() creates the counter with the window's lifetime; incr() is atomic in Redis.
-        cache.add(self.key, 0, timeout=self.window + 1)
         try:
-            cache.incr(self.key)
-        except ValueError:  # expired between add() and incr()
-            cache.set(self.key, 1, timeout=self.window + 1)
+            # add() creates the counter with the window's lifetime; incr() is atomic in Redis.
+            cache.add(self.key, 0, timeout=self.window + 1)
+            try:
+                cache.incr(self.key)
+            except ValueError:  # expired between add() and incr()
+                cache.set(self.key, 1, timeout=self.window + 1)
+        except CACHE_ERRORS as e:
+            log.warning("API token failure not counted (cache: %s)", e)
 
 
 class TokenFailuresThrottled(exceptions.Throttled):
