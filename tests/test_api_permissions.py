@@ -9,6 +9,7 @@ it is added.
 # ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
 
 import pytest
+from django.test import Client
 
 from clusters.models import ConfigPush, SSHCredential
 from clusters.roles import ADMIN, OPERATOR, VIEWER
@@ -106,3 +107,25 @@ def test_a_url_no_route_matches_is_404_json(anon_api, path):
     response = anon_api.get(path)
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_an_unexpected_error_is_500_json(viewer, cluster, monkeypatch):
+    from clusters.api import views
+
+    def broken(cluster):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views.s, "status_dict", broken)
+    api = Api(token_for(viewer), client=Client(raise_request_exception=False))
+    response = api.get(f"/api/v1/clusters/{cluster.pk}/status/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+    assert "a bug" not in response.content.decode()
+
+
+def test_a_body_that_is_not_json_is_415_json(operator_api):
+    response = operator_api.client.post(
+        "/api/v1/clusters/", "name=x", content_type="text/plain", headers=operator_api.headers
+    )
+    assert response.status_code == 415
+    assert "detail" in response.json()

@@ -67,7 +67,7 @@ def _json(description, schema):
 
 
 class RoleAutoSchema(AutoSchema):
-    """Adds the role and the error responses (401, 403, 404, 400, 429) to every operation."""
+    """Adds the role and the error responses (400, 401, 403, 404, 415, 429) to each operation."""
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -88,6 +88,8 @@ class RoleAutoSchema(AutoSchema):
         queries = [p for p in operation.get("parameters", []) if p["in"] == "query"]
         if method.upper() != "GET" or queries:
             defaults["400"] = _json("Invalid input, by field", VALIDATION_ERRORS)
+        if method.upper() != "GET":
+            defaults["415"] = _json("The body is not application/json", error)
         for code, response in defaults.items():
             responses.setdefault(code, response)
         if "409" in responses:
