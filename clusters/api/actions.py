@@ -9,9 +9,10 @@ full_clean, save and the audit entry in one transaction; pushes through clusters
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from clusters import audit, remote
+from clusters import audit, history, remote, status
 from clusters.api.errors import Conflict
 from clusters.models import Cluster, ConfigPush, Node, SSHCredential, VirtualIP
+from clusters.preview import preview_cluster
 from clusters.push import PushRefused, resume_push, set_maintenance, start_push
 
 AUDIT_NAMES = {SSHCredential: "credential", Cluster: "cluster", Node: "node", VirtualIP: "vip"}
@@ -218,3 +219,13 @@ def resume_cluster_push(user, push):
         active = {"id": e.active.pk, "state": e.active.state} if e.active else None
         raise Conflict("; ".join(m for ms in errors.values() for m in ms), active=active) from None
     return push
+
+
+def preview(user, cluster):
+    """What a push would change on each node (reads the live files over SSH)."""
+    return preview_cluster(cluster)
+
+
+def refresh_status(user, cluster):
+    """Probe every node now and record what was seen, as a sweep would; the events found."""
+    return history.record_status(cluster, status.probe_cluster(cluster))

@@ -19,8 +19,6 @@ from rest_framework import exceptions, generics, mixins, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from clusters import history, preview
-from clusters import status as cluster_status
 from clusters.api import actions
 from clusters.api import serializers as s
 from clusters.api.serializers import MAX_ID
@@ -387,7 +385,7 @@ class ClusterPreview(ApiView):
         cluster = self.cluster()
         secrets = s.cluster_secrets(cluster)
         nodes = []
-        for node_preview in preview.preview_cluster(cluster):
+        for node_preview in actions.preview(request.user, cluster):
             row = node_preview.as_dict()
             row["diff"] = s.scrub(row["diff"], secrets)
             row["error"] = s.scrub(row["error"], secrets)
@@ -418,8 +416,7 @@ class ClusterRefresh(ApiView):
     def post(self, request, cluster_id):
         cluster = self.cluster()
         empty_body(request)
-        probed = cluster_status.probe_cluster(cluster)
-        events = history.record_status(cluster, probed)
+        events = actions.refresh_status(request.user, cluster)
         data = s.status_dict(cluster)
         data["events"] = s.FailoverSerializer(events, many=True).data
         return Response(data)
