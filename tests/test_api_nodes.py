@@ -4,8 +4,8 @@
 
 import pytest
 
-from clusters.api.serializers import NODE
-from clusters.models import AuditEntry, Node
+from clusters.api.serializers import NodeSerializer
+from clusters.models import AuditEntry, ConfigPush, Node
 from tests.test_api_support import (  # noqa: F401
     FINGERPRINT,
     OTHER_FINGERPRINT,
@@ -31,7 +31,7 @@ def node_url(node):
 def test_it_lists_a_clusters_nodes_highest_priority_first(viewer_api, cluster):
     body = viewer_api.get(nodes_url(cluster)).json()
     assert [n["name"] for n in body] == ["web-1", "web-2"]
-    assert set(NODE.output) == set(body[0])
+    assert {n for n, f in NodeSerializer().fields.items() if not f.write_only} == set(body[0])
     assert body[0]["cluster"] == cluster.pk
 
 
@@ -165,3 +165,32 @@ def test_an_unknown_cluster_or_node_is_404(viewer_api, operator_api):
     assert operator_api.post("/api/v1/clusters/999999/nodes/", NEW).status_code == 404
     assert viewer_api.get("/api/v1/nodes/999999/").status_code == 404
     assert operator_api.post("/api/v1/nodes/999999/repin/").status_code == 404
+
+
+def test_maintenance_through_the_api_pushes_like_the_panel(
+    operator, operator_api, cluster, django_capture_on_commit_callbacks
+):
+    node = cluster.nodes.get(name="web-1")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = operator_api.patch(node_url(node), {"maintenance": True})
+    assert response.status_code == 200, response.content
+    assert response.json()["maintenance"] is True
+    push = ConfigPush.objects.get()
+    assert push.kind == ConfigPush.Kind.MAINTENANCE and push.requested_by == operator
+    assert len(callbacks) == 1  # the push is enqueued once the change commits
+    entry = AuditEntry.objects.get(action="maintenance on")
+    assert entry.changes == {"maintenance": [False, True], "push": [None, push.pk]}
+    # Sent back unchanged: no second push.
+    assert operator_api.patch(node_url(node), {"maintenance": True}).status_code == 200
+    assert ConfigPush.objects.count() == 1
+
+
+def test_maintenance_is_refused_while_a_push_runs_and_nothing_changes(operator_api, cluster):
+    node = cluster.nodes.get(name="web-1")
+    running = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
+    response = operator_api.patch(node_url(node), {"maintenance": True, "ssh_port": 2222})
+    assert response.status_code == 409
+    assert response.json()["active"] == {"id": running.pk, "state": "running"}
+    node.refresh_from_db()
+    assert node.maintenance is False and node.ssh_port == 22
+    assert AuditEntry.objects.get(action="maintenance on").result.startswith("refused: ")

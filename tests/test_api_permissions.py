@@ -1,19 +1,19 @@
-"""Every route of the API, read from its urls: writes need a token and more than the viewer role.
+"""Every operation of the API, read from its generated schema: writes need a token and more than
+the viewer role.
 
-The list comes from clusters/api/urls.py itself, so a new write endpoint is covered the day it
-is added.
+The list comes from the schema drf-spectacular builds from clusters/api/urls.py (and
+test_api_schema checks that it names every route), so a new write endpoint is covered the day
+it is added.
 """
 
 # ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
 
-import re
-
 import pytest
+from django.test import Client
 
-from clusters.api import urls as api_urls
-from clusters.api.base import PUBLIC
 from clusters.models import ConfigPush, SSHCredential
-from clusters.roles import ADMIN, OPERATOR
+from clusters.roles import ADMIN, OPERATOR, VIEWER
+from tests.api_schema import operations, path_for
 from tests.test_api_support import (  # noqa: F401
     Api,
     anon_api,
@@ -27,25 +27,15 @@ from tests.test_api_support import (  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
-
-def routes():
-    """[(method, route template, role)] for every handler."""
-    found = []
-    for pattern in api_urls.urlpatterns:
-        for method, handler in pattern.callback.api_handlers.items():
-            found.append((method, str(pattern.pattern), handler.role))
-    return found
-
-
-WRITES = [(m, r, role) for m, r, role in routes() if m != "GET"]
-READS = [(m, r, role) for m, r, role in routes() if m == "GET" and role != PUBLIC]
+WRITES = [(m, p, role) for m, p, role in operations() if m != "GET"]
+READS = [(m, p, role) for m, p, role in operations() if m == "GET"]
 
 
 def test_the_route_table_is_what_we_think():
     assert (len(WRITES), len(READS)) == (13, 12)
     # A write open to the viewer role would be a hole: every non-GET needs more.
     assert all(role in (OPERATOR, ADMIN) for _, _, role in WRITES)
-    assert [r for m, r, role in routes() if role == PUBLIC] == ["schema/"]
+    assert all(role in (VIEWER, OPERATOR) for _, _, role in READS)
 
 
 @pytest.fixture
@@ -60,54 +50,82 @@ def ids(cluster):
     }
 
 
-def path_for(route, ids):
-    return "/api/v1/" + re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), route)
-
-
-@pytest.mark.parametrize("method, route, role", WRITES, ids=lambda x: str(x))
-def test_every_write_needs_a_token(anon_api, ids, method, route, role):
-    response = anon_api.request(method, path_for(route, ids), {})
+@pytest.mark.parametrize("method, path, role", WRITES, ids=lambda x: str(x))
+def test_every_write_needs_a_token(anon_api, ids, method, path, role):
+    response = anon_api.request(method, path_for(path, ids), {})
     assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
 
 
-@pytest.mark.parametrize("method, route, role", WRITES, ids=lambda x: str(x))
-def test_every_write_is_denied_to_a_viewer(viewer_api, ids, method, route, role):
+@pytest.mark.parametrize("method, path, role", WRITES, ids=lambda x: str(x))
+def test_every_write_is_denied_to_a_viewer(viewer_api, ids, method, path, role):
     before = SSHCredential.objects.count(), ConfigPush.objects.count()
-    response = viewer_api.request(method, path_for(route, ids), {})
+    response = viewer_api.request(method, path_for(path, ids), {})
     assert response.status_code == 403
     assert (SSHCredential.objects.count(), ConfigPush.objects.count()) == before
 
 
-@pytest.mark.parametrize("method, route, role", [w for w in WRITES if w[2] == ADMIN])
-def test_admin_only_writes_are_denied_to_an_operator(operator_api, ids, method, route, role):
-    assert operator_api.request(method, path_for(route, ids), {}).status_code == 403
+@pytest.mark.parametrize("method, path, role", [w for w in WRITES if w[2] == ADMIN])
+def test_admin_only_writes_are_denied_to_an_operator(operator_api, ids, method, path, role):
+    assert operator_api.request(method, path_for(path, ids), {}).status_code == 403
 
 
-@pytest.mark.parametrize("method, route, role", READS, ids=lambda x: str(x))
-def test_every_read_needs_a_token(anon_api, ids, method, route, role):
-    assert anon_api.request(method, path_for(route, ids)).status_code == 401
+@pytest.mark.parametrize("method, path, role", READS, ids=lambda x: str(x))
+def test_every_read_needs_a_token(anon_api, ids, method, path, role):
+    assert anon_api.request(method, path_for(path, ids)).status_code == 401
 
 
 @pytest.mark.parametrize(
-    "method, route, role",
-    [r for r in WRITES + READS if "<int:" in r[1]],
-    ids=lambda x: str(x),
+    "method, path, role", [r for r in WRITES + READS if "{" in r[1]], ids=lambda x: str(x)
 )
-def test_every_unknown_id_is_404(db, method, route, role):
+@pytest.mark.parametrize("missing", [999999, 2**63, 10**30])
+def test_every_unknown_id_is_404(db, method, path, role, missing):
     admin = make_user("root", is_superuser=True)
     response = Api(token_for(admin)).request(
         method,
-        path_for(route, dict.fromkeys(["cluster_id", "node_id", "vip_id", "push_id"], 999999)),
+        path_for(path, dict.fromkeys(["cluster_id", "node_id", "vip_id", "push_id"], missing)),
         {},
     )
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
 
 
-@pytest.mark.parametrize("route", sorted({r for _, r, _ in routes()}))
-def test_every_other_method_is_405(viewer_api, ids, route):
-    allowed = {m for m, r, _ in routes() if r == route}
-    for method in {"GET", "POST", "PATCH", "DELETE", "PUT"} - allowed:
-        response = viewer_api.request(method, path_for(route, ids), {})
-        assert response.status_code == 405, (method, route)
+@pytest.mark.parametrize("path", sorted({p for _, p, _ in operations()}))
+def test_every_other_method_is_405(viewer_api, ids, path):
+    allowed = {m for m, p, _ in operations() if p == path}
+    for method in {"GET", "POST", "PATCH", "DELETE", "PUT", "HEAD", "OPTIONS"} - allowed:
+        response = viewer_api.request(method, path_for(path, ids), {})
+        assert response.status_code == 405, (method, path)
         assert set(response["Allow"].split(", ")) == allowed
+        if method != "HEAD":
+            assert response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nope/", "/api/v2/clusters/", "/api/v1/clusters/x/"])
+def test_a_url_no_route_matches_is_404_json(anon_api, path):
+    response = anon_api.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_an_unexpected_error_is_500_json(viewer, cluster, monkeypatch):
+    from clusters.api import views
+
+    def broken(cluster):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views.s, "status_dict", broken)
+    api = Api(token_for(viewer), client=Client(raise_request_exception=False))
+    response = api.get(f"/api/v1/clusters/{cluster.pk}/status/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+    assert "a bug" not in response.content.decode()
+
+
+def test_a_body_that_is_not_json_is_415_json(operator_api):
+    response = operator_api.client.post(
+        "/api/v1/clusters/", "name=x", content_type="text/plain", headers=operator_api.headers
+    )
+    assert response.status_code == 415
+    assert "detail" in response.json()

@@ -7,12 +7,11 @@ every body is searched for them, whole and in pieces.
 # ruff: noqa: F811 (pytest fixtures imported from tests.test_api_support)
 
 import logging
-import re
 
 import pytest
 
-from clusters.api import urls as api_urls
 from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, PushStep
+from tests.api_schema import operations, path_for
 from tests.conftest import make_private_key
 from tests.test_api_support import (  # noqa: F401
     AUTH_PASS,
@@ -108,15 +107,12 @@ def world(admin_api, fake_ssh):
 def test_no_response_of_any_route_holds_a_secret(world, caplog):
     call, bodies, ids, secrets = world
     caplog.set_level(logging.DEBUG)
-    paths = {
-        "/api/v1/" + re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), str(p.pattern)): p
-        for p in api_urls.urlpatterns
-    }
     # Reads first (preview reads the live file over the fake SSH), then the writes that keep
     # the objects alive, then errors that echo the input.
-    for path, pattern in paths.items():
-        if "GET" in pattern.callback.api_methods:
-            call("GET", path)
+    call("GET", "/api/v1/schema/")
+    for method, path, _ in operations():
+        if method == "GET":
+            call("GET", path_for(path, ids))
     call("POST", f"/api/v1/clusters/{ids['cluster_id']}/refresh/")
     call("POST", f"/api/v1/nodes/{ids['node_id']}/repin/")
     call("POST", f"/api/v1/pushes/{ids['push_id']}/resume/")

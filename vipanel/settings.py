@@ -109,6 +109,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "clusters",
     "alerts",
 ]
@@ -198,6 +201,51 @@ if DEBUG or not STATIC_ROOT.exists():
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Shared by the web server and the workers (e.g. the last sweep's duration for /metrics).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# The JSON API (clusters/api/): token only, JSON only, every error as JSON.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clusters.api.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["clusters.api.permissions.RoleByMethod"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "clusters.api.pagination.LimitOffset",
+    "DEFAULT_SCHEMA_CLASS": "clusters.api.openapi.RoleAutoSchema",
+    "EXCEPTION_HANDLER": "clusters.api.errors.exception_handler",
+    "NON_FIELD_ERRORS_KEY": "__all__",
+    "UNAUTHENTICATED_USER": None,
+    "STRICT_JSON": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vipanel API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": "Clusters, nodes and virtual IPs of keepalived VRRP clusters; pushes, status "
+    "and failover history. Authenticate with 'Authorization: Token KEY' (python manage.py "
+    "create_api_token USER --role viewer|operator|admin). Secrets are write-only. Each "
+    "operation names the role it needs in x-vipanel-role.",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response objects: write-only secrets appear only in requests,
+    # read-only fields only in responses, and PATCH bodies have no required fields.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PushKindEnum": "clusters.models.ConfigPush.Kind",
+        "PushStateEnum": "clusters.models.ConfigPush.State",
+        "PushStepStateEnum": "clusters.models.PushStep.State",
+        "FailoverKindEnum": "clusters.models.FailoverEvent.Kind",
+        "DetectedByEnum": "clusters.models.FailoverEvent.DetectedBy",
+    },
+    "SCHEMA_PATH_PREFIX": "/api/v1/",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clusters.api.openapi.require_every_returned_field",
+        "clusters.api.openapi.refuse_unknown_fields",
+    ],
+    # The docs page loads Swagger UI from our own static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Wrong API tokens per client address and window (seconds) before it is answered 429.
+VIPANEL_API_TOKEN_FAILURES = env_int("VIPANEL_API_TOKEN_FAILURES", 20)
+VIPANEL_API_TOKEN_FAILURE_WINDOW = env_int("VIPANEL_API_TOKEN_FAILURE_WINDOW", 60)
 # Clients allowed to read /metrics without an API token.
 VIPANEL_METRICS_ALLOW = env_list("VIPANEL_METRICS_ALLOW", ["127.0.0.1", "::1"])
 

@@ -11,3 +11,9 @@ urlpatterns = [
     path("alerts/", include("alerts.urls")),
     path("", include("clusters.urls")),
 ]
+
+# JSON under /api/ (a URL no route matches, an unexpected error), the usual pages elsewhere.
+handler400 = "clusters.api.errors.bad_request"
+handler403 = "clusters.api.errors.permission_denied"
+handler404 = "clusters.api.errors.not_found"
+handler500 = "clusters.api.errors.server_error"

@@ -1,144 +1,35 @@
-"""Model instances to JSON and JSON onto model instances, as plain functions.
+"""The API's JSON shapes, as DRF serializers (drf-spectacular builds the schema from them).
 
 Input is checked for its JSON type here (a string where a number belongs is a 400, not coerced)
-and then handed to the model: the instance is built and `full_clean()` decides, so the API
-answers with the same rules and messages as the forms and the admin. Secrets are write-only:
-no function here ever puts one in its output.
+and then handed to the model: validate() builds the instance and `full_clean()` decides, so the
+API answers with the same rules and messages as the forms and the admin. Secrets are write-only:
+no serializer here ever puts one in its output.
 """
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import copy
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 
-from clusters import audit
-from clusters.models import Cluster, FailoverEvent, Node, SSHCredential, VirtualIP
+from clusters import audit, roles
+from clusters.models import (
+    Cluster,
+    ConfigPush,
+    FailoverEvent,
+    Node,
+    PushStep,
+    SSHCredential,
+    VirtualIP,
+)
 from clusters.preview import mask_secrets
 
-
-@dataclass(frozen=True)
-class Resource:
-    """How one model looks in the API, by model field name."""
-
-    model: type
-    # Names the object in audit actions ("node.update"), as the panel's views do.
-    audit_name: str
-    # Accepted in input and returned.
-    fields: tuple
-    # Accepted in input, never returned (secrets).
-    write_only: tuple = ()
-    # Returned, never accepted (a field may be echoed back unchanged, so GET -> PATCH works).
-    read_only: tuple = ("id",)
-    # Returned values that are no model field: name -> function of the instance.
-    computed: dict = field(default_factory=dict)
-
-    @property
-    def writable(self):
-        return self.fields + self.write_only
-
-    @property
-    def output(self):
-        return self.read_only[:1] + self.fields + self.read_only[1:]
-
-
-CREDENTIAL = Resource(
-    SSHCredential,
-    "credential",
-    fields=("name", "username"),
-    write_only=("private_key", "passphrase"),
-    read_only=("id", "created", "updated"),
-)
-
-CLUSTER = Resource(
-    Cluster,
-    "cluster",
-    fields=(
-        "name",
-        "network",
-        "virtual_router_id",
-        "interface",
-        "advert_int",
-        "unicast",
-        "preempt",
-        "preempt_delay",
-        "check_script",
-        "check_interval",
-        "check_weight",
-        "check_fall",
-        "check_rise",
-        "config_path",
-        "reload_command",
-        "credential",
-    ),
-    write_only=("auth_pass",),
-    read_only=("id", "auth_pass_set", "created", "updated"),
-    # Whether VRRP authentication is on, without a hint of the password.
-    computed={"auth_pass_set": lambda cluster: bool(cluster.auth_pass)},
-)
-
-NODE = Resource(
-    Node,
-    "node",
-    fields=(
-        "name",
-        "address",
-        "ssh_port",
-        "priority",
-        "interface",
-        "credential",
-        "maintenance",
-        "host_key_fingerprint",
-    ),
-    read_only=("id", "cluster", "offered_host_key_fingerprint", "created", "updated"),
-)
-
-VIP = Resource(
-    VirtualIP,
-    "vip",
-    fields=("address", "label"),
-    read_only=("id", "cluster", "host_address", "created"),
-)
-
-
-def _json_value(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def to_dict(resource, instance):
-    data = {}
-    for name in resource.output:
-        if name in resource.computed:
-            data[name] = resource.computed[name](instance)
-            continue
-        model_field = resource.model._meta.get_field(name)
-        data[name] = _json_value(getattr(instance, model_field.attname))
-    return data
-
-
-def _type_error(model_field, value):
-    """What is wrong with the JSON type of value for model_field, or None."""
-    if value is None:
-        if model_field.null:
-            return None
-        if isinstance(model_field, (models.CharField, models.TextField)):
-            return "This field may not be null; send an empty string to leave it empty."
-        return "This field may not be null."
-    if model_field.is_relation:
-        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an id (a number)"
-    elif isinstance(model_field, models.BooleanField):
-        ok, wanted = isinstance(value, bool), "true or false"
-    elif isinstance(model_field, models.IntegerField):
-        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
-    else:
-        ok, wanted = isinstance(value, str), "a string"
-        if ok and "\x00" in value:
-            return "Remove the NUL character."
-    if not ok:
-        return f"Expected {wanted}, got {_json_type(value)}."
-    return None
+# The largest id a database column holds; a larger number is no id of ours (and would overflow).
+MAX_ID = 2**63 - 1
 
 
 def _json_type(value):
@@ -149,38 +40,288 @@ def _json_type(value):
         str: "a string",
         list: "a list",
         dict: "an object",
+        type(None): "null",
     }.get(type(value), type(value).__name__)
 
 
-def apply(resource, instance, data):
-    """Set data's fields on instance and validate it with full_clean().
+def _expected(wanted, value):
+    return serializers.ValidationError(f"Expected {wanted}, got {_json_type(value)}.")
 
-    Returns {field: [messages]} (empty when the instance may be saved). Nothing is saved here.
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise _expected("a whole number", data)
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise _expected("true or false", data)
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string, taken as sent (a key's final newline stays); its length is the model's
+    rule (so the model's message), not DRF's."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+        lengths = (MaxLengthValidator, MinLengthValidator)
+        self.validators = [v for v in self.validators if not isinstance(v, lengths)]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise _expected("a string", data)
+        return super().to_internal_value(data)
+
+
+class IsoDateTimeField(serializers.DateTimeField):
+    """As the API has always written times: datetime.isoformat() (+00:00, not Z)."""
+
+    def to_representation(self, value):
+        return value.isoformat() if value else None
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise _expected("an id (a number)", data)
+        if not 0 < data <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+class ModelCleanSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose rules are the model's: strict JSON types, then full_clean().
+
+    Unknown fields are refused by name; a read-only field may be sent only unchanged (so a GET
+    body can be PATCHed back). Field validators, unique checks and the model's clean() all run in
+    full_clean(), with their messages.
     """
-    if not isinstance(data, dict):
-        return {"__all__": ["Send a JSON object of fields."]}
-    errors = {}
-    current = to_dict(resource, instance) if instance.pk else {}
-    for name, value in data.items():
-        if name in resource.writable:
-            problem = _type_error(resource.model._meta.get_field(name), value)
-            if problem:
-                errors[name] = [problem]
-        elif name in resource.output:
-            if name not in current or current[name] != value:
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.IntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+        models.SmallIntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.PositiveBigIntegerField: StrictIntegerField,
+        models.BooleanField: StrictBooleanField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.GenericIPAddressField: StrictCharField,
+        models.DateTimeField: IsoDateTimeField,
+    }
+    serializer_related_field = StrictPrimaryKeyRelatedField
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        # The model's validators run in full_clean(); DRF's copies would answer first, with
+        # other messages (and UniqueValidator with its own query).
+        kwargs.pop("validators", None)
+        if field_class is StrictCharField:
+            for key in ("protocol", "unpack_ipv4"):
+                kwargs.pop(key, None)
+        return field_class, kwargs
+
+    def get_unique_together_validators(self):
+        return []  # the model's constraints, in full_clean()
+
+    def get_unique_for_date_validators(self):
+        return []
+
+    def writable_names(self):
+        return [name for name, f in self.fields.items() if not f.read_only]
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ["Send a JSON object of fields."]})
+        self.check_roles(data)
+        current = self.to_representation(self.instance) if self.instance is not None else {}
+        errors = {}
+        for name, value in data.items():
+            field = self.fields.get(name)
+            if field is None:
+                fields = ", ".join(self.writable_names())
+                errors[name] = [f"Unknown field; the fields are {fields}."]
+            elif field.read_only and (name not in current or current[name] != value):
                 errors[name] = ["This field is read-only."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+    def check_roles(self, data):
+        """Refuse (403) a field the user's role may not set; nothing by default."""
+
+    def validate(self, attrs):
+        if self.instance is not None:
+            instance = copy.copy(self.instance)
         else:
-            errors[name] = [f"Unknown field; the fields are {', '.join(resource.writable)}."]
-    if errors:
-        return errors
-    for name, value in data.items():
-        if name in resource.writable:
-            setattr(instance, resource.model._meta.get_field(name).attname, value)
-    try:
-        instance.full_clean()
-    except ValidationError as e:
-        return e.message_dict
-    return {}
+            instance = self.Meta.model(**self.context.get("parent", {}))
+        for name, value in attrs.items():
+            setattr(instance, name, value)
+        try:
+            instance.full_clean()
+        except DjangoValidationError as e:
+            raise serializers.ValidationError(e.message_dict) from None
+        return attrs
+
+
+class CredentialSerializer(ModelCleanSerializer):
+    """An SSH credential: its name and user name; the key and passphrase are write-only."""
+
+    class Meta:
+        model = SSHCredential
+        fields = ["id", "name", "username", "created", "updated", "private_key", "passphrase"]
+        extra_kwargs = {
+            "private_key": {
+                "write_only": True,
+                "help_text": "Write-only: stored encrypted, never returned. An OpenSSH or PEM "
+                "private key.",
+            },
+            "passphrase": {"write_only": True, "help_text": "Write-only: stored encrypted."},
+        }
+
+
+CLUSTER_FIELDS = [
+    "name",
+    "network",
+    "virtual_router_id",
+    "interface",
+    "advert_int",
+    "unicast",
+    "preempt",
+    "preempt_delay",
+    "check_script",
+    "check_interval",
+    "check_weight",
+    "check_fall",
+    "check_rise",
+    "config_path",
+    "reload_command",
+    "credential",
+]
+
+
+class ClusterSerializer(ModelCleanSerializer):
+    """A keepalived VRRP cluster, by its model field names; auth_pass is write-only."""
+
+    auth_pass_set = serializers.SerializerMethodField(
+        help_text="Whether an auth_pass is stored (the value is never returned)."
+    )
+
+    class Meta:
+        model = Cluster
+        fields = ["id", *CLUSTER_FIELDS, "auth_pass_set", "created", "updated", "auth_pass"]
+        extra_kwargs = {
+            "auth_pass": {
+                "write_only": True,
+                "help_text": "Write-only: stored encrypted, never returned. In a PATCH, an "
+                "empty string removes it; leave it out to keep it.",
+            },
+            "reload_command": {"help_text": "Only an admin may set it (403 otherwise)."},
+        }
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_auth_pass_set(self, cluster):
+        return bool(cluster.auth_pass)
+
+    def check_roles(self, data):
+        request = self.context.get("request")
+        if "reload_command" not in data or request is None or roles.can_admin(request.user):
+            return
+        if self.instance is not None and data["reload_command"] == self.instance.reload_command:
+            return  # echoed back unchanged (GET -> PATCH)
+        raise PermissionDenied(
+            "Only an admin may set reload_command: it runs as a shell command on every node."
+        )
+
+
+class NodeSerializer(ModelCleanSerializer):
+    """A node of a cluster."""
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "name",
+            "address",
+            "ssh_port",
+            "priority",
+            "interface",
+            "credential",
+            "maintenance",
+            "host_key_fingerprint",
+            "cluster",
+            "offered_host_key_fingerprint",
+            "created",
+            "updated",
+        ]
+        read_only_fields = ["cluster", "offered_host_key_fingerprint"]
+        extra_kwargs = {
+            "host_key_fingerprint": {
+                "help_text": "SHA256:... as ssh-keygen -l prints it. Once pinned it changes "
+                "only through POST /api/v1/nodes/{node_id}/repin/.",
+            },
+            "maintenance": {
+                "help_text": "Changing it pushes the cluster (the node gets the lowest "
+                "priority, so the VIPs move off it): 409 while another push is active.",
+            },
+        }
+
+    def validate_host_key_fingerprint(self, value):
+        pinned = self.instance.host_key_fingerprint if self.instance is not None else ""
+        if pinned and value != pinned:
+            raise serializers.ValidationError(
+                "The host key is pinned; a different one is accepted only with "
+                f"POST /api/v1/nodes/{self.instance.pk}/repin/, after the node has offered it."
+            )
+        return value
+
+
+class VirtualIPSerializer(ModelCleanSerializer):
+    """A virtual IP of a cluster (address/prefix)."""
+
+    class Meta:
+        model = VirtualIP
+        fields = ["id", "address", "label", "cluster", "host_address", "created"]
+        read_only_fields = ["cluster", "host_address"]
+
+
+class RepinSerializer(serializers.Serializer):
+    """Optionally, the offered host key the caller compared."""
+
+    fingerprint = StrictCharField(
+        required=False,
+        help_text="Optional: the offered key you compared; 409 if the node offers another by now.",
+    )
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ['Send {} or {"fingerprint": "..."}.']})
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown field; the only field is fingerprint."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+class EmptySerializer(serializers.Serializer):
+    """For actions that take no fields: an empty body or {}."""
+
+    def to_internal_value(self, data):
+        if data in (None, {}, ""):
+            return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ["Send an empty body or {}."]})
+        raise serializers.ValidationError(
+            {name: ["Unknown field; this action takes none."] for name in data}
+        )
 
 
 # --- Operations ------------------------------------------------------------------------------
@@ -199,66 +340,181 @@ def cluster_secrets(cluster):
     return [cluster.auth_pass, cluster.notify_secret]
 
 
-def push_dict(push, steps=None, secrets=()):
-    """A push and its steps. Node output is kept (keepalived -t's messages), secrets scrubbed."""
-    steps = push.steps.all() if steps is None else steps
-    return {
-        "id": push.pk,
-        "cluster": push.cluster_id,
-        "kind": push.kind,
-        "state": push.state,
-        "requested_by": push.requested_by.get_username() if push.requested_by else None,
-        "created": _json_value(push.created),
-        "started": _json_value(push.started),
-        "finished": _json_value(push.finished),
-        "detail": scrub(push.detail, secrets),
-        "steps": [
-            {
-                "node": step.node_name,
-                "node_id": step.node_id,
-                "position": step.position,
-                "state": step.state,
-                "detail": scrub(step.detail, secrets),
-                "exit_code": step.exit_code,
-                "output": scrub(step.output, secrets),
-                "started": _json_value(step.started),
-                "finished": _json_value(step.finished),
-            }
-            for step in steps
-        ],
-    }
+class ScrubbedField(serializers.CharField):
+    """Text from a node or a push log, with the cluster's secrets (context["secrets"]) masked."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value):
+        return scrub(value, self.context.get("secrets", ()))
 
 
-def push_summary(push):
+class PushStepSerializer(serializers.ModelSerializer):
+    """One node's step of a push."""
+
+    node = serializers.CharField(source="node_name", read_only=True)
+    node_id = serializers.IntegerField(read_only=True, allow_null=True)
+    detail = ScrubbedField()
+    output = ScrubbedField(help_text="The node's output (keepalived -t).")
+    started = IsoDateTimeField(read_only=True, allow_null=True)
+    finished = IsoDateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = PushStep
+        fields = [
+            "node",
+            "node_id",
+            "position",
+            "state",
+            "detail",
+            "exit_code",
+            "output",
+            "started",
+            "finished",
+        ]
+        read_only_fields = fields
+
+
+class PushSummarySerializer(serializers.ModelSerializer):
     """A push in a list: no steps, no log."""
-    return {
-        "id": push.pk,
-        "cluster": push.cluster_id,
-        "kind": push.kind,
-        "state": push.state,
-        "created": _json_value(push.created),
-        "finished": _json_value(push.finished),
-    }
+
+    cluster = serializers.IntegerField(source="cluster_id", read_only=True)
+    created = IsoDateTimeField(read_only=True)
+    finished = IsoDateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ConfigPush
+        fields = ["id", "cluster", "kind", "state", "created", "finished"]
+        read_only_fields = fields
 
 
-def failover_dict(event: FailoverEvent):
-    return {
-        "id": event.pk,
-        "at": _json_value(event.at),
-        "vip": event.vip_address,
-        "vip_id": event.vip_id,
-        "from_node": event.from_node,
-        "to_node": event.to_node,
-        "kind": event.kind,
-        "detected_by": event.detected_by,
-        "detail": event.detail,
-    }
+class PushSerializer(PushSummarySerializer):
+    """A push and its steps. Node output is kept (keepalived -t's messages), secrets scrubbed."""
+
+    requested_by = serializers.SerializerMethodField()
+    started = IsoDateTimeField(read_only=True, allow_null=True)
+    detail = ScrubbedField()
+    steps = PushStepSerializer(many=True, read_only=True)
+
+    class Meta(PushSummarySerializer.Meta):
+        fields = [
+            "id",
+            "cluster",
+            "kind",
+            "state",
+            "requested_by",
+            "created",
+            "started",
+            "finished",
+            "detail",
+            "steps",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_requested_by(self, push):
+        return push.requested_by.get_username() if push.requested_by else None
+
+
+class FailoverSerializer(serializers.ModelSerializer):
+    """A failover, split brain or other VIP event."""
+
+    at = IsoDateTimeField(read_only=True)
+    vip = serializers.CharField(source="vip_address", read_only=True)
+    vip_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = FailoverEvent
+        fields = ["id", "at", "vip", "vip_id", "from_node", "to_node", "kind", "detected_by",
+                  "detail"]
+        read_only_fields = fields
+
+
+# Preview and status are computed, not stored: these serializers describe their shape (for the
+# schema); the views return the dicts as built.
+
+
+class NodePreviewSerializer(serializers.Serializer):
+    """What a push would change on one node."""
+
+    node = serializers.CharField()
+    node_id = serializers.IntegerField()
+    changed = serializers.BooleanField(
+        allow_null=True, help_text="null when the live file could not be read (see error)."
+    )
+    diff = serializers.CharField(help_text="Unified diff, live -> rendered; auth_pass masked.")
+    error = serializers.CharField(allow_blank=True)
+    maintenance = serializers.BooleanField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    """What a push would change, per node."""
+
+    cluster = serializers.IntegerField()
+    nodes = NodePreviewSerializer(many=True)
+
+
+class VipStatusSerializer(serializers.Serializer):
+    """Who holds a VIP, as last seen."""
+
+    id = serializers.IntegerField()
+    address = serializers.CharField()
+    holder = serializers.CharField(
+        allow_null=True,
+        help_text="The one node holding it; null in split brain or with no holder.",
+    )
+    holders = serializers.ListField(child=serializers.CharField())
+    since = serializers.DateTimeField(allow_null=True)
+    split_brain = serializers.BooleanField()
+    no_holder = serializers.BooleanField()
+
+
+class NodeStatusSerializer(serializers.Serializer):
+    """A node as the last sweep saw it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    maintenance = serializers.BooleanField()
+    checked_at = serializers.DateTimeField(allow_null=True)
+    reachable = serializers.BooleanField(allow_null=True, help_text="null: never probed.")
+    keepalived_running = serializers.BooleanField(allow_null=True)
+    vrrp_state = serializers.CharField(help_text="MASTER, BACKUP, FAULT, STOPPED or UNKNOWN.")
+    holds = serializers.ListField(child=serializers.CharField())
+    drift = serializers.BooleanField(
+        allow_null=True, help_text="The live config differs from what vipanel renders."
+    )
+    error = serializers.CharField(allow_blank=True)
+    host_key_problem = serializers.BooleanField()
+
+
+class StatusSerializer(serializers.Serializer):
+    """What the last sweep saw of a cluster."""
+
+    cluster = serializers.IntegerField()
+    name = serializers.CharField()
+    checked_at = serializers.DateTimeField(allow_null=True)
+    split_brain = serializers.BooleanField()
+    vips = VipStatusSerializer(many=True)
+    nodes = NodeStatusSerializer(many=True)
+
+
+class RefreshSerializer(StatusSerializer):
+    """A fresh status, with the events the probe found."""
+
+    events = FailoverSerializer(many=True, help_text="The events this probe found.")
+
+
+def _iso(value):
+    return value.isoformat() if value else None
 
 
 def status_dict(cluster):
     """What the last sweep (or notify report) saw of a cluster, from NodeState and VipState.
 
-    Two queries whatever the cluster's size. A node never probed has reachable null.
+    The API's one statement of a cluster's status and problems (split brain, no holder,
+    unreachable nodes): every status answer is built here. Two queries whatever the cluster's
+    size. A node never probed has reachable null.
     """
     nodes = list(cluster.nodes.select_related("state").order_by("-priority", "pk"))
     vips = list(cluster.vips.select_related("state__holder").order_by("pk"))
@@ -271,7 +527,7 @@ def status_dict(cluster):
                 "id": node.pk,
                 "name": node.name,
                 "maintenance": node.maintenance,
-                "checked_at": _json_value(state.checked_at) if state else None,
+                "checked_at": _iso(state.checked_at) if state else None,
                 "reachable": state.reachable if state else None,
                 "keepalived_running": state.keepalived_running if state else None,
                 "vrrp_state": state.vrrp_state if state else "UNKNOWN",
@@ -292,7 +548,7 @@ def status_dict(cluster):
                 "address": vip.address,
                 "holder": state.holder.name if settled and state.holder else None,
                 "holders": holders,
-                "since": _json_value(state.since) if state else None,
+                "since": _iso(state.since) if state else None,
                 "split_brain": state.split_brain if state else False,
                 "no_holder": state.no_holder if state else False,
             }
@@ -302,7 +558,7 @@ def status_dict(cluster):
     return {
         "cluster": cluster.pk,
         "name": cluster.name,
-        "checked_at": _json_value(max(checked)) if checked else None,
+        "checked_at": _iso(max(checked)) if checked else None,
         "split_brain": any(row["split_brain"] for row in vip_rows),
         "vips": vip_rows,
         "nodes": node_rows,

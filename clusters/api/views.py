@@ -1,104 +1,94 @@
-"""The JSON API's handlers. `urls.py` joins them per URL with base.route().
+"""The JSON API's views (Django REST Framework). `urls.py` maps them to /api/v1/.
 
-Every write builds the instance, validates it with full_clean() (the forms' rules), saves it and
-records an audit entry in one transaction. Secrets are accepted and never returned.
+Every view names the role each method needs (`roles`, checked by permissions.RoleByMethod).
+Every mutation is ONE call to clusters/api/actions.py inside perform_create / perform_update /
+perform_destroy or the action's post(), with the signature of the matching service function.
+Secrets are accepted and never returned.
 """
 
-from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
-from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
+import datetime as dt
+
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.renderers import OpenApiJsonRenderer2
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from rest_framework import exceptions, generics, mixins, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 
-from clusters import audit, history, preview, remote, status
-from clusters.api import schema, serializers
-from clusters.api.base import (
-    PUBLIC,
-    Conflict,
-    Invalid,
-    needs,
-    paginated,
-    read_empty,
-    read_json,
-)
-from clusters.api.serializers import CLUSTER, CREDENTIAL, NODE, VIP, to_dict
-from clusters.models import (
-    Cluster,
-    ConfigPush,
-    FailoverEvent,
-    Node,
-    SSHCredential,
-    VirtualIP,
-)
-from clusters.push import PushRefused, resume_push, start_push
-from clusters.roles import ADMIN, OPERATOR, VIEWER, can_admin
+from clusters.api import actions
+from clusters.api import serializers as s
+from clusters.api.serializers import MAX_ID
+from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, SSHCredential, VirtualIP
+from clusters.roles import ADMIN, OPERATOR, VIEWER
+
+CONFLICT = OpenApiResponse(description="Not possible in the current state")
 
 
-def _created(data):
-    return JsonResponse(data, status=201)
-
-
-def _accepted(data):
-    return JsonResponse(data, status=202)
-
-
-def _no_content():
-    return HttpResponse(status=204)
-
-
-def _save(user, resource, instance, data):
-    """Validate data onto instance, save it and audit the change; Invalid with the errors."""
-    creating = instance.pk is None
-    before = {} if creating else audit.snapshot(instance, resource.writable)
-    errors = serializers.apply(resource, instance, data)
-    if errors:
-        raise Invalid(errors)
+def get_or_404(queryset, pk):
+    if pk > MAX_ID:  # no such row, and more than the database's integer could even look up
+        raise Http404
     try:
-        with transaction.atomic():
-            instance.save()
-            changes = audit.diff(before, audit.snapshot(instance, resource.writable))
-            if creating or changes:
-                action = f"{resource.audit_name}.{'create' if creating else 'update'}"
-                result = "created via API" if creating else "saved via API"
-                audit.record(user, action, instance, changes=changes, result=result)
-    except IntegrityError:
-        # clean() checked the rules; a concurrent write got there first.
-        raise Conflict(
-            "Another change conflicting with this one was saved meanwhile; retry."
-        ) from None
-    return to_dict(resource, instance)
+        return queryset.get(pk=pk)
+    except queryset.model.DoesNotExist:
+        raise Http404 from None
 
 
-def _delete(user, resource, instance):
-    before = audit.snapshot(instance, resource.writable)
-    try:
-        with transaction.atomic():
-            audit.record(
-                user,
-                f"{resource.audit_name}.delete",
-                instance,
-                changes=audit.diff(before, {}),
-                result="deleted via API",
-            )
-            instance.delete()
-    except ProtectedError as e:
-        names = ", ".join(sorted(str(o) for o in e.protected_objects)[:10])
-        raise Conflict(f"Still in use by {names}; change those first.") from None
-    return _no_content()
+class ApiView(generics.GenericAPIView):
+    """Method first (405), then token (401), then role (403), then the object (404)."""
+
+    # No HEAD or OPTIONS: the API answers what its schema names.
+    http_method_names = ["get", "post", "put", "patch", "delete"]
+    roles: dict = {}
+
+    @property
+    def allowed_methods(self):
+        return sorted(m.upper() for m in self.http_method_names if hasattr(self, m))
+
+    def initial(self, request, *args, **kwargs):
+        if request.method.upper() not in self.allowed_methods:
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
+
+    def cluster(self):
+        return get_or_404(Cluster.objects.all(), self.kwargs["cluster_id"])
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if "cluster_id" in self.kwargs and self.request.method == "POST":
+            context["parent"] = {"cluster": self.cluster()}
+        return context
 
 
-def _cluster(cluster_id):
-    return get_object_or_404(Cluster, pk=cluster_id)
+class ObjectView(ApiView):
+    pk_kwarg = ""
+
+    def get_object(self):
+        obj = get_or_404(self.get_queryset(), self.kwargs[self.pk_kwarg])
+        self.check_object_permissions(self.request, obj)
+        return obj
 
 
 # --- Schema ----------------------------------------------------------------------------------
 
 
-@needs(PUBLIC)
-def schema_view(request):
-    return JsonResponse(schema.SCHEMA)
+class SchemaView(SpectacularJSONAPIView):
+    """The OpenAPI 3 document, generated from the views below (no token needed)."""
+
+    renderer_classes = [OpenApiJsonRenderer2]
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+
+class DocsView(SpectacularSwaggerView):
+    """Swagger UI for the schema, from static files (drf-spectacular-sidecar): no CDN."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    url_name = "api:schema"
 
 
 # --- Credentials -----------------------------------------------------------------------------
@@ -106,306 +96,334 @@ def schema_view(request):
 
 # Operators pick a credential for a cluster or node, so they see names and user names (never a
 # secret); viewers do not need them, as in the panel.
-@needs(OPERATOR)
-def credential_list(request):
-    credentials = SSHCredential.objects.defer("private_key", "passphrase").order_by("name", "pk")
-    return paginated(request, credentials, lambda c: to_dict(CREDENTIAL, c))
+@extend_schema(tags=["credentials"])
+class CredentialList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": OPERATOR, "POST": ADMIN}
+    serializer_class = s.CredentialSerializer
+    queryset = SSHCredential.objects.defer("private_key", "passphrase").order_by("name", "pk")
 
+    @extend_schema(summary="SSH credentials: names and user names only")
+    def get(self, request):
+        return self.list(request)
 
-@needs(ADMIN)
-def credential_create(request):
-    credential = SSHCredential()
-    return _created(_save(request.user, CREDENTIAL, credential, read_json(request)))
+    @extend_schema(
+        summary="Store an SSH credential (the key and passphrase are write-only)",
+        responses={201: s.CredentialSerializer},
+    )
+    def post(self, request):
+        return self.create(request)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_credential(
+            self.request.user, serializer.validated_data
+        )
 
 
 # --- Clusters --------------------------------------------------------------------------------
 
 
-def _refuse_reload_command(request, cluster, data):
-    if not isinstance(data, dict) or "reload_command" not in data or can_admin(request.user):
-        return
-    if cluster.pk is not None and data["reload_command"] == cluster.reload_command:
-        return  # echoed back unchanged (GET -> PATCH)
-    raise PermissionDenied(
-        "Only an admin may set reload_command: it runs as a shell command on every node."
+@extend_schema(tags=["clusters"])
+class ClusterList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.ClusterSerializer
+    queryset = Cluster.objects.defer("notify_secret").order_by("name", "pk")
+
+    @extend_schema(summary="Clusters by name")
+    def get(self, request):
+        return self.list(request)
+
+    @extend_schema(
+        summary="Create a cluster",
+        responses={201: s.ClusterSerializer},
     )
+    def post(self, request):
+        return self.create(request)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_cluster(self.request.user, serializer.validated_data)
 
 
-@needs(VIEWER)
-def cluster_list(request):
-    clusters = Cluster.objects.defer("notify_secret").order_by("name", "pk")
-    return paginated(request, clusters, lambda c: to_dict(CLUSTER, c))
+@extend_schema(tags=["clusters"])
+class ClusterDetail(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ObjectView
+):
+    roles = {"GET": VIEWER, "PATCH": OPERATOR, "DELETE": OPERATOR}
+    serializer_class = s.ClusterSerializer
+    queryset = Cluster.objects.all()
+    pk_kwarg = "cluster_id"
 
+    @extend_schema(summary="A cluster")
+    def get(self, request, cluster_id):
+        return self.retrieve(request)
 
-@needs(OPERATOR)
-def cluster_create(request):
-    data = read_json(request)
-    cluster = Cluster()
-    _refuse_reload_command(request, cluster, data)
-    return _created(_save(request.user, CLUSTER, cluster, data))
+    @extend_schema(summary="Change a cluster (any subset of the fields)")
+    def patch(self, request, cluster_id):
+        return self.partial_update(request)
 
+    @extend_schema(
+        summary="Delete a cluster with its nodes, VIPs and history (409 while a push is active)",
+        responses={204: None, 409: CONFLICT},
+    )
+    def delete(self, request, cluster_id):
+        return self.destroy(request)
 
-@needs(VIEWER)
-def cluster_detail(request, cluster_id):
-    return JsonResponse(to_dict(CLUSTER, _cluster(cluster_id)))
-
-
-@needs(OPERATOR)
-def cluster_update(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    data = read_json(request)
-    _refuse_reload_command(request, cluster, data)
-    return JsonResponse(_save(request.user, CLUSTER, cluster, data))
-
-
-@needs(OPERATOR)
-def cluster_delete(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
-    if active:
-        raise Conflict(
-            f"Push #{active.pk} of this cluster is {active.state}; wait for it to finish.",
-            active={"id": active.pk, "state": active.state},
+    def perform_update(self, serializer):
+        serializer.instance = actions.update_cluster(
+            self.request.user, serializer.instance, serializer.validated_data
         )
-    return _delete(request.user, CLUSTER, cluster)
+
+    def perform_destroy(self, instance):
+        actions.delete_cluster(self.request.user, instance)
 
 
 # --- Nodes -----------------------------------------------------------------------------------
 
 
-@needs(VIEWER)
-def node_list(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    nodes = Node.objects.filter(cluster=cluster).order_by("-priority", "pk")
-    return paginated(request, nodes, lambda n: to_dict(NODE, n))
+@extend_schema(tags=["nodes"])
+class NodeList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.NodeSerializer
 
+    def get_queryset(self):
+        return Node.objects.filter(cluster=self.cluster()).order_by("-priority", "pk")
 
-@needs(OPERATOR)
-def node_create(request, cluster_id):
-    node = Node(cluster=_cluster(cluster_id))
-    return _created(_save(request.user, NODE, node, read_json(request)))
+    @extend_schema(summary="A cluster's nodes, highest priority first")
+    def get(self, request, cluster_id):
+        return self.list(request)
 
+    @extend_schema(
+        summary="Add a node",
+        responses={201: s.NodeSerializer},
+    )
+    def post(self, request, cluster_id):
+        return self.create(request)
 
-def _node(node_id):
-    return get_object_or_404(Node.objects.select_related("cluster"), pk=node_id)
-
-
-@needs(VIEWER)
-def node_detail(request, node_id):
-    return JsonResponse(to_dict(NODE, _node(node_id)))
-
-
-@needs(OPERATOR)
-def node_update(request, node_id):
-    node = _node(node_id)
-    data = read_json(request)
-    pinned = node.host_key_fingerprint
-    if isinstance(data, dict) and pinned and data.get("host_key_fingerprint", pinned) != pinned:
-        message = (
-            "The host key is pinned; a different one is accepted only with "
-            f"POST /api/v1/nodes/{node.pk}/repin/, after the node has offered it."
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_node(
+            self.request.user, serializer.context["parent"]["cluster"], serializer.validated_data
         )
-        raise Invalid({"host_key_fingerprint": [message]})
-    return JsonResponse(_save(request.user, NODE, node, data))
 
 
-@needs(OPERATOR)
-def node_delete(request, node_id):
-    return _delete(request.user, NODE, _node(node_id))
+@extend_schema(tags=["nodes"])
+class NodeDetail(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ObjectView
+):
+    roles = {"GET": VIEWER, "PATCH": OPERATOR, "DELETE": OPERATOR}
+    serializer_class = s.NodeSerializer
+    queryset = Node.objects.select_related("cluster")
+    pk_kwarg = "node_id"
 
+    @extend_schema(summary="A node")
+    def get(self, request, node_id):
+        return self.retrieve(request)
 
-@needs(OPERATOR)
-def node_repin(request, node_id):
-    """Accept the host key the node offered instead of the pinned one.
+    @extend_schema(
+        summary="Change a node (any subset of the fields); a change of maintenance pushes",
+        responses={200: s.NodeSerializer, 409: CONFLICT},
+    )
+    def patch(self, request, node_id):
+        return self.partial_update(request)
 
-    An optional {"fingerprint": ...} must equal the offered key: the caller compared that one,
-    and a key offered since then is not accepted blindly.
-    """
-    node = _node(node_id)
-    data = read_json(request)
-    if not isinstance(data, dict):
-        raise Invalid({"__all__": ['Send {} or {"fingerprint": "SHA256:..."}.']})
-    unknown = set(data) - {"fingerprint"}
-    if unknown:
-        raise Invalid({name: ["Unknown field; the only field is fingerprint."] for name in unknown})
-    offered = node.offered_host_key_fingerprint
-    if not offered:
-        raise Conflict(
-            "This node has not offered a different host key; there is nothing to accept.",
-            host_key_fingerprint=node.host_key_fingerprint,
+    @extend_schema(summary="Delete a node", responses={204: None})
+    def delete(self, request, node_id):
+        return self.destroy(request)
+
+    def perform_update(self, serializer):
+        serializer.instance = actions.update_node(
+            self.request.user, serializer.instance, serializer.validated_data
         )
-    expected = data.get("fingerprint")
-    if expected is not None and expected != offered:
-        raise Conflict(
-            "The node now offers a different key from the one you compared; compare again.",
-            offered_host_key_fingerprint=offered,
-        )
-    before = audit.snapshot(node, fields=["host_key_fingerprint"])
-    with transaction.atomic():
-        remote.repin(node, offered)
-        audit.record(
-            request.user,
-            "node.repin",
-            node,
-            changes=audit.diff(before, audit.snapshot(node, fields=["host_key_fingerprint"])),
-            result="re-pinned via API",
-        )
-    return JsonResponse(to_dict(NODE, node))
+
+    def perform_destroy(self, instance):
+        actions.delete_node(self.request.user, instance)
+
+
+@extend_schema(tags=["nodes"])
+class NodeRepin(ObjectView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.RepinSerializer
+    queryset = Node.objects.select_related("cluster")
+    pk_kwarg = "node_id"
+
+    @extend_schema(
+        summary="Accept the host key the node now offers (409 when it offers none)",
+        request=s.RepinSerializer,
+        responses={200: s.NodeSerializer, 409: CONFLICT},
+    )
+    def post(self, request, node_id):
+        node = self.get_object()
+        body = s.RepinSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        node = actions.trust_host_key(request.user, node, body.validated_data.get("fingerprint"))
+        return Response(s.NodeSerializer(node).data)
 
 
 # --- Virtual IPs -----------------------------------------------------------------------------
 
 
-@needs(VIEWER)
-def vip_list(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    return paginated(
-        request, VirtualIP.objects.filter(cluster=cluster).order_by("pk"), lambda v: to_dict(VIP, v)
+@extend_schema(tags=["vips"])
+class VipList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.VirtualIPSerializer
+
+    def get_queryset(self):
+        return VirtualIP.objects.filter(cluster=self.cluster()).order_by("pk")
+
+    @extend_schema(summary="A cluster's virtual IPs")
+    def get(self, request, cluster_id):
+        return self.list(request)
+
+    @extend_schema(
+        summary="Add a virtual IP",
+        responses={201: s.VirtualIPSerializer},
     )
+    def post(self, request, cluster_id):
+        return self.create(request)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_vip(
+            self.request.user, serializer.context["parent"]["cluster"], serializer.validated_data
+        )
 
 
-@needs(OPERATOR)
-def vip_create(request, cluster_id):
-    vip = VirtualIP(cluster=_cluster(cluster_id))
-    return _created(_save(request.user, VIP, vip, read_json(request)))
+@extend_schema(tags=["vips"])
+class VipDetail(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ObjectView):
+    roles = {"GET": VIEWER, "DELETE": OPERATOR}
+    serializer_class = s.VirtualIPSerializer
+    queryset = VirtualIP.objects.select_related("cluster")
+    pk_kwarg = "vip_id"
 
+    @extend_schema(summary="A virtual IP")
+    def get(self, request, vip_id):
+        return self.retrieve(request)
 
-def _vip(vip_id):
-    return get_object_or_404(VirtualIP.objects.select_related("cluster"), pk=vip_id)
+    @extend_schema(summary="Delete a virtual IP", responses={204: None})
+    def delete(self, request, vip_id):
+        return self.destroy(request)
 
-
-@needs(VIEWER)
-def vip_detail(request, vip_id):
-    return JsonResponse(to_dict(VIP, _vip(vip_id)))
-
-
-@needs(OPERATOR)
-def vip_delete(request, vip_id):
-    return _delete(request.user, VIP, _vip(vip_id))
+    def perform_destroy(self, instance):
+        actions.delete_vip(self.request.user, instance)
 
 
 # --- Pushes ----------------------------------------------------------------------------------
 
 
-def _refused(e: PushRefused):
-    errors = {k: [v] if isinstance(v, str) else list(v) for k, v in e.errors.items()}
-    if e.active is not None:
-        return Conflict(
-            "; ".join(m for ms in errors.values() for m in ms),
-            active={"id": e.active.pk, "state": e.active.state},
-            **errors,
-        )
-    return Invalid(errors)
+def push_body(push):
+    return s.PushSerializer(push, context={"secrets": s.cluster_secrets(push.cluster)}).data
 
 
-@needs(VIEWER)
-def push_list(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    pushes = ConfigPush.objects.filter(cluster=cluster).order_by("-created", "-pk")
-    return paginated(request, pushes, serializers.push_summary)
+def empty_body(request):
+    s.EmptySerializer(data=request.data).is_valid(raise_exception=True)
 
 
-@needs(OPERATOR)
-def push_create(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    read_empty(request)
-    try:
-        with transaction.atomic():
-            push = start_push(cluster, user=request.user)
-            audit.record(
-                request.user,
-                "push.start",
-                cluster,
-                changes={"push": [None, push.pk]},
-                result=f"push #{push.pk} queued via API",
-            )
-    except PushRefused as e:
-        audit.record(request.user, "push.start", cluster, result=f"refused: {e}")
-        raise _refused(e) from None
-    return _accepted(serializers.push_dict(push, steps=list(push.steps.all())))
+@extend_schema(tags=["pushes"])
+class PushList(mixins.ListModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.PushSummarySerializer
 
+    def get_queryset(self):
+        return ConfigPush.objects.filter(cluster=self.cluster()).order_by("-created", "-pk")
 
-def _push(push_id):
-    return get_object_or_404(
-        ConfigPush.objects.select_related("cluster", "requested_by"), pk=push_id
+    @extend_schema(summary="A cluster's pushes, newest first")
+    def get(self, request, cluster_id):
+        return self.list(request)
+
+    @extend_schema(
+        summary="Start a rolling push (400 when the cluster is not ready, 409 while another runs)",
+        request=None,
+        responses={202: s.PushSerializer, 409: CONFLICT},
     )
+    def post(self, request, cluster_id):
+        cluster = self.cluster()
+        empty_body(request)
+        push = actions.start_cluster_push(request.user, cluster)
+        return Response(push_body(push), status=status.HTTP_202_ACCEPTED)
 
 
-@needs(VIEWER)
-def push_detail(request, push_id):
-    push = _push(push_id)
-    secrets = serializers.cluster_secrets(push.cluster)
-    return JsonResponse(serializers.push_dict(push, secrets=secrets))
+@extend_schema(tags=["pushes"])
+class PushDetail(mixins.RetrieveModelMixin, ObjectView):
+    roles = {"GET": VIEWER}
+    serializer_class = s.PushSerializer
+    queryset = ConfigPush.objects.select_related("cluster", "requested_by")
+    pk_kwarg = "push_id"
+
+    @extend_schema(summary="A push and its steps")
+    def get(self, request, push_id):
+        return Response(push_body(self.get_object()))
 
 
-@needs(OPERATOR)
-def push_resume(request, push_id):
-    push = _push(push_id)
-    read_empty(request)
-    try:
-        with transaction.atomic():
-            push = resume_push(push)
-            audit.record(
-                request.user,
-                "push.resume",
-                push.cluster,
-                changes={"push": [None, push.pk]},
-                result=f"push #{push.pk} queued again via API",
-            )
-    except PushRefused as e:
-        audit.record(
-            request.user,
-            "push.resume",
-            push.cluster,
-            changes={"push": [None, push.pk]},
-            result=f"refused: {e}",
-        )
-        # Not resumable now (running, or succeeded): a conflict with its state either way.
-        errors = {k: [v] if isinstance(v, str) else list(v) for k, v in e.errors.items()}
-        active = {"id": e.active.pk, "state": e.active.state} if e.active else None
-        raise Conflict("; ".join(m for ms in errors.values() for m in ms), active=active) from None
-    secrets = serializers.cluster_secrets(push.cluster)
-    return _accepted(serializers.push_dict(push, secrets=secrets))
+@extend_schema(tags=["pushes"])
+class PushResume(ObjectView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.PushSerializer
+    queryset = ConfigPush.objects.select_related("cluster", "requested_by")
+    pk_kwarg = "push_id"
+
+    @extend_schema(
+        summary="Resume a failed or interrupted push (409 otherwise)",
+        request=None,
+        responses={202: s.PushSerializer, 409: CONFLICT},
+    )
+    def post(self, request, push_id):
+        push = self.get_object()
+        empty_body(request)
+        push = actions.resume_cluster_push(request.user, push)
+        return Response(push_body(push), status=status.HTTP_202_ACCEPTED)
 
 
 # --- Preview, status, failovers --------------------------------------------------------------
 
 
-@needs(VIEWER)
-def cluster_preview(request, cluster_id):
-    """What a push would change on each node: reads every node's live file over SSH."""
-    cluster = _cluster(cluster_id)
-    secrets = serializers.cluster_secrets(cluster)
-    nodes = []
-    for node_preview in preview.preview_cluster(cluster):
-        row = node_preview.as_dict()
-        row["diff"] = serializers.scrub(row["diff"], secrets)
-        row["error"] = serializers.scrub(row["error"], secrets)
-        nodes.append(row)
-    return JsonResponse({"cluster": cluster.pk, "nodes": nodes})
+@extend_schema(tags=["status"])
+class ClusterPreview(ApiView):
+    roles = {"GET": VIEWER}
+    serializer_class = s.PreviewSerializer
+
+    @extend_schema(
+        summary="What a push would change on each node (reads the live files over SSH)"
+    )
+    def get(self, request, cluster_id):
+        cluster = self.cluster()
+        secrets = s.cluster_secrets(cluster)
+        nodes = []
+        for node_preview in actions.preview(request.user, cluster):
+            row = node_preview.as_dict()
+            row["diff"] = s.scrub(row["diff"], secrets)
+            row["error"] = s.scrub(row["error"], secrets)
+            nodes.append(row)
+        return Response({"cluster": cluster.pk, "nodes": nodes})
 
 
-@needs(VIEWER)
-def cluster_status(request, cluster_id):
-    return JsonResponse(serializers.status_dict(_cluster(cluster_id)))
+@extend_schema(tags=["status"])
+class ClusterStatus(ApiView):
+    roles = {"GET": VIEWER}
+    serializer_class = s.StatusSerializer
+
+    @extend_schema(summary="What the last sweep saw: VIP holders, node states, split brain")
+    def get(self, request, cluster_id):
+        return Response(s.status_dict(self.cluster()))
 
 
-@needs(OPERATOR)
-def cluster_refresh(request, cluster_id):
-    """Probe every node now, record what was seen (as a sweep would) and return it."""
-    cluster = _cluster(cluster_id)
-    read_empty(request)
-    probed = status.probe_cluster(cluster)
-    events = history.record_status(cluster, probed)
-    data = serializers.status_dict(cluster)
-    data["events"] = [serializers.failover_dict(e) for e in events]
-    return JsonResponse(data)
+@extend_schema(tags=["status"])
+class ClusterRefresh(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.RefreshSerializer
+
+    @extend_schema(
+        summary="Probe every node now, record it (as a sweep would), and return the status",
+        request=None,
+        responses={200: s.RefreshSerializer},
+    )
+    def post(self, request, cluster_id):
+        cluster = self.cluster()
+        empty_body(request)
+        events = actions.refresh_status(request.user, cluster)
+        data = s.status_dict(cluster)
+        data["events"] = s.FailoverSerializer(events, many=True).data
+        return Response(data)
 
 
-def _since(request):
-    raw = request.GET.get("since")
-    if raw is None or raw == "":
-        return None
+def parse_since(raw):
+    """An ISO 8601 time (naive: the server's TIME_ZONE), or a 400 naming `since`."""
     value = None
     # A '+' in a query string arrives as a space: 2025-01-01T00:00:00+00:00 unencoded.
     for candidate in (raw, raw.replace(" ", "+")):
@@ -416,17 +434,47 @@ def _since(request):
         if value is not None:
             break
     if value is None:
-        raise Invalid({"since": ["Use an ISO 8601 date and time, e.g. 2025-01-31T12:00:00Z."]})
+        raise exceptions.ValidationError(
+            {"since": ["Use an ISO 8601 date and time, e.g. 2025-01-31T12:00:00Z."]}
+        )
     if timezone.is_naive(value):
-        value = timezone.make_aware(value)
-    return value
+        try:
+            value = timezone.make_aware(value)
+        except (OverflowError, ValueError):  # the TIME_ZONE offset pushes it past year 1 or 9999
+            return dt.datetime.min.replace(tzinfo=dt.UTC) if value.year < 5000 else _LAST
+    # In UTC: PostgreSQL refuses offsets beyond +-15:59 (Python accepts up to +-23:59).
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC: every event, or none
+        return dt.datetime.min.replace(tzinfo=dt.UTC) if value.year < 5000 else _LAST
 
 
-@needs(VIEWER)
-def cluster_failovers(request, cluster_id):
-    cluster = _cluster(cluster_id)
-    events = FailoverEvent.objects.filter(cluster=cluster).order_by("-at", "-pk")
-    since = _since(request)
-    if since is not None:
-        events = events.filter(at__gte=since)
-    return paginated(request, events, serializers.failover_dict)
+_LAST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@extend_schema(tags=["status"])
+class ClusterFailovers(mixins.ListModelMixin, ApiView):
+    roles = {"GET": VIEWER}
+    serializer_class = s.FailoverSerializer
+
+    def get_queryset(self):
+        events = FailoverEvent.objects.filter(cluster=self.cluster()).order_by("-at", "-pk")
+        raw = self.request.query_params.get("since")
+        if raw:
+            events = events.filter(at__gte=parse_since(raw))
+        return events
+
+    @extend_schema(
+        summary="Failover history, newest first",
+        parameters=[
+            OpenApiParameter(
+                "since",
+                OpenApiTypes.DATETIME,
+                allow_blank=True,
+                description="Only events at or after this ISO 8601 time (no offset: the "
+                "server's TIME_ZONE).",
+            )
+        ],
+    )
+    def get(self, request, cluster_id):
+        return self.list(request)
