@@ -2,8 +2,10 @@
 
 The rules follow keepalived's own reader (lib/parser.c in 2.2.7: decomment(), read_line(),
 alloc_strvec_r(), check_include()), not a guess at the format:
-- `#` and `!` start a comment anywhere outside double quotes, also in the middle of a word;
-  `\\#` and `\\!` outside quotes are the literal characters.
+- `#` and `!` start a comment anywhere outside double quotes, also in the middle of a word.
+  keepalived's decomment() turns `\\#` into `#`, but 2.2.7 reads the config twice (once to
+  copy it for its child processes, decommented, then the copy), so the second reading cuts the
+  line there: `virtual_router_id 30\\#0` is VRID 30 to keepalived -t (tested). We do the same.
 - A double-quoted string is one word, without its quotes; a word ends at blanks or a `"`.
   Single quotes mean nothing here. An unterminated `"` is an error.
 - Every `{` and `}` outside quotes is a token of its own, wherever it stands: `name {` on one
@@ -169,7 +171,7 @@ def _scan_line(path, text, lineno, begin, stop, condition, content_start, tokens
         if c in _BLANKS:
             i += 1
             continue
-        if c in "#!":
+        if c in "#!" or (c == "\\" and text.startswith(("\\#", "\\!"), i)):
             return
         if c in "{}":
             tokens.append(_Token(c, c, lineno, i, i + 1, content_start, condition))
@@ -195,9 +197,7 @@ def _scan_line(path, text, lineno, begin, stop, condition, content_start, tokens
             if c in _BLANKS or c in '"{}#!':
                 break
             if c == "\\" and j + 1 < stop and text[j + 1] in "#!":
-                value.append(text[j + 1])
-                j += 2
-                continue
+                break  # see the module docstring: an escaped '#' or '!' starts a comment too
             if c == "\\" and j + 1 < stop:
                 value.append(text[j : j + 2])
                 j += 2
@@ -224,11 +224,7 @@ def _decommented_rest(text, begin, stop):
         c = text[i]
         if c == '"':
             quote = not quote
-        elif c == "\\" and i + 1 < stop and text[i + 1] in "#!" and not quote:
-            out.append(text[i + 1])
-            i += 2
-            continue
-        elif c in "#!" and not quote:
+        elif not quote and (c in "#!" or (c == "\\" and text.startswith(("\\#", "\\!"), i))):
             break
         out.append(c)
         i += 1
