@@ -296,6 +296,16 @@ ACCEPTED = [
     Accepted("unicast", {"keepalived.conf": UNICAST}),
     Accepted("lvs", {"keepalived.conf": LVS}),
     Accepted("conditional-node1", {"keepalived.conf": CONDITIONAL}, config_id="node1"),
+    Accepted("howto-node2", {"keepalived.conf": howto("node2", 102, 200)}, ("eth1",)),
+    Accepted("howto-node3", {"keepalived.conf": howto("node3", 103, 150)}, ("eth1",)),
+    Accepted(
+        "quoted-braces-and-comments",
+        {
+            "keepalived.conf": "global_defs {\n    enable_script_security\n"
+            "    script_user root\n}\n"
+            + UNICAST.replace("nopreempt", 'notify "/usr/bin/logger {x} #1 !2"').split("\n", 3)[3]
+        },
+    ),
     Accepted(
         "include-globs",
         {
@@ -461,6 +471,26 @@ def test_crlf_line_ends_and_a_trailing_line_without_newline():
     assert (inst.virtual_router_id, inst.priority) == (7, 120)
 
 
+def test_braces_comment_characters_inside_quotes_are_part_of_the_word():
+    case = next(c for c in ACCEPTED if c.name == "quoted-braces-and-comments")
+    (inst,) = parse_string(case.files["keepalived.conf"]).instances
+    assert inst.notify == "/usr/bin/logger {x} #1 !2"
+    assert inst.unicast_peer == ["198.51.100.20", "198.51.100.9"]
+
+
+def test_a_duplicate_instance_is_refused_like_keepalived_does(tmp_path):
+    text = UNICAST + UNICAST.split("\n", 3)[3].replace(
+        "virtual_router_id 52", "virtual_router_id 53"
+    )
+    path = write_tree(tmp_path, {"keepalived.conf": text})
+    result = run_keepalived(path)
+    assert result.returncode != 0 and "VI_db already defined" in result.stderr
+    with pytest.raises(
+        ParseError, match=r"keepalived.conf:20: vrrp_instance VI_db is defined twice"
+    ):
+        parse_string(text)
+
+
 # --- Carried through verbatim ------------------------------------------------------------------
 
 
@@ -491,6 +521,16 @@ def test_vipanel_config_plus_the_carried_blocks_is_accepted_and_reads_back_the_s
     assert [u.text for u in again.unmodelled] == [u.text for u in parsed.unmodelled]
     assert render_verbatim(again.unmodelled) == render_verbatim(parsed.unmodelled)
     assert LVS_BLOCK in render_verbatim(again.unmodelled)
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[c.name for c in ACCEPTED])
+def test_every_carried_text_parses_back_to_the_same_statement(case, tmp_path):
+    parsed = parse_tree(tmp_path, case.files, config_id=case.config_id)
+    for item in parsed.all_unmodelled():
+        again = parse_string(item.text, config_id=case.config_id)
+        (node,) = again.config.nodes
+        assert (node.keyword, node.text) == (item.keyword, item.text)
+        assert node.end_line - node.line == item.end_line - item.line
 
 
 def test_a_conditional_block_is_carried_with_its_condition(tmp_path):
@@ -720,3 +760,25 @@ def test_reconcile_with_nobody_holding_the_vip_and_a_node_down():
     (inst,) = proposal.instances
     assert inst.holders == [] and inst.keeper == "n1"
     assert [f.field for f in proposal.findings] == ["holder", "running"]
+
+
+def test_reconcile_proposes_the_keepers_checks_and_preemption():
+    one = parse_string(STYLE_MIX)
+    two = parse_string(
+        STYLE_MIX.replace("priority 150", "priority 140")
+        .replace('"/usr/bin/pgrep haproxy"', '"/usr/bin/pgrep nginx"')
+        .replace("\tstate BACKUP\n", "\tstate BACKUP\n\tnopreempt\n")
+    )
+    live = {"lb-1": LiveState(), "lb-2": LiveState(addresses=("10.0.0.3",))}
+    proposal = reconcile({"lb-1": one, "lb-2": two}, live)
+    (inst,) = proposal.instances
+    assert inst.keeper == "lb-2" and inst.priorities == {"lb-1": 150, "lb-2": 151}
+    assert inst.nopreempt is True
+    assert [(s.name, s.script) for s in inst.track_scripts] == [
+        ("chk_haproxy", "/usr/bin/pgrep nginx")
+    ]
+    (checks,) = proposal.findings_for("VI_web", "track_script")
+    assert checks.values["lb-1"] == [("chk_haproxy", "/usr/bin/pgrep haproxy")]
+    (preempt,) = proposal.findings_for("VI_web", "preempt")
+    assert preempt.values == {"lb-1": "preempt", "lb-2": "nopreempt"}
+    assert proposal.findings_for("VI_web", "state") == []

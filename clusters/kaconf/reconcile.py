@@ -21,7 +21,7 @@ is for; names are often copied or renamed by hand), then by name for the rest.
 import ipaddress
 from dataclasses import dataclass, field
 
-from clusters.kaconf.model import ParsedConfig
+from clusters.kaconf.model import ParsedConfig, Script
 
 PRIORITY_MIN = 1
 PRIORITY_MAX = 254  # 255 is the address owner: kept if a node has it, never proposed
@@ -59,7 +59,10 @@ class InstanceProposal:
     keeper: str | None  # the node that holds the VIPs after the first push
     unicast: bool
     state: str = "BACKUP"
-    track_scripts: list[str] = field(default_factory=list)
+    nopreempt: bool = False
+    preempt_delay: int | None = None
+    unicast_src_ips: dict = field(default_factory=dict)  # node name -> unicast_src_ip
+    track_scripts: list[Script] = field(default_factory=list)  # the keeper's checks
 
 
 @dataclass
@@ -117,6 +120,12 @@ def _match(nodes):
 
 def _sentence(text):
     return (text[:1].upper() + text[1:] + ".") if text else ""
+
+
+def _preempt_words(nopreempt, delay):
+    if nopreempt:
+        return "nopreempt"
+    return f"preempt_delay {delay}" if delay else "preempt"
 
 
 def _side_by_side(members, attr):
@@ -321,6 +330,17 @@ def _one_instance(members, nodes, live):
             f"{keeper} on every node.",
         )
 
+    # Preemption
+    preempts = _side_by_side(members, lambda i: (i.nopreempt, i.preempt_delay))
+    if len(set(preempts.values())) > 1:
+        finding(
+            "preempt",
+            {n: _preempt_words(*v) for n, v in preempts.items()},
+            _preempt_words(chosen.nopreempt, chosen.preempt_delay),
+            "The nodes disagree on preemption, so whether a returning node takes the VIP "
+            f"back depends on which node it is. vipanel writes the setting of {keeper}.",
+        )
+
     if not holders:
         finding(
             "holder",
@@ -344,7 +364,12 @@ def _one_instance(members, nodes, live):
             holders=holders,
             keeper=keeper,
             unicast=unicast,
-            track_scripts=[t.name for t in chosen.track_script],
+            nopreempt=chosen.nopreempt,
+            preempt_delay=chosen.preempt_delay,
+            unicast_src_ips=_side_by_side(members, lambda i: i.unicast_src_ip),
+            track_scripts=[
+                s for t in chosen.track_script for s in nodes[keeper].scripts if s.name == t.name
+            ],
         ),
         findings,
     )
