@@ -782,3 +782,22 @@ def test_reconcile_proposes_the_keepers_checks_and_preemption():
     (preempt,) = proposal.findings_for("VI_web", "preempt")
     assert preempt.values == {"lb-1": "preempt", "lb-2": "nopreempt"}
     assert proposal.findings_for("VI_web", "state") == []
+
+
+def test_unreadable_files_and_long_lines_are_errors_with_the_including_line(tmp_path):
+    files = {"keepalived.conf": "! top\ninclude secret.conf\n", "secret.conf": UNICAST}
+    path = write_tree(tmp_path, files)
+
+    def read(p):
+        if p.endswith("secret.conf"):
+            raise PermissionError(13, "Permission denied")
+        return local_read(p)
+
+    with pytest.raises(ParseError, match=r"keepalived.conf:2: cannot read .*secret.conf: Perm"):
+        parse_file(path, read, local_glob)
+    with pytest.raises(ParseError, match=r"^keepalived.conf:2: cannot list"):
+        parse_string(files["keepalived.conf"])
+
+    long_line = UNICAST.replace("nopreempt", "nopreempt " + "#" * 1100)
+    with pytest.raises(ParseError, match=r"keepalived.conf:10: the line is longer than 1023"):
+        parse_string(long_line)

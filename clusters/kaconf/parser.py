@@ -27,6 +27,7 @@ Differences, each on purpose and reported rather than silently accepted:
   would be wrong.
 - Each file must balance its own braces (keepalived lets a block open in one file and close in
   another); vipanel keeps each block inside one file so it can write it back unchanged.
+- A line longer than MAX_LINE is refused: keepalived's fgets() would split it in two.
 - Limits keepalived does not have, because these files come from remote hosts: at most
   MAX_FILE_BYTES per file, MAX_FILES files, include depth MAX_INCLUDE_DEPTH, no include loops.
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 MAX_FILE_BYTES = 1024 * 1024
 MAX_FILES = 64
 MAX_INCLUDE_DEPTH = 8
+MAX_LINE = 1023  # keepalived's MAXBUF (1024) less the terminating NUL, in lib/parser.h
 
 _BLANKS = " \t\f\v"
 _INCLUDE = re.compile(r"include[rmwba]?[ \t]")
@@ -252,7 +254,10 @@ class _Reader:
             raise ParseError(
                 *at, f"more than {MAX_FILES} files are included; vipanel reads no more."
             )
-        text = self.read(path)
+        try:
+            text = self.read(path)
+        except OSError as error:
+            raise ParseError(*at, f"cannot read {path}: {error.strerror or error}.") from None
         if isinstance(text, bytes):
             text = text.decode("utf-8", errors="replace")
         if len(text.encode()) > MAX_FILE_BYTES:
@@ -280,6 +285,13 @@ class _Reader:
             end = stop
             while end > pos and text[end - 1] == "\r":
                 end -= 1
+            if end - pos > MAX_LINE:
+                raise ParseError(
+                    path,
+                    lineno,
+                    f"the line is longer than {MAX_LINE} characters; keepalived "
+                    "would cut it there and read the rest as a line of its own.",
+                )
             i = pos
             while i < end and text[i] in _BLANKS:
                 i += 1
@@ -327,7 +339,12 @@ class _Reader:
         if not pattern.startswith("/"):
             pattern = posixpath.join(posixpath.dirname(source.path), pattern)
         node = Include(token.value, source.path, token.line)
-        paths = sorted(self.glob(pattern))
+        try:
+            paths = sorted(self.glob(pattern))
+        except OSError as error:
+            raise ParseError(
+                source.path, token.line, f"cannot list {pattern}: {error.strerror or error}."
+            ) from None
         if not paths:
             self.warnings.append(
                 f"{source.path}:{token.line}: include {token.value} matches no file "
@@ -436,9 +453,9 @@ def parse_text(text: str, path: str = "keepalived.conf", **kwargs) -> Config:
     def read(p):
         if p == path:
             return text
-        raise ParseError(path, 0, f"{p} cannot be read here")
+        raise OSError(f"only {path} is given")
 
     def glob(pattern):
-        raise ParseError(path, 0, "include is not available when parsing one text")
+        raise OSError("includes are not read when parsing one text")
 
     return parse(path, read, glob, **kwargs)
