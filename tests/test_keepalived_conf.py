@@ -801,3 +801,34 @@ def test_unreadable_files_and_long_lines_are_errors_with_the_including_line(tmp_
     long_line = UNICAST.replace("nopreempt", "nopreempt " + "#" * 1100)
     with pytest.raises(ParseError, match=r"keepalived.conf:10: the line is longer than 1023"):
         parse_string(long_line)
+
+
+@pytest.mark.parametrize(
+    "configured, holder, expected",
+    [
+        ({"a": 1, "b": 1, "c": 1}, "a", {"a": 3, "b": 2, "c": 1}),
+        ({"a": 100, "b": 255, "c": 50}, "a", {"a": 254, "b": 253, "c": 50}),
+        ({"a": 255, "b": 200, "c": 200}, "a", {"a": 255, "b": 200, "c": 199}),
+        ({"a": 120, "b": 110}, "b", {"a": 120, "b": 121}),
+    ],
+)
+def test_proposed_priorities_are_distinct_keep_the_order_and_the_holder_on_top(
+    configured, holder, expected
+):
+    nodes = {
+        n: parse_string(UNICAST.replace("priority 130", f"priority {p}"))
+        for n, p in configured.items()
+    }
+    live = {n: LiveState(addresses=("198.51.100.100",) if n == holder else ()) for n in nodes}
+    (inst,) = reconcile(nodes, live).instances
+    assert inst.priorities == expected
+    assert len(set(inst.priorities.values())) == len(nodes)
+
+
+def test_two_holders_with_one_vrid_is_reported_as_split_brain_with_the_keeper():
+    nodes = {"a": parse_string(UNICAST), "b": parse_string(UNICAST.replace("130", "140"))}
+    live = {n: LiveState(addresses=("198.51.100.100/24",)) for n in nodes}
+    proposal = reconcile(nodes, live)
+    (holder,) = proposal.findings_for("VI_db", "holder")
+    assert holder.proposed == "b" and "protocol 112" in holder.reason
+    assert proposal.instances[0].priorities == {"a": 130, "b": 140}

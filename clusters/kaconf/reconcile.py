@@ -147,10 +147,11 @@ def _distinct_priorities(configured, keeper, order):
         proposed[node] = value
         previous = value
     if previous < PRIORITY_MIN:
-        # Not enough room below: spread from the top in steps of one.
-        base = min(top, PRIORITY_MAX) if top != 255 else 255
+        # Not enough room below: raise the keeper just enough and step down by one.
+        top = max(top, PRIORITY_MIN + len(others))
+        proposed[keeper] = top
         for index, node in enumerate(others, start=1):
-            proposed[node] = max(PRIORITY_MIN, min(PRIORITY_MAX, base - index))
+            proposed[node] = min(top - index, PRIORITY_MAX)
     return proposed
 
 
