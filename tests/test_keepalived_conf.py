@@ -832,3 +832,16 @@ def test_two_holders_with_one_vrid_is_reported_as_split_brain_with_the_keeper():
     (holder,) = proposal.findings_for("VI_db", "holder")
     assert holder.proposed == "b" and "protocol 112" in holder.reason
     assert proposal.instances[0].priorities == {"a": 130, "b": 140}
+
+
+def test_a_long_placeholder_password_is_cut_to_what_keepalived_uses(tmp_path):
+    text = howto("node1", 101, 100).replace("auth_pass changeme", "auth_pass yourpassword")
+    path = write_tree(tmp_path, {"keepalived.conf": text})
+    result = run_keepalived(path, interfaces=("eth1",))
+    assert result.returncode != 0 and "Truncating auth_pass" in result.stderr
+    nodes = {"node1": parse_string(text), "node2": parse_string(text.replace("100", "90"))}
+    proposal = reconcile(nodes, {"node1": LiveState(addresses=("192.168.50.250",))})
+    (inst,) = proposal.instances
+    assert inst.auth_pass == "yourpass"
+    (finding,) = proposal.findings_for("VI_1", "auth_pass")
+    assert "only the first 8" in finding.reason and "yourpass" not in repr(finding)
