@@ -426,17 +426,3 @@ def settle_problem(cluster, status, node=None, final=False):
                 if holders != [expected]:
                     return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
     return None
-
-
-# Moved to clusters.services.pushes (issue 10). clusters/api/ still imports these names from
-# here until it is pointed at the services at integration; then this goes. Lazy on purpose:
-# services import this engine, so a top-level import would be the cycle push <-> services.
-_MOVED = {"PushRefused": "Refused", "start_push": "queue_push", "resume_push": "requeue_push"}
-
-
-def __getattr__(name):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from clusters.services import errors, pushes
-
-    return getattr(errors if name == "PushRefused" else pushes, _MOVED[name])

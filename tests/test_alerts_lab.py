@@ -15,7 +15,8 @@ from alerts import transport
 from alerts.models import Channel, EventKind, Incident
 from clusters.history import sweep_cluster
 from clusters.models import ConfigPush, FailoverEvent, VipState
-from clusters.push import run_push, start_push
+from clusters.push import run_push
+from clusters.services.pushes import queue_push as start_push
 from tests.lab import wait_until
 from tests.lab_cluster import make_lab_cluster, place_configs
 from tests.receiver import eager_alerts, receiver  # noqa: F401

@@ -49,7 +49,7 @@ LISTS = {
     "/api/v1/clusters/{id}/vips/": 4,
     "/api/v1/clusters/{id}/pushes/": 4,
     "/api/v1/clusters/{id}/failovers/": 4,
-    "/api/v1/clusters/{id}/status/": 5,
+    "/api/v1/clusters/{id}/status/": 6,  # clusters.health also reads the last push
 }
 
 

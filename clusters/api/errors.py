@@ -11,7 +11,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clusters.push import PushRefused
+from clusters.services.errors import Refused
 
 API_PREFIX = "/api/"
 NO_TOKEN = "Send a valid API token: 'Authorization: Token KEY' (create_api_token)."
@@ -29,7 +29,7 @@ class Conflict(exceptions.APIException):
 
 
 def field_errors(errors):
-    """{field: [messages]} from a Django ValidationError, PushRefused.errors or a dict."""
+    """{field: [messages]} from a Django ValidationError, Refused.errors or a dict."""
     if isinstance(errors, DjangoValidationError):
         if hasattr(errors, "error_dict"):
             return errors.message_dict
@@ -37,7 +37,7 @@ def field_errors(errors):
     return {k: [v] if isinstance(v, str) else [str(m) for m in v] for k, v in errors.items()}
 
 
-def refused(e: PushRefused):
+def refused(e: Refused):
     """A push that cannot start: 409 while another one is active, else 400 by field."""
     errors = field_errors(e.errors)
     if e.active is not None:
@@ -56,7 +56,7 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(field_errors(exc))
-    elif isinstance(exc, PushRefused):
+    elif isinstance(exc, Refused):
         exc = refused(exc)
     elif isinstance(exc, exceptions.ParseError):
         exc = exceptions.ValidationError({"__all__": [f"The body is not valid JSON: {exc.detail}"]})

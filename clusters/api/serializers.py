@@ -8,7 +8,6 @@ no serializer here ever puts one in its output.
 
 import copy
 
-from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxLengthValidator, MinLengthValidator
 from django.db import models
@@ -16,7 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters import audit, roles
+from clusters import health, preview
 from clusters.models import (
     Cluster,
     ConfigPush,
@@ -26,7 +25,7 @@ from clusters.models import (
     SSHCredential,
     VirtualIP,
 )
-from clusters.preview import mask_secrets
+from clusters.services.clusters import check_admin_fields
 
 # The largest id a database column holds; a larger number is no id of ours (and would overflow).
 MAX_ID = 2**63 - 1
@@ -231,14 +230,10 @@ class ClusterSerializer(ModelCleanSerializer):
         return bool(cluster.auth_pass)
 
     def check_roles(self, data):
+        """403 before any field error for what only an admin may set (the services' rule)."""
         request = self.context.get("request")
-        if "reload_command" not in data or request is None or roles.can_admin(request.user):
-            return
-        if self.instance is not None and data["reload_command"] == self.instance.reload_command:
-            return  # echoed back unchanged (GET -> PATCH)
-        raise PermissionDenied(
-            "Only an admin may set reload_command: it runs as a shell command on every node."
-        )
+        if request is not None:
+            check_admin_fields(request.user, self.instance or Cluster(), data)
 
 
 class NodeSerializer(ModelCleanSerializer):
@@ -327,17 +322,9 @@ class EmptySerializer(serializers.Serializer):
 # --- Operations ------------------------------------------------------------------------------
 
 
-def scrub(text, secrets):
-    """text with auth_pass lines masked and any of the given secret values replaced."""
-    text = mask_secrets(text or "")
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, audit.MASK)
-    return text
-
-
-def cluster_secrets(cluster):
-    return [cluster.auth_pass, cluster.notify_secret]
+# One scrubber for the panel and the API.
+scrub = preview.scrub
+cluster_secrets = preview.cluster_secrets
 
 
 class ScrubbedField(serializers.CharField):
@@ -510,18 +497,13 @@ def _iso(value):
 
 
 def status_dict(cluster):
-    """What the last sweep (or notify report) saw of a cluster, from NodeState and VipState.
-
-    The API's one statement of a cluster's status and problems (split brain, no holder,
-    unreachable nodes): every status answer is built here. Two queries whatever the cluster's
-    size. A node never probed has reachable null.
-    """
-    nodes = list(cluster.nodes.select_related("state").order_by("-priority", "pk"))
-    vips = list(cluster.vips.select_related("state__holder").order_by("pk"))
-    states = {n.pk: getattr(n, "state", None) for n in nodes}
+    """What the last sweep (or notify report) saw of a cluster: the API's one statement of a
+    cluster's status, built from clusters.health (the rule the panel and the metrics use).
+    A node never probed has reachable null."""
+    h = health.cluster_health(cluster)
     node_rows = []
-    for node in nodes:
-        state = states[node.pk]
+    for nh in h.nodes:
+        node, state = nh.node, nh.state
         node_rows.append(
             {
                 "id": node.pk,
@@ -534,27 +516,26 @@ def status_dict(cluster):
                 "holds": list(state.holds) if state else [],
                 "drift": state.drift if state else None,
                 "error": state.error if state else "",
-                "host_key_problem": state.host_key_problem if state else False,
+                "host_key_problem": bool(health.host_key_problem(
+                    node.host_key_fingerprint, node.offered_host_key_fingerprint, state)),
             }
         )
     vip_rows = []
-    for vip in vips:
-        state = getattr(vip, "state", None)
-        holders = [row["name"] for row in node_rows if vip.address in row["holds"]]
-        settled = state is not None and not state.split_brain and not state.no_holder
+    for vh in h.vips:
+        state = vh.state
         vip_rows.append(
             {
-                "id": vip.pk,
-                "address": vip.address,
-                "holder": state.holder.name if settled and state.holder else None,
-                "holders": holders,
+                "id": vh.vip.pk,
+                "address": vh.vip.address,
+                "holder": vh.text if vh.status == "ok" else None,
+                "holders": vh.holders,
                 "since": _iso(state.since) if state else None,
-                "split_brain": state.split_brain if state else False,
-                "no_holder": state.no_holder if state else False,
+                "split_brain": "split brain" in vh.problems,
+                "no_holder": "no holder" in vh.problems,
             }
         )
-    checked = [s.checked_at for s in states.values() if s is not None]
-    checked += [v.state.checked_at for v in vips if getattr(v, "state", None) is not None]
+    checked = [nh.state.checked_at for nh in h.nodes if nh.state is not None]
+    checked += [vh.state.checked_at for vh in h.vips if vh.state is not None]
     return {
         "cluster": cluster.pk,
         "name": cluster.name,

@@ -375,7 +375,8 @@ class PushResume(ObjectView):
 
 @extend_schema(tags=["status"])
 class ClusterPreview(ApiView):
-    roles = {"GET": VIEWER}
+    # An operator's action everywhere: it connects to every node and reads its config.
+    roles = {"GET": OPERATOR}
     serializer_class = s.PreviewSerializer
 
     @extend_schema(

@@ -54,8 +54,10 @@ def update_cluster(user, cluster, data):
     with transaction.atomic():
         cluster.save()
         changes = audit.diff(before, audit.snapshot(cluster, FIELDS))
-        audit.record(user, "cluster.update", cluster, changes=changes,
-                     result="saved" if changes else "no change")
+        # Saving what was already there is no change, and the audit log lists changes.
+        if changes:
+            audit.record(user, "cluster.update", cluster, changes=changes,
+                         result="saved")
     return cluster
 
 

@@ -34,8 +34,10 @@ def update_credential(user, credential, data):
     with transaction.atomic():
         credential.save()
         changes = audit.diff(before, audit.snapshot(credential, FIELDS))
-        audit.record(user, "credential.update", credential, changes=changes,
-                     result="saved" if changes else "no change")
+        # Saving what was already there is no change, and the audit log lists changes.
+        if changes:
+            audit.record(user, "credential.update", credential, changes=changes,
+                         result="saved")
     return credential
 
 

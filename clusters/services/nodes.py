@@ -48,10 +48,11 @@ def update_node(user, node, data, queue=True):
         with transaction.atomic():
             node.save()
             changes = audit.diff(before, audit.snapshot(node, FIELDS))
-            if changes or wanted == node.maintenance:
-                # A maintenance switch alone is audited once, as itself (below).
+            # A maintenance switch alone is audited once, as itself (below); saving what was
+            # already there is no change, and the audit log lists changes.
+            if changes:
                 audit.record(user, "node.update", node, cluster=node.cluster, changes=changes,
-                             result="saved" if changes else "no change")
+                             result="saved")
             if wanted != node.maintenance:
                 # Same rule as the maintenance button: the flag never changes without a push.
                 maintenance.switch(user, node, wanted, queue=queue)

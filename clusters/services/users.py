@@ -96,8 +96,10 @@ def record_admin_change(user, target, action, changes):
     """An admin changed a user or group in the admin site (django.contrib.auth's own forms):
     audited in the admin's transaction like every other change. No password value enters."""
     _rules.require(user, roles.ADMIN)
-    audit.record(user, action, target, object_type=target._meta.model_name,
-                 changes=changes, result="saved" if changes else "no change")
+    # Saving what was already there is no change, and the audit log lists changes.
+    if changes:
+        audit.record(user, action, target, object_type=target._meta.model_name,
+                     changes=changes, result="saved")
 
 
 def delete_user(user, target):

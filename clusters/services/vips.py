@@ -30,8 +30,10 @@ def update_vip(user, vip, data):
     with transaction.atomic():
         vip.save()
         changes = audit.diff(before, audit.snapshot(vip, FIELDS))
-        audit.record(user, "vip.update", vip, cluster=vip.cluster, changes=changes,
-                     result="saved" if changes else "no change")
+        # Saving what was already there is no change, and the audit log lists changes.
+        if changes:
+            audit.record(user, "vip.update", vip, cluster=vip.cluster, changes=changes,
+                         result="saved")
     return vip
 
 
