@@ -386,10 +386,13 @@ class PanelNodeForm(NodeForm):
 def cluster_form(request, *args, **kwargs):
     form = ClusterForm(*args, **kwargs)
     if not roles.can_admin(request.user):
-        # It runs as a shell command on every node: only an admin may set it.
-        field = form.fields["reload_command"]
-        field.disabled = True
-        field.help_text = "Runs as a shell command on every node: only an admin can change it."
+        # sec: the admin-only fields (clusters/roles.py): disabled, so the stored values stay.
+        for name in roles.ADMIN_ONLY_CLUSTER_FIELDS:
+            form.fields[name].disabled = True
+            form.fields[name].help_text = roles.ADMIN_ONLY_MESSAGES[name]
+        choices = form.fields["check_type"].choices
+        if form.instance.check_type != Cluster.CheckType.COMMAND:
+            form.fields["check_type"].choices = [c for c in choices if c[0] != "command"]
     return form
 
 

@@ -5,6 +5,7 @@ See README.md, "Production settings", for the variables.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -238,8 +239,6 @@ VIPANEL_PROBE_CONCURRENCY = env_int("VIPANEL_PROBE_CONCURRENCY", 32)
 # (e.g. http://192.0.2.5:8000). Empty: no notify script, the sweep alone finds failovers.
 VIPANEL_NOTIFY_URL = os.environ.get("VIPANEL_NOTIFY_URL", "")
 if VIPANEL_NOTIFY_URL:
-    import re
-
     # It is written into a shell script on every node: scheme, host, port and path only.
     if not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?", VIPANEL_NOTIFY_URL):
         raise ImproperlyConfigured(
@@ -250,6 +249,15 @@ if VIPANEL_NOTIFY_URL:
 
     # The nodes call the panel by this name, so Django must accept it as a host.
     ALLOWED_HOSTS.append(urlsplit(VIPANEL_NOTIFY_URL).hostname)
+# Directories whose .conf files may be a cluster's config_path (comma-separated): a push writes
+# that file as root and a preview reads it back, so nothing else may be named.
+VIPANEL_CONFIG_DIRS = env_list("VIPANEL_CONFIG_DIRS", ["/etc/keepalived"])
+for _dir in VIPANEL_CONFIG_DIRS:
+    if not re.fullmatch(r"(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+/?", _dir) or "/." in _dir:
+        raise ImproperlyConfigured(
+            f"VIPANEL_CONFIG_DIRS: {_dir!r} is not an absolute directory of letters, digits, "
+            "'.', '_' and '-' without '..'"
+        )
 # A notify report older (or newer) than this many seconds is refused as a possible replay.
 VIPANEL_NOTIFY_MAX_AGE = env_int("VIPANEL_NOTIFY_MAX_AGE", 60)
 # A running push whose worker has not renewed its heartbeat for this long is "interrupted".

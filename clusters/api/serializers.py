@@ -62,6 +62,8 @@ CLUSTER = Resource(
         "unicast",
         "preempt",
         "preempt_delay",
+        "check_type",
+        "check_target",
         "check_script",
         "check_interval",
         "check_weight",

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from clusters import audit, history, preview, remote, status
+from clusters import audit, history, preview, remote, roles, status
 from clusters.api import schema, serializers
 from clusters.api.base import (
     PUBLIC,
@@ -33,7 +33,7 @@ from clusters.models import (
     VirtualIP,
 )
 from clusters.push import PushRefused, resume_push, start_push
-from clusters.roles import ADMIN, OPERATOR, VIEWER, can_admin
+from clusters.roles import ADMIN, OPERATOR, VIEWER
 
 
 def _created(data):
@@ -122,13 +122,12 @@ def credential_create(request):
 
 
 def _refuse_reload_command(request, cluster, data):
-    if not isinstance(data, dict) or "reload_command" not in data or can_admin(request.user):
+    # The admin-only fields (reload_command, check_script, config_path): clusters/roles.py.
+    if not isinstance(data, dict):
         return
-    if cluster.pk is not None and data["reload_command"] == cluster.reload_command:
-        return  # echoed back unchanged (GET -> PATCH)
-    raise PermissionDenied(
-        "Only an admin may set reload_command: it runs as a shell command on every node."
-    )
+    refused = roles.admin_only_violations(request.user, cluster, data)
+    if refused:
+        raise PermissionDenied(" ".join(refused.values()))
 
 
 @needs(VIEWER)
