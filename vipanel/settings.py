@@ -7,6 +7,7 @@ See README.md, "Production settings", for the variables.
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -110,6 +111,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # Login throttling (django-axes): failed logins counted per user and address.
+    "axes",
     "clusters",
 ]
 
@@ -125,6 +128,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vipanel.urls"
@@ -174,6 +179,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes checks every login first: after VIPANEL_LOGIN_FAILURE_LIMIT wrong passwords for
+# one user from one address, that pair is refused (429, even with the right password) until
+# VIPANEL_LOGIN_LOCKOUT_MINUTES pass or an admin unlocks it (admin site "Access attempts", or
+# `manage.py axes_reset_username NAME` / `axes_reset`). Per pair, so nobody can lock a user
+# out from elsewhere; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("VIPANEL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VIPANEL_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clusters:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -247,8 +265,15 @@ if VIPANEL_NOTIFY_URL:
         )
     from urllib.parse import urlsplit
 
-    # The nodes call the panel by this name, so Django must accept it as a host.
-    ALLOWED_HOSTS.append(urlsplit(VIPANEL_NOTIFY_URL).hostname)
+    # The nodes call the panel by this name, so Django must accept it as a host. urlsplit drops
+    # an IPv6 address's brackets, and Django compares the Host header with them ("[2001:db8::5]").
+    _notify = urlsplit(VIPANEL_NOTIFY_URL)
+    ALLOWED_HOSTS.append(f"[{_notify.hostname}]" if ":" in _notify.hostname else _notify.hostname)
+    if _notify.scheme == "http" and SECURE_SSL_REDIRECT:
+        # keepalived's notify script cannot follow a redirect with its POST: a report sent to
+        # an http:// notify URL is taken as it is, not redirected to https:// and lost.
+        # Reports are signed and used once (clusters/notify.py), so plain HTTP reveals no secret.
+        SECURE_REDIRECT_EXEMPT = [r"(^|/)notify/[0-9]+/$"]
 # Directories whose .conf files may be a cluster's config_path (comma-separated): a push writes
 # that file as root and a preview reads it back, so nothing else may be named.
 VIPANEL_CONFIG_DIRS = env_list("VIPANEL_CONFIG_DIRS", ["/etc/keepalived"])
