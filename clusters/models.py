@@ -164,6 +164,12 @@ def _new_notify_secret():
     return secrets.token_urlsafe(32)
 
 
+def _new_notify_key():
+    from clusters.notify import new_key
+
+    return new_key()
+
+
 class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     name = models.CharField(
         max_length=63,
@@ -509,6 +515,9 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     maintenance = models.BooleanField(
         default=False, help_text="Skip this node in pushes and move the VIPs off it."
     )
+    # The node's own ed25519 key for signing notify reports (clusters/notify.py); deployed as a
+    # root-only file by the push, never shown.
+    notify_key = EncryptedTextField(default=_new_notify_key, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -818,7 +827,12 @@ class VipState(models.Model):
     since = models.DateTimeField()
     split_brain = models.BooleanField(default=False)
     no_holder = models.BooleanField(default=False)
+    # When a sweep last observed this VIP (the start of its probe); notify reports leave it alone.
     checked_at = models.DateTimeField()
+    # When a notify report last changed or confirmed the holder.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    # Nodes whose keepalived is stopped while the address is still on their interface.
+    stale_on = models.JSONField(default=list, blank=True)
 
 
 class FailoverEvent(models.Model):
@@ -829,6 +843,9 @@ class FailoverEvent(models.Model):
         NO_HOLDER = "no_holder"
         NO_HOLDER_END = "no_holder_end"
         DRILL = "drill"
+        # keepalived is not running on a node, but the VIP is still on its interface (kill -9).
+        STALE_ADDRESS = "stale_address"
+        STALE_ADDRESS_END = "stale_address_end"
 
     class DetectedBy(models.TextChoices):
         SWEEP = "sweep"
@@ -860,6 +877,10 @@ class NotifyNonce(models.Model):
 
     nonce = models.CharField(max_length=64, unique=True)
     received = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Whose report it was: the per-node rate limit counts these.
+    node = models.ForeignKey(
+        "Node", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
 
 
 class AuditEntry(models.Model):

@@ -18,7 +18,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import Group
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
 from django.db.models import (
     BooleanField,
     Count,
@@ -32,7 +31,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
-from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -40,7 +39,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
-from clusters import audit, drill, history, notify, preview, remote, roles, timeline
+from clusters import audit, drill, notify, preview, remote, roles, timeline
 from clusters.forms import ClusterForm, NodeForm, SSHCredentialForm, VirtualIPForm
 from clusters.htmx import UNPROCESSABLE, render_page, wants_fragment
 from clusters.models import (
@@ -50,7 +49,6 @@ from clusters.models import (
     FailoverEvent,
     Node,
     NodeState,
-    NotifyNonce,
     PushStep,
     SSHCredential,
     VipState,
@@ -1103,29 +1101,9 @@ def user_role(request, pk):
 
 
 # keepalived's notify script on a node has no session and no CSRF token: it proves itself with
-# the cluster's HMAC secret instead, and each report is accepted once (nonce) while fresh.
+# its node's signing key instead (clusters/notify.py, which does all of the work).
 @csrf_exempt
 @login_not_required
 @require_POST
 def notify_report(request, cluster_id):
-    cluster = get_object_or_404(Cluster, pk=cluster_id)
-    fields = {k: request.POST.get(k, "") for k in ("node", "state", "ts", "nonce", "sig")}
-    reason = notify.check_signature(
-        cluster, fields["node"], fields["state"], fields["ts"], fields["nonce"], fields["sig"]
-    )
-    if reason:
-        return HttpResponseForbidden(f"refused: {reason}\n")
-    node = cluster.nodes.filter(name=fields["node"]).first()
-    if node is None:
-        return HttpResponseNotFound("unknown node\n")
-    try:
-        with transaction.atomic():
-            NotifyNonce.objects.create(nonce=fields["nonce"])
-    except IntegrityError:
-        return HttpResponseForbidden("refused: replayed report\n")
-    history.record_notify(cluster, node, fields["state"])
-    # Nonces older than the freshness window can no longer be replayed: the timestamp check
-    # refuses them first, so they need not be kept.
-    cutoff = timezone.now() - timezone.timedelta(seconds=2 * notify.max_age())
-    NotifyNonce.objects.filter(received__lt=cutoff).delete()
-    return HttpResponse(status=204)
+    return notify.receive(cluster_id, request.POST)

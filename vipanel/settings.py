@@ -285,6 +285,10 @@ for _dir in VIPANEL_CONFIG_DIRS:
         )
 # A notify report older (or newer) than this many seconds is refused as a possible replay.
 VIPANEL_NOTIFY_MAX_AGE = env_int("VIPANEL_NOTIFY_MAX_AGE", 60)
+# At most this many notify reports per node per window (seconds); more are refused (429). A
+# node reports a transition only, so a handful a minute is already a flapping node.
+VIPANEL_NOTIFY_RATE_LIMIT = env_int("VIPANEL_NOTIFY_RATE_LIMIT", 6)
+VIPANEL_NOTIFY_RATE_WINDOW = env_int("VIPANEL_NOTIFY_RATE_WINDOW", 60)
 # A running push whose worker has not renewed its heartbeat for this long is "interrupted".
 VIPANEL_PUSH_HEARTBEAT = env_int("VIPANEL_PUSH_HEARTBEAT", 5)
 VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
