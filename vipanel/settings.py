@@ -295,11 +295,22 @@ VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
 # Seconds added to the VRRP settle time (4 x advert_int) when verifying a pushed node.
 VIPANEL_VERIFY_MARGIN = env_int("VIPANEL_VERIFY_MARGIN", 3)
 
+# Failover events, audit entries and finished pushes older than this many days are deleted
+# (daily, by beat): a year of history by default.
+VIPANEL_RETENTION_DAYS = env_int("VIPANEL_RETENTION_DAYS", 365)
+if VIPANEL_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("VIPANEL_RETENTION_DAYS: keep at least 1 day of history")
+
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "clusters.tasks.sweep_task",
         "schedule": VIPANEL_SWEEP_INTERVAL,
         # A sweep that could not start before the next one is due is not worth running.
         "options": {"expires": VIPANEL_SWEEP_INTERVAL},
+    },
+    "prune": {
+        "task": "clusters.tasks.prune_task",
+        "schedule": 24 * 3600,
+        "options": {"expires": 3600},
     },
 }
