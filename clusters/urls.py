@@ -39,4 +39,9 @@ urlpatterns = [
     path("users/create/", views.user_create, name="user-create"),
     path("users/<int:pk>/role/", views.user_role, name="user-role"),
     path("notify/<int:cluster_id>/", views.notify_report, name="notify"),
+    path(
+        "nodes/<int:pk>/vips/<int:vip_pk>/remove-stale/",
+        views.node_remove_stale,
+        name="node-remove-stale",
+    ),
 ]

@@ -118,7 +118,12 @@ def node_problems(state, host_key_problem):
         if not state.reachable:
             problems.append("unreachable")
         elif state.keepalived_running is False:
-            problems.append("keepalived stopped")
+            # sec: a dead keepalived's address left behind is a stale address, not a split brain.
+            stale = getattr(state, "holds", None) or []
+            problems.append(
+                f"keepalived stopped, the address {', '.join(stale)} is still on the interface"
+                if stale else "keepalived stopped"
+            )
         if state.vrrp_state == "FAULT":
             problems.append("FAULT")
         if state.drift:
@@ -601,6 +606,26 @@ def node_maintenance(request, pk):
         f"{node.name} is leaving maintenance: push #{push.pk} gives it its priority again.",
     )
     return redirect("clusters:push", push.pk)
+
+
+# --- sec: a stale address (keepalived stopped, the VIP still up): clusters/services/stale.py ---
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_remove_stale(request, pk, vip_pk):
+    from django.core.exceptions import ValidationError
+
+    from clusters.services.stale import remove_stale_address
+
+    node = _node(pk)
+    vip = get_object_or_404(VirtualIP, pk=vip_pk, cluster_id=node.cluster_id)
+    try:
+        outcome = remove_stale_address(request.user, node, vip)
+    except ValidationError as e:
+        outcome = f"refused: {_errors_text(e.message_dict)}"
+    messages.info(request, f"Stale address: {outcome}.")
+    return redirect("clusters:cluster", node.cluster_id)
 
 
 @require_safe
