@@ -177,3 +177,81 @@ def test_no_secret_is_on_any_command_line_while_a_report_is_sent(
     assert VipState.objects.get().holder.name == "web-2"
     # The watcher did see the tools run: it was looking at the right moments.
     assert any(b"openssl" in line for line in seen) or any(b"curl" in line for line in seen)
+
+
+# --- In the lab: real keepalived runs the deployed script -------------------------------------
+
+
+@pytest.fixture
+def lab_notify_server(lab, settings):
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer(f"{lab.bridge_address}:0")
+    settings.VIPANEL_NOTIFY_URL = server.url
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, lab.bridge_address]
+    yield server
+    server.stop()
+
+
+@pytest.mark.lab
+@pytest.mark.django_db(transaction=True)
+def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
+    clean_lab, lab_notify_server
+):
+    """Deploy notify.files_for() as the push will, let real keepalived fail over, and read
+    every process's /proc/PID/cmdline (the host sees the nodes' processes) the whole time."""
+    from clusters import ssh
+    from clusters.history import sweep_cluster
+    from clusters.render import iptables_jump_command, iptables_restore_command, node_config
+    from clusters.render import render_iptables
+    from tests.lab import wait_until
+    from tests.lab_cluster import make_lab_cluster
+
+    lab = clean_lab
+    cluster = make_lab_cluster(lab, name="notified", vrid=93)
+    nodes = {n.name: n for n in cluster.nodes.select_related("cluster")}
+    needles = []
+    for lab_node in lab:
+        node = nodes[lab_node.name]
+        node.host_key_fingerprint = lab_node.fingerprint
+        node.save(update_fields=["host_key_fingerprint"])
+        needles += [line.encode() for line in node.notify_key.strip().splitlines()[1:-1]]
+        with ssh.connect(lab_node.target()) as conn:
+            for path, content, mode in notify.files_for(node):
+                conn.put(path, content, mode)
+            assert conn.stat_mode(notify.KEY_PATH) == 0o600
+        (lab_node.config_dir / "keepalived.conf").write_text(node_config(node))
+        lab_node.exec(iptables_restore_command(node), input=render_iptables(node))
+        lab_node.exec(iptables_jump_command(node))
+    leaks, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            leaks.extend(line for line in _cmdlines() if any(n in line for n in needles))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for lab_node in lab:
+            lab_node.start_keepalived()
+        high = max(nodes.values(), key=lambda n: n.priority)
+        ip = cluster.vips.get().address.split("/")[0]
+        wait_until(lambda: [n.name for n in lab.vip_holders(ip)] == [high.name], timeout=30,
+                   message="the highest priority did not take the VIP")
+        wait_until(lambda: VipState.objects.filter(holder__name=high.name).exists(),
+                   timeout=15, message="no MASTER report from the master")
+        sweep_cluster(cluster)
+        killed_at = timezone.now()
+        next(n for n in lab if n.name == high.name).kill_keepalived()
+        moved = FailoverEvent.objects.filter(cluster=cluster, kind="failover",
+                                             detected_by="notify", at__gte=killed_at)
+        wait_until(moved.exists, timeout=15, message="no notify report recorded the failover")
+    finally:
+        stop.set()
+        watcher.join()
+    assert leaks == []
+    event = moved.get()
+    assert event.from_node == high.name and event.to_node != high.name, list(
+        FailoverEvent.objects.values_list("at", "kind", "from_node", "to_node", "detected_by"))
+    # Every accepted report was signed by the node it names (each with its own key).
+    assert NotifyNonce.objects.filter(node__isnull=False).values("node").distinct().count() >= 2
