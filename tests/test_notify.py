@@ -25,7 +25,8 @@ def report(cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6",
     data = {"node": node, "state": state, "ts": ts, "nonce": nonce, "sig": sig}
     data.update(override)
     # No session and no CSRF token, as from the script on a node.
-    return Client(enforce_csrf_checks=True).post(reverse("clusters:notify", args=[cluster.pk]), data)
+    url = reverse("clusters:notify", args=[cluster.pk])
+    return Client(enforce_csrf_checks=True).post(url, data)
 
 
 def test_a_signed_report_is_accepted_and_moves_the_holder(cluster):

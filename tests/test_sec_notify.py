@@ -93,7 +93,8 @@ def test_a_flood_of_reports_never_hides_what_the_sweep_sees(cluster, settings):
         state = VipState.objects.get()
         recorded_web1.append(state.holder.name == "web-1")
     # The sweep defers once (its previous record is 5s old), then records: never twice in a row.
-    assert not any(a is False and b is False for a, b in zip(recorded_web1, recorded_web1[1:], strict=False))
+    pairs = zip(recorded_web1, recorded_web1[1:], strict=False)
+    assert not any(a is False and b is False for a, b in pairs)
     assert any(recorded_web1)
     # The sweep's own checked_at advances: reports never move it.
     assert VipState.objects.get().checked_at >= start + timedelta(seconds=20)
@@ -202,8 +203,12 @@ def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
     every process's /proc/PID/cmdline (the host sees the nodes' processes) the whole time."""
     from clusters import ssh
     from clusters.history import sweep_cluster
-    from clusters.render import iptables_jump_command, iptables_restore_command, node_config
-    from clusters.render import render_iptables
+    from clusters.render import (
+        iptables_jump_command,
+        iptables_restore_command,
+        node_config,
+        render_iptables,
+    )
     from tests.lab import wait_until
     from tests.lab_cluster import make_lab_cluster
 
