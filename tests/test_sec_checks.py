@@ -372,3 +372,39 @@ def test_the_migration_marks_commands_and_repairs_paths(cluster, credential):
     entry = AuditEntry.objects.get(cluster=cluster)
     assert entry.changes["config_path"] == ["/etc/shadow", "/etc/keepalived/keepalived.conf"]
     assert not AuditEntry.objects.filter(cluster=other).exists()
+
+
+# --- In the lab: keepalived runs the typed checks it was given -------------------------------
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize(
+    "check_type,target",
+    [("tcp", "18080"), ("http", "http://127.0.0.1:18080/"), ("process", "python3")],
+)
+def test_keepalived_runs_a_typed_check_and_fails_over_when_it_fails(
+    clean_lab, check_type, target
+):
+    """A listener on every node; the check passes, the highest priority holds the VIP. Stop
+    the listener on that node: keepalived's check fails (weight 0: FAULT) and the VIP moves."""
+    from tests.lab import wait_until
+    from tests.lab_cluster import make_lab_cluster, place_configs
+
+    lab = clean_lab
+    listener = "python3 -m http.server 18080 --bind 127.0.0.1"
+    for node in lab:
+        node._start_daemon(f"setsid {listener} >/dev/null 2>&1 < /dev/null &")
+        wait_until(lambda n=node: n.exec("/bin/bash -c 'exec<>/dev/tcp/127.0.0.1/18080'",
+                                         check=False).returncode == 0,
+                   message=f"{node.name}: the listener did not start")
+    cluster = make_lab_cluster(lab, name=f"chk-{check_type}", vrid=94, check_type=check_type,
+                               check_target=target, check_interval=1, check_fall=1,
+                               check_rise=1, check_weight=0)
+    place_configs(lab, cluster)
+    ip = cluster.vips.get().address.split("/")[0]
+    high = max(lab, key=lambda n: cluster.nodes.get(name=n.name).priority)
+    assert [n.name for n in lab.vip_holders(ip)] == [high.name]
+    high.exec("pkill -f 'http.server 18080'", check=False)
+    wait_until(lambda: high.name not in [n.name for n in lab.vip_holders(ip)]
+               and len(lab.vip_holders(ip)) == 1, timeout=20,
+               message=f"the failing {check_type} check did not move the VIP")
