@@ -148,14 +148,20 @@ def test_refresh_shows_an_unreachable_node(operator_api, cluster, fake_ssh):
     assert web2["reachable"] is False and "connection refused" in web2["error"]
 
 
-def test_preview_shows_each_nodes_diff_with_the_secret_masked(viewer_api, cluster, fake_ssh):
+def test_preview_is_an_operators(viewer_api, cluster, fake_ssh):
+    # It connects to every node and reads its live config: not a viewer's (issue 15).
+    fake_ssh["192.0.2.11"] = FakeHost(files={cluster.config_path: b"x"})
+    assert viewer_api.get(url(cluster, "preview")).status_code == 403
+
+
+def test_preview_shows_each_nodes_diff_with_the_secret_masked(operator_api, cluster, fake_ssh):
     cluster.auth_pass = AUTH_PASS
     cluster.save()
     live = (
         f"vrrp_instance VI_1 {{\n    authentication {{\n        auth_pass {AUTH_PASS}\n    }}\n}}\n"
     )
     fake_ssh["192.0.2.11"] = FakeHost(files={cluster.config_path: live.encode()})
-    response = viewer_api.get(url(cluster, "preview"))
+    response = operator_api.get(url(cluster, "preview"))
     assert response.status_code == 200
     body = response.json()
     assert body["cluster"] == cluster.pk

@@ -498,7 +498,7 @@ PATHS = {
         "parameters": [CLUSTER_ID],
         "get": _op(
             "What a push would change on each node (reads the live files over SSH)",
-            "viewer",
+            "operator",
             {"200": _json("Per node", _ref("Preview"))},
         ),
     },

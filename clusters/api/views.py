@@ -370,7 +370,8 @@ def push_resume(request, push_id):
 # --- Preview, status, failovers --------------------------------------------------------------
 
 
-@needs(VIEWER)
+# Operator, as on the web: it connects to every node and reads its live file (issue 15).
+@needs(OPERATOR)
 def cluster_preview(request, cluster_id):
     """What a push would change on each node: reads every node's live file over SSH."""
     cluster = _cluster(cluster_id)
