@@ -11,7 +11,7 @@ import secrets
 from clusters.models import AuditEntry
 
 # Fields whose values are never written to the log, only that they changed.
-SECRET_FIELDS = {"private_key", "passphrase", "auth_pass", "notify_secret"}
+SECRET_FIELDS = {"private_key", "passphrase", "auth_pass", "notify_secret", "notify_key"}
 MASK = "********"
 
 

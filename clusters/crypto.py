@@ -3,6 +3,8 @@
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
@@ -102,3 +104,17 @@ def _reset_cache(setting, **kwargs):
 
 
 setting_changed.connect(_reset_cache)
+
+
+def new_ed25519_key() -> str:
+    """A fresh ed25519 private key, PEM (PKCS#8): what `openssl pkeyutl -inkey` reads (a node's
+    notify signing key, clusters.notify)."""
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )

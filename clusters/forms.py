@@ -95,6 +95,8 @@ class ClusterForm(WriteOnlySecretsForm):
             "unicast",
             "preempt",
             "preempt_delay",
+            "check_type",
+            "check_target",
             "check_script",
             "check_interval",
             "check_weight",

@@ -55,7 +55,11 @@ def node_problems(state, host_key=""):
         if not state.reachable:
             problems.append(UNREACHABLE)
         elif state.keepalived_running is False:
-            problems.append(KEEPALIVED_STOPPED)
+            # A dead keepalived's address left behind (kill -9) is a stale address, not a split
+            # brain: say where it is, so the operator removes it (clusters.services.stale).
+            stale = list(getattr(state, "holds", None) or [])
+            problems.append(f"{KEEPALIVED_STOPPED}, the address {', '.join(stale)} is still on "
+                            "the interface" if stale else KEEPALIVED_STOPPED)
         if state.vrrp_state == "FAULT":
             problems.append(FAULT)
         if state.drift:

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
-from clusters.status import ClusterStatus, probe_cluster
+from clusters.status import ClusterStatus, probe_cluster, stale_address_message
 
 SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 Kind = FailoverEvent.Kind
@@ -38,10 +38,40 @@ def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail
     )
 
 
+def notify_yield_seconds():
+    """How long the sweep may defer to notify reports newer than its probe (see record_status)."""
+    from django.conf import settings
+
+    return 2 * settings.VIPANEL_SWEEP_INTERVAL
+
+
+def _stale_events(cluster, vip, state, stale, detected_by, at, nodes):
+    """Events for nodes whose keepalived is stopped but that still have the address."""
+    events = []
+    before = set(state.stale_on if state else [])
+    for name in sorted(set(stale) - before):
+        node = nodes.get(name)
+        interface = node.effective_interface if node else "its interface"
+        events.append(_event(cluster, vip, Kind.STALE_ADDRESS, detected_by, at, from_node=name,
+                             detail=stale_address_message(name, vip.address, interface)))
+    for name in sorted(before - set(stale)):
+        events.append(_event(cluster, vip, Kind.STALE_ADDRESS_END, detected_by, at,
+                             from_node=name, detail=f"The stale address is gone from {name}."))
+    return events
+
+
 def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedBy.SWEEP):
-    """Store a probe's result; returns the FailoverEvents it created."""
+    """Store a probe's result; returns the FailoverEvents it created.
+
+    The sweep is the source of truth. It defers to a notify report that arrived after its probe
+    started (it may have seen the node a moment before the takeover), but only while its own
+    last record of that VIP is younger than notify_yield_seconds(): a flood of reports can delay
+    the sweep's verdict by that much at most, never hide it.
+    """
     at = status.checked_at
     nodes = {n.name: n for n in cluster.nodes.all()}
+    stale_by_vip = getattr(status, "stale", {}) or {}
+    yield_for = timezone.timedelta(seconds=notify_yield_seconds())
     events = []
     with transaction.atomic():
         for probe in status.nodes:
@@ -61,6 +91,7 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
         unknown = bool(status.unreachable)
         for vip in cluster.vips.all():
             holders = status.holders.get(vip.address, [])
+            stale = stale_by_vip.get(vip.address, [])
             if not holders and unknown:
                 continue  # it may be on the node we could not reach: nothing learned
             holder = nodes.get(holders[0]) if len(holders) == 1 else None
@@ -68,8 +99,10 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
             if state is None:
                 VipState.objects.create(
-                    vip=vip, holder=holder, since=at, split_brain=split, no_holder=none, checked_at=at
+                    vip=vip, holder=holder, since=at, split_brain=split, no_holder=none,
+                    checked_at=at, stale_on=stale,
                 )
+                events += _stale_events(cluster, vip, None, stale, detected_by, at, nodes)
                 if split:
                     events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
                                          to_node=", ".join(holders)))
@@ -77,7 +110,10 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
                     events.append(_event(cluster, vip, Kind.NO_HOLDER, detected_by, at))
                 continue
             if state.checked_at > at:
-                continue  # a newer observation (a notify report) is already recorded
+                continue  # a newer sweep is already recorded
+            if state.notified_at and state.notified_at > at and at - state.checked_at < yield_for:
+                continue  # a report newer than this probe: the next sweep judges
+            events += _stale_events(cluster, vip, state, stale, detected_by, at, nodes)
             previous = state.holder.name if state.holder else ""
             if split and not state.split_brain:
                 events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
@@ -99,12 +135,18 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
                 state.since = at
             state.holder = holder if not split else state.holder
             state.split_brain, state.no_holder, state.checked_at = split, none, at
+            state.stale_on = stale
             state.save()
     return events
 
 
 def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
-    """A node reported a transition. MASTER means it now holds every VIP of the cluster."""
+    """A node reported a transition. MASTER means it now holds every VIP of the cluster.
+
+    A report speaks for its own node only: it can make that node the holder, never another.
+    It sets notified_at, not checked_at: checked_at is the sweep's, so reports (however many)
+    never make the sweep's observations look old (see record_status).
+    """
     at = at or timezone.now()
     events = []
     with transaction.atomic():
@@ -114,9 +156,15 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
         for vip in cluster.vips.all():
             state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
             if state is None:
-                VipState.objects.create(vip=vip, holder=node, since=at, checked_at=at)
+                VipState.objects.create(
+                    vip=vip, holder=node, since=at, checked_at=at, notified_at=at
+                )
                 continue
-            if state.checked_at > at or (state.holder_id == node.pk and not state.no_holder):
+            if state.checked_at > at or (state.notified_at and state.notified_at > at):
+                continue  # an observation newer than this report is already recorded
+            if state.holder_id == node.pk and not state.no_holder:
+                state.notified_at = at
+                state.save(update_fields=["notified_at"])
                 continue
             if state.no_holder:
                 # A sweep saw the gap between the old holder stopping and this takeover.
@@ -125,7 +173,7 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
             elif state.holder_id:
                 events.append(_event(cluster, vip, Kind.FAILOVER, DetectedBy.NOTIFY, at,
                                      from_node=state.holder.name, to_node=node.name))
-            state.holder, state.since, state.checked_at = node, at, at
+            state.holder, state.since, state.notified_at = node, at, at
             state.no_holder = False
             state.save()
     return events

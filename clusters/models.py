@@ -16,7 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from clusters import constants, validators
-from clusters.crypto import EncryptedTextField
+from clusters.crypto import EncryptedTextField, new_ed25519_key
 
 
 def _range(lo, hi):
@@ -165,6 +165,10 @@ def _new_notify_secret():
     return secrets.token_urlsafe(32)
 
 
+def _new_notify_key():
+    return new_ed25519_key()
+
+
 class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     name = models.CharField(
         max_length=63,
@@ -208,11 +212,41 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         validators=[MaxValueValidator(constants.PREEMPT_DELAY_MAX)],
         help_text="Seconds to wait after start-up before taking the VIPs back.",
     )
+    class CheckType(models.TextChoices):
+        NONE = "", "No health check"
+        PROCESS = "process", "Process running (pgrep -x NAME)"
+        TCP = "tcp", "TCP port open on the node"
+        HTTP = "http", "HTTP(S) URL answers"
+        FILE = "file", "File exists"
+        COMMAND = "command", "Command (admin only)"
+
+    # The typed checks' one parameter each; clusters/render.py turns it into a fixed command.
+    CHECK_TARGET_VALIDATORS = {
+        CheckType.PROCESS: validators.validate_check_process,
+        CheckType.TCP: validators.validate_check_port,
+        CheckType.HTTP: validators.validate_check_url,
+        CheckType.FILE: validators.validate_check_file,
+    }
+
+    check_type = models.CharField(
+        max_length=10,
+        choices=CheckType.choices,
+        default=CheckType.NONE,
+        blank=True,
+        help_text="Health check run on every node. A free-form command is set by an admin only.",
+    )
+    check_target = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the check looks at: a process name (haproxy), a TCP port (8404), a URL "
+        "(http://127.0.0.1:8404/health) or a file (/run/haproxy.pid).",
+    )
     check_script = models.CharField(
         max_length=255,
         blank=True,
         validators=[validators.validate_check_script],
-        help_text="Optional health check run on every node, e.g. /usr/bin/pgrep haproxy.",
+        help_text="With check type 'command' (admin only): an executable and its arguments, "
+        "run as root on every node, e.g. /usr/local/bin/check-haproxy.",
     )
     check_interval = models.PositiveSmallIntegerField(
         default=2, validators=_range(constants.CHECK_INTERVAL_MIN, constants.CHECK_INTERVAL_MAX)
@@ -232,7 +266,9 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
     config_path = models.CharField(
         max_length=255,
         default=constants.DEFAULT_CONFIG_PATH,
-        validators=[validators.validate_absolute_path],
+        validators=[validators.validate_config_path],
+        help_text="keepalived's config file on the nodes (admin only): a .conf file in "
+        "/etc/keepalived/ or another directory of VIPANEL_CONFIG_DIRS.",
     )
     reload_command = models.CharField(
         max_length=255,
@@ -301,10 +337,43 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                 "A preempt delay only applies when preemption is on: set it to 0 or turn "
                 "preempt on."
             )
+        self._check_health_check(errors)
         if self.pk:
             self._check_against_nodes(errors, net)
         if errors:
             raise ValidationError(errors)
+
+    def _check_health_check(self, errors):
+        """One check per cluster: a typed one from its parameter, or an admin's command."""
+        kind = self.check_type
+        if kind == self.CheckType.NONE and self.check_script:
+            # A client that only knows check_script (older API callers) means a command.
+            kind = self.check_type = self.CheckType.COMMAND
+        if kind not in self.CheckType.values:
+            return  # the field's choices have reported it
+        if kind != self.CheckType.COMMAND:
+            # A typed check replaces a command; an empty one says "no command" (allowed to all).
+            self.check_script = ""
+        if kind in (self.CheckType.NONE, self.CheckType.COMMAND):
+            if self.check_target:
+                errors["check_target"] = (
+                    "Only a process, port, URL or file check takes a target: clear it or "
+                    "pick one of those check types."
+                )
+            if kind == self.CheckType.COMMAND and not self.check_script and self.field_ok(
+                "check_script"
+            ):
+                errors["check_script"] = "Enter the command to run, or pick another check type."
+            return
+        if not self.check_target:
+            errors["check_target"] = (
+                f"Enter what the {self.get_check_type_display()} check looks at."
+            )
+            return
+        try:
+            self.CHECK_TARGET_VALIDATORS[kind](self.check_target)
+        except ValidationError as e:
+            errors["check_target"] = e.messages
 
     def _overlapping_clusters(self, net):
         """Other clusters whose network overlaps net: the same segment as far as VRRP goes."""
@@ -445,6 +514,9 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     maintenance = models.BooleanField(
         default=False, help_text="Skip this node in pushes and move the VIPs off it."
     )
+    # The node's own ed25519 key for signing notify reports (clusters/notify.py); deployed as a
+    # root-only file by the push, never shown.
+    notify_key = EncryptedTextField(default=_new_notify_key, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -754,7 +826,12 @@ class VipState(models.Model):
     since = models.DateTimeField()
     split_brain = models.BooleanField(default=False)
     no_holder = models.BooleanField(default=False)
+    # When a sweep last observed this VIP (the start of its probe); notify reports leave it alone.
     checked_at = models.DateTimeField()
+    # When a notify report last changed or confirmed the holder.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    # Nodes whose keepalived is stopped while the address is still on their interface.
+    stale_on = models.JSONField(default=list, blank=True)
 
 
 class FailoverEvent(models.Model):
@@ -765,6 +842,9 @@ class FailoverEvent(models.Model):
         NO_HOLDER = "no_holder"
         NO_HOLDER_END = "no_holder_end"
         DRILL = "drill"
+        # keepalived is not running on a node, but the VIP is still on its interface (kill -9).
+        STALE_ADDRESS = "stale_address"
+        STALE_ADDRESS_END = "stale_address_end"
 
     class DetectedBy(models.TextChoices):
         SWEEP = "sweep"
@@ -796,6 +876,10 @@ class NotifyNonce(models.Model):
 
     nonce = models.CharField(max_length=64, unique=True)
     received = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Whose report it was: the per-node rate limit counts these.
+    node = models.ForeignKey(
+        "Node", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
 
 
 class AuditEntry(models.Model):

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from clusters import remote, ssh
-from clusters.render import node_config
+from clusters.render import config_path, node_config
 
 _AUTH_PASS = re.compile(r"^(\s*auth_pass\s+)\S+", re.MULTILINE)
 MASK = "********"
@@ -57,6 +57,11 @@ def preview_cluster(cluster):
     """-> [NodePreview], in node order. Reads each node's config over SSH, concurrently."""
     nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
     rendered, targets, results = {}, {}, {}
+    try:
+        path = config_path(cluster)
+    except ValueError as e:
+        # Never read a file that is not keepalived's (a row saved without validation).
+        return [NodePreview(n.name, n.pk, None, "", str(e), n.maintenance) for n in nodes]
     for node in nodes:
         try:
             rendered[node.pk] = node_config(node)
@@ -64,7 +69,7 @@ def preview_cluster(cluster):
         except (ValueError, ssh.SSHError) as e:
             results[node.pk] = NodePreview(node.name, node.pk, None, "", str(getattr(e, "message", e)))
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
-        futures = {pk: pool.submit(_fetch, t, cluster.config_path) for pk, t in targets.items()}
+        futures = {pk: pool.submit(_fetch, t, path) for pk, t in targets.items()}
     for node in nodes:
         if node.pk in results:
             continue

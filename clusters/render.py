@@ -18,7 +18,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from clusters import constants, notify
+from django.core.exceptions import ValidationError
+
+from clusters import constants, notify, validators
+from clusters.models import Cluster
 
 INDENT = "    "
 SCRIPT_NAME = "vipanel_check"
@@ -173,9 +176,7 @@ def _facts(node, priority_override=None):
         priority = _number(node.priority, "node.priority", *_PRIORITY)
     else:
         priority = _number(priority_override, "priority_override", *_PRIORITY)
-    check_script = ""
-    if cluster.check_script:
-        check_script = _safe(cluster.check_script, "cluster.check_script", _SAFE_COMMAND)
+    check_script = check_command(cluster)
     return _Facts(
         cluster=_safe(cluster.name, "cluster.name"),
         node=_safe(node.name, "node.name"),
@@ -197,6 +198,43 @@ def _facts(node, priority_override=None):
         check_fall=_number(cluster.check_fall, "cluster.check_fall", *_FALL_RISE),
         check_rise=_number(cluster.check_rise, "cluster.check_rise", *_FALL_RISE),
     )
+
+
+# The typed health checks: a fixed command per type, its one parameter checked again here (the
+# validators of clusters/validators.py) and appended as a single word. keepalived splits the
+# script line on spaces and runs it without a shell, so no parameter can add a word or an option
+# (each alphabet starts with a letter, digit or '/'). Programs are named by absolute path, and
+# curl's -q (first) ignores root's ~/.curlrc. The TCP check is bash's /dev/tcp (bash is on every
+# node; nc is not): one word, "exec<>/dev/tcp/127.0.0.1/PORT", opens the port or fails.
+CHECK_TEMPLATES = {
+    "process": "/usr/bin/pgrep -x {}",
+    "tcp": "/bin/bash -c exec<>/dev/tcp/127.0.0.1/{}",
+    "http": "/usr/bin/curl -q -fsS -g -o /dev/null -m 3 {}",
+    "file": "/usr/bin/test -e {}",
+}
+
+
+def check_command(cluster) -> str:
+    """The command keepalived runs as the cluster's health check ('' for none)."""
+    kind = cluster.check_type or ("command" if cluster.check_script else "")
+    if kind == "":
+        return ""
+    if kind == "command":
+        return _safe(cluster.check_script, "cluster.check_script", _SAFE_COMMAND)
+    if kind not in CHECK_TEMPLATES:
+        raise ValueError(f"cluster.check_type: unknown check type {kind!r}.")
+    target = cluster.check_target
+    try:
+        if not isinstance(target, str):
+            raise ValidationError("not text")
+        Cluster.CHECK_TARGET_VALIDATORS[kind](target)
+    except ValidationError:
+        # The value is left out: it may be hostile text.
+        raise ValueError(
+            f"cluster.check_target: not a valid {kind} check target. It was saved without "
+            "validation: edit it through a form or the API, which check it."
+        ) from None
+    return CHECK_TEMPLATES[kind].format(target)
 
 
 def _block(name, body):
@@ -377,3 +415,20 @@ def node_config(node) -> str:
         notify_script=notify.script_path_for(node),
         priority_override=constants.PRIORITY_MIN if node.maintenance else None,
     )
+
+
+def config_path(cluster) -> str:
+    """The cluster's config_path, checked again before any read or write on a node.
+
+    The model allows only a .conf file in VIPANEL_CONFIG_DIRS; a row written without
+    full_clean() (queryset.update(), an old database) must still never make a preview read, or a
+    push replace, /etc/shadow or /dev/zero.
+    """
+    value = cluster.config_path
+    try:
+        if not isinstance(value, str):
+            raise ValidationError("not text")
+        validators.validate_config_path(value)
+    except ValidationError as e:
+        raise ValueError(f"cluster.config_path: {' '.join(e.messages)}") from None
+    return value

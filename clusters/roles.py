@@ -66,3 +66,53 @@ def assign(user, role):
     user.groups.remove(*Group.objects.filter(name__in=ROLES))
     user.groups.add(Group.objects.get_or_create(name=role)[0])
     user.__dict__.pop("_vipanel_role", None)
+
+
+# --- Fields only an admin sets ---------------------------------------------------------------
+# Each runs as root on every node or names the file root writes there: an operator who could set
+# one would be root on the nodes. The one rule, called by the web forms, the API and services.
+ADMIN_ONLY_CLUSTER_FIELDS = ("reload_command", "check_script", "config_path")
+ADMIN_ONLY_MESSAGES = {
+    "reload_command": "Only an admin may set reload_command: it runs as a shell command on "
+    "every node.",
+    "check_script": "Only an admin may set a free-form check command: it runs as root on every "
+    "node. Pick a process, TCP port, URL or file check instead.",
+    "config_path": "Only an admin may change config_path: it names the file written as root on "
+    "every node.",
+}
+
+
+def admin_only_violations(user, cluster, data):
+    """{field: message} for each admin-only field `data` would change, unless user is an admin.
+
+    `cluster` is the stored cluster (or an unsaved one with the model defaults, for a create);
+    `data` maps field names to the new values. Clearing the free-form check command (going back
+    to no check, or to a typed one) takes no power away from anyone, so any operator may do it.
+    A check type of 'command' counts as setting check_script.
+    """
+    if can_admin(user):
+        return {}
+    refused = {}
+    for name in ADMIN_ONLY_CLUSTER_FIELDS:
+        if name not in data:
+            continue
+        new, old = data[name], getattr(cluster, name)
+        if new == old or (name == "check_script" and not new):
+            continue
+        refused[name] = ADMIN_ONLY_MESSAGES[name]
+    if (
+        data.get("check_type") == "command"
+        and getattr(cluster, "check_type", "") != "command"
+        and "check_script" not in refused
+    ):
+        refused["check_type"] = ADMIN_ONLY_MESSAGES["check_script"]
+    return refused
+
+
+def check_admin_only(user, cluster, data):
+    """Raise a field-keyed ValidationError when admin_only_violations() finds any."""
+    from django.core.exceptions import ValidationError
+
+    refused = admin_only_violations(user, cluster, data)
+    if refused:
+        raise ValidationError(refused)

@@ -55,6 +55,10 @@ class HostKeyMismatch(SSHError):
         self.offered = offered
 
 
+# The most any file read from a node may hold (a keepalived.conf is a few KiB).
+READ_LIMIT = 1024 * 1024
+
+
 def fingerprint(pkey: paramiko.PKey) -> str:
     """The OpenSSH SHA256 fingerprint of a public key, as `ssh-keygen -lf` prints it."""
     digest = hashlib.sha256(pkey.asbytes()).digest()
@@ -385,16 +389,26 @@ class Connection:
         except (OSError, paramiko.SSHException, EOFError, SSHError):
             pass  # best effort: the error that brought us here is the one to report
 
-    def get(self, path: str) -> bytes | None:
-        """The content of a remote file, or None when it does not exist."""
+    def get(self, path: str, limit: int = READ_LIMIT) -> bytes | None:
+        """The content of a remote file, or None when it does not exist.
+
+        At most `limit` bytes are read: a longer file (or a device such as /dev/zero, which never
+        ends and reports size 0) is an SSHError instead of a worker reading forever.
+        """
         try:
             with self._sftp_client().open(path, "rb") as f:
-                f.prefetch()
-                return f.read()
+                data = f.read(limit + 1)
         except FileNotFoundError:
             return None
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise self._file_error("reading", path, e) from None
+        if len(data) > limit:
+            raise SSHError(
+                f"{self.where}: {path} is larger than {limit} bytes; vipanel reads no more "
+                "(is it really keepalived's config file?)",
+                permanent=True,
+            )
+        return data
 
     def stat_mode(self, path: str) -> int | None:
         """Permission bits of a remote file (e.g. 0o600), or None when it does not exist."""

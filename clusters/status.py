@@ -41,8 +41,11 @@ class ClusterStatus:
     cluster: str
     checked_at: datetime
     nodes: list[NodeProbe]
-    # VIP address (as configured) -> names of the reachable nodes that hold it
+    # VIP address (as configured) -> names of the reachable nodes that hold it, keepalived running
     holders: dict[str, list[str]]
+    # VIP address -> nodes whose keepalived is not running but still have the address (kill -9
+    # leaves it on the interface): not a split brain, a stale address to remove.
+    stale: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def split_brain_vips(self):
@@ -214,12 +217,25 @@ def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStat
         # Not waiting here is the point: a stuck probe must not hold up the verdict.
         pool.shutdown(wait=False, cancel_futures=True)
     holders = {v.address: [] for v in vips}
+    stale = {v.address: [] for v in vips}
     for node in nodes:
-        for vip in probes[node.pk].holds:
-            holders[vip].append(node.name)
+        probe = probes[node.pk]
+        for vip in probe.holds:
+            # Only a running keepalived holds a VIP; an address a dead one left behind is stale.
+            (holders if probe.keepalived_running else stale)[vip].append(node.name)
     return ClusterStatus(
         cluster=cluster.name,
         checked_at=checked_at,
         nodes=[probes[n.pk] for n in nodes],
         holders=holders,
+        stale={vip: names for vip, names in stale.items() if names},
+    )
+
+
+def stale_address_message(node_name, vip, interface):
+    """How a stale address is told to people (events, node problems): what it is, not a split
+    brain, and what to do."""
+    return (
+        f"keepalived stopped on {node_name}, the address {vip} is still on {interface}: start "
+        "keepalived there, or remove the stale address."
     )

@@ -40,3 +40,11 @@ def drill_task(cluster_id, user_id=None):
         return
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     drill.run_drill(cluster, user)
+
+
+# sec: retention (clusters/retention.py), daily from beat; deleting twice is harmless.
+@shared_task(acks_late=True)
+def prune_task():
+    from clusters import retention
+
+    log.info("pruned %s", retention.prune())

@@ -200,7 +200,7 @@ def _colours(tracks):
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
-def render_svg(tracks, events, start, end, tz=dt.timezone.utc, title="VIP holders over time"):
+def render_svg(tracks, events, start, end, tz=dt.UTC, title="VIP holders over time"):
     """The picture: one row per VIP (in the order of `tracks`), a bar per segment coloured by
     holder, split brain and no holder in red, a mark at every failover and every split brain."""
     span = (end - start).total_seconds() or 1.0
@@ -316,7 +316,7 @@ def render_svg(tracks, events, start, end, tz=dt.timezone.utc, title="VIP holder
 
 
 def timeline_svg(vips, events, start, end, current=None, following=None, born=None,
-                 tz=dt.timezone.utc):
+                 tz=dt.UTC):
     """The whole picture for VIP addresses `vips` (in that order).
 
     events: Events within start..end; current: {vip: Current}; following: {vip: the first

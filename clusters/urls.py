@@ -36,6 +36,11 @@ urlpatterns = [
     path("nodes/<int:pk>/maintenance/", nodes.node_maintenance, name="node-maintenance"),
     path("nodes/<int:pk>/host-key/", nodes.node_host_key, name="node-host-key"),
     path("nodes/<int:pk>/repin/", nodes.node_repin, name="node-repin"),
+    path(
+        "nodes/<int:pk>/vips/<int:vip_pk>/remove-stale/",
+        nodes.node_remove_stale,
+        name="node-remove-stale",
+    ),
     path("vips/<int:pk>/delete/", vips.vip_delete, name="vip-delete"),
     path("pushes/<int:pk>/", pushes.push_detail, name="push"),
     path("pushes/<int:pk>/resume/", pushes.push_resume, name="push-resume"),

@@ -6,8 +6,10 @@ Messages say what is wrong and how to fix it.
 """
 
 import ipaddress
+import posixpath
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
@@ -190,6 +192,81 @@ def validate_absolute_path(value):
         )
     if value.endswith("/"):
         raise ValidationError("Name a file, not a directory: remove the trailing '/'.")
+
+
+def validate_config_path(value):
+    """keepalived's config file: a .conf file directly under one of the allowed directories.
+
+    A push renames a file over this path as root and a preview sends its content back, so it
+    may only ever name keepalived's own file: not /etc/shadow, a key file or a device.
+    """
+    validate_absolute_path(value)
+    dirs = [d.rstrip("/") for d in settings.VIPANEL_CONFIG_DIRS]
+    name = posixpath.basename(value)
+    parent = posixpath.dirname(value)
+    # One level below an allowed directory, a plain name: no hidden files ('.x.conf', editor
+    # and dpkg leftovers), no '..' or '.' components, nothing that is not a '.conf' file.
+    if (
+        parent not in dirs
+        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.conf", name)
+        or any(part in (".", "..") for part in value.split("/"))
+    ):
+        raise ValidationError(
+            "Name a .conf file directly in %(dirs)s, for example "
+            "/etc/keepalived/keepalived.conf (no '..', no hidden or other files).",
+            params={"dirs": " or ".join(f"{d}/" for d in dirs)},
+        )
+
+
+# --- Typed health checks -----------------------------------------------------------------------
+# Each is one parameter, checked here and rendered by clusters/render.py through a fixed command.
+# Every alphabet starts with a letter or digit (or '/'), so no value can become an option.
+
+
+def validate_check_process(value):
+    # pgrep -x compares with the 15-character kernel process name (comm).
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}", value):
+        raise ValidationError(
+            "Enter a process name as `pgrep -x` sees it: 1-15 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit (for example haproxy)."
+        )
+
+
+def validate_check_port(value):
+    if not re.fullmatch(r"[1-9][0-9]{0,4}", value) or not 1 <= int(value) <= 65535:
+        raise ValidationError("Enter a TCP port on the node, a whole number from 1 to 65535.")
+
+
+# http(s)://host[:port][/path]: a DNS name, an IPv4 address or a bracketed IPv6 address, and a
+# path of unreserved characters. No query, fragment, user info, '%', quotes or spaces.
+CHECK_URL = re.compile(
+    r"https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(?::[1-9][0-9]{0,4})?(?:/[A-Za-z0-9._~/-]{0,150})?"
+)
+
+
+def validate_check_url(value):
+    if len(value) > 200 or not CHECK_URL.fullmatch(value):
+        raise ValidationError(
+            "Enter an http:// or https:// URL of at most 200 characters: host, optional port "
+            "and a path of letters, digits and . _ ~ / - (no query, '%', quotes or spaces), "
+            "for example http://127.0.0.1:8404/health."
+        )
+    port = re.search(r"\]?:([0-9]+)(?:/|$)", value.split("//", 1)[1])
+    if port and not 1 <= int(port.group(1)) <= 65535:
+        raise ValidationError("The URL's port must be from 1 to 65535.")
+
+
+def validate_check_file(value):
+    try:
+        validate_absolute_path(value)
+    except ValidationError:
+        raise ValidationError(
+            "Enter the absolute path of the file to look for: letters, digits, '.', '_', '-' "
+            "and '/', without '..', for example /run/haproxy.pid."
+        ) from None
+    if any(part in (".", "..") for part in value.split("/")):
+        raise ValidationError("Write the path without '.' or '..' components.")
 
 
 def validate_check_script(value):

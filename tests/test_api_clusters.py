@@ -118,9 +118,10 @@ def test_it_rejects_out_of_range_values_by_field(operator_api):
 
 
 def test_it_rejects_a_nul_byte(operator_api):
-    response = operator_api.post(CLUSTERS, {**NEW, "check_script": "/bin/true\x00"})
+    body = {**NEW, "check_type": "process", "check_target": "haproxy\x00"}
+    response = operator_api.post(CLUSTERS, body)
     assert response.status_code == 400
-    assert "check_script" in response.json()
+    assert "check_target" in response.json()
 
 
 def test_it_names_unknown_fields(operator_api):
@@ -160,7 +161,9 @@ def test_it_patches_only_the_fields_sent(operator_api, cluster):
 
 def test_a_patch_is_checked_against_the_nodes(operator_api, cluster):
     # web-1 and web-2 are 10 apart: a weight of 5 could never move the VIPs.
-    response = operator_api.patch(detail(cluster), {"check_script": "/bin/true", "check_weight": 5})
+    response = operator_api.patch(
+        detail(cluster), {"check_type": "process", "check_target": "haproxy", "check_weight": 5}
+    )
     assert response.status_code == 400
     assert "check_weight" in response.json()
 

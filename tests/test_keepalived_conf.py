@@ -644,9 +644,9 @@ def test_vipanel_rendered_configs_parse_back_to_the_same_values(case, cluster):
         assert sorted(inst.unicast_peer) == others
     else:
         assert inst.unicast_peer == []
-    if c.check_script:
+    if render.check_command(c):
         (script,) = parsed.scripts
-        assert script.script == c.check_script
+        assert script.script == render.check_command(c)
         assert (script.interval, script.weight, script.fall, script.rise) == (
             c.check_interval,
             c.check_weight,

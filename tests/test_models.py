@@ -766,7 +766,9 @@ def test_regex_validators_are_anchored_with_backslash_z(validator):
 # --- paths and scripts ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/etc/keepalived/keepalived.conf", "/etc/kad/k.conf", "/a"])
+@pytest.mark.parametrize(
+    "path", ["/etc/keepalived/keepalived.conf", "/etc/keepalived/vi-1.lab_a.conf"]
+)
 def test_it_accepts_absolute_config_paths(db, path):
     accepted(new_cluster(config_path=path))
 
@@ -782,6 +784,26 @@ def test_it_accepts_absolute_config_paths(db, path):
         "/",
         "/etc/k conf",
         "/" + "a" * 255,
+        # Only keepalived's own file (issue 15): a push writes it as root, a preview reads it.
+        "/etc/kad/k.conf",
+        "/a",
+        "/etc/shadow",
+        "/root/.ssh/authorized_keys",
+        "/dev/zero",
+        "/etc/keepalived/../shadow",
+        "/etc/keepalived/./keepalived.conf",
+        "/etc/keepalived/sub/keepalived.conf",
+        "/etc/keepalived/.hidden.conf",
+        "/etc/keepalived/keepalived.conf.dpkg-old",
+        "/etc/keepalived/keepalived.conf/",
+        "/etc/keepalived/.conf",
+        "/etc/keepalived/-x.conf",
+        "/etc/keepalived/keepalived.conf\n",
+        "/etc/keepalived/k\x00.conf",
+        "/etc/keepalived/k\u2024conf",
+        "/etc/keepalived/kеepalived.conf",  # a Cyrillic 'е'
+        "/etc/keepalived-evil/k.conf",
+        "/etc/keepalived/" + "a" * 10000 + ".conf",
     ],
 )
 def test_it_refuses_relative_traversing_or_odd_config_paths(db, path):

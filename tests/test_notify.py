@@ -13,13 +13,20 @@ from clusters.models import FailoverEvent, NotifyNonce, VipState
 pytestmark = pytest.mark.django_db
 
 
-def report(cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6", secret=None, **override):
+def report(cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6", signer=None,
+           **override):
+    """POST a report as node `node`, signed with the key of `signer` (default: that node)."""
     ts = str(int(time.time()) if ts is None else ts)
-    data = {"node": node, "state": state, "ts": ts, "nonce": nonce,
-            "sig": notify.sign(secret or cluster.notify_secret, cluster.pk, node, state, ts, nonce)}
+    key_node = cluster.nodes.filter(name=signer or node).first()
+    sig = "00"
+    if key_node is not None:
+        data = notify.message(cluster.pk, node, state, ts, nonce)
+        sig = notify._private_key(key_node).sign(data).hex()
+    data = {"node": node, "state": state, "ts": ts, "nonce": nonce, "sig": sig}
     data.update(override)
     # No session and no CSRF token, as from the script on a node.
-    return Client(enforce_csrf_checks=True).post(reverse("clusters:notify", args=[cluster.pk]), data)
+    url = reverse("clusters:notify", args=[cluster.pk])
+    return Client(enforce_csrf_checks=True).post(url, data)
 
 
 def test_a_signed_report_is_accepted_and_moves_the_holder(cluster):
@@ -32,7 +39,7 @@ def test_a_signed_report_is_accepted_and_moves_the_holder(cluster):
 
 
 def test_it_refuses_a_bad_signature(cluster):
-    response = report(cluster, secret="not-the-secret")
+    response = report(cluster, sig="ab" * 64)
     assert response.status_code == 403
     assert b"bad signature" in response.content
     assert not NotifyNonce.objects.exists()
@@ -51,9 +58,17 @@ def test_it_refuses_a_replayed_report(cluster):
     assert b"replayed" in again.content
 
 
-def test_it_refuses_a_signature_for_another_node(cluster):
-    response = report(cluster, node="web-2", sig=notify.sign(cluster.notify_secret, cluster.pk, "web-1", "MASTER", "1", "x"))
+def test_one_nodes_key_cannot_speak_for_another(cluster):
+    # web-1's key, a report that web-2 became master: refused.
+    response = report(cluster, node="web-2", signer="web-1")
     assert response.status_code == 403
+    assert b"bad signature" in response.content
+    assert not FailoverEvent.objects.exists()
+
+
+def test_each_node_has_its_own_key(cluster):
+    keys = {n.notify_key for n in cluster.nodes.all()}
+    assert len(keys) == cluster.nodes.count() and all("PRIVATE KEY" in k for k in keys)
 
 
 @pytest.mark.parametrize("state", ["master", "EVIL", "MASTER\n"])
@@ -70,14 +85,42 @@ def test_it_rejects_get(client, cluster):
 
 
 def test_the_script_signs_like_the_server(cluster, settings, tmp_path):
-    """Run the rendered script's signing line with the real openssl: same HMAC as Python's."""
+    """Run the rendered script's signing lines with the real openssl and the node's key file:
+    the panel accepts the signature."""
+    settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    node = cluster.nodes.get(name="web-1")
+    key = tmp_path / "key"
+    key.write_text(node.notify_key)
+    key.chmod(0o600)
+    script = notify.render_script(node).replace(notify.KEY_PATH, str(key))
+    lines = script.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("msg="))
+    end = next(i for i, line in enumerate(lines) if line.startswith('rm -f "$msg"'))
+    command = "state=MASTER; ts=1700000000; nonce=abcdef012345\n" + "\n".join(
+        lines[start : end + 1]) + '\nprintf %s "$sig"'
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert notify.check_signature(node, "MASTER", "1700000000", "abcdef012345", out,
+                                  now=1700000000) is None
+    assert out == notify.sign(node, "MASTER", "1700000000", "abcdef012345")
+
+
+def test_the_script_holds_no_secret(cluster, settings):
     settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
     node = cluster.nodes.get(name="web-1")
     script = notify.render_script(node)
-    sig_line = next(line for line in script.splitlines() if line.startswith("sig="))
-    command = f"state=MASTER; ts=1700000000; nonce=abcdef012345; {sig_line}; printf %s \"$sig\""
-    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-    assert out == notify.sign(cluster.notify_secret, cluster.pk, "web-1", "MASTER", "1700000000", "abcdef012345")
+    body = "".join(node.notify_key.splitlines()[1:-1])
+    assert body not in script and cluster.notify_secret not in script
+    assert "-hmac" not in script
+
+
+def test_the_push_deploys_the_key_root_only_with_the_script(cluster, settings):
+    node = cluster.nodes.get(name="web-1")
+    settings.VIPANEL_NOTIFY_URL = ""
+    assert notify.files_for(node) == []
+    settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    files = {path: (content, mode) for path, content, mode in notify.files_for(node)}
+    assert files[notify.KEY_PATH] == (node.notify_key.encode(), 0o600)
+    assert files[notify.SCRIPT_PATH] == (notify.render_script(node).encode(), 0o700)
 
 
 def test_the_script_contains_no_shell_syntax_from_data(cluster, settings):

@@ -111,6 +111,20 @@ def check_script(cluster):
     return Node.objects.get(cluster=cluster, name="web-2")
 
 
+def typed_check(check_type, target):
+    """A golden builder for one typed health check (issue 15): fixed command, one parameter."""
+
+    def build(cluster):
+        cluster.check_type, cluster.check_target = check_type, target
+        cluster.check_interval, cluster.check_weight = 2, -30
+        cluster.full_clean()
+        cluster.save()
+        return Node.objects.get(cluster=cluster, name="web-1")
+
+    build.__name__ = f"typed_check_{check_type}"
+    return build
+
+
 def ipv6(cluster):
     c = make(
         Cluster,
@@ -158,6 +172,11 @@ CASES = [
     Case("unicast-3-nodes-auth-nopreempt", unicast_three_nodes),
     Case("preempt-delay", preempt_delay, interfaces=("eth0", "ens3"), iptables=False),
     Case("check-script-negative-weight", check_script, iptables=False),
+    Case("check-process", typed_check("process", "haproxy"), iptables=False),
+    Case("check-tcp", typed_check("tcp", "8404"), iptables=False),
+    Case("check-http", typed_check("http", "http://127.0.0.1:8404/health"), iptables=False),
+    Case("check-https-ipv6", typed_check("http", "https://[::1]:8443/-/ready"), iptables=False),
+    Case("check-file", typed_check("file", "/run/haproxy.pid"), iptables=False),
     Case("ipv6", ipv6, addresses=V6_ADDRESSES),
     Case("ipv6-unicast", ipv6_unicast, addresses=(("eth0", "2001:db8:1::11/64"),)),
     # The hooks a push uses: a notify script for state reports, a lowered priority for a node

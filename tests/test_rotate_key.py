@@ -70,6 +70,7 @@ def test_it_finds_every_encrypted_column():
         ("Cluster", "auth_pass"),
         ("Cluster", "notify_secret"),
         ("Channel", "url"),
+        ("Node", "notify_key"),
     }
 
 

@@ -217,7 +217,7 @@ def test_the_operator_sees_the_reload_command_but_cannot_edit_it(login, operator
     page = login(operator).get(reverse("clusters:cluster-edit", args=[cluster.pk])).content.decode()
     tag = re.search(r'<input[^>]*name="reload_command"[^>]*>', page).group(0)
     assert "disabled" in tag
-    assert "only an admin can change it" in page
+    assert "Only an admin may set reload_command" in page
 
 
 def test_settings_changes_are_audited_with_the_secret_masked(login, operator, cluster):

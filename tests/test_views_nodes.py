@@ -64,6 +64,11 @@ MUTATING = {
         lambda c, n: reverse("clusters:node-repin", args=[n.pk]),
         lambda n: {"fingerprint": NEW_KEY},
     ),
+    # sec: removing a stale address (tests/test_sec_stale.py has the rest).
+    "node-remove-stale": (
+        lambda c, n: reverse("clusters:node-remove-stale", args=[n.pk, c.vips.first().pk]),
+        lambda n: {},
+    ),
 }
 
 

@@ -5,7 +5,9 @@ See README.md, "Production settings", for the variables.
 """
 
 import os
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -112,6 +114,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Login throttling (django-axes): failed logins counted per user and address.
+    "axes",
     "clusters",
     "alerts",
 ]
@@ -128,6 +132,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vipanel.urls"
@@ -177,6 +183,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes checks every login first: after VIPANEL_LOGIN_FAILURE_LIMIT wrong passwords for
+# one user from one address, that pair is refused (429, even with the right password) until
+# VIPANEL_LOGIN_LOCKOUT_MINUTES pass or an admin unlocks it (admin site "Access attempts", or
+# `manage.py axes_reset_username NAME` / `axes_reset`). Per pair, so nobody can lock a user
+# out from elsewhere; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("VIPANEL_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VIPANEL_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clusters:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -287,8 +306,6 @@ VIPANEL_PROBE_CONCURRENCY = env_int("VIPANEL_PROBE_CONCURRENCY", 32)
 # (e.g. http://192.0.2.5:8000). Empty: no notify script, the sweep alone finds failovers.
 VIPANEL_NOTIFY_URL = os.environ.get("VIPANEL_NOTIFY_URL", "")
 if VIPANEL_NOTIFY_URL:
-    import re
-
     # It is written into a shell script on every node: scheme, host, port and path only.
     if not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+(/[A-Za-z0-9._/-]*)?", VIPANEL_NOTIFY_URL):
         raise ImproperlyConfigured(
@@ -297,10 +314,30 @@ if VIPANEL_NOTIFY_URL:
         )
     from urllib.parse import urlsplit
 
-    # The nodes call the panel by this name, so Django must accept it as a host.
-    ALLOWED_HOSTS.append(urlsplit(VIPANEL_NOTIFY_URL).hostname)
+    # The nodes call the panel by this name, so Django must accept it as a host. urlsplit drops
+    # an IPv6 address's brackets, and Django compares the Host header with them ("[2001:db8::5]").
+    _notify = urlsplit(VIPANEL_NOTIFY_URL)
+    ALLOWED_HOSTS.append(f"[{_notify.hostname}]" if ":" in _notify.hostname else _notify.hostname)
+    if _notify.scheme == "http" and SECURE_SSL_REDIRECT:
+        # keepalived's notify script cannot follow a redirect with its POST: a report sent to
+        # an http:// notify URL is taken as it is, not redirected to https:// and lost.
+        # Reports are signed and used once (clusters/notify.py), so plain HTTP reveals no secret.
+        SECURE_REDIRECT_EXEMPT = [r"(^|/)notify/[0-9]+/$"]
+# Directories whose .conf files may be a cluster's config_path (comma-separated): a push writes
+# that file as root and a preview reads it back, so nothing else may be named.
+VIPANEL_CONFIG_DIRS = env_list("VIPANEL_CONFIG_DIRS", ["/etc/keepalived"])
+for _dir in VIPANEL_CONFIG_DIRS:
+    if not re.fullmatch(r"(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+/?", _dir) or "/." in _dir:
+        raise ImproperlyConfigured(
+            f"VIPANEL_CONFIG_DIRS: {_dir!r} is not an absolute directory of letters, digits, "
+            "'.', '_' and '-' without '..'"
+        )
 # A notify report older (or newer) than this many seconds is refused as a possible replay.
 VIPANEL_NOTIFY_MAX_AGE = env_int("VIPANEL_NOTIFY_MAX_AGE", 60)
+# At most this many notify reports per node per window (seconds); more are refused (429). A
+# node reports a transition only, so a handful a minute is already a flapping node.
+VIPANEL_NOTIFY_RATE_LIMIT = env_int("VIPANEL_NOTIFY_RATE_LIMIT", 6)
+VIPANEL_NOTIFY_RATE_WINDOW = env_int("VIPANEL_NOTIFY_RATE_WINDOW", 60)
 # A running push whose worker has not renewed its heartbeat for this long is "interrupted".
 VIPANEL_PUSH_HEARTBEAT = env_int("VIPANEL_PUSH_HEARTBEAT", 5)
 VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
@@ -317,6 +354,11 @@ VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
 # The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
 VIPANEL_ALERT_QUEUE = os.environ.get("VIPANEL_ALERT_QUEUE", "alerts")
 CELERY_TASK_ROUTES = {"alerts.tasks.*": {"queue": VIPANEL_ALERT_QUEUE}}
+# Failover events, audit entries and finished pushes older than this many days are deleted
+# (daily, by beat): a year of history by default.
+VIPANEL_RETENTION_DAYS = env_int("VIPANEL_RETENTION_DAYS", 365)
+if VIPANEL_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("VIPANEL_RETENTION_DAYS: keep at least 1 day of history")
 
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
@@ -324,5 +366,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": VIPANEL_SWEEP_INTERVAL,
         # A sweep that could not start before the next one is due is not worth running.
         "options": {"expires": VIPANEL_SWEEP_INTERVAL},
+    },
+    "prune": {
+        "task": "clusters.tasks.prune_task",
+        "schedule": 24 * 3600,
+        "options": {"expires": 3600},
     },
 }

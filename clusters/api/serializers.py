@@ -195,6 +195,8 @@ CLUSTER_FIELDS = [
     "unicast",
     "preempt",
     "preempt_delay",
+    "check_type",
+    "check_target",
     "check_script",
     "check_interval",
     "check_weight",

@@ -1,42 +1,54 @@
 """The endpoint keepalived's notify script posts to: not a page, no session, no CSRF token.
-Verification is clusters.notify's; recording is clusters.history's."""
+Signatures and rate limits are clusters.notify's; recording is clusters.history's."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotFound
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from clusters import history, notify
-from clusters.models import Cluster, NotifyNonce
+from clusters.models import Cluster, Node, NotifyNonce
 
 
 # keepalived's notify script on a node has no session and no CSRF token: it proves itself with
-# the cluster's HMAC secret instead, and each report is accepted once (nonce) while fresh.
+# its node's signing key instead, and each report is accepted once (nonce) while fresh.
 @csrf_exempt
 @login_not_required
 @require_POST
 def notify_report(request, cluster_id):
-    cluster = get_object_or_404(Cluster, pk=cluster_id)
-    fields = {k: request.POST.get(k, "") for k in ("node", "state", "ts", "nonce", "sig")}
-    reason = notify.check_signature(
-        cluster, fields["node"], fields["state"], fields["ts"], fields["nonce"], fields["sig"]
-    )
+    return receive(cluster_id, request.POST)
+
+
+def receive(cluster_id, data):
+    """The notify endpoint's whole work: one POSTed report in, the HTTP response out.
+
+    `data` is the POST (node, state, ts, nonce, sig). The view is one call to this.
+    """
+    fields = {k: data.get(k, "") for k in ("node", "state", "ts", "nonce", "sig")}
+    cluster = Cluster.objects.filter(pk=cluster_id).first()
+    node = cluster.nodes.filter(name=fields["node"]).first() if cluster else None
+    if node is None:
+        return HttpResponseNotFound("unknown cluster or node\n")
+    reason = notify.check_signature(node, fields["state"], fields["ts"], fields["nonce"], fields["sig"])
     if reason:
         return HttpResponseForbidden(f"refused: {reason}\n")
-    node = cluster.nodes.filter(name=fields["node"]).first()
-    if node is None:
-        return HttpResponseNotFound("unknown node\n")
-    try:
-        with transaction.atomic():
-            NotifyNonce.objects.create(nonce=fields["nonce"])
-    except IntegrityError:
-        return HttpResponseForbidden("refused: replayed report\n")
+    with transaction.atomic():
+        # One report of a node at a time, so the rate count cannot be raced past.
+        Node.objects.select_for_update().filter(pk=node.pk).first()
+        if notify.rate_limited(node):
+            return HttpResponse("refused: too many reports from this node\n", status=429)
+        try:
+            with transaction.atomic():
+                NotifyNonce.objects.create(nonce=fields["nonce"], node=node)
+        except IntegrityError:
+            return HttpResponseForbidden("refused: replayed report\n")
     history.record_notify(cluster, node, fields["state"])
-    # Nonces older than the freshness window can no longer be replayed: the timestamp check
-    # refuses them first, so they need not be kept.
-    cutoff = timezone.now() - timezone.timedelta(seconds=2 * notify.max_age())
+    # Nonces older than the freshness window can no longer be replayed (the timestamp check
+    # refuses them first), and older than the rate window no longer count: both may go.
+    keep = max(2 * notify.max_age(), settings.VIPANEL_NOTIFY_RATE_WINDOW)
+    cutoff = timezone.now() - timezone.timedelta(seconds=keep)
     NotifyNonce.objects.filter(received__lt=cutoff).delete()
     return HttpResponse(status=204)

@@ -1,4 +1,5 @@
-"""Clusters: create, update, delete. Operators change clusters; reload_command is an admin's."""
+"""Clusters: create, update, delete. Operators change clusters; what runs as root on the nodes
+(reload_command, a free-form check, config_path) is an admin's (clusters.roles)."""
 
 from django.db import transaction
 
@@ -10,24 +11,23 @@ from clusters.services.errors import Busy, Forbidden
 # What a person may set on a cluster (the rest is the panel's own bookkeeping).
 FIELDS = [
     "name", "network", "virtual_router_id", "interface", "advert_int", "auth_pass", "unicast",
-    "preempt", "preempt_delay", "check_script", "check_interval", "check_weight", "check_fall",
-    "check_rise", "config_path", "reload_command", "credential",
+    "preempt", "preempt_delay", "check_type", "check_target", "check_script", "check_interval",
+    "check_weight", "check_fall", "check_rise", "config_path", "reload_command", "credential",
 ]
-# Fields that run as shell commands as root on every node: only an admin may change them.
-ADMIN_FIELDS = ("reload_command",)
-ADMIN_FIELD_MESSAGE = "Only an admin may set {field}: it runs as a shell command on every node."
-
-
 def admin_only_fields(user):
     """The fields `user` may not change (the panel disables them in its form)."""
-    return () if user is None or roles.can_admin(user) else ADMIN_FIELDS
+    return () if user is None or roles.can_admin(user) else roles.ADMIN_ONLY_CLUSTER_FIELDS
 
 
 def check_admin_fields(user, cluster, data):
-    """The one place of the reload_command rule. A value echoed back unchanged is no change."""
-    for field in admin_only_fields(user):
-        if field in data and data[field] != getattr(cluster, field):
-            raise Forbidden(ADMIN_FIELD_MESSAGE.format(field=field))
+    """What only an admin may set (clusters.roles.admin_only_violations: reload_command, a
+    free-form check command, config_path): Forbidden naming each. A value echoed back unchanged
+    is no change; None is the system (management commands)."""
+    if user is None:
+        return
+    refused = roles.admin_only_violations(user, cluster, data)
+    if refused:
+        raise Forbidden(" ".join(dict.fromkeys(refused.values())))
 
 
 def create_cluster(user, data):

@@ -30,10 +30,14 @@ class PanelNodeForm(NodeForm):
 def cluster_form(request, *args, **kwargs):
     form = ClusterForm(*args, **kwargs)
     # The rule is the service's (clusters.services.clusters); the form only shows it.
-    for name in cluster_services.admin_only_fields(request.user):
-        field = form.fields[name]
-        field.disabled = True
-        field.help_text = "Runs as a shell command on every node: only an admin can change it."
+    admin_only = cluster_services.admin_only_fields(request.user)
+    for name in admin_only:
+        # Disabled, so the stored values stay as they are.
+        form.fields[name].disabled = True
+        form.fields[name].help_text = roles.ADMIN_ONLY_MESSAGES[name]
+    if admin_only and form.instance.check_type != Cluster.CheckType.COMMAND:
+        choices = form.fields["check_type"].choices
+        form.fields["check_type"].choices = [c for c in choices if c[0] != "command"]
     return form
 
 

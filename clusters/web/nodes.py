@@ -2,14 +2,15 @@
 Changes go through clusters.services (nodes, maintenance, hostkeys)."""
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters.models import Node
+from clusters.models import Node, VirtualIP
 from clusters.roles import OPERATOR, require_role
-from clusters.services import hostkeys, maintenance
+from clusters.services import hostkeys, maintenance, stale
 from clusters.services import nodes as services
 from clusters.services.errors import Refused
 from clusters.web.clusters import cluster_context
@@ -136,4 +137,18 @@ def node_repin(request, pk):
         return render(request, "clusters/host_key.html", {"node": node}, status=CONFLICT)
     verb = "trusted" if first else "now trusted"
     messages.success(request, f"{node.name}: host key {node.host_key_fingerprint} is {verb}.")
+    return redirect("clusters:cluster", node.cluster_id)
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_remove_stale(request, pk, vip_pk):
+    """Remove a VIP a dead keepalived left on this node (clusters.services.stale)."""
+    node = get_node(pk)
+    vip = get_object_or_404(VirtualIP, pk=vip_pk, cluster_id=node.cluster_id)
+    try:
+        outcome = stale.remove_stale_address(request.user, node, vip)
+    except ValidationError as e:
+        outcome = "refused: " + " ".join(m for ms in e.message_dict.values() for m in ms)
+    messages.info(request, f"Stale address: {outcome}.")
     return redirect("clusters:cluster", node.cluster_id)
