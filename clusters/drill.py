@@ -1,13 +1,19 @@
 """Failover drill: stop keepalived on the holder, confirm the VIPs move to the expected node
-within the VRRP timeout, start it again, and record the outcome in the failover history."""
+within the VRRP timeout, start it again, and record the outcome in the failover history.
+
+A drill is a ConfigPush of kind DRILL (no steps): it shares the database's one active
+operation per cluster rule with pushes, so a push during a drill, a drill during a push and
+two drills at once are refused; it is claimed, heartbeated and fenced like a push.
+"""
 
 import time
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clusters import audit, history, remote, ssh
+from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, FailoverEvent
-from clusters.push import settle_seconds, wait_until_settled
 from clusters.status import probe_cluster
 
 # keepalived writes its pid here by default (and Debian's systemd unit reads it); SIGTERM makes
@@ -22,24 +28,68 @@ class DrillRefused(Exception):
 
 def start_drill(cluster, user=None):
     """Check a drill can start, then run it in a worker; the outcome lands in the history."""
-    problem = _refusal(cluster)
-    if problem:
-        raise DrillRefused(problem)
+    with transaction.atomic():
+        record = create_drill(cluster, user)
+        audit.record(user, "drill started", cluster, changes={"push": [None, record.pk]})
+        transaction.on_commit(lambda: enqueue_drill(record.pk))
+    return record
+
+
+def enqueue_drill(record_id):
     from clusters.tasks import drill_task
 
-    audit.record(user, "drill started", cluster)
-    drill_task.delay(cluster.pk, user.pk if user is not None and user.pk else None)
+    drill_task.delay(record_id)
 
 
-def _refusal(cluster):
-    if cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).exists():
-        return "A push of this cluster is active; run the drill when it has finished."
+def create_drill(cluster, user=None):
+    """The drill's record, queued; DrillRefused when another push or drill is active."""
     if cluster.nodes.filter(maintenance=False).count() < 2:
-        return "A drill needs at least two nodes that are not in maintenance."
-    return None
+        raise DrillRefused("A drill needs at least two nodes that are not in maintenance.")
+    try:
+        with transaction.atomic():
+            return ConfigPush.objects.create(
+                cluster=cluster, requested_by=user if user is not None and user.pk else None,
+                kind=ConfigPush.Kind.DRILL, heartbeat=timezone.now(),
+            )
+    except IntegrityError:
+        active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
+        if active is None:
+            raise
+        what = "A drill" if active.kind == ConfigPush.Kind.DRILL else "A push"
+        raise DrillRefused(f"{what} of this cluster is active (#{active.pk}); run the drill "
+                           "when it has finished.") from None
+
+
+def run_drill_record(record_id):
+    """Claim a queued drill record and run it (the Celery task): -> the FailoverEvent, or
+    None when it was not ours to run (redelivered, or already claimed)."""
+    from clusters import push as engine
+
+    owner = engine.claim(record_id, kinds=[ConfigPush.Kind.DRILL])
+    if owner is None:
+        return None
+    record = ConfigPush.objects.select_related("cluster", "requested_by").get(pk=record_id)
+    with engine._heartbeat(owner):
+        try:
+            event = _run(record.cluster, record.requested_by)
+        except engine.PushLost:
+            return None
+        except BaseException as e:
+            engine._finish(record, ConfigPush.State.FAILED, f"The drill stopped: {e!r}", owner)
+            raise
+        passed = event.detail.startswith("Passed.")
+        engine._finish(record, ConfigPush.State.SUCCEEDED if passed else ConfigPush.State.FAILED,
+                       event.detail, owner)
+    return event
 
 
 def run_drill(cluster, user=None):
+    """Create the drill's record and run it here: -> the DRILL FailoverEvent."""
+    record = create_drill(cluster, user)
+    return run_drill_record(record.pk)
+
+
+def _run(cluster, user=None):
     """-> the DRILL FailoverEvent recording what happened."""
     status = probe_cluster(cluster)
     history.record_status(cluster, status)

@@ -26,15 +26,8 @@ def sweep_task():
     history.sweep_all()
 
 
-# Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery.
+# Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery
+# (and its record's claim refuses a second run anyway).
 @shared_task
-def drill_task(cluster_id, user_id=None):
-    from django.contrib.auth import get_user_model
-
-    from clusters.models import Cluster
-
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is None:
-        return
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    drill.run_drill(cluster, user)
+def drill_task(record_id):
+    drill.run_drill_record(record_id)
