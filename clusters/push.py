@@ -819,7 +819,7 @@ class NodeApply:
             nodeexec.Step("restore", " && ".join(lines[:1]) + "\n" + "\n".join(lines[1:-1])),
             # The files are back whatever keepalived says: the backup is dropped either way.
             nodeexec.Step("restore-keepalived", f"[ -e {bak}/running ] || exit 0\n"
-                          f"{{ {lines[-1]}\n}}; rc=$?; rm -rf {bak} {self.temps} {self.temps}.*; "
+                          f"( {lines[-1]}\n); rc=$?; rm -rf {bak} {self.temps} {self.temps}.*; "
                           "exit $rc"),
         ]
 
