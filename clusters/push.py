@@ -464,9 +464,11 @@ class Rollout:
                 node, plan = self.nodes[step.node_id], self.plans[step.node_id]
                 if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
                     self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
-                # A step found "running" was interrupted: its file may already be new while
-                # keepalived was never reloaded, so "identical" proves nothing: applied again.
-                elif step.state != PushStep.State.RUNNING and self.unchanged(plan, rendered[node.pk]):
+                # A step found "running", or started before and failed, was interrupted: its
+                # file may already be new while keepalived was never reloaded, so "identical"
+                # proves nothing: it is applied again.
+                elif (step.state != PushStep.State.RUNNING and step.started is None
+                      and self.unchanged(plan, rendered[node.pk])):
                     self.finish_step(step, PushStep.State.UNCHANGED,
                                      "Config, rules and keepalived already as rendered.")
                 else:
@@ -769,7 +771,16 @@ class NodeApply:
         ]
 
     def apply(self, restore_on_failure=True):
-        outcome = self.exec(self.apply_steps(), timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT * 2)
+        try:
+            outcome = self.exec(self.apply_steps(),
+                                timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT * 2)
+        except StepFailed as e:
+            # The link failed mid-script: which step ran is unknown, so put back what was saved
+            # (nothing, if the backup step never ran), if the link still lets us.
+            if restore_on_failure:
+                self.restore()
+            raise StepFailed(f"{e.detail} The node has its old or its new config; resume "
+                             "to continue.") from e
         failed = outcome.failed
         if failed is None:
             return
