@@ -126,9 +126,9 @@ def run_vipanel(cluster, expect="applied"):
             settle["total"] += time.monotonic() - t0
             settle["calls"] += 1
 
-    def counted_probe(self, node_ids=None):
+    def counted_probe(self, node_ids=None, prefix=""):
         settle["probes"] += len(self.nodes) if node_ids is None else len(node_ids)
-        return original_probe(self, node_ids)
+        return original_probe(self, node_ids, prefix)
 
     push_module.wait_until_settled = timed_wait
     push_module.Rollout.probe = counted_probe

@@ -631,11 +631,12 @@ class Rollout:
         self.fail(f"First install failed: {problem.detail} Every node was put back as it was.")
         return False
 
-    def probe(self, node_ids=None):
-        """A ClusterStatus of `node_ids` (default: all), over the push's open connections."""
+    def probe(self, node_ids=None, prefix=""):
+        """A ClusterStatus of `node_ids` (default: all), over the push's open connections;
+        `prefix`: a shell command run first in the same exec."""
         vip_ips = {v.address: v.ip for v in self.cluster.vips.all()}
         ids = list(self.nodes) if node_ids is None else [i for i in self.nodes if i in node_ids]
-        command = _probe_command(self.cluster.config_path)
+        command = prefix + _probe_command(self.cluster.config_path)
 
         def one(pk):
             node, plan = self.nodes[pk], self.plans[pk]
@@ -662,25 +663,20 @@ class Rollout:
                              nodes=probes, holders=holders)
 
     def verify_all(self):
-        """The whole cluster once at the end; then the push's backups are no longer needed."""
-        problem = wait_until_settled(self.cluster, final=True, probe=self.probe)
+        """The whole cluster once at the end. Every node is updated by now, so nothing will be
+        restored: the push's backups are dropped in the same exec as the first probe."""
+        drop = f"rm -rf {shlex.quote(backup_dir(self.cluster.config_path, self.push.pk))}; "
+        first = [True]
+
+        def probe():
+            prefix, first[0] = (drop if first[0] else ""), False
+            return self.probe(prefix=prefix)
+
+        problem = wait_until_settled(self.cluster, final=True, probe=probe)
         if problem:
             self.fail(f"Every node is updated, but the cluster did not settle: {problem}.")
             return False
-        self.drop_backups()
         return True
-
-    def drop_backups(self):
-        command = f"rm -rf {shlex.quote(backup_dir(self.cluster.config_path, self.push.pk))}"
-
-        def one(plan):
-            if plan.conn is not None:
-                try:
-                    plan.conn.run(command)
-                except ssh.SSHError:
-                    pass  # a backup left behind is harmless; the next push has its own
-
-        _in_parallel(one, list(self.plans.values()))
 
 
 def backup_dir(config_path, push_id):
