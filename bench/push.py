@@ -65,7 +65,8 @@ def write_workdir(work, cluster, lab_nodes, lab):
         (work / f"{node.name}.conf").write_text(render_keepalived(node))
         (work / f"{node.name}.rules").write_text(render_iptables(node))
     (work / "hosts").write_text("".join(f"{n.name} {n.address} {n.priority}\n" for n in nodes))
-    (work / "vips").write_text(",".join(v.address.split("/")[0] for v in cluster.vips.order_by("pk")))
+    vips = cluster.vips.order_by("pk")
+    (work / "vips").write_text(",".join(v.address.split("/")[0] for v in vips))
     opts = ssh_opts(work, lab_nodes, lab)
     (work / "ssh_opts").write_text(" ".join(opts))
     inventory = ["[cluster]"] + [f"{n.name} ansible_host={n.address}" for n in nodes]
@@ -80,8 +81,8 @@ def settle_log(work):
     path = work / "settle.log"
     if not path.exists():
         return 0.0, []
-    lines = [l.split() for l in path.read_text().splitlines() if l.strip()]
-    return sum(float(l[1]) for l in lines), lines
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return sum(float(x[1]) for x in lines), lines
 
 
 def check_result(cluster, lab_nodes):
@@ -189,7 +190,7 @@ def _run_openssh(work, plain=True):
     wall = time.monotonic() - t0
     settle, lines = settle_log(work)
     return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(l[2]) for l in lines), "ok": proc.returncode == 0,
+            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
             "detail": proc.stderr[-2000:]}
 
 
@@ -221,7 +222,7 @@ def run_ansible(work, opts):
                    capture_output=True, check=False)
     settle, lines = settle_log(work)
     return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(l[2]) for l in lines), "ok": proc.returncode == 0,
+            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
             "detail": proc.stdout[-3000:] if proc.returncode else ""}
 
 

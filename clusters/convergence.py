@@ -68,5 +68,6 @@ def settle_problem(cluster, status, node=None, final=False):
             checked = status.holders if final else {anchor: status.holders[anchor]}
             for vip, holders in checked.items():
                 if holders != [expected]:
-                    return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
+                    return (f"{vip} is on {holders[0]}, expected on {expected} "
+                            "(highest priority running)")
     return None

@@ -19,7 +19,9 @@ from clusters.status import probe_cluster
 # keepalived writes its pid here by default (and Debian's systemd unit reads it); SIGTERM makes
 # it give up its VIPs at once with a priority-0 advert, like a clean stop.
 STOP_COMMAND = 'kill -TERM "$(cat /run/keepalived.pid)"'
-WAIT_FOR_EXIT = "for i in $(seq 100); do pidof keepalived >/dev/null || exit 0; sleep 0.1; done; exit 1"
+WAIT_FOR_EXIT = (
+    "for i in $(seq 100); do pidof keepalived >/dev/null || exit 0; sleep 0.1; done; exit 1"
+)
 
 
 class DrillRefused(Exception):
@@ -96,7 +98,8 @@ def _run(cluster, user=None):
     anchor = next(iter(status.holders), None)
     holder_name = status.holder(anchor) if anchor else None
     if holder_name is None:
-        return _record(cluster, user, "", "", False, "No single node holds the VIPs; nothing to drill.")
+        return _record(cluster, user, "", "", False,
+                       "No single node holds the VIPs; nothing to drill.")
     nodes = {n.name: n for n in cluster.nodes.select_related("credential", "cluster__credential")}
     holder = nodes[holder_name]
     candidates = [
@@ -104,7 +107,8 @@ def _run(cluster, user=None):
         if p.name != holder_name and p.keepalived_running and not nodes[p.name].maintenance
     ]
     if not candidates:
-        return _record(cluster, user, holder_name, "", False, "No other node runs keepalived to take over.")
+        return _record(cluster, user, holder_name, "", False,
+                       "No other node runs keepalived to take over.")
     expected = max(candidates, key=lambda n: n.priority)
     limit = settle_seconds(cluster)
     try:
@@ -113,7 +117,8 @@ def _run(cluster, user=None):
             result = conn.run(STOP_COMMAND)
             if result.exit_status != 0:
                 return _record(cluster, user, holder_name, expected.name, False,
-                               f"Could not stop keepalived on {holder_name}: {result.stderr.strip()}")
+                               f"Could not stop keepalived on {holder_name}: "
+                               f"{result.stderr.strip()}")
             moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit)
             # keepalived takes a moment to exit after SIGTERM; a reload command that finds it
             # still there (kill -HUP, or systemd's "reload") would not start a new one.
@@ -127,7 +132,8 @@ def _run(cluster, user=None):
                   f"{holder_name} was started again.")
         return _record(cluster, user, holder_name, expected.name, False, detail)
     detail = f"The VIPs moved to {expected.name} in {moved_after:.1f}s (limit {limit}s). "
-    detail += "Back to normal after the restart." if settled is None else f"After the restart: {settled}."
+    detail += ("Back to normal after the restart." if settled is None
+               else f"After the restart: {settled}.")
     return _record(cluster, user, holder_name, expected.name, settled is None, detail)
 
 

@@ -4,10 +4,13 @@ A push step used to cost a dozen round trips (read, pidof, list, upload, test, b
 iptables test, apply, jump, reload); each is a network latency plus a session set-up on the
 node. Here the steps become one POSIX sh script sent on stdin to ``sh -s`` (never on the command
 line: it carries the config and its secrets, which would be readable in /proc/*/cmdline), files
-travel inside it as base64 here-documents, and the script stops at the first failing step.
+travel inside it as base64 here-documents (upload_command), and the script stops at the first
+failing step.
 
-    outcome = nodeexec.run(conn, [Step("test", "keepalived -t -f /x")], files={"/x": (b"..", 0o640)})
-    outcome.ok, outcome.failed, outcome.step("test").output
+    steps = [Step("upload", upload_command({"/x": (b"...", 0o640)})),
+             Step("test", "keepalived -t -f /x")]
+    outcome = nodeexec.run(conn, steps)
+    outcome.ok, outcome.failed, outcome.step("test").output, outcome.exit_status
 
 Each step runs with stdin from /dev/null (so no command can eat the rest of the script) and its
 stdout and stderr captured together. The exit status of the whole exec is 0, or
@@ -68,7 +71,8 @@ def upload_command(files: dict[str, tuple[bytes, int]]) -> str:
     for path, (data, mode) in files.items():
         q = shlex.quote(path)
         encoded = base64.encodebytes(data).decode()
-        lines.append(f"rm -f {q} && : > {q} && chmod {mode:o} {q} && base64 -d > {q} <<'VIPANEL_EOF'")
+        lines.append(f"rm -f {q} && : > {q} && chmod {mode:o} {q} && "
+                     f"base64 -d > {q} <<'VIPANEL_EOF'")
         lines.append(encoded.rstrip("\n"))
         lines.append("VIPANEL_EOF")
         lines.append(f"[ -f {q} ] || exit 1")

@@ -331,7 +331,8 @@ def _finish(push, state, detail="", owner=None):
     # The outcome is audited too, by the user who asked for the push.
     action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
     audit.record(push.requested_by, action, push.cluster,
-                 changes={"push": [None, push.pk]}, result=f"{state}: {detail}" if detail else state)
+                 changes={"push": [None, push.pk]},
+                 result=f"{state}: {detail}" if detail else state)
     return True
 
 
@@ -413,7 +414,8 @@ def _in_parallel(fn, items):
     items = list(items)
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(len(items), settings.VIPANEL_PROBE_CONCURRENCY)) as pool:
+    workers = min(len(items), settings.VIPANEL_PROBE_CONCURRENCY)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(fn, items))
 
 
@@ -500,11 +502,12 @@ class Rollout:
         jobs = []
         for node in self.nodes.values():
             try:
-                jobs.append((remote.target_for(node), _plan_command(node, self.cluster.config_path)))
+                command = _plan_command(node, self.cluster.config_path)
+                jobs.append((remote.target_for(node), command))
             except ssh.SSHError as e:
                 self.plans[node.pk] = NodePlan(node.pk, node.name, error=e)
         for plan, (node_target, _) in zip(
-            _in_parallel(lambda job: _plan_one(job[0], job[1], vip_ips), jobs), jobs
+            _in_parallel(lambda job: _plan_one(job[0], job[1], vip_ips), jobs), jobs, strict=True
         ):
             self.plans[plan.node_id] = plan
             remote.settle(node_target, plan.conn, plan.error)
@@ -611,7 +614,7 @@ class Rollout:
                 problem = StepFailed(f"The cluster did not elect within "
                                      f"{settle_seconds(self.cluster)}s: {problem}.")
         if problem is None:
-            for step, apply in zip(roll, applies):
+            for step, apply in zip(roll, applies, strict=True):
                 self.finish_step(step, PushStep.State.APPLIED,
                                  "Installed with every node at once; the election verified.",
                                  commands=apply.commands)
@@ -619,7 +622,7 @@ class Rollout:
             return False  # finished here: nothing more to verify
         # Nothing was served before: every node goes back to that, not only the one that failed.
         _in_parallel(lambda a: a.restore(), applies)
-        for step, apply, error in zip(roll, applies, errors):
+        for step, apply, error in zip(roll, applies, errors, strict=True):
             if error is not None:
                 self.finish_step(step, PushStep.State.FAILED, error.detail, error.exit_code,
                                  error.output, apply.commands)
@@ -741,7 +744,8 @@ class NodeApply:
         save = [
             f"mkdir -m 700 {bak}",
             f"if [ -e {path} ]; then cp -p {path} {bak}/config; else : > {bak}/config.absent; fi",
-            "if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi > " + f"{bak}/running",
+            "if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi"
+            f" > {bak}/running",
             f"{iptables_list_command(self.node)} > {bak}/rules 2>/dev/null || rm -f {bak}/rules",
         ]
         if notify_path:

@@ -66,7 +66,7 @@ def test_a_node_that_had_no_file_is_returned_to_no_file_and_keepalived_stopped(c
     bare = clean_lab[0]
     bare.kill_keepalived()
     bare.exec(f"rm -f {cluster.config_path}")
-    cluster.reload_command = f"{clean_lab[0].reload_command}; echo started, then refused >&2; exit 4"
+    cluster.reload_command = f"{bare.reload_command}; echo started, then refused >&2; exit 4"
     cluster.save()
     push = push_here(cluster)
     assert push.state == ConfigPush.State.FAILED
