@@ -40,7 +40,7 @@ from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
 from clusters import audit, constants, nodeexec, notify, remote, ssh
-from clusters.convergence import settle_problem, settle_seconds, wait_until_settled
+from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     advertised_vips,
@@ -53,7 +53,6 @@ from clusters.render import (
 )
 from clusters.status import ClusterStatus, NodeProbe, _probe_command, _vrrp_state, parse_probe
 
-__all__ = ["settle_problem", "settle_seconds", "wait_until_settled"]  # moved; kept importable
 log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
@@ -186,7 +185,10 @@ class Owner:
 
     def update_step(self, step_id, **fields):
         self.check()
-        if not self.rows().exists() or not PushStep.objects.filter(pk=step_id).update(**fields):
+        # One conditional UPDATE: the step is written only while its push is still ours.
+        owned = PushStep.objects.filter(pk=step_id, push__owner=self.token,
+                                        push__state=ConfigPush.State.RUNNING)
+        if not owned.update(**fields):
             self.lost.set()
             raise PushLost(f"push #{self.push_id}: no longer ours")
 
