@@ -580,6 +580,12 @@ class Rollout:
         if self.owner is not None:
             self.owner.check()
         self.start_step(step)
+        plan = self.plans[step.node_id]
+        if plan.conn is None:
+            error = plan.error.message if plan.error else "not connected"
+            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {error}")
+            self.fail(f"{step.node_name}: cannot connect: {error} Later nodes were not touched.")
+            return False
         apply = self.node_apply(step, rendered)
         try:
             apply.apply()
@@ -867,8 +873,16 @@ class NodeApply:
             elif not me.keepalived_running:
                 problem = "keepalived is not running after the reload"
         else:
-            problem = wait_until_settled(self.cluster, node=self.node,
-                                         probe=lambda: self.rollout.probe(ids))
+            def probe():
+                status = self.rollout.probe(ids)
+                anchor = next(iter(status.holders), None)
+                if anchor is not None and not status.holders[anchor]:
+                    # The advertised VIP moved off the nodes we watch: look at every node, so
+                    # the verdict names where it went (or that nobody has it).
+                    status = self.rollout.probe()
+                return status
+
+            problem = wait_until_settled(self.cluster, node=self.node, probe=probe)
         if problem:
             self.restore()
             raise StepFailed(f"Not settled within {settle_seconds(self.cluster)}s: {problem}. "
