@@ -1,4 +1,11 @@
-"""Part 1: a rolling push of N nodes, every node changed: vipanel vs plain OpenSSH vs Ansible.
+"""Part 1: pushes of N nodes: vipanel vs the plain OpenSSH script vs Ansible serial 1.
+
+Scenarios (issue 14), all on the same lab nodes in one run:
+- changed: every node's file changes, no VIP moves (below); vipanel, plain, Ansible;
+- unchanged: the same push again, nothing to do; vipanel vs the plain script re-doing it all;
+- bare: the first push of a bare 4-node cluster (no keepalived anywhere); vipanel only.
+The plain script is bench/openssh_push.sh with PLAIN=1: ControlMaster, copy, test, rename,
+reload per node, no checks in between. Times are the push record's (created -> finished).
 
 Every run starts from the same state, written from the host without SSH: each node has the
 config vipanel renders for a cluster with one VIP, its iptables chain, keepalived running, and
@@ -58,7 +65,8 @@ def write_workdir(work, cluster, lab_nodes, lab):
         (work / f"{node.name}.conf").write_text(render_keepalived(node))
         (work / f"{node.name}.rules").write_text(render_iptables(node))
     (work / "hosts").write_text("".join(f"{n.name} {n.address} {n.priority}\n" for n in nodes))
-    (work / "vips").write_text(",".join(v.address.split("/")[0] for v in cluster.vips.order_by("pk")))
+    vips = cluster.vips.order_by("pk")
+    (work / "vips").write_text(",".join(v.address.split("/")[0] for v in vips))
     opts = ssh_opts(work, lab_nodes, lab)
     (work / "ssh_opts").write_text(" ".join(opts))
     inventory = ["[cluster]"] + [f"{n.name} ansible_host={n.address}" for n in nodes]
@@ -73,8 +81,8 @@ def settle_log(work):
     path = work / "settle.log"
     if not path.exists():
         return 0.0, []
-    lines = [l.split() for l in path.read_text().splitlines() if l.strip()]
-    return sum(float(l[1]) for l in lines), lines
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    return sum(float(x[1]) for x in lines), lines
 
 
 def check_result(cluster, lab_nodes):
@@ -93,14 +101,24 @@ def check_result(cluster, lab_nodes):
     return None
 
 
-def run_vipanel(cluster):
+def run_vipanel(cluster, expect="applied"):
     from clusters import push as push_module
+    from clusters import ssh as ssh_module
     from clusters.models import ConfigPush
     from clusters.push import run_push
     from clusters.services.pushes import start_push
 
+    execs = {"n": 0}
+    original_run = ssh_module.Connection.run
+
+    def counted_run(self, *args, **kwargs):
+        execs["n"] += 1
+        return original_run(self, *args, **kwargs)
+
+    ssh_module.Connection.run = counted_run
+
     settle = {"total": 0.0, "calls": 0, "probes": 0}
-    original_wait, original_probe = push_module.wait_until_settled, push_module.probe_cluster
+    original_wait, original_probe = push_module.wait_until_settled, push_module.Rollout.probe
 
     def timed_wait(*args, **kwargs):
         t0 = time.monotonic()
@@ -110,37 +128,70 @@ def run_vipanel(cluster):
             settle["total"] += time.monotonic() - t0
             settle["calls"] += 1
 
-    def counted_probe(*args, **kwargs):
-        settle["probes"] += 1
-        return original_probe(*args, **kwargs)
+    def counted_probe(self, node_ids=None, prefix=""):
+        settle["probes"] += len(self.nodes) if node_ids is None else len(node_ids)
+        return original_probe(self, node_ids, prefix)
 
     push_module.wait_until_settled = timed_wait
-    push_module.probe_cluster = counted_probe
+    push_module.Rollout.probe = counted_probe
     try:
         t0 = time.monotonic()
         push = start_push(None, cluster, queue=False)
         run_push(push.pk)
         wall = time.monotonic() - t0
     finally:
-        push_module.wait_until_settled, push_module.probe_cluster = original_wait, original_probe
+        push_module.wait_until_settled, push_module.Rollout.probe = original_wait, original_probe
+        ssh_module.Connection.run = original_run
     push.refresh_from_db()
     ok = push.state == ConfigPush.State.SUCCEEDED
     states = sorted(set(push.steps.values_list("state", flat=True)))
+    n = push.steps.count()
     return {
-        "wall_s": wall, "settle_s": settle["total"], "settle_calls": settle["calls"],
-        "probes": settle["probes"], "ok": ok and states == ["applied"],
+        # The push record's own time, from its creation to its end: no start-up counted.
+        "wall_s": (push.finished - push.created).total_seconds(), "outer_wall_s": wall,
+        "settle_s": settle["total"], "settle_calls": settle["calls"],
+        "probes": settle["probes"], "ok": ok and states == [expect],
+        "execs": execs["n"], "execs_per_node": round(execs["n"] / max(1, n), 2),
         "detail": "" if ok else f"{push.state}: {push.detail}", "steps": states,
     }
 
 
-def run_openssh(work):
+def open_masters(work, lab_nodes_or_hosts):
+    """The operator's ControlMaster connections, opened before the clock starts (as they are
+    in the operator's shell), then reused by every scp and ssh of the plain script."""
+    opts = (work / "ssh_opts").read_text().split()
+    control = ["-o", "ControlMaster=auto", "-o", f"ControlPath={work}/cm-%h",
+               "-o", "ControlPersist=120"]
+    (work / "ssh_opts").write_text(" ".join(opts + control))
+    hosts = [line.split()[1] for line in (work / "hosts").read_text().splitlines() if line.strip()]
+    for address in hosts:
+        subprocess.run(["ssh", *opts, *control, "-fN", f"root@{address}"], check=True)
+    return hosts, opts + control
+
+
+def close_masters(hosts, opts):
+    for address in hosts:
+        subprocess.run(["ssh", *opts, "-O", "exit", f"root@{address}"], capture_output=True,
+                       check=False)
+
+
+def run_openssh(work, plain=True):
+    hosts, opts = open_masters(work, None)
+    try:
+        return _run_openssh(work, plain)
+    finally:
+        close_masters(hosts, opts)
+
+
+def _run_openssh(work, plain=True):
     t0 = time.monotonic()
     proc = subprocess.run(["bash", str(common.ROOT / "bench" / "openssh_push.sh"), str(work)],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "PLAIN": "1" if plain else "0"})
     wall = time.monotonic() - t0
     settle, lines = settle_log(work)
     return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(l[2]) for l in lines), "ok": proc.returncode == 0,
+            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
             "detail": proc.stderr[-2000:]}
 
 
@@ -172,11 +223,11 @@ def run_ansible(work, opts):
                    capture_output=True, check=False)
     settle, lines = settle_log(work)
     return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(l[2]) for l in lines), "ok": proc.returncode == 0,
+            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
             "detail": proc.stdout[-3000:] if proc.returncode else ""}
 
 
-def one_run(lab, n, method, rep):
+def one_run(lab, n, method, rep, scenario="changed"):
     from clusters.models import Cluster
 
     lab_nodes = lab_nodes_for(lab, n)
@@ -185,13 +236,21 @@ def one_run(lab, n, method, rep):
     _dirty.update(node.name for node in lab_nodes)
     Cluster.objects.all().delete()
     cluster = make_cluster(lab, lab_nodes, f"b{n}", VRID, [labcluster.vip(lab, 200)])
-    start_s = labcluster.install_directly(cluster, lab_nodes)
-    # The change: a second VIP, so every node's file differs from what it runs.
-    cluster.vips.create(address=labcluster.vip(lab, 201))
-    work = common.WORK / "push" / f"{method}-{n}"
+    for node in cluster.nodes.all():
+        # Pinned up front, as a person trusts them (nothing auto-pins any more).
+        lab_node = next(x for x in lab_nodes if x.name == node.name)
+        node.host_key_fingerprint = lab_node.fingerprint
+        node.save(update_fields=["host_key_fingerprint"])
+    start_s = 0.0
+    if scenario != "bare":
+        start_s = labcluster.install_directly(cluster, lab_nodes)
+    if scenario == "changed":
+        # The change: a second VIP, so every node's file differs from what it runs.
+        cluster.vips.create(address=labcluster.vip(lab, 201))
+    work = common.WORK / "push" / f"{method}-{scenario}-{n}"
     opts = write_workdir(work, cluster, lab_nodes, lab)
     if method == "vipanel":
-        result = run_vipanel(cluster)
+        result = run_vipanel(cluster, expect="unchanged" if scenario == "unchanged" else "applied")
     elif method == "openssh":
         result = run_openssh(work)
     else:
@@ -200,13 +259,15 @@ def one_run(lab, n, method, rep):
     if problem:
         result["ok"] = False
         result["detail"] = (result.get("detail", "") + f" | after: {problem}").strip()
-    result.update(nodes=n, method=method, rep=rep, start_settle_s=round(start_s, 2))
+    result.update(nodes=n, method=method, rep=rep, scenario=scenario,
+                  start_settle_s=round(start_s, 2))
     result["rest_s"] = result["wall_s"] - result["settle_s"]
-    for key in ("wall_s", "settle_s", "rest_s"):
-        result[key] = round(result[key], 3)
-    print(f"push n={n} {method:8} rep={rep} wall={result['wall_s']:.2f}s "
-          f"settle={result['settle_s']:.2f}s ok={result['ok']} {result['detail'][:300]}",
-          flush=True)
+    for key in ("wall_s", "settle_s", "rest_s", "outer_wall_s"):
+        if key in result:
+            result[key] = round(result[key], 3)
+    print(f"push {scenario:9} n={n} {method:8} rep={rep} wall={result['wall_s']:.2f}s "
+          f"settle={result['settle_s']:.2f}s execs/node={result.get('execs_per_node', '-')} "
+          f"ok={result['ok']} {result['detail'][:300]}", flush=True)
     return result
 
 
@@ -215,7 +276,10 @@ def main(argv=None):
     p.add_argument("--nodes", default="3,10,30")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--methods", default="vipanel,openssh,ansible")
+    p.add_argument("--scenarios", default="changed,unchanged,bare")
+    p.add_argument("--bare-nodes", type=int, default=4)
     a = p.parse_args(argv)
+    scenarios = a.scenarios.split(",")
     common.setup_django("push")
     from tests.lab import Lab
 
@@ -227,11 +291,18 @@ def main(argv=None):
         for n in sizes:
             for rep in range(1, a.reps + 1):
                 # Methods interleaved, so a slow minute of the machine hits them alike.
-                for method in methods:
-                    runs.append(one_run(lab, n, method, rep))
+                for scenario in [s for s in scenarios if s != "bare"]:
+                    for method in methods:
+                        if scenario == "unchanged" and method == "ansible":
+                            continue
+                        runs.append(one_run(lab, n, method, rep, scenario))
+        if "bare" in scenarios:
+            for rep in range(1, a.reps + 1):
+                runs.append(one_run(lab, a.bare_nodes, "vipanel", rep, "bare"))
     finally:
         reset([node for node in lab if node.name in _dirty])
     common.save("push", {"runs": runs, "sizes": sizes, "reps": a.reps, "methods": methods,
+                         "scenarios": scenarios,
                          "command": "make bench BENCH_PARTS=push  (or: python -m bench push)"})
 
 

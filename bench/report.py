@@ -51,40 +51,51 @@ def push_section(data):
     if not data:
         return "Not run yet.\n"
     runs = data["runs"]
+    for r in runs:
+        r.setdefault("scenario", "changed")
     out = [
-        "| nodes | method | wall s (median) | min–max | settle/verify s | the rest s | "
-        "vipanel ÷ method | runs ok |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scenario | nodes | method | wall s (median) | min–max | VRRP wait / verify s | "
+        "the rest s | execs per node | vipanel ÷ method | runs ok |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     verdicts = []
-    for n in data["sizes"]:
-        ours = med([r["wall_s"] for r in runs if r["nodes"] == n and r["method"] == "vipanel"])
-        for method in data["methods"]:
-            rs = [r for r in runs if r["nodes"] == n and r["method"] == method]
-            if not rs:
-                continue
-            wall = med([r["wall_s"] for r in rs])
-            ratio = ours / wall if ours and wall else None
-            out.append(
-                f"| {n} | {method} | {f(wall)} | {f(min(r['wall_s'] for r in rs))}–"
-                f"{f(max(r['wall_s'] for r in rs))} | {f(med([r['settle_s'] for r in rs]))} | "
-                f"{f(med([r['rest_s'] for r in rs]))} | "
-                f"{'1' if method == 'vipanel' else f(ratio)} | "
-                f"{sum(r['ok'] for r in rs)}/{len(rs)} |"
-            )
-            if method == "openssh" and ratio:
-                verdicts.append(f"N={n}: vipanel {f(ratio)} x OpenSSH (target ≤ 1.3): "
-                                f"{verdict(ratio <= 1.3)}")
-            if method == "ansible" and ratio:
-                verdicts.append(f"N={n}: vipanel {f(ratio)} x Ansible (target ≤ 0.5): "
-                                f"{verdict(ratio <= 0.5)}")
+    targets = {("changed", "openssh"): 3.0, ("changed", "ansible"): 0.15,
+               ("unchanged", "openssh"): 1.3}
+    for scenario in data.get("scenarios", ["changed"]):
+        sizes = sorted({r["nodes"] for r in runs if r["scenario"] == scenario})
+        for n in sizes:
+            here = [r for r in runs if r["nodes"] == n and r["scenario"] == scenario]
+            ours = med([r["wall_s"] for r in here if r["method"] == "vipanel"])
+            for method in data["methods"]:
+                rs = [r for r in here if r["method"] == method]
+                if not rs:
+                    continue
+                wall = med([r["wall_s"] for r in rs])
+                ratio = ours / wall if ours and wall else None
+                out.append(
+                    f"| {scenario} | {n} | {method} | {f(wall)} | "
+                    f"{f(min(r['wall_s'] for r in rs))}–{f(max(r['wall_s'] for r in rs))} | "
+                    f"{f(med([r['settle_s'] for r in rs]))} | "
+                    f"{f(med([r['rest_s'] for r in rs]))} | "
+                    f"{f(med([r.get('execs_per_node') for r in rs]), 1)} | "
+                    f"{'1' if method == 'vipanel' else f(ratio)} | "
+                    f"{sum(r['ok'] for r in rs)}/{len(rs)} |"
+                )
+                target = targets.get((scenario, method))
+                if target and ratio:
+                    verdicts.append(f"{scenario}, N={n}: vipanel {f(ratio)} x {method} "
+                                    f"(target ≤ {target}): {verdict(ratio <= target)}")
+            if scenario == "bare" and ours is not None:
+                verdicts.append(f"bare cluster, N={n}: first push {f(ours)} s (target ≤ 6 s): "
+                                f"{verdict(ours <= 6)}")
     failed = [r for r in runs if not r["ok"]]
     text = "\n".join(out) + "\n\n" + "".join(f"- {v}\n" for v in verdicts)
     if failed:
         text += "\nRuns that did not end in the expected state (shown as not ok above):\n\n"
-        text += "".join(f"- N={r['nodes']} {r['method']} rep {r['rep']}: "
+        text += "".join(f"- {r['scenario']} N={r['nodes']} {r['method']} rep {r['rep']}: "
                         f"{r['detail'][:300]!r}\n" for r in failed)
-    return text + f"\n{data['reps']} runs per method and size, methods interleaved; {data['when']}.\n"
+    return text + (f"\n{data['reps']} runs per method, scenario and size, methods interleaved; "
+                   f"{data['when']}.\n")
 
 
 def sweep_section(data):

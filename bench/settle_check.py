@@ -2,7 +2,7 @@
 """Wait until VRRP has settled, asking every node over plain OpenSSH (the `ssh` binary).
 
 The OpenSSH and Ansible runs of the push bench both call this after each node's reload, so the
-two do the same settle work, and it applies vipanel's criterion (clusters.push.settle_problem):
+two do the same settle work, and it applies vipanel's criterion (clusters.convergence.settle_problem):
 
 - after node X was reloaded (--node X): X answers, keepalived runs on X and is not in FAULT;
   no VIP is held by two nodes; the anchor VIP (the first, the only one in the adverts) is held

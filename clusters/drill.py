@@ -1,49 +1,90 @@
 """Failover drill: stop keepalived on the holder, confirm the VIPs move to the expected node
-within the VRRP timeout, start it again, and record the outcome in the failover history."""
+within the VRRP timeout, start it again, and record the outcome in the failover history.
+
+A drill is a ConfigPush of kind DRILL (no steps): it shares the database's one active
+operation per cluster rule with pushes, so a push during a drill, a drill during a push and
+two drills at once are refused; it is claimed, heartbeated and fenced like a push.
+"""
 
 import time
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clusters import audit, history, remote, ssh
+from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, FailoverEvent
-from clusters.push import settle_seconds, wait_until_settled
 from clusters.status import probe_cluster
 
 # keepalived writes its pid here by default (and Debian's systemd unit reads it); SIGTERM makes
 # it give up its VIPs at once with a priority-0 advert, like a clean stop.
 STOP_COMMAND = 'kill -TERM "$(cat /run/keepalived.pid)"'
-WAIT_FOR_EXIT = "for i in $(seq 100); do pidof keepalived >/dev/null || exit 0; sleep 0.1; done; exit 1"
+WAIT_FOR_EXIT = (
+    "for i in $(seq 100); do pidof keepalived >/dev/null || exit 0; sleep 0.1; done; exit 1"
+)
 
 
 class DrillRefused(Exception):
     pass
 
 
-def start_drill(cluster, user=None):
-    """Check a drill can start (DrillRefused if not). clusters.services.drills audits it and
-    hands it to a worker on commit; the engine never imports the tasks."""
-    problem = _refusal(cluster)
-    if problem:
-        raise DrillRefused(problem)
-
-
-def _refusal(cluster):
-    if cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).exists():
-        return "A push of this cluster is active; run the drill when it has finished."
+def create_drill(cluster, user=None):
+    """The drill's record, queued; DrillRefused when another push or drill is active."""
     if cluster.nodes.filter(maintenance=False).count() < 2:
-        return "A drill needs at least two nodes that are not in maintenance."
-    return None
+        raise DrillRefused("A drill needs at least two nodes that are not in maintenance.")
+    try:
+        with transaction.atomic():
+            return ConfigPush.objects.create(
+                cluster=cluster, requested_by=user if user is not None and user.pk else None,
+                kind=ConfigPush.Kind.DRILL, heartbeat=timezone.now(),
+            )
+    except IntegrityError:
+        active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
+        if active is None:
+            raise
+        what = "A drill" if active.kind == ConfigPush.Kind.DRILL else "A push"
+        raise DrillRefused(f"{what} of this cluster is active (#{active.pk}); run the drill "
+                           "when it has finished.") from None
+
+
+def run_drill_record(record_id):
+    """Claim a queued drill record and run it (the Celery task): -> the FailoverEvent, or
+    None when it was not ours to run (redelivered, or already claimed)."""
+    from clusters import push as engine
+
+    owner = engine.claim(record_id, kinds=[ConfigPush.Kind.DRILL])
+    if owner is None:
+        return None
+    record = ConfigPush.objects.select_related("cluster", "requested_by").get(pk=record_id)
+    with engine._heartbeat(owner):
+        try:
+            event = _run(record.cluster, record.requested_by)
+        except engine.PushLost:
+            return None
+        except BaseException as e:
+            engine._finish(record, ConfigPush.State.FAILED, f"The drill stopped: {e!r}", owner)
+            raise
+        passed = event.detail.startswith("Passed.")
+        engine._finish(record, ConfigPush.State.SUCCEEDED if passed else ConfigPush.State.FAILED,
+                       event.detail, owner)
+    return event
 
 
 def run_drill(cluster, user=None):
+    """Create the drill's record and run it here: -> the DRILL FailoverEvent."""
+    record = create_drill(cluster, user)
+    return run_drill_record(record.pk)
+
+
+def _run(cluster, user=None):
     """-> the DRILL FailoverEvent recording what happened."""
     status = probe_cluster(cluster)
     history.record_status(cluster, status)
     anchor = next(iter(status.holders), None)
     holder_name = status.holder(anchor) if anchor else None
     if holder_name is None:
-        return _record(cluster, user, "", "", False, "No single node holds the VIPs; nothing to drill.")
+        return _record(cluster, user, "", "", False,
+                       "No single node holds the VIPs; nothing to drill.")
     nodes = {n.name: n for n in cluster.nodes.select_related("credential", "cluster__credential")}
     holder = nodes[holder_name]
     candidates = [
@@ -51,7 +92,8 @@ def run_drill(cluster, user=None):
         if p.name != holder_name and p.keepalived_running and not nodes[p.name].maintenance
     ]
     if not candidates:
-        return _record(cluster, user, holder_name, "", False, "No other node runs keepalived to take over.")
+        return _record(cluster, user, holder_name, "", False,
+                       "No other node runs keepalived to take over.")
     expected = max(candidates, key=lambda n: n.priority)
     limit = settle_seconds(cluster)
     try:
@@ -60,7 +102,8 @@ def run_drill(cluster, user=None):
             result = conn.run(STOP_COMMAND)
             if result.exit_status != 0:
                 return _record(cluster, user, holder_name, expected.name, False,
-                               f"Could not stop keepalived on {holder_name}: {result.stderr.strip()}")
+                               f"Could not stop keepalived on {holder_name}: "
+                               f"{result.stderr.strip()}")
             moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit)
             # keepalived takes a moment to exit after SIGTERM; a reload command that finds it
             # still there (kill -HUP, or systemd's "reload") would not start a new one.
@@ -74,7 +117,8 @@ def run_drill(cluster, user=None):
                   f"{holder_name} was started again.")
         return _record(cluster, user, holder_name, expected.name, False, detail)
     detail = f"The VIPs moved to {expected.name} in {moved_after:.1f}s (limit {limit}s). "
-    detail += "Back to normal after the restart." if settled is None else f"After the restart: {settled}."
+    detail += ("Back to normal after the restart." if settled is None
+               else f"After the restart: {settled}.")
     return _record(cluster, user, holder_name, expected.name, settled is None, detail)
 
 

@@ -727,6 +727,8 @@ class ConfigPush(models.Model):
     class Kind(models.TextChoices):
         PUSH = "push"
         MAINTENANCE = "maintenance"
+        # A failover drill is a record too, so it shares the one-operation-per-cluster rule.
+        DRILL = "drill"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="pushes")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PUSH)
@@ -741,6 +743,8 @@ class ConfigPush(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True, help_text="Why the push failed or was interrupted.")
     log = models.TextField(blank=True)
+    # The fencing token of the worker that claimed it: every later write is conditional on it.
+    owner = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -762,7 +766,8 @@ class ConfigPush(models.Model):
 
     @property
     def is_resumable(self):
-        return self.state in self.RESUMABLE_STATES
+        # A drill is never run again by a resume: it stops keepalived on a node.
+        return self.state in self.RESUMABLE_STATES and self.kind != self.Kind.DRILL
 
 
 class PushStep(models.Model):
@@ -785,6 +790,8 @@ class PushStep(models.Model):
     # keepalived -t (or other command) exit code and output, kept for the operator.
     exit_code = models.IntegerField(null=True, blank=True)
     output = models.TextField(blank=True)
+    # Each command of the node's exec: [{"name", "exit_code", "output"}], in order.
+    commands = models.JSONField(default=list, blank=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 

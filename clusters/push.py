@@ -1,32 +1,47 @@
-"""The rolling push: one node at a time, each config checked by keepalived on its node first.
+"""The push engine: plan every node at once, roll only what changed, verify what matters.
 
 A push is a ConfigPush row with one PushStep per node. clusters.services.pushes creates it
-(refusing a second active push of the same cluster, which the database also forbids) and
+(refusing a second active push or drill of the same cluster, which the database also forbids) and
 enqueues it on commit; this module is the engine and never imports the tasks. `run_push` is a
 plain function the Celery task wraps, so tests call it directly too. Every
 outcome is written as it happens, so a worker that dies leaves an honest record: the push is
 found "interrupted" by the sweep and can be resumed from the step that did not finish.
 
-Per node: render; compare with the node's files (identical and keepalived running: "unchanged",
-nothing reloaded); upload beside the target; `keepalived -t -f TEMP` on the node; keep a backup;
-rename over the target (atomic: the live file is old or new, never half); apply vipanel's
-iptables chain (tested first); reload; verify within the VRRP timeout. Any failure puts the
-backup back, reloads, and stops the push there.
+One owner: the claim writes a fencing token (ConfigPush.owner); every later write is
+conditional on it and on the push still running, and the heartbeat (on the database's clock)
+stops the push when it cannot renew. A worker that lost its push stops and writes nothing more.
+
+Plan first: every node is connected to (one SSH connection per node, kept for the whole push)
+and probed at once; nodes already as rendered are "unchanged" at once and never roll. When no
+node runs keepalived (nothing is served yet), all are installed together and one election is
+waited for. Otherwise the changed nodes roll one at a time (no VIP first, lowest priority first,
+the holder last), each in one exec (clusters.nodeexec): upload beside the target, `keepalived -t`
+(with the new notify script), save what was there once per push (never overwritten by a resume),
+rename over the target (atomic), iptables test and apply, reload. Then that node and the current
+holders are verified; the whole cluster once at the end. Any failure after the rename puts the
+saved files back in one exec, with keepalived reloaded or stopped as it was, and stops the push.
 """
 
+import base64
+import hashlib
+import logging
 import posixpath
+import secrets
 import shlex
 import threading
-import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Value
-from django.db.models.functions import Concat
+from django.db import DatabaseError, connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, Value
+from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
-from clusters import audit, constants, notify, remote, ssh
+from clusters import audit, constants, nodeexec, notify, remote, ssh
+from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     advertised_vips,
@@ -37,7 +52,9 @@ from clusters.render import (
     node_config,
     render_iptables,
 )
-from clusters.status import probe_cluster
+from clusters.status import ClusterStatus, NodeProbe, _probe_command, _vrrp_state, parse_probe
+
+log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
 
@@ -50,64 +67,127 @@ class StepFailed(Exception):
         self.output = output
 
 
-def requeue_lost_pushes(enqueue, now=None):
-    """Hand queued pushes to Celery again (`enqueue(push_id)`, given by the sweep task: the
-    engine never imports the tasks) when their message may be lost (Redis restarted).
+class PushLost(Exception):
+    """This worker no longer owns the push (marked interrupted, resumed elsewhere, or its
+    heartbeat failed past the limit): it stops and writes nothing more."""
+
+
+class Owner:
+    """The fencing token of one claim of a push. Every write of the push's state is
+    conditional on it, so a worker that lost the push can never overwrite its new owner's."""
+
+    def __init__(self, push_id, token):
+        self.push_id, self.token = push_id, token
+        self.lost = threading.Event()
+
+    def rows(self):
+        return ConfigPush.objects.filter(
+            pk=self.push_id, owner=self.token, state=ConfigPush.State.RUNNING
+        )
+
+    def check(self):
+        if self.lost.is_set():
+            raise PushLost(f"push #{self.push_id}: no longer ours")
+
+    def update(self, **fields):
+        self.check()
+        if not self.rows().update(**fields):
+            self.lost.set()
+            raise PushLost(f"push #{self.push_id}: no longer ours")
+
+    def update_step(self, step_id, **fields):
+        self.check()
+        # One conditional UPDATE: the step is written only while its push is still ours.
+        owned = PushStep.objects.filter(pk=step_id, push__owner=self.token,
+                                        push__state=ConfigPush.State.RUNNING)
+        if not owned.update(**fields):
+            self.lost.set()
+            raise PushLost(f"push #{self.push_id}: no longer ours")
+
+
+def _db_cutoff(now, seconds):
+    """`seconds` ago on the database's clock (or before `now`, when a test gives one): every
+    heartbeat is written with the database's NOW(), so no two hosts' clocks are compared."""
+    delta = timezone.timedelta(seconds=seconds)
+    if now is not None:
+        return now - delta
+    return ExpressionWrapper(Now() - Value(delta), output_field=DateTimeField())
+
+
+def requeue_lost_pushes(enqueue, enqueue_drill, now=None):
+    """Hand queued pushes and drills to Celery again (`enqueue(push_id)`, `enqueue_drill(id)`,
+    given by the sweep task: the engine never imports the tasks) when their message may be lost
+    (Redis restarted).
 
     Harmless if the message was not lost: the first worker claims the push, the other finds it
     no longer queued and does nothing. At most once per VIPANEL_PUSH_STALE_AFTER per push.
     """
-    now = now or timezone.now()
-    cutoff = now - timezone.timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER)
+    cutoff = _db_cutoff(now, settings.VIPANEL_PUSH_STALE_AFTER)
     requeued = 0
-    for pk in ConfigPush.objects.filter(state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
-        if ConfigPush.objects.filter(pk=pk, state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff).update(
-            heartbeat=now
-        ):
-            enqueue(pk)
+    queued = ConfigPush.objects.filter(state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff)
+    for pk, kind in queued.values_list("pk", "kind"):
+        if ConfigPush.objects.filter(pk=pk, state=ConfigPush.State.QUEUED,
+                                     heartbeat__lt=cutoff).update(heartbeat=now or Now()):
+            (enqueue_drill if kind == ConfigPush.Kind.DRILL else enqueue)(pk)
             requeued += 1
     return requeued
 
 
 def mark_stale_pushes(now=None):
-    """Running pushes whose worker stopped renewing the heartbeat were interrupted."""
-    now = now or timezone.now()
-    cutoff = now - timezone.timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER)
+    """Running pushes (and drills) whose worker stopped renewing the heartbeat were interrupted."""
+    cutoff = _db_cutoff(now, settings.VIPANEL_PUSH_STALE_AFTER)
     stale = ConfigPush.objects.filter(state=ConfigPush.State.RUNNING, heartbeat__lt=cutoff)
     count = 0
     for push in stale:
         count += ConfigPush.objects.filter(pk=push.pk, state=ConfigPush.State.RUNNING,
-                                           heartbeat__lt=cutoff).update(
+                                           owner=push.owner, heartbeat__lt=cutoff).update(
             state=ConfigPush.State.INTERRUPTED,
-            finished=now,
+            finished=now or Now(),
             detail=f"The worker stopped reporting at {push.heartbeat:%H:%M:%S} (killed or "
             "restarted). Each node has its old or its new config; resume to continue.",
         )
     return count
 
 
-def _append_log(push_id, message):
+def _append_log(push_id, message, owner=None):
     line = f"{timezone.now():%H:%M:%S} {message}\n"
-    ConfigPush.objects.filter(pk=push_id).update(log=Concat("log", Value(line)))
+    rows = owner.rows() if owner is not None else ConfigPush.objects.filter(pk=push_id)
+    rows.update(log=Concat("log", Value(line)))
+
+
+def _beat(owner, stop, interval, retries):
+    """The heartbeat loop: renew on the database's clock; a database error is retried (at the
+    next beat) up to `retries` times in a row, then the push stops itself, as it does at once
+    when the row says it is no longer ours."""
+    failures = 0
+    while not stop.wait(interval):
+        try:
+            if not owner.rows().update(heartbeat=Now()):
+                owner.lost.set()
+                return
+            failures = 0
+        except DatabaseError:
+            failures += 1
+            connection.close()  # a broken connection is not reused by the next try
+            if failures > retries:
+                log.error("push %s: heartbeat failed %s times; stopping", owner.push_id, failures)
+                owner.lost.set()
+                return
 
 
 @contextmanager
-def _heartbeat(push_id):
+def _heartbeat(owner):
     """Renew the push's heartbeat from a thread while the push runs."""
     stop = threading.Event()
 
     def beat():
         try:
-            while not stop.wait(settings.VIPANEL_PUSH_HEARTBEAT):
-                ConfigPush.objects.filter(pk=push_id, state=ConfigPush.State.RUNNING).update(
-                    heartbeat=timezone.now()
-                )
+            _beat(owner, stop, settings.VIPANEL_PUSH_HEARTBEAT,
+                  settings.VIPANEL_PUSH_HEARTBEAT_RETRIES)
         finally:
             connection.close()
 
-    thread = threading.Thread(target=beat, name=f"push-{push_id}-heartbeat", daemon=True)
+    thread = threading.Thread(target=beat, name=f"push-{owner.push_id}-heartbeat", daemon=True)
     thread.start()
     try:
         yield
@@ -116,79 +196,243 @@ def _heartbeat(push_id):
         thread.join()
 
 
+def claim(push_id, kinds=None):
+    """Claim a queued push (or drill) for this worker: -> Owner, or None if not ours to run."""
+    token = uuid.uuid4().hex
+    rows = ConfigPush.objects.filter(pk=push_id, state=ConfigPush.State.QUEUED)
+    if kinds is not None:
+        rows = rows.filter(kind__in=kinds)
+    if not rows.update(state=ConfigPush.State.RUNNING, started=Now(), heartbeat=Now(), owner=token):
+        return None
+    return Owner(push_id, token)
+
+
 def run_push(push_id):
     """Claim a queued push and run it; returns the push, or None if it was not ours to run."""
-    now = timezone.now()
-    claimed = ConfigPush.objects.filter(pk=push_id, state=ConfigPush.State.QUEUED).update(
-        state=ConfigPush.State.RUNNING, started=now, heartbeat=now
-    )
-    if not claimed:
+    owner = claim(push_id, kinds=[k for k in ConfigPush.Kind.values if k != ConfigPush.Kind.DRILL])
+    if owner is None:
         # Redelivered, or someone else's: never run a push twice.
         return None
     push = ConfigPush.objects.select_related("cluster").get(pk=push_id)
-    with _heartbeat(push_id):
+    with _heartbeat(owner):
         try:
-            Rollout(push).run()
+            Rollout(push, owner).run()
+        except PushLost:
+            log.warning("push %s: lost ownership; stopped without writing more", push_id)
         except BaseException as e:
             # A bug, or the task's time limit: record it so the push never stays "running".
-            _finish(push, ConfigPush.State.FAILED, f"The push stopped unexpectedly: {e!r}")
+            _finish(push, ConfigPush.State.FAILED, f"The push stopped unexpectedly: {e!r}", owner)
             raise
     push.refresh_from_db()
     return push
 
 
-def _finish(push, state, detail=""):
-    ConfigPush.objects.filter(pk=push.pk).update(state=state, finished=timezone.now(), detail=detail)
-    _append_log(push.pk, f"push {state}" + (f": {detail}" if detail else ""))
+def _finish(push, state, detail="", owner=None):
+    """The push's outcome, written only while `owner` still owns it; -> whether it was."""
+    fields = {"state": state, "finished": Now(), "detail": detail}
+    try:
+        if owner is not None:
+            owner.update(**fields)
+        else:
+            ConfigPush.objects.filter(pk=push.pk).update(**fields)
+    except PushLost:
+        return False
+    _append_log(push.pk, f"{push.kind} {state}" + (f": {detail}" if detail else ""))
     push.state, push.detail = state, detail
     # The outcome is audited too, by the user who asked for the push.
-    audit.record(push.requested_by, "push.finish", push.cluster,
-                 changes={"push": [None, push.pk]}, result=f"{state}: {detail}" if detail else state)
+    action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
+    audit.record(push.requested_by, action, push.cluster,
+                 changes={"push": [None, push.pk]},
+                 result=f"{state}: {detail}" if detail else state)
+    return True
+
+
+@dataclass
+class Rendered:
+    config: bytes
+    rules: bytes
+    notify: bytes | None
+
+
+@dataclass
+class NodePlan:
+    """What the plan probe found on one node, before anything was changed."""
+
+    node_id: int
+    name: str
+    conn: object = None
+    error: ssh.SSHError | None = None
+    config: bytes | None = None
+    running: bool = False
+    state: str = ""
+    holds: list = field(default_factory=list)
+    rules: list | None = None
+    notify_sha: str | None = None
+
+
+def _plan_command(node, config_path):
+    path = shlex.quote(config_path)
+    return (
+        "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
+        f"echo \"state=$(head -c 16 {shlex.quote(constants.NOTIFY_STATE_FILE)} 2>/dev/null)\"; "
+        f"if [ -f {path} ]; then echo \"config=$(base64 -w0 < {path})\"; else echo config=-; fi; "
+        f"n={shlex.quote(notify.SCRIPT_PATH)}; "
+        "if [ -f \"$n\" ]; then echo \"notify=$(sha256sum < \"$n\" | cut -c1-64)\"; "
+        "else echo notify=-; fi; "
+        f"echo rules:; {iptables_list_command(node)} 2>/dev/null || echo @@nochain; "
+        "echo addresses:; ip -o addr show"
+    )
+
+
+def _parse_plan(plan, stdout, vip_ips):
+    head, _, rest = stdout.partition("rules:\n")
+    rules_text, _, addr_text = rest.partition("addresses:\n")
+    for line in head.splitlines():
+        key, _, value = line.partition("=")
+        if key == "running":
+            plan.running = value.strip() == "1"
+        elif key == "state":
+            plan.state = value.strip().upper()
+        elif key == "config":
+            plan.config = None if value.strip() == "-" else base64.b64decode(value.strip())
+        elif key == "notify":
+            plan.notify_sha = None if value.strip() == "-" else value.strip()
+    if "@@nochain" not in rules_text:
+        # iptables prints protocol 112 by its /etc/protocols name where it has one.
+        plan.rules = [line.replace(" -p vrrp ", " -p 112 ")
+                      for line in iptables_rule_lines(rules_text)]
+    _, _, _, addresses = parse_probe("addresses:\n" + addr_text)
+    plan.holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
+
+
+def _plan_one(node_target, command, vip_ips):
+    """In a thread, no database: connect (kept open for the push) and probe in one exec."""
+    plan = NodePlan(node_target.node_id, node_target.name)
+    try:
+        plan.conn = remote.connect(node_target)
+        result = plan.conn.run(command)
+        if result.exit_status != 0:
+            raise ssh.SSHError(f"probing failed (exit {result.exit_status}): "
+                               f"{(result.stderr or result.stdout).strip()[:500]}")
+        _parse_plan(plan, result.stdout, vip_ips)
+    except ssh.SSHError as e:
+        plan.error = e
+    return plan
+
+
+def _in_parallel(fn, items):
+    """fn(item) for every item at once (SSH only, no database); -> results in order."""
+    items = list(items)
+    if not items:
+        return []
+    workers = min(len(items), settings.VIPANEL_PROBE_CONCURRENCY)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 class Rollout:
-    def __init__(self, push):
+    def __init__(self, push, owner=None):
         self.push = push
         self.cluster = push.cluster
+        self.owner = owner
+        self.plans = {}
+        self.nodes = {}
 
     def log(self, message):
-        _append_log(self.push.pk, message)
+        _append_log(self.push.pk, message, self.owner)
+
+    def fail(self, detail):
+        _finish(self.push, ConfigPush.State.FAILED, detail, self.owner)
 
     def run(self):
         steps = list(self.push.steps.select_related("node"))
-        if all(s.state == PushStep.State.PENDING for s in steps):
-            steps = self.order(steps)
-        self.log(f"push started: {', '.join(s.node_name for s in steps)}")
-        applied = False
+        fresh = all(s.state == PushStep.State.PENDING for s in steps)
         for step in steps:
-            if step.is_done:
-                continue
-            node = step.node
-            if node is None:
+            if step.node_id is None and not step.is_done:
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
-                continue
-            node = Node.objects.select_related("cluster", "credential", "cluster__credential").get(pk=node.pk)
-            if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
-                self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
-                continue
-            if not self.run_step(step, node):
-                _finish(self.push, ConfigPush.State.FAILED,
-                        f"{node.name}: {step.detail} Later nodes were not touched.")
+        self.nodes = {
+            n.pk: n for n in Node.objects.filter(pk__in=[s.node_id for s in steps if s.node_id])
+            .select_related("cluster", "credential", "cluster__credential")
+        }
+        for step in steps:
+            if step.node_id and step.node_id not in self.nodes:
+                self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
+        todo = [s for s in steps if not s.is_done]
+        rendered = {}
+        for step in todo:
+            try:
+                rendered[step.node_id] = self.render(self.nodes[step.node_id])
+            except ValueError as e:
+                self.finish_step(step, PushStep.State.FAILED, f"Cannot render the config: {e}")
+                self.fail(f"{step.node_name}: cannot render the config: {e} No node was touched.")
                 return
-            applied = applied or step.state == PushStep.State.APPLIED
-        if applied:
-            problem = wait_until_settled(self.cluster, final=True)
-            if problem:
-                _finish(self.push, ConfigPush.State.FAILED,
-                        f"Every node is updated, but the cluster did not settle: {problem}.")
+        try:
+            self.plan()
+            if fresh:
+                steps = self.order(steps)
+                todo = [s for s in steps if not s.is_done]
+            self.log(f"push started: {', '.join(s.node_name for s in steps)}")
+            roll = []
+            for step in todo:
+                node, plan = self.nodes[step.node_id], self.plans[step.node_id]
+                if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
+                    self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
+                # A step found "running", or started before and failed, was interrupted: its
+                # file may already be new while keepalived was never reloaded, so "identical"
+                # proves nothing: it is applied again.
+                elif (step.state != PushStep.State.RUNNING and step.started is None
+                      and self.unchanged(plan, rendered[node.pk])):
+                    self.finish_step(step, PushStep.State.UNCHANGED,
+                                     "Config, rules and keepalived already as rendered.")
+                else:
+                    roll.append(step)
+            if roll and fresh and self.bare():
+                ok = self.install_bare(roll, rendered)
+            else:
+                ok = all(self.roll_one(step, rendered[step.node_id]) for step in roll)
+            if not ok:
                 return
-        _finish(self.push, ConfigPush.State.SUCCEEDED)
+            if roll and not self.verify_all():
+                return
+            _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner)
+        finally:
+            for plan in self.plans.values():
+                if plan.conn is not None:
+                    plan.conn.close()
+
+    def render(self, node):
+        return Rendered(
+            config=node_config(node).encode(),
+            rules=render_iptables(node).encode(),
+            notify=notify.render_script(node).encode() if notify.enabled() else None,
+        )
+
+    def plan(self):
+        """Every node connected and probed at once; the connections stay open for the push."""
+        vip_ips = {v.address: v.ip for v in self.cluster.vips.all()}
+        jobs = []
+        for node in self.nodes.values():
+            try:
+                command = _plan_command(node, self.cluster.config_path)
+                jobs.append((remote.target_for(node), command))
+            except ssh.SSHError as e:
+                self.plans[node.pk] = NodePlan(node.pk, node.name, error=e)
+        for plan, (node_target, _) in zip(
+            _in_parallel(lambda job: _plan_one(job[0], job[1], vip_ips), jobs), jobs, strict=True
+        ):
+            self.plans[plan.node_id] = plan
+            remote.settle(node_target, plan.conn, plan.error)
+            if plan.conn is not None and not self.nodes[plan.node_id].host_key_fingerprint:
+                self.nodes[plan.node_id].host_key_fingerprint = plan.conn.fingerprint
+        self.holders = {p.node_id for p in self.plans.values() if p.holds}
 
     def order(self, steps):
         """Nodes holding no VIP first, lowest priority first, the current holder last."""
-        status = probe_cluster(self.cluster)
-        holding = {p.node_id for p in status.nodes if p.holds}
-        steps.sort(key=lambda s: (s.node_id in holding, s.node.priority if s.node else 0, s.pk))
+        def key(s):
+            node = self.nodes.get(s.node_id)
+            return (s.node_id in self.holders, node.priority if node else 0, s.pk)
+
+        steps.sort(key=key)
         with transaction.atomic():
             # Two passes, since positions are unique within a push.
             for i, step in enumerate(steps, start=1):
@@ -198,231 +442,365 @@ class Rollout:
                 step.position = i
         return steps
 
-    def finish_step(self, step, state, detail, exit_code=None, output=""):
+    def unchanged(self, plan, rendered):
+        return (
+            plan.error is None
+            and plan.config == rendered.config
+            and plan.running
+            and plan.rules == iptables_rule_lines(rendered.rules.decode())
+            and (rendered.notify is None
+                 or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest())
+        )
+
+    def bare(self):
+        """Nothing is served yet: every node answered, none runs keepalived, none holds a VIP."""
+        plans = [self.plans[pk] for pk in self.nodes]
+        return bool(plans) and all(
+            p.error is None and not p.running and not p.holds for p in plans
+        )
+
+    def finish_step(self, step, state, detail, exit_code=None, output="", commands=None):
         step.state, step.detail, step.exit_code, step.output = state, detail, exit_code, output
         step.finished = timezone.now()
-        step.save(update_fields=["state", "detail", "exit_code", "output", "finished"])
+        fields = {"state": state, "detail": detail, "exit_code": exit_code, "output": output,
+                  "finished": step.finished}
+        if commands is not None:
+            step.commands = fields["commands"] = commands
+        if self.owner is not None:
+            self.owner.update_step(step.pk, **fields)
+        else:
+            PushStep.objects.filter(pk=step.pk).update(**fields)
         self.log(f"{step.node_name}: {state}. {detail}")
 
-    def run_step(self, step, node):
-        # A step found "running" was interrupted: its file may already be new while keepalived
-        # was never reloaded, so "the file is identical" proves nothing and it is applied again.
-        interrupted = step.state == PushStep.State.RUNNING
+    def start_step(self, step):
         step.state, step.started, step.detail = PushStep.State.RUNNING, timezone.now(), ""
-        step.save(update_fields=["state", "started", "detail"])
-        self.log(f"{node.name}: started")
-        try:
-            config = node_config(node).encode()
-            rules = render_iptables(node).encode()
-            notify_body = notify.render_script(node).encode() if notify.enabled() else None
-        except ValueError as e:
-            self.finish_step(step, PushStep.State.FAILED, f"Cannot render the config: {e}")
+        fields = {"state": step.state, "started": step.started, "detail": ""}
+        if self.owner is not None:
+            self.owner.update_step(step.pk, **fields)
+        else:
+            PushStep.objects.filter(pk=step.pk).update(**fields)
+        self.log(f"{step.node_name}: started")
+
+    def node_apply(self, step, rendered):
+        node = self.nodes[step.node_id]
+        return NodeApply(self, node, self.plans[node.pk], rendered)
+
+    def roll_one(self, step, rendered):
+        if self.owner is not None:
+            self.owner.check()
+        self.start_step(step)
+        plan = self.plans[step.node_id]
+        if plan.conn is None:
+            error = plan.error.message if plan.error else "not connected"
+            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {error}")
+            self.fail(f"{step.node_name}: cannot connect: {error} Later nodes were not touched.")
             return False
+        apply = self.node_apply(step, rendered)
         try:
-            conn = remote.open_node(node)
-        except ssh.SSHError as e:
-            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {e.message}")
-            return False
-        try:
-            state, detail = NodeApply(self, node, conn, config, rules, notify_body).apply(
-                force=interrupted
-            )
+            apply.apply()
+            apply.verify()
         except StepFailed as e:
-            self.finish_step(step, PushStep.State.FAILED, e.detail, e.exit_code, e.output)
+            self.finish_step(step, PushStep.State.FAILED, e.detail, e.exit_code, e.output,
+                             apply.commands)
+            self.fail(f"{step.node_name}: {e.detail} Later nodes were not touched.")
             return False
-        except ssh.SSHError as e:
-            self.finish_step(step, PushStep.State.FAILED, f"SSH failed: {e.message}")
+        self.finish_step(step, PushStep.State.APPLIED,
+                         "New config tested, in place, reloaded and verified.",
+                         commands=apply.commands)
+        return True
+
+    def install_bare(self, roll, rendered):
+        """No node serves anything: install every node at once and wait for one election."""
+        self.log("no node runs keepalived: installing every node at once")
+        for step in roll:
+            self.start_step(step)
+        applies = [self.node_apply(step, rendered[step.node_id]) for step in roll]
+
+        def apply_one(apply):
+            try:
+                apply.apply(restore_on_failure=False)
+            except StepFailed as e:
+                return e
+            return None
+
+        errors = _in_parallel(apply_one, applies)
+        problem = next((e for e in errors if e is not None), None)
+        if problem is None:
+            problem = wait_until_settled(self.cluster, final=True, probe=self.probe)
+            if problem:
+                problem = StepFailed(f"The cluster did not elect within "
+                                     f"{settle_seconds(self.cluster)}s: {problem}.")
+        if problem is None:
+            for step, apply in zip(roll, applies, strict=True):
+                self.finish_step(step, PushStep.State.APPLIED,
+                                 "Installed with every node at once; the election verified.",
+                                 commands=apply.commands)
+            _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner)
+            return False  # finished here: nothing more to verify
+        # Nothing was served before: every node goes back to that, not only the one that failed.
+        _in_parallel(lambda a: a.restore(), applies)
+        for step, apply, error in zip(roll, applies, errors, strict=True):
+            if error is not None:
+                self.finish_step(step, PushStep.State.FAILED, error.detail, error.exit_code,
+                                 error.output, apply.commands)
+            else:
+                self.finish_step(step, PushStep.State.FAILED,
+                                 "Put back as it was (no config, keepalived stopped): "
+                                 + (problem.detail if error is None else ""), None, "",
+                                 apply.commands)
+        self.fail(f"First install failed: {problem.detail} Every node was put back as it was.")
+        return False
+
+    def probe(self, node_ids=None, prefix=""):
+        """A ClusterStatus of `node_ids` (default: all), over the push's open connections;
+        `prefix`: a shell command run first in the same exec."""
+        vip_ips = {v.address: v.ip for v in self.cluster.vips.all()}
+        ids = list(self.nodes) if node_ids is None else [i for i in self.nodes if i in node_ids]
+        command = prefix + _probe_command(self.cluster.config_path)
+
+        def one(pk):
+            node, plan = self.nodes[pk], self.plans[pk]
+            probe = NodeProbe(name=node.name, node_id=pk, maintenance=node.maintenance)
+            if plan.conn is None:
+                probe.error = plan.error.message if plan.error else "not connected"
+                return probe
+            try:
+                out = plan.conn.run(command, timeout=settings.VIPANEL_PROBE_TIMEOUT)
+            except ssh.SSHError as e:
+                probe.error = e.message
+                return probe
+            running, reported, _, addresses = parse_probe(out.stdout)
+            probe.holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
+            probe.reachable, probe.keepalived_running = True, running
+            probe.vrrp_state = _vrrp_state(running, reported, bool(probe.holds))
+            return probe
+
+        probes = _in_parallel(one, ids)
+        holders = {vip: [p.name for p in probes if vip in p.holds] for vip in vip_ips}
+        self.holders = {p.node_id for p in probes if p.holds} | (
+            set() if node_ids is None else self.holders - set(ids))
+        return ClusterStatus(cluster=self.cluster.name, checked_at=timezone.now(),
+                             nodes=probes, holders=holders)
+
+    def verify_all(self):
+        """The whole cluster once at the end. Every node is updated by now, so nothing will be
+        restored: the push's backups are dropped in the same exec as the first probe."""
+        drop = f"rm -rf {shlex.quote(backup_dir(self.cluster.config_path, self.push.pk))}; "
+        first = [True]
+
+        def probe():
+            prefix, first[0] = (drop if first[0] else ""), False
+            return self.probe(prefix=prefix)
+
+        problem = wait_until_settled(self.cluster, final=True, probe=probe)
+        if problem:
+            self.fail(f"Every node is updated, but the cluster did not settle: {problem}.")
             return False
-        finally:
-            conn.close()
-        self.finish_step(step, state, detail)
         return True
 
 
+def backup_dir(config_path, push_id):
+    """Where a push keeps what it found on a node before changing it: once per push and node."""
+    return posixpath.join(posixpath.dirname(config_path), f".vipanel-bak-{push_id}")
+
+
 class NodeApply:
-    """The commands of one node's step, over one SSH connection."""
+    """One node's step: one exec to apply (upload, test, back up, rename, rules, reload), one
+    to restore. Each command's exit code and output lands in `commands` for the push record."""
 
-    def __init__(self, rollout, node, conn, config, rules, notify_body):
-        self.rollout, self.node, self.conn = rollout, node, conn
+    def __init__(self, rollout, node, plan, rendered):
+        self.rollout, self.node, self.plan, self.rendered = rollout, node, plan, rendered
         self.cluster = node.cluster
-        self.config, self.rules, self.notify_body = config, rules, notify_body
+        self.conn = plan.conn
         self.path = self.cluster.config_path
-        self.backup = self.path + BACKUP_SUFFIX
+        self.backup = backup_dir(self.path, rollout.push.pk)
+        directory, name = posixpath.split(self.path)
+        self.temps = f"{directory}/.{name}.vipanel-tmp-*"
+        self.commands = []
         self.restore_cmd = iptables_restore_command(node)
-
-    def run(self, command, timeout=None, stdin=None):
-        return self.conn.run(command, timeout=timeout, stdin=stdin)
 
     def log(self, message):
         self.rollout.log(f"{self.node.name}: {message}")
 
-    def apply(self, force=False):
-        self.remove_leftover_temps()
-        current = self.conn.get(self.path)
-        running = self.run("pidof keepalived >/dev/null 2>&1").exit_status == 0
-        rules_now = self.current_rules()
-        notify_now = self.conn.get(notify.SCRIPT_PATH) if self.notify_body is not None else None
-        unchanged = (
-            current == self.config
-            and running
-            and rules_now == self.expected_rules()
-            and notify_now == self.notify_body
-        )
-        if unchanged and not force:
-            return PushStep.State.UNCHANGED, "Config, rules and keepalived already as rendered."
+    def record(self, outcome):
+        self.commands += [{"name": s.name, "exit_code": s.exit_code, "output": s.output[-4000:]}
+                          for s in outcome.steps]
 
-        if self.notify_body is not None and notify_now != self.notify_body:
-            self.put_in_place(notify.SCRIPT_PATH, self.notify_body, 0o700)
-        temp = self.conn.put_temp(self.path, self.config, 0o640)
-        self.log("uploaded; testing with keepalived -t")
-        tested = self.run(f"test -s {shlex.quote(temp)} && keepalived -t -f {shlex.quote(temp)}")
-        if tested.exit_status != 0:
-            self.run(f"rm -f {shlex.quote(temp)}")
-            raise StepFailed(
-                f"keepalived -t rejected the new config (exit {tested.exit_status}); the node "
-                "still runs its old one.",
-                tested.exit_status,
-                (tested.stderr + tested.stdout).strip(),
-            )
-        had_file = current is not None
-        if had_file:
-            self.check(self.run(f"cp -p {shlex.quote(self.path)} {shlex.quote(self.backup)}"),
-                       "could not back up the live config")
-        self.conn.rename(temp, self.path)
-        self.log("config in place; applying iptables rules and reloading")
+    def exec(self, steps, timeout=None):
         try:
-            self.apply_rules(self.rules)
-            self.reload()
-            self.verify(advert_change=had_file and advertised_vips(current.decode(errors="replace"))
-                        != advertised_vips(self.config.decode()))
-        except (StepFailed, ssh.SSHError) as e:
-            detail = e.detail if isinstance(e, StepFailed) else f"SSH failed: {e.message}"
-            self.restore(had_file, rules_now)
-            raise StepFailed(
-                f"{detail} The previous config was put back and reloaded.",
-                getattr(e, "exit_code", None),
-                getattr(e, "output", ""),
-            ) from e
-        return PushStep.State.APPLIED, "New config tested, in place, reloaded and verified."
+            outcome = nodeexec.run(self.conn, steps, timeout=timeout)
+        except ssh.SSHError as e:
+            self.commands.append({"name": "ssh", "exit_code": None, "output": e.message})
+            raise StepFailed(f"SSH failed: {e.message}") from e
+        self.record(outcome)
+        return outcome
 
-    def check(self, result, what):
-        if result.exit_status != 0:
-            raise StepFailed(f"{what} (exit {result.exit_status}).", result.exit_status,
-                             (result.stderr + result.stdout).strip())
-        return result
-
-    def remove_leftover_temps(self):
-        # A worker killed between upload and rename leaves a temp file; it never becomes live.
+    def apply_steps(self):
+        q = shlex.quote
+        path, bak, tag = q(self.path), q(self.backup), secrets.token_hex(6)
         directory, name = posixpath.split(self.path)
-        self.run(f"rm -f {shlex.quote(directory)}/.{shlex.quote(name)}.vipanel-tmp-*")
+        temp = f"{directory}/.{name}.vipanel-tmp-{tag}"
+        rules_temp, test_temp = temp + ".rules", temp + ".test"
+        files = {temp: (self.rendered.config, 0o640), rules_temp: (self.rendered.rules, 0o600)}
+        notify_path = notify_temp = None
+        if self.rendered.notify is not None:
+            notify_path = notify.SCRIPT_PATH
+            d, n = posixpath.split(notify_path)
+            notify_temp = f"{d}/.{n}.vipanel-tmp-{tag}"
+            files[notify_temp] = (self.rendered.notify, 0o700)
+        clean = "rm -f " + " ".join(q(f) for f in [*files, test_temp])
+        # keepalived -t runs on a copy that calls the new notify script, so the script is
+        # tested with the config before either replaces the live one.
+        tested = temp
+        test = ""
+        if notify_temp:
+            tested = test_temp
+            test = (f"sed 's#{notify_path}#{notify_temp}#g' {q(temp)} > {q(test_temp)} && "
+                    f"sh -n {q(notify_temp)} && ")
+        test += f"test -s {q(tested)} && keepalived -t -f {q(tested)}"
+        save = [
+            f"mkdir -m 700 {bak}",
+            f"if [ -e {path} ]; then cp -p {path} {bak}/config; else : > {bak}/config.absent; fi",
+            "if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi"
+            f" > {bak}/running",
+            f"{iptables_list_command(self.node)} > {bak}/rules 2>/dev/null || rm -f {bak}/rules",
+        ]
+        if notify_path:
+            save.append(f"if [ -e {q(notify_path)} ]; then cp -p {q(notify_path)} {bak}/notify; "
+                        f"else : > {bak}/notify.absent; fi")
+        save.append(f": > {bak}/saved")
+        rename = f"mv -f {q(temp)} {path}"
+        if notify_temp:
+            rename = f"mv -f {q(notify_temp)} {q(notify_path)} && " + rename
+        return [
+            nodeexec.Step("cleanup", f"rm -f {self.temps} {self.temps}.*"),
+            nodeexec.Step("upload", f"{nodeexec.upload_command(files)} || {{ {clean}; exit 1; }}"),
+            nodeexec.Step("test", f"{test} || {{ rc=$?; {clean}; exit $rc; }}"),
+            # Saved once per push and node: a resume finds it and never overwrites it with
+            # a live file that may already be the new one.
+            nodeexec.Step("backup", f"[ -e {bak}/saved ] || {{ rm -rf {bak} && "
+                          + " && ".join(save) + "; } || { " + clean + "; exit 1; }"),
+            nodeexec.Step("rename", f"rm -f {q(test_temp)}; {rename}"),
+            nodeexec.Step("rules-test", f"{self.restore_cmd} --test < {q(rules_temp)}"),
+            nodeexec.Step("rules", f"{self.restore_cmd} < {q(rules_temp)} && rm -f {q(rules_temp)}"
+                          f" && {{ {iptables_jump_command(self.node)}; }}"),
+            nodeexec.Step("reload", self.cluster.reload_command),
+        ]
 
-    def put_in_place(self, path, body, mode):
-        temp = self.conn.put_temp(path, body, mode)
-        self.conn.rename(temp, path)
+    def apply(self, restore_on_failure=True):
+        try:
+            outcome = self.exec(self.apply_steps(),
+                                timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT * 2)
+        except StepFailed as e:
+            # The link failed mid-script: which step ran is unknown, so put back what was saved
+            # (nothing, if the backup step never ran), if the link still lets us.
+            if restore_on_failure:
+                self.restore()
+            raise StepFailed(f"{e.detail} The node has its old or its new config; resume "
+                             "to continue.") from e
+        failed = outcome.failed
+        if failed is None:
+            return
+        output = failed.output
+        if failed.name in ("cleanup", "upload", "test", "backup"):
+            what = {"test": "keepalived -t rejected the new config",
+                    "upload": "could not upload the new config",
+                    "backup": "could not back up the live config",
+                    "cleanup": "could not remove leftover temporary files"}[failed.name]
+            raise StepFailed(f"{what} (exit {failed.exit_code}); the node still runs its old one.",
+                             failed.exit_code, output)
+        what = {"rename": "could not put the config in place",
+                "rules-test": "iptables-restore --test rejected the rules",
+                "rules": "could not apply the iptables rules",
+                "reload": "The reload command failed"}.get(failed.name, f"{failed.name} failed")
+        detail = f"{what} (exit {failed.exit_code})."
+        if restore_on_failure:
+            self.restore()
+            detail += " The previous config was put back and reloaded."
+        raise StepFailed(detail, failed.exit_code, output)
 
-    def current_rules(self):
-        """The "-A" lines of vipanel's chain on the node, or None when there is no chain."""
-        result = self.run(f"{iptables_list_command(self.node)} 2>/dev/null")
-        if result.exit_status != 0:
-            return None
-        # iptables prints protocol 112 by its /etc/protocols name where it has one.
-        return [line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(result.stdout)]
+    def restore_steps(self):
+        q = shlex.quote
+        path, bak = q(self.path), q(self.backup)
+        tool = iptables_list_command(self.node).split()[0]
+        chain = constants.IPTABLES_CHAIN
+        lines = [
+            f"[ -e {bak}/saved ] || exit 0",
+            f"if [ -e {bak}/config ]; then cp -p {bak}/config {path}.vipanel-tmp-r && "
+            f"mv -f {path}.vipanel-tmp-r {path}; else rm -f {path}; fi",
+        ]
+        if self.rendered.notify is not None:
+            n = q(notify.SCRIPT_PATH)
+            lines.append(f"if [ -e {bak}/notify ]; then cp -p {bak}/notify {n}.vipanel-tmp-r && "
+                         f"mv -f {n}.vipanel-tmp-r {n}; elif [ -e {bak}/notify.absent ]; "
+                         f"then rm -f {n}; fi")
+        lines.append(
+            f"if [ -e {bak}/rules ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
+            f"grep '^-A ' {bak}/rules | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
+            f"| {self.restore_cmd}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
+            f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true")
+        # keepalived as it was: reloaded with the old file, or stopped if it was not running.
+        lines.append(
+            f"if [ \"$(cat {bak}/running)\" = 1 ]; then {self.cluster.reload_command}; "
+            f"else {STOP_KEEPALIVED}; fi")
+        return [
+            nodeexec.Step("restore", " && ".join(lines[:1]) + "\n" + "\n".join(lines[1:-1])),
+            # The files are back whatever keepalived says: the backup is dropped either way.
+            nodeexec.Step("restore-keepalived", f"[ -e {bak}/running ] || exit 0\n"
+                          f"( {lines[-1]}\n); rc=$?; rm -rf {bak} {self.temps} {self.temps}.*; "
+                          "exit $rc"),
+        ]
 
-    def expected_rules(self):
-        return iptables_rule_lines(self.rules.decode())
-
-    def apply_rules(self, rules: bytes):
-        self.check(self.run(f"{self.restore_cmd} --test", stdin=rules),
-                   "iptables-restore --test rejected the rules")
-        self.check(self.run(self.restore_cmd, stdin=rules), "iptables-restore failed")
-        self.check(self.run(iptables_jump_command(self.node)), "could not add the jump to the chain")
-
-    def restore(self, had_file, rules_before):
+    def restore(self):
+        """Back to what the node had before this push, in one exec."""
         self.log("restoring the previous config")
         try:
-            if had_file:
-                self.run(f"mv -f {shlex.quote(self.backup)} {shlex.quote(self.path)}")
-            else:
-                self.run(f"rm -f {shlex.quote(self.path)}")
-            if rules_before is not None:
-                restore = "".join(
-                    line + "\n"
-                    for line in ["*filter", f":{constants.IPTABLES_CHAIN} - [0:0]", *rules_before, "COMMIT"]
-                )
-                self.run(self.restore_cmd, stdin=restore.encode())
-            if had_file:
-                self.run(self.cluster.reload_command, timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
-        except ssh.SSHError as e:
-            self.log(f"restoring failed too: {e.message}")
+            outcome = self.exec(self.restore_steps(), timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
+        except StepFailed as e:
+            self.log(f"restoring failed too: {e.detail}")
+            return False
+        if not outcome.ok:
+            self.log(f"restoring failed too: {outcome.failed.name} exit {outcome.failed.exit_code}")
+        return outcome.ok
 
-    def reload(self):
-        result = self.run(self.cluster.reload_command, timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT)
-        if result.exit_status != 0:
-            raise StepFailed(
-                f"The reload command failed (exit {result.exit_status}).",
-                result.exit_status,
-                (result.stderr + result.stdout).strip(),
-            )
-
-    def verify(self, advert_change):
+    def verify(self):
+        """That node running, not FAULT, in its expected state, and its instance's current
+        holders; the whole cluster is checked once at the end."""
+        live = self.plan.config
+        advert_change = live is not None and advertised_vips(
+            live.decode(errors="replace")) != advertised_vips(self.rendered.config.decode())
+        ids = {self.node.pk} | set(self.rollout.holders)
         if advert_change:
             # The adverts' address list changed: until the holder has the new config too, old
             # and new nodes ignore each other's adverts. Check that keepalived took the config
-            # and move on quickly; the push checks the whole cluster once every node is done.
-            result = self.run("pidof keepalived >/dev/null 2>&1")
-            if result.exit_status != 0:
-                raise StepFailed("keepalived is not running after the reload.")
-            return
-        problem = wait_until_settled(self.cluster, node=self.node)
+            # and move on; the push checks the whole cluster once every node is done.
+            status = self.rollout.probe({self.node.pk})
+            me = status.nodes[0] if status.nodes else None
+            problem = None
+            if me is None or not me.reachable:
+                problem = "the node did not answer the probe"
+            elif not me.keepalived_running:
+                problem = "keepalived is not running after the reload"
+        else:
+            def probe():
+                status = self.rollout.probe(ids)
+                anchor = next(iter(status.holders), None)
+                if anchor is not None and not status.holders[anchor]:
+                    # The advertised VIP moved off the nodes we watch: look at every node, so
+                    # the verdict names where it went (or that nobody has it).
+                    status = self.rollout.probe()
+                return status
+
+            problem = wait_until_settled(self.cluster, node=self.node, probe=probe)
         if problem:
-            raise StepFailed(f"Not settled within {settle_seconds(self.cluster)}s: {problem}.")
+            self.restore()
+            raise StepFailed(f"Not settled within {settle_seconds(self.cluster)}s: {problem}. "
+                             "The previous config was put back and reloaded.")
 
 
-def settle_seconds(cluster):
-    """3 x advert_int, plus a skew of at most one advert_int, plus a margin for SSH: a backup
-    that hears no master takes over after that long, so by then VRRP has settled."""
-    return 4 * cluster.advert_int + settings.VIPANEL_VERIFY_MARGIN
-
-
-def wait_until_settled(cluster, node=None, final=False):
-    """Probe until the cluster looks right; -> None, or what was still wrong at the deadline."""
-    deadline = time.monotonic() + settle_seconds(cluster)
-    while True:
-        problem = settle_problem(cluster, probe_cluster(cluster), node, final)
-        if problem is None or time.monotonic() > deadline:
-            return problem
-        time.sleep(0.25)
-
-
-def settle_problem(cluster, status, node=None, final=False):
-    """What is wrong with the cluster right after `node` was reloaded (None: nothing).
-
-    Mid-push, a VIP just added is held by nobody until the holder (pushed last) has it, so
-    only the advertised VIP must have exactly one holder; no VIP may have two. At the end
-    (`final`), every VIP must have exactly one holder.
-    """
-    if node is not None:
-        me = next((p for p in status.nodes if p.node_id == node.pk), None)
-        if me is None or not me.reachable:
-            return "the node did not answer the probe"
-        if not me.keepalived_running:
-            return "keepalived is not running after the reload"
-        if me.vrrp_state == "FAULT":
-            return "keepalived is in FAULT state"
-    anchor = next(iter(status.holders), None)
-    for vip, holders in status.holders.items():
-        if len(holders) > 1:
-            return f"{vip} is held by {len(holders)} nodes ({', '.join(holders)})"
-        if not holders and (final or vip == anchor):
-            return f"{vip} is held by no node"
-    if cluster.preempt and anchor is not None:
-        nodes = {n.name: n for n in cluster.nodes.all()}
-        running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
-        candidates = [n for n in running if not nodes[n].maintenance] or running
-        if candidates:
-            expected = max(candidates, key=lambda n: nodes[n].priority)
-            checked = status.holders if final else {anchor: status.holders[anchor]}
-            for vip, holders in checked.items():
-                if holders != [expected]:
-                    return f"{vip} is on {holders[0]}, expected on {expected} (highest priority running)"
-    return None
+# keepalived writes its pid here by default; SIGTERM makes it give up its VIPs at once.
+STOP_KEEPALIVED = (
+    'p=$(cat /run/keepalived.pid 2>/dev/null); [ -z "$p" ] || kill -TERM "$p" 2>/dev/null; '
+    "i=0; while pidof keepalived >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); "
+    "done; ! pidof keepalived >/dev/null 2>&1"
+)

@@ -6,10 +6,8 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from django.contrib.auth import get_user_model
 
-from clusters import drill, history, push
-from clusters.models import Cluster
+from clusters import drill, history, push, retention
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +26,18 @@ def run_push_task(push_id):
 @shared_task(acks_late=True)
 def sweep_task():
     push.mark_stale_pushes()
-    push.requeue_lost_pushes(run_push_task.delay)
+    push.requeue_lost_pushes(run_push_task.delay, drill_task.delay)
     history.sweep_all()
 
 
-# Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery.
+# Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery
+# (and its record's claim refuses a second run anyway).
 @shared_task
-def drill_task(cluster_id, user_id=None):
-    cluster = Cluster.objects.filter(pk=cluster_id).first()
-    if cluster is None:
-        return
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    drill.run_drill(cluster, user)
+def drill_task(record_id):
+    drill.run_drill_record(record_id)
 
 
-# sec: retention (clusters/retention.py), daily from beat; deleting twice is harmless.
+# Retention (clusters/retention.py), daily from beat; deleting twice is harmless.
 @shared_task(acks_late=True)
 def prune_task():
-    from clusters import retention
-
     log.info("pruned %s", retention.prune())

@@ -114,11 +114,11 @@ def test_the_sweep_requeues_a_push_whose_message_was_lost(cluster, settings):
     sent = []
     queued = start_push(None, cluster, queue=False)
     now = timezone.now()
-    assert requeue_lost_pushes(sent.append, now=now) == 0  # just queued: its message is there
+    assert requeue_lost_pushes(sent.append, sent.append, now=now) == 0  # just queued: its message is there
     later = now + timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER + 1)
-    assert requeue_lost_pushes(sent.append, now=later) == 1
+    assert requeue_lost_pushes(sent.append, sent.append, now=later) == 1
     assert sent == [queued.pk]
     # Not again until another stale period has passed, and never once it is claimed.
-    assert requeue_lost_pushes(sent.append, now=later) == 0
+    assert requeue_lost_pushes(sent.append, sent.append, now=later) == 0
     ConfigPush.objects.filter(pk=queued.pk).update(state=ConfigPush.State.RUNNING)
-    assert requeue_lost_pushes(sent.append, now=later + timedelta(hours=1)) == 0
+    assert requeue_lost_pushes(sent.append, sent.append, now=later + timedelta(hours=1)) == 0

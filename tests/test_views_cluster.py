@@ -307,7 +307,10 @@ def test_the_drill_starts_in_a_worker(login, operator, cluster, drill_queued,
         response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
-    drill_queued.assert_called_once_with(cluster.pk, operator.pk)
+    # The drill is a record (kind "drill", queued) handed to the worker by its id.
+    record = ConfigPush.objects.get(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    assert (record.state, record.requested_by) == (ConfigPush.State.QUEUED, operator)
+    drill_queued.assert_called_once_with(record.pk)
     assert AuditEntry.objects.get().action == "drill started"
 
 

@@ -341,6 +341,9 @@ VIPANEL_NOTIFY_RATE_WINDOW = env_int("VIPANEL_NOTIFY_RATE_WINDOW", 60)
 # A running push whose worker has not renewed its heartbeat for this long is "interrupted".
 VIPANEL_PUSH_HEARTBEAT = env_int("VIPANEL_PUSH_HEARTBEAT", 5)
 VIPANEL_PUSH_STALE_AFTER = env_int("VIPANEL_PUSH_STALE_AFTER", 60)
+# Heartbeat failures in a row a push survives; past them it stops itself (keep
+# (RETRIES + 1) x HEARTBEAT below STALE_AFTER, so it stops before the sweep calls it stale).
+VIPANEL_PUSH_HEARTBEAT_RETRIES = env_int("VIPANEL_PUSH_HEARTBEAT_RETRIES", 3)
 # Seconds added to the VRRP settle time (4 x advert_int) when verifying a pushed node.
 VIPANEL_VERIFY_MARGIN = env_int("VIPANEL_VERIFY_MARGIN", 3)
 

@@ -5,6 +5,7 @@ and handed to Celery once the transaction that created it has committed.
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from clusters import audit, roles, tasks
@@ -25,11 +26,13 @@ def active_push(cluster):
 
 
 def _busy(cluster, active):
-    return Busy(
-        {"__all__": f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
-         "wait for it to finish (or resume it if it was interrupted)."},
-        active=active,
-    )
+    if active.kind == ConfigPush.Kind.DRILL:
+        text = (f"A failover drill (#{active.pk}) of cluster {cluster.name} is {active.state}; "
+                "wait for it to finish.")
+    else:
+        text = (f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
+                "wait for it to finish (or resume it if it was interrupted).")
+    return Busy({"__all__": text}, active=active)
 
 
 def queue_push(cluster, user=None, kind=ConfigPush.Kind.PUSH, queue=True):
@@ -67,12 +70,17 @@ def requeue_push(push, queue=True):
     """Queue a failed or interrupted push again; no role, no audit (callers do both)."""
     try:
         with transaction.atomic():
+            # A drill is never resumed: it stops keepalived on a holder, run it anew instead.
+            # The heartbeat is the database's clock, as the engine's staleness rule reads it.
             resumed = ConfigPush.objects.filter(
                 pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES
-            ).update(state=ConfigPush.State.QUEUED, finished=None, detail="",
-                     heartbeat=timezone.now())
+            ).exclude(kind=ConfigPush.Kind.DRILL).update(
+                state=ConfigPush.State.QUEUED, finished=None, detail="", heartbeat=Now())
             if not resumed:
                 push.refresh_from_db()
+                if push.kind == ConfigPush.Kind.DRILL:
+                    raise Refused({"__all__": f"#{push.pk} is a failover drill; a drill is "
+                                   "not resumed, start a new one."})
                 raise Refused({"__all__": f"Push #{push.pk} is {push.state}; only a failed "
                                "or interrupted push can be resumed."})
             push.steps.filter(state=PushStep.State.FAILED).update(state=PushStep.State.PENDING)

@@ -1,0 +1,73 @@
+"""When is a cluster "settled" after a reload: the one rule the push and the drill wait for.
+
+`settle_problem` judges one ClusterStatus; `wait_until_settled` probes until it holds or the
+VRRP timeout passes. The probe is a parameter so a push can probe over the connections it
+already holds (and only the nodes that matter), while the drill probes the whole cluster.
+"""
+
+import time
+
+from django.conf import settings
+
+from clusters.status import probe_cluster
+
+
+def settle_seconds(cluster):
+    """3 x advert_int, plus a skew of at most one advert_int, plus a margin for SSH: a backup
+    that hears no master takes over after that long, so by then VRRP has settled."""
+    return 4 * cluster.advert_int + settings.VIPANEL_VERIFY_MARGIN
+
+
+def wait_until_settled(cluster, node=None, final=False, probe=None, seconds=None):
+    """Probe until the cluster looks right; -> None, or what was still wrong at the deadline."""
+    probe = probe or (lambda: probe_cluster(cluster))
+    deadline = time.monotonic() + (settle_seconds(cluster) if seconds is None else seconds)
+    while True:
+        problem = settle_problem(cluster, probe(), node, final)
+        if problem is None or time.monotonic() > deadline:
+            return problem
+        time.sleep(0.1)
+
+
+def settle_problem(cluster, status, node=None, final=False):
+    """What is wrong with the cluster right after `node` was reloaded (None: nothing).
+
+    Mid-push, a VIP just added is held by nobody until the holder (pushed last) has it, so
+    only the advertised VIP must have exactly one holder; no VIP may have two. At the end
+    (`final`), every VIP must have exactly one holder. `status` may cover only some nodes
+    (the one reloaded and the current holders): the expected holder is chosen among those.
+    """
+    if node is not None:
+        me = next((p for p in status.nodes if p.node_id == node.pk), None)
+        if me is None or not me.reachable:
+            return "the node did not answer the probe"
+        if not me.keepalived_running:
+            return "keepalived is not running after the reload"
+        if me.vrrp_state == "FAULT":
+            return "keepalived is in FAULT state"
+    if final:
+        for p in status.nodes:
+            if not p.reachable:
+                return f"{p.name} did not answer the probe"
+            if p.keepalived_running is False and not p.maintenance:
+                return f"keepalived is not running on {p.name}"
+            if p.vrrp_state == "FAULT":
+                return f"keepalived is in FAULT state on {p.name}"
+    anchor = next(iter(status.holders), None)
+    for vip, holders in status.holders.items():
+        if len(holders) > 1:
+            return f"{vip} is held by {len(holders)} nodes ({', '.join(holders)})"
+        if not holders and (final or vip == anchor):
+            return f"{vip} is held by no node"
+    if cluster.preempt and anchor is not None:
+        nodes = {n.name: n for n in cluster.nodes.all()}
+        running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
+        candidates = [n for n in running if not nodes[n].maintenance] or running
+        if candidates:
+            expected = max(candidates, key=lambda n: nodes[n].priority)
+            checked = status.holders if final else {anchor: status.holders[anchor]}
+            for vip, holders in checked.items():
+                if holders != [expected]:
+                    return (f"{vip} is on {holders[0]}, expected on {expected} "
+                            "(highest priority running)")
+    return None
