@@ -20,7 +20,9 @@ ANSIBLE_CORE = "2.19.14"
 
 
 def setup_django(db_name):
-    """Point Django at a fresh SQLite file under WORK and migrate it. Call before any model import."""
+    """Point Django at a fresh SQLite file under WORK and migrate it.
+
+    Call before any model import."""
     data = WORK / "data"
     data.mkdir(parents=True, exist_ok=True)
     db = data / f"{db_name}.sqlite3"
@@ -68,9 +70,8 @@ def lab_of(nodes, timings=None):
             lab_module.down(PREFIX)
         if timings is not None:
             timings["lab_down_s"] = round(time.monotonic() - t0, 1)
-            left = [l for l in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                               text=True).stdout.splitlines()
-                    if l.startswith(f"{PREFIX}-")]
+            listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+            left = [ns for ns in listed.stdout.splitlines() if ns.startswith(f"{PREFIX}-")]
             timings["netns_left_after_down"] = len(left)
 
 
@@ -112,7 +113,8 @@ def machine():
 
 def save(name, data):
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"name": name, "when": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine(), **data}
+    when = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    data = {"name": name, "when": when, "machine": machine(), **data}
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     return data
 
