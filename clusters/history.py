@@ -6,14 +6,18 @@ observation carries the time it was made; an older one never overwrites a newer 
 that started before a notify report cannot undo it.
 """
 
+import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
-from clusters.status import ClusterStatus, probe_cluster
+from clusters.status import ClusterStatus, probe_cluster, probe_clusters
+
+log = logging.getLogger(__name__)
 
 SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 Kind = FailoverEvent.Kind
@@ -137,13 +141,56 @@ def sweep_cluster(cluster: Cluster):
     return status
 
 
-def sweep_all():
+def sweep_clusters(clusters) -> dict:
+    """Probe these clusters' nodes all at once and record each cluster's result. A fault in one
+    cluster (or node) is logged and recorded as such; the others are recorded all the same."""
+    statuses = probe_clusters(clusters)
+    for cluster in clusters:
+        try:
+            record_status(cluster, statuses[cluster.pk])
+        except Exception:
+            log.exception("recording the sweep of cluster %s failed", cluster.name)
+    return statuses
+
+
+def batches(items, sizes, limit):
+    """Split items (in order) into lists whose `sizes` add up to at most `limit` each (an item
+    bigger than the limit gets a list of its own)."""
+    out, current, weight = [], [], 0
+    for item, size in zip(items, sizes, strict=True):
+        if current and weight + size > limit:
+            out.append(current)
+            current, weight = [], 0
+        current.append(item)
+        weight += size
+    if current:
+        out.append(current)
+    return out
+
+
+def housekeeping():
+    # clusters.push imports clusters.status and, through render, most of the engine; importing
+    # it here at module level would make history <-> push a cycle (push records events here).
     from clusters.push import mark_stale_pushes, requeue_lost_pushes
 
+    for step in (mark_stale_pushes, requeue_lost_pushes):
+        try:
+            step()
+        except Exception:
+            log.exception("sweep housekeeping %s failed", step.__name__)
+
+
+def sweep_all():
+    """Every cluster, in this process (the fanned-out sweep is clusters.sweep; this is for
+    commands and tests): batches of VIPANEL_SWEEP_BATCH_NODES nodes, probed at once."""
     started = time.monotonic()
-    mark_stale_pushes()
-    requeue_lost_pushes()
-    for cluster in Cluster.objects.all():
-        sweep_cluster(cluster)
+    housekeeping()
+    clusters = list(Cluster.objects.order_by("pk"))
+    sizes = [c.nodes.count() for c in clusters]
+    for batch in batches(clusters, sizes, settings.VIPANEL_SWEEP_BATCH_NODES):
+        try:
+            sweep_clusters(batch)
+        except Exception:
+            log.exception("sweeping clusters %s failed", ", ".join(c.name for c in batch))
     # For /metrics, which another process serves: the cache is shared (Redis).
     cache.set(SWEEP_SECONDS_KEY, time.monotonic() - started, timeout=None)

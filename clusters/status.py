@@ -124,23 +124,25 @@ def _vrrp_state(running, reported, holds_any):
     return "MASTER" if holds_any else "BACKUP"
 
 
-def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadline):
+def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
     """Runs in a thread: SSH only, no database. Returns (NodeProbe fields, conn/error).
 
-    `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep: a
-    node that waited for a free thread gets only what is left, so a dead node queued behind
-    the others still costs the sweep no more than `timeout`.
+    `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep, and
+    bounds every step together (connect, key exchange, authentication, the command): a node
+    that waited for a free thread gets only what is left, so a dead or hostile node costs the
+    sweep no more than the probe's timeout. Any exception is this node's error, never the
+    sweep's: the other nodes and clusters are probed all the same.
     """
     result = {"reachable": False}
     conn = error = None
     try:
-        left = min(timeout, deadline - time.monotonic())
+        left = deadline - time.monotonic()
         if left <= 0:
-            raise ssh.SSHError(f"{node_target.name}: no answer within {timeout:g}s")
-        target = replace(node_target.target, connect_timeout=left)
-        node_target = replace(node_target, target=target)
-        conn = remote.connect(node_target)
-        out = conn.run(_probe_command(config_path), timeout=timeout)
+            raise ssh.SSHError(f"{node_target.name}: no answer within the probe's deadline")
+        # One exec per probe, over the node's kept connection when it has one.
+        with remote.pooled(node_target, deadline) as conn:
+            left = max(0.1, deadline - time.monotonic())
+            out = conn.run(_probe_command(config_path), timeout=left)
         running, reported, sha, addresses = parse_probe(out.stdout)
         holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
         result.update(
@@ -151,12 +153,12 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadlin
             drift=None if expected_sha is None else sha != expected_sha,
         )
     except ssh.SSHError as e:
-        error = e
+        conn, error = None, e
         result["error"] = e.message
-        result["host_key_problem"] = isinstance(e, ssh.HostKeyMismatch)
-    finally:
-        if conn is not None:
-            conn.close()
+        result["host_key_problem"] = isinstance(e, (ssh.HostKeyMismatch, ssh.HostKeyNotTrusted))
+    except Exception as e:  # noqa: BLE001 - a fault of one node must not stop the sweep
+        conn, error = None, e
+        result["error"] = f"{node_target.name}: probe failed: {type(e).__name__}: {e}"
     return result, conn, error
 
 
@@ -169,58 +171,79 @@ def expected_config_sha(node):
         return None
 
 
-def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStatus:
+def probe_clusters(clusters, timeout: float | None = None) -> dict[int, ClusterStatus]:
+    """Probe every node of these clusters at once (one thread pool, one deadline for all):
+    cluster id -> ClusterStatus. The database is read before and written after, never from
+    the probing threads."""
     timeout = timeout or settings.VIPANEL_PROBE_TIMEOUT
-    nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
-    vips = list(cluster.vips.all())
-    vip_ips = {v.address: v.ip for v in vips}
-    probes, jobs = {}, {}
+    plans, jobs = [], {}
     checked_at = timezone.now()
-    ready = not cluster.readiness_errors()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(len(nodes), settings.VIPANEL_PROBE_CONCURRENCY)))
+    for cluster in clusters:
+        nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
+        vips = list(cluster.vips.all())
+        plans.append((cluster, nodes, vips, not cluster.readiness_errors()))
+    width = sum(len(nodes) for _, nodes, _, _ in plans)
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY))
+    )
+    probes = {}
     deadline = time.monotonic() + timeout
     try:
-        for node in nodes:
-            probes[node.pk] = NodeProbe(name=node.name, node_id=node.pk, maintenance=node.maintenance)
-            try:
-                node_target = remote.target_for(node, command_timeout=timeout)
-            except ssh.SSHError as e:
-                probes[node.pk].error = e.message
-                continue
-            # The connect deadline is the probe's too: a dead node costs at most `timeout`.
-            node_target = replace(
-                node_target, target=replace(node_target.target, connect_timeout=timeout)
-            )
-            expected = expected_config_sha(node) if ready else None
-            jobs[pool.submit(
-                _probe_one, node_target, cluster.config_path, expected, vip_ips, timeout, deadline
-            )] = (
-                node,
-                node_target,
-            )
-        # Every probe bounds itself (connect and command deadlines); the margin covers
-        # the SSH handshake that follows the TCP connect.
-        done, not_done = wait(jobs, timeout=3 * timeout + 2)
+        for cluster, nodes, vips, ready in plans:
+            vip_ips = {v.address: v.ip for v in vips}
+            for node in nodes:
+                probes[node.pk] = NodeProbe(
+                    name=node.name, node_id=node.pk, maintenance=node.maintenance
+                )
+                try:
+                    node_target = remote.target_for(node, command_timeout=timeout)
+                    expected = expected_config_sha(node) if ready else None
+                except ssh.SSHError as e:
+                    probes[node.pk].error = e.message
+                    continue
+                except Exception as e:  # noqa: BLE001 - one node's fault stays that node's
+                    probes[node.pk].error = f"{node.name}: {type(e).__name__}: {e}"
+                    continue
+                node_target = replace(
+                    node_target, target=replace(node_target.target, connect_timeout=timeout)
+                )
+                future = pool.submit(
+                    _probe_one, node_target, cluster.config_path, expected, vip_ips, deadline
+                )
+                jobs[future] = (node, node_target)
+        # Every probe bounds itself by the deadline; the margin covers closing a socket.
+        margin = 1.0
+        done, not_done = wait(jobs, timeout=max(0.0, deadline - time.monotonic()) + margin)
         for future in not_done:
             future.cancel()
             node, _ = jobs[future]
-            probes[node.pk].error = f"{node.name}: no answer within {3 * timeout + 2:.0f}s"
+            probes[node.pk].error = f"{node.name}: no answer within {timeout + margin:g}s"
         for future in done:
             node, node_target = jobs[future]
             fields, conn, error = future.result()
             for key, value in fields.items():
                 setattr(probes[node.pk], key, value)
-            remote.settle(node_target, conn, error)
+            try:
+                remote.settle(node_target, conn, error)
+            except Exception as e:  # noqa: BLE001 - recorded as the node's error below
+                probes[node.pk].error = probes[node.pk].error or f"recording host key: {e}"
     finally:
         # Not waiting here is the point: a stuck probe must not hold up the verdict.
         pool.shutdown(wait=False, cancel_futures=True)
-    holders = {v.address: [] for v in vips}
-    for node in nodes:
-        for vip in probes[node.pk].holds:
-            holders[vip].append(node.name)
-    return ClusterStatus(
-        cluster=cluster.name,
-        checked_at=checked_at,
-        nodes=[probes[n.pk] for n in nodes],
-        holders=holders,
-    )
+    statuses = {}
+    for cluster, nodes, vips, _ in plans:
+        holders = {v.address: [] for v in vips}
+        for node in nodes:
+            for vip in probes[node.pk].holds:
+                holders[vip].append(node.name)
+        statuses[cluster.pk] = ClusterStatus(
+            cluster=cluster.name,
+            checked_at=checked_at,
+            nodes=[probes[n.pk] for n in nodes],
+            holders=holders,
+        )
+    return statuses
+
+
+def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStatus:
+    return probe_clusters([cluster], timeout)[cluster.pk]
