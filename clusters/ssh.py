@@ -481,7 +481,7 @@ def _identity(target: Target) -> tuple:
 
 @dataclass
 class PoolStats:
-    handshakes: int = 0  # new connections made (each checked its host key)
+    handshakes: int = 0  # new connections tried (each checks the host key)
     reuses: int = 0
     dropped: int = 0  # closed because of an error, a change of target, or idleness
 
@@ -545,9 +545,9 @@ class Pool:
         identity = _identity(target)
         conn = self._take(key, identity)
         if conn is None:
-            conn = connect(target, deadline)
             with self._lock:
-                self.stats.handshakes += 1
+                self.stats.handshakes += 1  # attempts: a refused one costs a handshake too
+            conn = connect(target, deadline)
         else:
             with self._lock:
                 self.stats.reuses += 1
