@@ -83,11 +83,11 @@ def _probe_command(config_path):
     path = shlex.quote(config_path)
     state = shlex.quote(constants.NOTIFY_STATE_FILE)
     # One round trip: everything the verdict needs, one "key=value" per line, then `ip -o addr`.
+    # No pipes or command substitutions: each would fork once more on the node, every sweep.
     return (
         "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
-        f"echo \"state=$(cat {state} 2>/dev/null | head -c 16)\"; "
-        f"if [ -f {path} ]; then echo \"config=$(sha256sum < {path} | cut -c1-64)\"; "
-        "else echo config=; fi; "
+        f"printf state=; head -c 16 {state} 2>/dev/null; echo; "
+        f"if [ -f {path} ]; then printf config=; sha256sum < {path}; else echo config=; fi; "
         "echo addresses:; ip -o addr show"
     )
 
@@ -103,7 +103,8 @@ def parse_probe(stdout: str):
         elif key == "state":
             state = value.strip().upper()
         elif key == "config":
-            config = value.strip()
+            # sha256sum prints "HASH  -"
+            config = value.split()[0] if value.split() else ""
     for line in addr_lines.splitlines():
         words = line.split()
         for i, word in enumerate(words[:-1]):
