@@ -38,8 +38,9 @@ def main(argv=None):
     lab_parts = [x for x in parts if x in LAB_PARTS]
     failed = []
     if lab_parts:
-        # The sweep part's shape is 50 clusters of 4 nodes.
-        nodes = 200 if "sweep" in lab_parts else 30 if not a.quick else 10
+        # The sweep part's shape is 50 clusters of 4 nodes; failover runs with them present.
+        big = {"sweep", "failover"} & set(lab_parts)
+        nodes = 200 if big else 30 if not a.quick else 10
         timings = {}
         with common.lab_of(nodes, timings) as lab:
             print(f"lab {common.PREFIX}: {len(lab)} nodes up in {timings['lab_up_s']}s", flush=True)

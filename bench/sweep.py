@@ -92,8 +92,12 @@ def stop(proc):
         proc.wait()
 
 
-def one_sweep(expected, timeout=60):
-    """Send beat's task; seconds until every node's NodeState is newer than the send."""
+HEALTHY = {}  # the bench's note of when the clusters without a dead node were all recorded
+
+
+def one_sweep(expected, timeout=60, healthy_ids=None):
+    """Send beat's task; seconds until every node's NodeState is newer than the send (and, with
+    healthy_ids, when those nodes' were, into HEALTHY["last"])."""
     from django.utils import timezone
 
     from clusters.models import NodeState
@@ -102,14 +106,19 @@ def one_sweep(expected, timeout=60):
     sent = timezone.now()
     t0 = time.monotonic()
     sweep_task.delay()
+    HEALTHY.pop("last", None)
     while time.monotonic() - t0 < timeout:
-        if NodeState.objects.filter(checked_at__gte=sent).count() >= expected:
+        fresh = NodeState.objects.filter(checked_at__gte=sent)
+        if healthy_ids and "last" not in HEALTHY:
+            if fresh.filter(node_id__in=healthy_ids).count() >= len(healthy_ids):
+                HEALTHY["last"] = time.monotonic() - t0
+        if fresh.count() >= expected:
             return time.monotonic() - t0
         time.sleep(0.01)
     return None
 
 
-def measure(lab, concurrency, env, sweeps, expected, label, warmups=4):
+def measure(lab, concurrency, env, sweeps, expected, label, warmups=4, healthy_ids=None):
     proc = start_workers(concurrency, env, common.WORK / f"worker-{label}.log")
     try:
         pids = tree(proc.pid)
@@ -124,9 +133,11 @@ def measure(lab, concurrency, env, sweeps, expected, label, warmups=4):
             time.sleep(0.3)
         acc_warmup = accepted(lab)
         acc0, cpu0, busy0 = accepted(lab), sum(cpu_ticks(p) for p in pids), machine_busy()
-        warm = []
+        warm, healthy = [], []
         for _ in range(sweeps):
-            warm.append(one_sweep(expected))
+            warm.append(one_sweep(expected, healthy_ids=healthy_ids))
+            if "last" in HEALTHY:
+                healthy.append(HEALTHY["last"])
             time.sleep(0.3)
         acc1 = accepted(lab)
         pids = tree(proc.pid)
@@ -141,6 +152,7 @@ def measure(lab, concurrency, env, sweeps, expected, label, warmups=4):
             "handshakes_cold_and_warmup": acc_warmup - acc_cold,
             "warm": common.summary(ok),
             "warm_missed": len(warm) - len(ok),
+            "healthy_clusters_recorded": common.summary(healthy),
             "per_node_ms": round(1000 * common.summary(ok)["median"] / expected, 2) if ok else None,
             "handshakes_per_warm_sweep": round((acc1 - acc0) / max(1, len(warm)), 2),
             "worker_cpu_s_per_sweep": round((cpu1 - cpu0) / hz / max(1, len(warm)), 3),
@@ -190,8 +202,14 @@ def main(argv=None):
     for node in dead:
         node.exec("iptables -I INPUT 1 -p tcp --dport 22 -j DROP")
     try:
-        dead_row = measure(lab, 2, env, 3, expected, "dead")
-        print(f"with {len(dead)} dead nodes, 2 workers: {dead_row['warm']}", flush=True)
+        from clusters.models import Node
+
+        dead_clusters = [c for c in range(0, CLUSTERS, 10)]
+        healthy_ids = list(Node.objects.exclude(
+            cluster__name__in=[f"c{c:02d}" for c in dead_clusters]).values_list("pk", flat=True))
+        dead_row = measure(lab, 2, env, 3, expected, "dead", healthy_ids=healthy_ids)
+        print(f"with {len(dead)} dead nodes, 2 workers: {dead_row['warm']}; the clusters "
+              f"without one: {dead_row['healthy_clusters_recorded']}", flush=True)
         # beat at its interval, with the dead nodes: ticks that find a cluster still probed skip.
         proc = start_workers(2, env, common.WORK / "worker-beat.log")
         beat = subprocess.Popen(

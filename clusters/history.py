@@ -144,13 +144,14 @@ def sweep_cluster(cluster: Cluster):
 def sweep_clusters(clusters) -> dict:
     """Probe these clusters' nodes all at once and record each cluster's result. A fault in one
     cluster (or node) is logged and recorded as such; the others are recorded all the same."""
-    statuses = probe_clusters(clusters)
-    for cluster in clusters:
+    def record(cluster, status):
+        # As each cluster's nodes have answered: a dead node delays only its own cluster.
         try:
-            record_status(cluster, statuses[cluster.pk])
+            record_status(cluster, status)
         except Exception:
             log.exception("recording the sweep of cluster %s failed", cluster.name)
-    return statuses
+
+    return probe_clusters(clusters, on_done=record)
 
 
 def batches(items, sizes, limit):

@@ -9,7 +9,8 @@ import hashlib
 import ipaddress
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
@@ -172,10 +173,24 @@ def expected_config_sha(node):
         return None
 
 
-def probe_clusters(clusters, timeout: float | None = None) -> dict[int, ClusterStatus]:
+def _status_of(cluster, nodes, vips, probes, checked_at) -> ClusterStatus:
+    holders = {v.address: [] for v in vips}
+    for node in nodes:
+        for vip in probes[node.pk].holds:
+            holders[vip].append(node.name)
+    return ClusterStatus(
+        cluster=cluster.name,
+        checked_at=checked_at,
+        nodes=[probes[n.pk] for n in nodes],
+        holders=holders,
+    )
+
+
+def probe_clusters(clusters, timeout: float | None = None, on_done=None) -> dict[int, ClusterStatus]:
     """Probe every node of these clusters at once (one thread pool, one deadline for all):
     cluster id -> ClusterStatus. The database is read before and written after, never from
-    the probing threads."""
+    the probing threads. ``on_done(cluster, status)`` is called (in this thread) as soon as
+    each cluster's nodes have all answered, so a dead node delays only its own cluster."""
     timeout = timeout or settings.VIPANEL_PROBE_TIMEOUT
     plans, jobs = [], {}
     checked_at = timezone.now()
@@ -187,11 +202,20 @@ def probe_clusters(clusters, timeout: float | None = None) -> dict[int, ClusterS
     pool = ThreadPoolExecutor(
         max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY))
     )
-    probes = {}
+    probes, pending, statuses = {}, {}, {}
     deadline = time.monotonic() + timeout
+
+    def finish(plan):
+        cluster, nodes, vips, _ = plan
+        statuses[cluster.pk] = _status_of(cluster, nodes, vips, probes, checked_at)
+        if on_done is not None:
+            on_done(cluster, statuses[cluster.pk])
+
     try:
-        for cluster, nodes, vips, ready in plans:
+        for plan in plans:
+            cluster, nodes, vips, ready = plan
             vip_ips = {v.address: v.ip for v in vips}
+            pending[cluster.pk] = 0
             for node in nodes:
                 probes[node.pk] = NodeProbe(
                     name=node.name, node_id=node.pk, maintenance=node.maintenance
@@ -211,38 +235,46 @@ def probe_clusters(clusters, timeout: float | None = None) -> dict[int, ClusterS
                 future = pool.submit(
                     _probe_one, node_target, cluster.config_path, expected, vip_ips, deadline
                 )
-                jobs[future] = (node, node_target)
-        # Every probe bounds itself by the deadline; the margin covers closing a socket.
-        margin = 1.0
-        done, not_done = wait(jobs, timeout=max(0.0, deadline - time.monotonic()) + margin)
-        for future in not_done:
-            future.cancel()
-            node, _ = jobs[future]
-            probes[node.pk].error = f"{node.name}: no answer within {timeout + margin:g}s"
-        for future in done:
-            node, node_target = jobs[future]
+                jobs[future] = (node, node_target, plan)
+                pending[cluster.pk] += 1
+        for plan in plans:
+            if not pending[plan[0].pk]:
+                finish(plan)  # nothing to wait for (no node could even be tried)
+        def take(future):
+            node, node_target, plan = jobs.pop(future)
             fields, conn, error = future.result()
             for key, value in fields.items():
                 setattr(probes[node.pk], key, value)
             try:
                 remote.settle(node_target, conn, error)
-            except Exception as e:  # noqa: BLE001 - recorded as the node's error below
+            except Exception as e:  # noqa: BLE001 - recorded as the node's error
                 probes[node.pk].error = probes[node.pk].error or f"recording host key: {e}"
+            pending[plan[0].pk] -= 1
+            if not pending[plan[0].pk]:
+                finish(plan)
+
+        # Every probe bounds itself by the deadline; the margin covers closing a socket.
+        margin = 1.0
+        try:
+            for future in as_completed(
+                list(jobs), timeout=max(0.0, deadline - time.monotonic()) + margin
+            ):
+                take(future)
+        except FuturesTimeout:
+            pass
+        for future in list(jobs):
+            if future.done():
+                take(future)
+            else:
+                future.cancel()
+                node = jobs.pop(future)[0]
+                probes[node.pk].error = f"{node.name}: no answer within {timeout + margin:g}s"
+        for plan in plans:
+            if plan[0].pk not in statuses:
+                finish(plan)
     finally:
         # Not waiting here is the point: a stuck probe must not hold up the verdict.
         pool.shutdown(wait=False, cancel_futures=True)
-    statuses = {}
-    for cluster, nodes, vips, _ in plans:
-        holders = {v.address: [] for v in vips}
-        for node in nodes:
-            for vip in probes[node.pk].holds:
-                holders[vip].append(node.name)
-        statuses[cluster.pk] = ClusterStatus(
-            cluster=cluster.name,
-            checked_at=checked_at,
-            nodes=[probes[n.pk] for n in nodes],
-            holders=holders,
-        )
     return statuses
 
 

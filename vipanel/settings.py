@@ -248,7 +248,7 @@ VIPANEL_SSH_POOL_IDLE = env_int("VIPANEL_SSH_POOL_IDLE", 60)
 VIPANEL_PROBE_TIMEOUT = env_int("VIPANEL_PROBE_TIMEOUT", 5)
 # A beat tick hands the clusters to the workers in batches of about this many nodes (one task
 # each, probed at once); more workers share more batches.
-VIPANEL_SWEEP_BATCH_NODES = env_int("VIPANEL_SWEEP_BATCH_NODES", 50)
+VIPANEL_SWEEP_BATCH_NODES = env_int("VIPANEL_SWEEP_BATCH_NODES", 100)
 # How many nodes a sweep probes at once.
 VIPANEL_PROBE_CONCURRENCY = env_int("VIPANEL_PROBE_CONCURRENCY", 32)
 
