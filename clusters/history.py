@@ -141,15 +141,20 @@ def sweep_cluster(cluster: Cluster):
     return status
 
 
-def sweep_clusters(clusters) -> dict:
+def sweep_clusters(clusters, after=None) -> dict:
     """Probe these clusters' nodes all at once and record each cluster's result. A fault in one
-    cluster (or node) is logged and recorded as such; the others are recorded all the same."""
+    cluster (or node) is logged and recorded as such; the others are recorded all the same.
+    ``after(cluster)`` is called once each cluster is recorded (the sweep releases its lock)."""
+
     def record(cluster, status):
         # As each cluster's nodes have answered: a dead node delays only its own cluster.
         try:
             record_status(cluster, status)
         except Exception:
             log.exception("recording the sweep of cluster %s failed", cluster.name)
+        finally:
+            if after is not None:
+                after(cluster)
 
     return probe_clusters(clusters, on_done=record)
 

@@ -135,13 +135,24 @@ def probe_batch(batch, tick_id: str = "") -> int:
             owned[cluster_id] = token
     count_skips(len(batch) - len(owned))
     swept = 0
+
+    def done(cluster):
+        # Released as soon as the cluster is recorded, not at the end of the batch: a dead node
+        # in the batch keeps only its own cluster locked until its deadline.
+        token = owned.pop(cluster.pk, None)
+        if token is not None:
+            try:
+                release(cluster.pk, token)
+            except redis.RedisError:
+                log.warning("could not release the sweep lock of cluster %s", cluster.pk)
+
     try:
         clusters = list(Cluster.objects.filter(pk__in=list(owned)).order_by("pk"))
         if clusters:
-            history.sweep_clusters(clusters)
+            history.sweep_clusters(clusters, after=done)
             swept = len(clusters)
     finally:
-        for cluster_id, token in owned.items():
+        for cluster_id, token in list(owned.items()):  # deleted meanwhile, or a failure
             try:
                 release(cluster_id, token)
             except redis.RedisError:

@@ -209,7 +209,9 @@ def test_a_batch_whose_lock_expired_and_was_taken_skips_the_cluster(cluster, red
     redis_db.delete(sweep.lock_key(cluster.pk))  # expired...
     other = sweep.claim(cluster.pk)  # ...and the next tick claimed it
     probed = []
-    monkeypatch.setattr(history, "sweep_clusters", lambda clusters: probed.append(clusters))
+    monkeypatch.setattr(
+        history, "sweep_clusters", lambda clusters, after=None: probed.append(clusters)
+    )
     assert sweep.probe_batch(batches[0]) == 0 and probed == []
     # The late batch did not release the new owner's lock.
     assert redis_db.get(sweep.lock_key(cluster.pk)).decode() == other
@@ -259,3 +261,28 @@ def test_a_dropped_connection_costs_at_most_one_failed_probe(clean_lab):
         for _ in range(2)
     ]
     assert results[-1] and results.count(False) <= 1
+
+
+@pytest.mark.lab
+@pytest.mark.django_db(transaction=True)
+@override_settings(VIPANEL_PROBE_TIMEOUT=DEADLINE)
+def test_a_batch_releases_each_cluster_when_recorded_not_when_its_slowest_ends(
+    lab, hostile, private_redis, monkeypatch
+):
+    slow = make_lab_cluster(lab, name="slow", vrid=80)
+    slow.nodes.all().delete()
+    add_hostile_nodes(slow, lab, {"silent": hostile["silent"]})
+    quick = make_lab_cluster(lab, name="quick", vrid=81, vips=[f"{lab.network[202]}/24"])
+    _, batches = sweep.tick()
+    assert len(batches) == 1
+    released = {}
+    real_release = sweep.release
+
+    def release(cluster_id, token):
+        released[cluster_id] = time.monotonic()
+        return real_release(cluster_id, token)
+
+    monkeypatch.setattr(sweep, "release", release)
+    t0 = time.monotonic()
+    assert sweep.probe_batch(batches[0]) == 2
+    assert released[quick.pk] - t0 < DEADLINE - 0.5 < released[slow.pk] - t0
