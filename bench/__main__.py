@@ -28,7 +28,8 @@ def main(argv=None):
     if a.report_only:
         parts = []
     args = {
-        "push": ["--nodes", "3,10", "--reps", "1"] if a.quick else ["--nodes", "3,10,30", "--reps", "2"],
+        "push": (["--nodes", "3,10", "--reps", "1"] if a.quick
+                 else ["--nodes", "3,10,30", "--reps", "2"]),
         "sweep": ["--sweeps", "3", "--beat-seconds", "12"] if a.quick else [],
         "failover": ["--reps", "2"] if a.quick else ["--reps", "7"],
         "dashboard": ["--sizes", "50", "--requests", "10"] if a.quick else [],

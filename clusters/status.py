@@ -186,7 +186,9 @@ def _status_of(cluster, nodes, vips, probes, checked_at) -> ClusterStatus:
     )
 
 
-def probe_clusters(clusters, timeout: float | None = None, on_done=None) -> dict[int, ClusterStatus]:
+def probe_clusters(
+    clusters, timeout: float | None = None, on_done=None
+) -> dict[int, ClusterStatus]:
     """Probe every node of these clusters at once (one thread pool, one deadline for all):
     cluster id -> ClusterStatus. The database is read before and written after, never from
     the probing threads. ``on_done(cluster, status)`` is called (in this thread) as soon as
