@@ -55,7 +55,7 @@ def _finish(delivery, state, error):
     delivery.save(update_fields=["state", "error", "finished"])
 
 
-# Routed to the "alerts" queue by CELERY_TASK_ROUTES (settings.VIPANEL_ALERT_QUEUE).
+# Routed to the "alerts" queue by CELERY_TASK_ROUTES (settings.ALERT_QUEUE).
 @shared_task(bind=True, acks_late=True, max_retries=settings.VIPANEL_ALERT_RETRIES)
 def deliver_task(self, delivery_id):
     wait = deliver(delivery_id, last_attempt=self.request.retries >= self.max_retries)

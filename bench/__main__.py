@@ -28,8 +28,9 @@ def main(argv=None):
     if a.report_only:
         parts = []
     args = {
-        "push": ["--nodes", "3,10", "--reps", "1"] if a.quick else ["--nodes", "3,10,30", "--reps", "2"],
-        "sweep": ["--nodes", "10,30"] if a.quick else ["--nodes", "10,30,100"],
+        "push": (["--nodes", "3,10", "--reps", "1"] if a.quick
+                 else ["--nodes", "3,10,30", "--reps", "2"]),
+        "sweep": ["--sweeps", "3", "--beat-seconds", "12"] if a.quick else [],
         "failover": ["--reps", "2"] if a.quick else ["--reps", "7"],
         "dashboard": ["--sizes", "50", "--requests", "10"] if a.quick else [],
     }
@@ -38,7 +39,9 @@ def main(argv=None):
     lab_parts = [x for x in parts if x in LAB_PARTS]
     failed = []
     if lab_parts:
-        nodes = 100 if "sweep" in lab_parts and not a.quick else 30 if not a.quick else 10
+        # The sweep part's shape is 50 clusters of 4 nodes; failover runs with them present.
+        big = {"sweep", "failover"} & set(lab_parts)
+        nodes = 200 if big else 30 if not a.quick else 10
         timings = {}
         with common.lab_of(nodes, timings) as lab:
             print(f"lab {common.PREFIX}: {len(lab)} nodes up in {timings['lab_up_s']}s", flush=True)

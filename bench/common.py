@@ -20,7 +20,9 @@ ANSIBLE_CORE = "2.19.14"
 
 
 def setup_django(db_name):
-    """Point Django at a fresh SQLite file under WORK and migrate it. Call before any model import."""
+    """Point Django at a fresh SQLite file under WORK and migrate it.
+
+    Call before any model import."""
     data = WORK / "data"
     data.mkdir(parents=True, exist_ok=True)
     db = data / f"{db_name}.sqlite3"
@@ -41,37 +43,13 @@ def setup_django(db_name):
 
 
 def up_lab(nodes):
-    """A lab of `nodes` nodes under the bench's own prefix (never the tests' vpl/vpw)."""
+    """A lab of `nodes` nodes under the bench's own prefix (never the tests' vpl/vpw). The lab
+    itself hides the host's ~/.bashrc from the nodes (tests/lab/lab.py, EMPTY_BASHRC)."""
     from tests.lab import lab as lab_module
 
-    # Link names are PREFIX-hNNN: with the 3-letter prefix 100 nodes fit in 15 characters.
-    lab_module.MAX_NODES = max(lab_module.MAX_NODES, 100)
     t0 = time.monotonic()
     lab = lab_module.Lab.up(nodes, prefix=PREFIX)
-    took = time.monotonic() - t0
-    try:
-        quiet_login_shell(lab)
-    except BaseException:
-        lab.down()
-        raise
-    return lab, took
-
-
-def quiet_login_shell(lab):
-    """Hide the host's /root/.bashrc from the nodes' SSH sessions.
-
-    Lab nodes share the host's /root. Debian's bash reads ~/.bashrc when sshd starts it, even
-    for a plain command, and on this machine that file runs `pyenv init` (about 0.1 s): every
-    SSH command of every method would pay it, unlike on a real keepalived host. An empty file
-    is bind-mounted over it inside each node's own mount namespace; the host is untouched.
-    """
-    bashrc = Path("/root/.bashrc")
-    if not bashrc.exists():
-        return
-    empty = lab.state_dir / "empty-bashrc"
-    empty.write_text("")
-    for node in lab:
-        node.exec(f"mount --bind {empty} /root/.bashrc")
+    return lab, time.monotonic() - t0
 
 
 @contextmanager
@@ -92,9 +70,8 @@ def lab_of(nodes, timings=None):
             lab_module.down(PREFIX)
         if timings is not None:
             timings["lab_down_s"] = round(time.monotonic() - t0, 1)
-            left = [l for l in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                               text=True).stdout.splitlines()
-                    if l.startswith(f"{PREFIX}-")]
+            listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+            left = [ns for ns in listed.stdout.splitlines() if ns.startswith(f"{PREFIX}-")]
             timings["netns_left_after_down"] = len(left)
 
 
@@ -136,7 +113,8 @@ def machine():
 
 def save(name, data):
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"name": name, "when": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine(), **data}
+    when = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    data = {"name": name, "when": when, "machine": machine(), **data}
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     return data
 

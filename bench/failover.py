@@ -8,6 +8,10 @@ The holder's keepalived is stopped (SIGTERM, as `systemctl stop` does) at t0. Me
      the lab bridge) and without (only the periodic sweep, every VIPANEL_SWEEP_INTERVAL s, as
      beat schedules it; here a thread calls the same sweep function on that schedule).
 The figure is (ii) - (i): how long after the VIP really moved the panel knows it.
+
+With --extra-clusters N (default 49: 50 clusters in all, issue 13), N more clusters of 4 lab
+nodes are present, and the sweep thread sweeps every cluster each time (clusters.history.
+sweep_all: the batches the workers run, in one process), so the figure holds at that scale.
 """
 
 import argparse
@@ -49,24 +53,30 @@ def wait_event(cluster, after, timeout):
 class Sweeper(threading.Thread):
     """beat's schedule in a thread: sweep_cluster every `interval` seconds."""
 
-    def __init__(self, cluster, interval):
+    def __init__(self, cluster, interval, every_cluster=False):
         super().__init__(daemon=True)
-        self.cluster, self.interval = cluster, interval
+        self.cluster, self.interval, self.every_cluster = cluster, interval, every_cluster
         self.stop = threading.Event()
+        self.took = []
 
     def run(self):
         from django.db import connection
 
-        from clusters.history import sweep_cluster
+        from clusters.history import sweep_all, sweep_cluster
 
         try:
             while not self.stop.wait(self.interval):
-                sweep_cluster(self.cluster)
+                t0 = time.monotonic()
+                if self.every_cluster:
+                    sweep_all()
+                else:
+                    sweep_cluster(self.cluster)
+                self.took.append(time.monotonic() - t0)
         finally:
             connection.close()
 
 
-def one(lab_nodes, cluster, with_notify, interval):
+def one(lab_nodes, cluster, with_notify, interval, every_cluster=False):
     from clusters.history import sweep_cluster
     from clusters.models import FailoverEvent
 
@@ -76,7 +86,7 @@ def one(lab_nodes, cluster, with_notify, interval):
     last = FailoverEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     sweeper = None
     if not with_notify:
-        sweeper = Sweeper(cluster, interval)
+        sweeper = Sweeper(cluster, interval, every_cluster)
         sweeper.start()
         # A failover falls at any phase of the sweep schedule.
         time.sleep(interval * random.random())
@@ -100,12 +110,14 @@ def one(lab_nodes, cluster, with_notify, interval):
         "lag_s": round(recorded - takeover, 3) if None not in (takeover, recorded) else None,
         "detected_by": event.detected_by if event else "",
         "to_node": event.to_node if event else "",
+        "sweep_s": [round(t, 2) for t in sweeper.took] if sweeper else [],
     }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--extra-clusters", type=int, default=49)
     a = p.parse_args(argv)
     common.setup_django("failover")
     from django.conf import settings
@@ -118,6 +130,10 @@ def main(argv=None):
 
     lab = Lab.load(common.PREFIX)
     lab_nodes = list(lab)[:3]
+    extra = min(a.extra_clusters, (len(lab) - 3) // 4)
+    for c in range(extra):
+        nodes = list(lab)[3 + 4 * c: 7 + 4 * c]
+        labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [])
     interval = settings.VIPANEL_SWEEP_INTERVAL
     server = LiveServer(f"{lab.bridge_address}:0")
     runs = []
@@ -128,8 +144,10 @@ def main(argv=None):
             for rep in range(1, a.reps + 1):
                 for node in lab_nodes:
                     node.reset()
-                Cluster.objects.all().delete()
-                cluster = labcluster.make_cluster(lab, lab_nodes, "f", VRID, [labcluster.vip(lab, 200)])
+                Cluster.objects.filter(name="f").delete()
+                cluster = labcluster.make_cluster(
+                    lab, lab_nodes, "f", VRID, [labcluster.vip(lab, 230)]
+                )
                 if with_notify:
                     # A push installs the notify script; here it is written from the host, like
                     # the config, before keepalived starts.
@@ -141,7 +159,7 @@ def main(argv=None):
                 labcluster.install_directly(
                     cluster, lab_nodes, notify_script=notify.script_path_for(None)
                 )
-                row = one(lab_nodes, cluster, with_notify, interval)
+                row = one(lab_nodes, cluster, with_notify, interval, every_cluster=extra > 0)
                 row["rep"] = rep
                 runs.append(row)
                 print(f"failover notify={with_notify} rep={rep}: takeover {row['takeover_s']}s, "
@@ -151,7 +169,8 @@ def main(argv=None):
         server.stop()
         for node in lab_nodes:
             node.reset()
-    result = {"runs": runs, "sweep_interval_s": interval,
+    result = {"runs": runs, "sweep_interval_s": interval, "clusters": extra + 1,
+              "nodes": 3 + 4 * extra,
               "command": "make bench BENCH_PARTS=failover  (or: python -m bench failover)"}
     for with_notify in (True, False):
         subset = [r for r in runs if r["notify"] == with_notify and r["lag_s"] is not None]

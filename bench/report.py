@@ -99,37 +99,62 @@ def push_section(data):
 
 
 def sweep_section(data):
-    if not data:
+    if not data or "shape" not in data:
         return "Not run yet.\n"
     out = [
-        "| nodes | sweep s median | p95 | max | ms per node | DB queries per sweep | "
-        "one dead node: sweep s median / max | RSS after (MiB) | peak RSS (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| worker processes | cold sweep s | warm-up sweeps s | warm sweep s median | p95 | max "
+        "| ms per node | SSH handshakes per warm sweep | worker CPU s per sweep | rest of the "
+        "machine's CPU s per sweep | worker RSS (MiB, each process) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    verdicts = []
-    for r in data["rows"]:
+    rows = [*data["rows"], {**data["dead"], "label": f"2, {data['dead_nodes']} dead nodes"}]
+    for r in rows:
+        rss = ", ".join(f"{v / 1024:.0f}" for v in r["worker_rss_kib"].values() if v)
+        warmups = ", ".join(f(w) if w else "-" for w in r.get("warmup_sweeps_s", []))
         out.append(
-            f"| {r['nodes']} | {f(r['sweep']['median'])} | {f(r['sweep']['p95'])} | "
-            f"{f(r['sweep']['max'])} | {r['per_node_ms']} | {r['queries_per_sweep']} | "
-            f"{f(r['dead_node_sweep']['median'])} / {f(r['dead_node_sweep']['max'])} | "
-            f"{r['rss_kib']['VmRSS'] / 1024:.0f} | {r['rss_kib']['VmHWM'] / 1024:.0f} |"
+            f"| {r.get('label', r['workers'])} | {f(r['cold_s']) if r['cold_s'] else '-'} | "
+            f"{warmups} | {f(r['warm']['median'])} | {f(r['warm']['p95'])} | "
+            f"{f(r['warm']['max'])} | {r['per_node_ms']} | {r['handshakes_per_warm_sweep']} | "
+            f"{r['worker_cpu_s_per_sweep']} | {r['rest_cpu_s_per_sweep']} | {rss} |"
         )
-        deadline = r["probe_timeout_s"]
-        extra = r["dead_node_sweep"]["max"] - deadline
-        verdicts.append(
-            f"N={r['nodes']}: one dead node makes the sweep {f(r['dead_node_sweep']['max'])} s at "
-            f"worst against a {deadline} s deadline ({f(extra)} s over it)"
-        )
-        if r["nodes"] == 100:
-            verdicts.insert(0, f"100 nodes: {f(r['sweep']['median'])} s median, "
-                               f"{f(r['sweep']['max'])} s worst (target ≤ 2 s): "
-                               f"{verdict(r['sweep']['max'] <= 2)}")
-    before = data.get("rss_before_kib", {})
+    one, two = data["rows"][0]["warm"], data["rows"][1]["warm"]
+    beat = data["beat"]
+    verdicts = [
+        f"{data['shape']}, one worker process: {f(one['median'])} s median, {f(one['max'])} s "
+        f"worst (target ≤ 2 s): {verdict(one['max'] <= 2)}",
+        f"two worker processes: {f(two['median'])} s median, {f(two['max'])} s worst "
+        f"(target ≤ 1.2 s): {verdict(two['max'] <= 1.2)}",
+        f"with {data['dead_nodes']} dead nodes (one in every tenth cluster), two workers: the "
+        f"last NodeState (a dead node's) after {f(data['dead']['warm']['median'])} s, every "
+        "cluster without a dead node recorded after "
+        f"{f(data['dead'].get('healthy_clusters_recorded', {}).get('median'))} s (median)",
+        f"beat at its {beat['interval_s']} s interval for {beat['seconds']} s with the dead nodes: "
+        f"{beat['skipped_clusters']} cluster probes skipped because the previous one still ran "
+        "(the lock; never two probes of one cluster at once)",
+    ]
     return ("\n".join(out) + "\n\n" + "".join(f"- {v}\n" for v in verdicts)
-            + f"\nRSS is the sweeping process's (Django loaded, same as a worker's), "
-              f"{before.get('VmRSS', 0) / 1024:.0f} MiB before the first sweep. "
-              f"Probe deadline {data['rows'][0]['probe_timeout_s']} s, "
-              f"{data['rows'][0]['probe_concurrency']} probes at once; {data['when']}.\n")
+            + f"\nProbe deadline {data['probe_timeout_s']} s, batches of about "
+              f"{data['batch_nodes']} nodes, {data['probe_concurrency']} probes at once per "
+              f"batch; {data['when']}.\n")
+
+
+def sim_section(data):
+    if not data:
+        return "Not run yet.\n"
+    return (
+        f"{data['clusters']} clusters of 4 nodes ({data['nodes']}), stand-in exec of "
+        f"{data['latency_ms']} ms, batches of {data['batch_nodes']} nodes "
+        f"({data['batches_per_sweep']} per sweep): a batch takes "
+        f"{f(data['batch_wall_s']['median'])}"
+        f" s of wall time and {f(data['batch_cpu_s']['median'])} s of worker CPU (median); "
+        f"{data['queries_per_node']} queries and {data['writes_per_node']} writes per node. "
+        f"So one sweep costs {data['worker_cpu_s_per_sweep']} s of worker CPU: at a 5 s interval "
+        f"that is {data['worker_processes_for_5s_by_cpu']} busy worker processes by CPU "
+        f"({data['worker_processes_for_5s_by_wall']} by wall time), "
+        f"{data['db_writes_per_s_at_5s']} database writes/s ({data['db_queries_per_s_at_5s']} "
+        f"queries/s), about {data['redis_ops_per_s_at_5s']} Redis commands/s and "
+        f"{data['celery_messages_per_s_at_5s']} Celery messages/s. {data['when']}.\n"
+    )
 
 
 def failover_section(data):
@@ -188,12 +213,14 @@ def dashboard_section(data):
 
 def write():
     push, sweep, failover, dashboard = (load(n) for n in ("push", "sweep", "failover", "dashboard"))
+    sweep_sim = load("sweep_sim")
     lab, run = load("lab"), load("run")
     notes = (common.ROOT / "bench" / "NOTES.md").read_text()
     generated = {
         "MACHINE": machine_table([push, sweep, failover, dashboard]),
         "PUSH": push_section(push),
         "SWEEP": sweep_section(sweep),
+        "SWEEP_SIM": sim_section(sweep_sim),
         "FAILOVER": failover_section(failover),
         "DASHBOARD": dashboard_section(dashboard),
         "LAB": (f"A lab of {lab['nodes']} nodes came up in {lab['lab_up_s']} s and went down in "

@@ -6,14 +6,18 @@ observation carries the time it was made; an older one never overwrites a newer 
 that started before a notify report cannot undo it.
 """
 
+import logging
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
-from clusters.status import ClusterStatus, probe_cluster, stale_address_message
+from clusters.status import ClusterStatus, probe_cluster, probe_clusters, stale_address_message
+
+log = logging.getLogger(__name__)
 
 SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 Kind = FailoverEvent.Kind
@@ -185,11 +189,51 @@ def sweep_cluster(cluster: Cluster):
     return status
 
 
+def sweep_clusters(clusters, after=None) -> dict:
+    """Probe these clusters' nodes all at once and record each cluster's result. A fault in one
+    cluster (or node) is logged and recorded as such; the others are recorded all the same.
+    ``after(cluster)`` is called once each cluster is recorded (the sweep releases its lock)."""
+
+    def record(cluster, status):
+        # As each cluster's nodes have answered: a dead node delays only its own cluster.
+        try:
+            record_status(cluster, status)
+        except Exception:
+            log.exception("recording the sweep of cluster %s failed", cluster.name)
+        finally:
+            if after is not None:
+                after(cluster)
+
+    return probe_clusters(clusters, on_done=record)
+
+
+def batches(items, sizes, limit):
+    """Split items (in order) into lists whose `sizes` add up to at most `limit` each (an item
+    bigger than the limit gets a list of its own)."""
+    out, current, weight = [], [], 0
+    for item, size in zip(items, sizes, strict=True):
+        if current and weight + size > limit:
+            out.append(current)
+            current, weight = [], 0
+        current.append(item)
+        weight += size
+    if current:
+        out.append(current)
+    return out
+
+
 def sweep_all():
-    """Probe every cluster. The push housekeeping of each sweep is called beside this by the
-    sweep task (clusters.tasks), so observation does not import the push engine."""
+    """Every cluster, in this process (the fanned-out sweep is clusters.sweep; this is for
+    commands and tests): batches of VIPANEL_SWEEP_BATCH_NODES nodes, probed at once. The push
+    housekeeping of each sweep is the sweep task's (clusters.tasks), so observation does not
+    import the push engine."""
     started = time.monotonic()
-    for cluster in Cluster.objects.all():
-        sweep_cluster(cluster)
+    clusters = list(Cluster.objects.order_by("pk"))
+    sizes = [c.nodes.count() for c in clusters]
+    for batch in batches(clusters, sizes, settings.VIPANEL_SWEEP_BATCH_NODES):
+        try:
+            sweep_clusters(batch)
+        except Exception:
+            log.exception("sweeping clusters %s failed", ", ".join(c.name for c in batch))
     # For /metrics, which another process serves: the cache is shared (Redis).
     cache.set(SWEEP_SECONDS_KEY, time.monotonic() - started, timeout=None)

@@ -1,15 +1,22 @@
-"""Prometheus metrics at /metrics, in the text exposition format 0.0.4, written by hand.
+"""Prometheus metrics at /metrics, by prometheus_client with a collector that reads the database.
 
 Everything comes from what the database already holds (the last sweep's NodeState and VipState,
-pushes, failover events), so a scrape never opens an SSH connection and costs a fixed handful
-of queries however many clusters there are. The sweep's duration comes from the cache key
-SWEEP_SECONDS_KEY, which the sweep sets.
+pushes, failover events), read at scrape time by ``DatabaseCollector``, so a scrape never opens
+an SSH connection and costs a fixed handful of queries however many clusters there are. The
+sweep's figures (its duration, the ticks that skipped a cluster still being probed) come from
+Redis; when Redis does not answer they are left out and the rest is served all the same.
+
+Types are honest: a gauge wherever the value can go down. Pushes and failover events are rows
+that queued/running pushes leave and that retention prunes, so they are gauges (without a
+``_total`` name); the only counter is the sweep's skips, which only grows (a Redis flush is a
+counter reset, as Prometheus expects).
 
 Access: a valid API token (any role), or a client address in VIPANEL_METRICS_ALLOW (addresses
 or networks; default loopback only).
 """
 
 import ipaddress
+import logging
 from collections import defaultdict
 
 from django.conf import settings
@@ -20,179 +27,176 @@ from django.db.models import Count
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_GET
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from clusters import roles
 from clusters.api import auth
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, VirtualIP
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 DEFAULT_ALLOW = ["127.0.0.1", "::1"]
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOPPED", "UNKNOWN")
 
 
-def escape_label(value) -> str:
-    """A label value as the exposition format wants it: \\, " and newline escaped."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def vip_held(state, vip) -> bool:
+    """The metrics' one rule for "this node holds this VIP" (the lead may point it at
+    clusters.health at integration): the address is in the node's last observed holds."""
+    return state is not None and vip.address in (state.holds or [])
 
 
-def escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def _sweep_figures():
+    """(seconds of the last sweep or None, skipped ticks or None); both None without Redis."""
+    from clusters import sweep  # clusters.sweep imports history and status: only when scraped
+
+    try:
+        seconds = cache.get(SWEEP_SECONDS_KEY)
+        skipped = sweep.skipped_total()
+    except Exception as e:  # noqa: BLE001 - Redis down: serve the database's figures alone
+        log.warning("/metrics without the sweep's figures: %s", e)
+        return None, None
+    return seconds, skipped
 
 
-def _number(value) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+class DatabaseCollector:
+    """Reads the database (and Redis, when it answers) on each scrape."""
 
-
-class Exposition:
-    """Metric families in the order they are declared, each with its HELP and TYPE once."""
-
-    def __init__(self):
-        self.families = {}
-
-    def family(self, name, kind, help_text):
-        self.families.setdefault(name, (kind, help_text, []))
-
-    def sample(self, name, value, **labels):
-        label_text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-        self.families[name][2].append(
-            f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}"
+    def collect(self):
+        nodes = list(
+            Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
         )
+        vips = list(
+            VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk")
+        )
+        nodes_of = defaultdict(list)
+        for node in nodes:
+            nodes_of[node.cluster_id].append(node)
 
-    def render(self) -> str:
-        lines = []
-        for name, (kind, help_text, samples) in self.families.items():
-            lines.append(f"# HELP {name} {escape_help(help_text)}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.extend(samples)
-        return "\n".join(lines) + "\n"
+        holder = GaugeMetricFamily(
+            "vipanel_vip_holder",
+            "1 for each node that held the VIP at the last check, 0 for the cluster's other nodes.",
+            labels=["cluster", "vip", "node"],
+        )
+        split = GaugeMetricFamily(
+            "vipanel_vip_split_brain",
+            "1 while more than one node holds the VIP (VRRP adverts are not getting through).",
+            labels=["cluster", "vip"],
+        )
+        holders_n = GaugeMetricFamily(
+            "vipanel_vip_holders", "How many nodes held the VIP at the last check.",
+            labels=["cluster", "vip"],
+        )
+        for vip in vips:
+            count = 0
+            for node in nodes_of[vip.cluster_id]:
+                held = vip_held(getattr(node, "state", None), vip)
+                count += held
+                holder.add_metric([vip.cluster.name, vip.address, node.name], int(held))
+            vip_state = getattr(vip, "state", None)
+            split.add_metric(
+                [vip.cluster.name, vip.address], int(bool(vip_state and vip_state.split_brain))
+            )
+            holders_n.add_metric([vip.cluster.name, vip.address], count)
+        yield from (holder, split, holders_n)
+
+        labels = ["cluster", "node"]
+        reachable = GaugeMetricFamily(
+            "vipanel_node_reachable",
+            "1 if the last probe reached the node over SSH.",
+            labels=labels,
+        )
+        up = GaugeMetricFamily(
+            "vipanel_node_keepalived_up",
+            "1 if keepalived ran on the node at the last probe (absent when unreachable).",
+            labels=labels,
+        )
+        vrrp = GaugeMetricFamily(
+            "vipanel_node_vrrp_state",
+            "1 for the node's VRRP state at the last probe, 0 for the others (UNKNOWN: not probed "
+            "yet or unreachable).",
+            labels=[*labels, "state"],
+        )
+        drift = GaugeMetricFamily(
+            "vipanel_node_config_drift",
+            "1 if the node's keepalived.conf differs from what vipanel renders (absent: unknown).",
+            labels=labels,
+        )
+        maintenance = GaugeMetricFamily(
+            "vipanel_node_maintenance", "1 while the node is in maintenance.", labels=labels
+        )
+        checked = GaugeMetricFamily(
+            "vipanel_node_last_check_timestamp_seconds",
+            "Unix time of the node's last probe.",
+            labels=labels,
+        )
+        for node in nodes:
+            values = [node.cluster.name, node.name]
+            state = getattr(node, "state", None)
+            reachable.add_metric(values, int(bool(state and state.reachable)))
+            if state is not None and state.keepalived_running is not None:
+                up.add_metric(values, int(state.keepalived_running))
+            current = state.vrrp_state if state is not None else "UNKNOWN"
+            for vrrp_state in VRRP_STATES + ((current,) if current not in VRRP_STATES else ()):
+                vrrp.add_metric([*values, vrrp_state], int(current == vrrp_state))
+            if state is not None and state.drift is not None:
+                drift.add_metric(values, int(state.drift))
+            maintenance.add_metric(values, int(node.maintenance))
+            if state is not None:
+                checked.add_metric(values, state.checked_at.timestamp())
+        yield from (reachable, up, vrrp, drift, maintenance, checked)
+
+        pushes = GaugeMetricFamily(
+            "vipanel_pushes",
+            "Pushes recorded in the database, by state (queued and running ones move on; old "
+            "ones may be pruned).",
+            labels=["state"],
+        )
+        by_state = dict(ConfigPush.objects.values_list("state").annotate(n=Count("pk")).order_by())
+        for state in ConfigPush.State.values:
+            pushes.add_metric([state], by_state.get(state, 0))
+        yield pushes
+
+        events = GaugeMetricFamily(
+            "vipanel_failover_events",
+            "Failover history events kept in the database, by cluster and kind (failover, "
+            "split_brain, ...). A gauge: old events may be pruned, and a deleted cluster's go.",
+            labels=["cluster", "kind"],
+        )
+        counts = {
+            (cluster_id, kind): n
+            for cluster_id, kind, n in FailoverEvent.objects.values_list("cluster_id", "kind")
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
+        for cluster_id, name in Cluster.objects.order_by("name").values_list("pk", "name"):
+            for kind in FailoverEvent.Kind.values:
+                events.add_metric([name, kind], counts.get((cluster_id, kind), 0))
+        yield events
+
+        seconds, skipped = _sweep_figures()
+        if skipped is not None:
+            yield CounterMetricFamily(
+                "vipanel_sweep_skipped",
+                "Clusters a sweep tick skipped because the previous probe of it still ran.",
+                value=skipped,
+            )
+        if seconds is not None:
+            yield GaugeMetricFamily(
+                "vipanel_sweep_duration_seconds",
+                "How long the last status sweep of every cluster took, from beat's tick to the "
+                "last result recorded.",
+                value=float(seconds),
+            )
 
 
 def collect() -> str:
-    out = Exposition()
-    nodes = list(
-        Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
-    )
-    vips = list(
-        VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk")
-    )
-    nodes_of = defaultdict(list)
-    for node in nodes:
-        nodes_of[node.cluster_id].append(node)
-
-    out.family(
-        "vipanel_vip_holder",
-        "gauge",
-        "1 for each node that held the VIP at the last check, 0 for the cluster's other nodes.",
-    )
-    out.family(
-        "vipanel_vip_split_brain",
-        "gauge",
-        "1 while more than one node holds the VIP (VRRP adverts are not getting through).",
-    )
-    out.family("vipanel_vip_holders", "gauge", "How many nodes held the VIP at the last check.")
-    for vip in vips:
-        holders = 0
-        for node in nodes_of[vip.cluster_id]:
-            state = getattr(node, "state", None)
-            held = state is not None and vip.address in (state.holds or [])
-            holders += held
-            out.sample(
-                "vipanel_vip_holder",
-                held,
-                cluster=vip.cluster.name,
-                vip=vip.address,
-                node=node.name,
-            )
-        vip_state = getattr(vip, "state", None)
-        out.sample(
-            "vipanel_vip_split_brain",
-            bool(vip_state and vip_state.split_brain),
-            cluster=vip.cluster.name,
-            vip=vip.address,
-        )
-        out.sample("vipanel_vip_holders", holders, cluster=vip.cluster.name, vip=vip.address)
-
-    out.family("vipanel_node_reachable", "gauge", "1 if the last probe reached the node over SSH.")
-    out.family(
-        "vipanel_node_keepalived_up",
-        "gauge",
-        "1 if keepalived ran on the node at the last probe (absent when unreachable).",
-    )
-    out.family(
-        "vipanel_node_vrrp_state",
-        "gauge",
-        "1 for the node's VRRP state at the last probe, 0 for the others (UNKNOWN: not probed "
-        "yet or unreachable).",
-    )
-    out.family(
-        "vipanel_node_config_drift",
-        "gauge",
-        "1 if the node's keepalived.conf differs from what vipanel renders (absent: unknown).",
-    )
-    out.family("vipanel_node_maintenance", "gauge", "1 while the node is in maintenance.")
-    out.family(
-        "vipanel_node_last_check_timestamp_seconds",
-        "gauge",
-        "Unix time of the node's last probe.",
-    )
-    for node in nodes:
-        labels = {"cluster": node.cluster.name, "node": node.name}
-        state = getattr(node, "state", None)
-        out.sample("vipanel_node_reachable", bool(state and state.reachable), **labels)
-        if state is not None and state.keepalived_running is not None:
-            out.sample("vipanel_node_keepalived_up", state.keepalived_running, **labels)
-        current = state.vrrp_state if state is not None else "UNKNOWN"
-        for vrrp_state in VRRP_STATES + ((current,) if current not in VRRP_STATES else ()):
-            out.sample("vipanel_node_vrrp_state", current == vrrp_state, **labels, state=vrrp_state)
-        if state is not None and state.drift is not None:
-            out.sample("vipanel_node_config_drift", state.drift, **labels)
-        out.sample("vipanel_node_maintenance", node.maintenance, **labels)
-        if state is not None:
-            out.sample(
-                "vipanel_node_last_check_timestamp_seconds", state.checked_at.timestamp(), **labels
-            )
-
-    # Rows, not a counter kept in memory: queued and running go down as pushes finish, and all
-    # of a cluster's go when it is deleted, so this is a gauge despite the _total name.
-    out.family(
-        "vipanel_pushes_total",
-        "gauge",
-        "Pushes recorded in the database, by state.",
-    )
-    pushes = dict(ConfigPush.objects.values_list("state").annotate(n=Count("pk")).order_by())
-    for state in ConfigPush.State.values:
-        out.sample("vipanel_pushes_total", pushes.get(state, 0), state=state)
-
-    out.family(
-        "vipanel_failovers_total",
-        "counter",
-        "Failover history events recorded, by cluster and kind (failover, split_brain, ...).",
-    )
-    events = {
-        (cluster_id, kind): n
-        for cluster_id, kind, n in FailoverEvent.objects.values_list("cluster_id", "kind")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-    for cluster_id, name in Cluster.objects.order_by("name").values_list("pk", "name"):
-        for kind in FailoverEvent.Kind.values:
-            n = events.get((cluster_id, kind), 0)
-            out.sample("vipanel_failovers_total", n, cluster=name, kind=kind)
-
-    seconds = cache.get(SWEEP_SECONDS_KEY)
-    if seconds is not None:
-        out.family(
-            "vipanel_sweep_duration_seconds",
-            "gauge",
-            "How long the last status sweep of every cluster took.",
-        )
-        out.sample("vipanel_sweep_duration_seconds", float(seconds))
-    return out.render()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector())
+    return generate_latest(registry).decode()
 
 
 def allowed_networks():

@@ -1,10 +1,19 @@
-"""Nodes as SSH targets: which key and address to use, and the host-key pinning rules.
+"""Nodes as SSH targets: which key and address to use, the host-key rules, the connection pool.
 
 clusters.ssh speaks SSH and knows nothing of the database; this module turns a Node into an
 ssh.Target and records what a connection learned about the host key. Connecting happens
 without the database (so it can run in threads); recording happens afterwards, in one place.
+
+Host keys are trusted by a person only (clusters.services.hostkeys, the node form, the API):
+nothing here ever pins one. A node with no pinned key answers every connection with
+ssh.HostKeyNotTrusted, and the key it offered is recorded for that person to compare.
+
+POOL keeps one authenticated connection per node between sweeps (``pooled``); pushes and drills
+may use it too, or ``open_node`` for a connection of their own.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -45,11 +54,11 @@ def target_for(node: Node, command_timeout: float | None = None) -> NodeTarget:
     )
 
 
-def record_first_contact(node_id: int, fingerprint: str) -> None:
-    """Pin the host key seen on first contact; a key pinned meanwhile is never overwritten."""
-    Node.objects.filter(pk=node_id, host_key_fingerprint="").update(
-        host_key_fingerprint=fingerprint, offered_host_key_fingerprint=""
-    )
+def record_offered(node_id: int, offered: str) -> None:
+    """Remember the key an untrusted node offers, for a person to compare and trust."""
+    Node.objects.filter(pk=node_id, host_key_fingerprint="").exclude(
+        offered_host_key_fingerprint=offered
+    ).update(offered_host_key_fingerprint=offered)
 
 
 def record_mismatch(node_id: int, offered: str) -> None:
@@ -66,24 +75,36 @@ def clear_mismatch(node_id: int, fingerprint: str) -> None:
     ).update(offered_host_key_fingerprint="")
 
 
-def connect(node_target: NodeTarget) -> ssh.Connection:
+def connect(node_target: NodeTarget, deadline: float | None = None) -> ssh.Connection:
     """Connect without touching the database; the caller records the outcome with `settle`."""
-    return ssh.connect(node_target.target)
+    return ssh.connect(node_target.target, deadline)
+
+
+# One per process (each Celery worker process has its own): connections are kept between sweeps.
+POOL = ssh.Pool(idle_seconds=settings.VIPANEL_SSH_POOL_IDLE)
+
+
+@contextmanager
+def pooled(node_target: NodeTarget, deadline: float | None = None) -> Iterator[ssh.Connection]:
+    """A pooled connection to the node (no database); see ssh.Pool for when it is dropped.
+    Record the outcome with `settle` as for `connect`."""
+    with POOL.connection(node_target.node_id, node_target.target, deadline) as conn:
+        yield conn
 
 
 def settle(node_target: NodeTarget, conn: ssh.Connection | None, error: Exception | None) -> None:
     """Record in the database what a connection attempt learned about the host key."""
     if isinstance(error, ssh.HostKeyMismatch):
         record_mismatch(node_target.node_id, error.offered)
+    elif isinstance(error, ssh.HostKeyNotTrusted):
+        record_offered(node_target.node_id, error.offered)
     elif conn is not None:
-        if not node_target.target.expected_fingerprint:
-            record_first_contact(node_target.node_id, conn.fingerprint)
-        else:
-            clear_mismatch(node_target.node_id, conn.fingerprint)
+        clear_mismatch(node_target.node_id, conn.fingerprint)
 
 
 def open_node(node: Node, command_timeout: float | None = None) -> ssh.Connection:
-    """Connect to a node from code that holds the database (a push step): pin or refuse."""
+    """A new connection to a node from code that holds the database (a push step, a drill).
+    Raises ssh.HostKeyNotTrusted when nobody has trusted the node's key yet; pins nothing."""
     node_target = target_for(node, command_timeout)
     try:
         conn = connect(node_target)
@@ -91,8 +112,6 @@ def open_node(node: Node, command_timeout: float | None = None) -> ssh.Connectio
         settle(node_target, None, e)
         raise
     settle(node_target, conn, None)
-    if not node.host_key_fingerprint:
-        node.host_key_fingerprint = conn.fingerprint
     return conn
 
 
@@ -103,3 +122,4 @@ def repin(node: Node, fingerprint: str) -> None:
     )
     node.host_key_fingerprint = fingerprint
     node.offered_host_key_fingerprint = ""
+    POOL.discard(node.pk)

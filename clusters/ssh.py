@@ -3,15 +3,18 @@
 A pure library (no Django), so it can be tested on its own and used by the lab tests.
 
 Trust rules (see DOMAIN.md, "Trust"):
-- Host keys are pinned by SHA256 fingerprint. With no expected fingerprint the connection is
-  made and ``Connection.fingerprint`` tells the caller what to pin; with one, a different key
-  raises ``HostKeyMismatch`` right after the key exchange, before authentication, so nothing
-  ever runs on a host that changed its key.
+- Host keys are pinned by SHA256 fingerprint, and only a person pins one. With no expected
+  fingerprint the key exchange is made and ``HostKeyNotTrusted`` (carrying the offered key) is
+  raised before authentication; with one, a different key raises ``HostKeyMismatch`` at the same
+  point. Nothing is ever sent to a host whose key nobody has trusted.
 - Every step has a deadline: TCP connect, banner and key exchange, authentication, the whole
   command. Output is read while the command runs (a full channel window would stall it) and
   only the last ``MAX_OUTPUT_BYTES`` of each stream are kept.
 - Every failure is one ``SSHError`` with a readable message naming the host and a ``permanent``
-  flag: True when trying again cannot help (authentication, host key, bad private key).
+  flag: True when trying again cannot help (authentication, host key, bad private key). Any
+  other exception paramiko raises (a garbage KEXINIT makes it raise UnicodeDecodeError) becomes
+  an SSHError too.
+- ``Pool`` keeps authenticated connections between calls (one per key, e.g. a node id); see it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import posixpath
 import secrets
 import select
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -57,6 +64,16 @@ class HostKeyMismatch(SSHError):
 
 # The most any file read from a node may hold (a keepalived.conf is a few KiB).
 READ_LIMIT = 1024 * 1024
+
+
+class HostKeyNotTrusted(SSHError):
+    """No key is pinned for this host yet: the offered one is in ``offered`` for a person to
+    compare and trust. Authentication was not attempted; nothing was sent."""
+
+    def __init__(self, host: str, offered: str):
+        super().__init__(f"host key not trusted yet: {offered}", permanent=True)
+        self.host = host
+        self.offered = offered
 
 
 def fingerprint(pkey: paramiko.PKey) -> str:
@@ -137,12 +154,25 @@ def load_private_key(text: str, passphrase: str = "") -> paramiko.PKey:
     )
 
 
-def connect(target: Target) -> Connection:
-    """Open an authenticated connection, or raise SSHError. Pins nothing itself: a caller
-    with no expected fingerprint reads ``conn.fingerprint`` and records it."""
+def connect(target: Target, deadline: float | None = None) -> Connection:
+    """Open an authenticated connection to a host whose key is pinned, or raise SSHError.
+
+    Each step (TCP connect, banner and key exchange, authentication) gets ``connect_timeout``;
+    ``deadline`` (time.monotonic()) also bounds them all together, so a host that answers each
+    step slowly still costs no more than the caller's deadline.
+    """
     pkey = load_private_key(target.private_key, target.passphrase)
     where = target.where
-    timeout = target.connect_timeout
+
+    def left() -> float:
+        if deadline is None:
+            return target.connect_timeout
+        remaining = min(target.connect_timeout, deadline - time.monotonic())
+        if remaining <= 0:
+            raise SSHError(f"no answer from {where} within the deadline")
+        return remaining
+
+    timeout = left()
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except TimeoutError:
@@ -154,8 +184,13 @@ def connect(target: Target) -> Connection:
     except OSError as e:
         raise SSHError(f"cannot connect to {where}: {e.strerror or e}") from None
 
-    transport = paramiko.Transport(sock)
     try:
+        transport = paramiko.Transport(sock)
+    except Exception as e:
+        sock.close()
+        raise SSHError(f"SSH setup with {where} failed: {type(e).__name__}: {e}") from None
+    try:
+        timeout = left()
         transport.banner_timeout = timeout
         transport.handshake_timeout = timeout
         transport.auth_timeout = timeout
@@ -168,14 +203,24 @@ def connect(target: Target) -> Connection:
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise SSHError(f"SSH handshake with {where} failed: {e or type(e).__name__}") from None
         if not transport.is_active() or transport.host_key is None:
-            # start_client returns silently when its deadline passes.
+            # start_client returns silently when its deadline passes; the transport's thread
+            # may also have died on something it could not parse (its exception is saved).
+            saved = transport.get_exception()
+            if saved is not None:
+                raise SSHError(
+                    f"SSH handshake with {where} failed: {type(saved).__name__}: {saved}"
+                )
             raise SSHError(f"SSH handshake with {where} timed out after {timeout:g}s")
 
         offered = fingerprint(transport.get_remote_server_key())
         expected = _normal_fingerprint(target.expected_fingerprint)
-        if expected and offered != expected:
+        if not expected:
+            raise HostKeyNotTrusted(where, offered)
+        if offered != expected:
             raise HostKeyMismatch(where, expected, offered)
 
+        timeout = left()
+        transport.auth_timeout = timeout
         try:
             transport.auth_publickey(target.username, pkey)
         except paramiko.BadAuthenticationType as e:
@@ -198,6 +243,13 @@ def connect(target: Target) -> Connection:
             raise SSHError(f"authentication on {where} failed: {e or type(e).__name__}") from None
         if not transport.is_authenticated():
             raise SSHError(f"authentication failed for {target.username}@{where}", permanent=True)
+    except SSHError:
+        transport.close()
+        raise
+    except Exception as e:
+        # Whatever else paramiko raises for a misbehaving server is that host's failure.
+        transport.close()
+        raise SSHError(f"SSH with {where} failed: {type(e).__name__}: {e}") from None
     except BaseException:
         transport.close()
         raise
@@ -252,6 +304,11 @@ class Connection:
     @property
     def where(self) -> str:
         return self.target.where
+
+    @property
+    def active(self) -> bool:
+        """False once the link is known to be gone (closed by either side)."""
+        return self._transport.is_active()
 
     def close(self) -> None:
         if self._sftp is not None:
@@ -310,7 +367,7 @@ class Connection:
                 raise SSHError(f"connection to {self.where} was lost while the command ran")
         except SSHError:
             raise
-        except (paramiko.SSHException, EOFError, OSError) as e:
+        except Exception as e:
             raise SSHError(
                 f"running a command on {self.where} failed: {e or type(e).__name__}"
             ) from None
@@ -418,3 +475,137 @@ class Connection:
             return None
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise self._file_error("checking", path, e) from None
+
+
+# Connections kept between calls
+
+
+def _identity(target: Target) -> tuple:
+    """What a pooled connection was made for: a change of any of it means a new connection
+    (and so a new host-key check). The secrets are hashed, never kept twice in the clear."""
+    secret = hashlib.sha256(f"{target.private_key}\0{target.passphrase}".encode()).hexdigest()
+    return (
+        target.host,
+        target.port,
+        target.username,
+        secret,
+        _normal_fingerprint(target.expected_fingerprint),
+    )
+
+
+@dataclass
+class PoolStats:
+    handshakes: int = 0  # new connections tried (each checks the host key)
+    reuses: int = 0
+    dropped: int = 0  # closed because of an error, a change of target, or idleness
+
+
+class Pool:
+    """Authenticated connections kept per key (a node id), for one process.
+
+    ``with pool.connection(key, target) as conn:`` lends the key's connection, or makes a new one
+    (``connect``: the host key is checked). A connection is lent to one caller at a time; it goes
+    back to the pool when the block ends without an exception and is closed and forgotten on any
+    exception, so a dead link costs at most the one call that found it. It is also dropped when
+    the target changes (address, port, user, key, passphrase or pinned host key), when it has
+    been idle for ``idle_seconds``, or when the transport is no longer active.
+
+    After a fork (Celery's prefork pool) the child starts with an empty pool: transports and
+    their threads do not survive fork.
+    """
+
+    def __init__(self, idle_seconds: float = 60.0):
+        self.idle_seconds = idle_seconds
+        self.stats = PoolStats()
+        self._lock = threading.Lock()
+        self._idle: dict[object, tuple[tuple, float, Connection]] = {}
+        self._pid = os.getpid()
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            self._idle = {}
+            self._lock = threading.Lock()
+            self.stats = PoolStats()
+            self._pid = os.getpid()
+
+    def _take(self, key, identity) -> Connection | None:
+        with self._lock:
+            self._check_fork()
+            entry = self._idle.pop(key, None)
+        if entry is None:
+            return None
+        kept_for, last_used, conn = entry
+        if (
+            kept_for != identity
+            or time.monotonic() - last_used > self.idle_seconds
+            or not conn.active
+        ):
+            self._close(conn)
+            return None
+        return conn
+
+    def _close(self, conn: Connection) -> None:
+        with self._lock:
+            self.stats.dropped += 1
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a broken link may fail any way; it is gone
+            pass
+
+    @contextmanager
+    def connection(
+        self, key, target: Target, deadline: float | None = None
+    ) -> Iterator[Connection]:
+        identity = _identity(target)
+        conn = self._take(key, identity)
+        if conn is None:
+            with self._lock:
+                self.stats.handshakes += 1  # attempts: a refused one costs a handshake too
+            conn = connect(target, deadline)
+        else:
+            with self._lock:
+                self.stats.reuses += 1
+        try:
+            yield conn
+        except BaseException:
+            self._close(conn)
+            raise
+        if not conn.active:
+            self._close(conn)
+            return
+        with self._lock:
+            self._check_fork()
+            previous = self._idle.pop(key, None)
+            self._idle[key] = (identity, time.monotonic(), conn)
+        if previous is not None:
+            self._close(previous[2])
+
+    def discard(self, key) -> None:
+        """Forget (and close) the key's connection, e.g. when its node is deleted."""
+        with self._lock:
+            self._check_fork()
+            entry = self._idle.pop(key, None)
+        if entry is not None:
+            self._close(entry[2])
+
+    def prune(self) -> None:
+        """Close connections idle for longer than ``idle_seconds``."""
+        now = time.monotonic()
+        with self._lock:
+            self._check_fork()
+            stale = [k for k, (_, used, _) in self._idle.items() if now - used > self.idle_seconds]
+            entries = [self._idle.pop(k) for k in stale]
+        for _, _, conn in entries:
+            self._close(conn)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._check_fork()
+            entries, self._idle = list(self._idle.values()), {}
+        for _, _, conn in entries:
+            self._close(conn)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._check_fork()
+            return len(self._idle)

@@ -9,7 +9,8 @@ import hashlib
 import ipaddress
 import shlex
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
@@ -87,11 +88,11 @@ def _probe_command(config_path):
     path = shlex.quote(config_path)
     state = shlex.quote(constants.NOTIFY_STATE_FILE)
     # One round trip: everything the verdict needs, one "key=value" per line, then `ip -o addr`.
+    # No pipes or command substitutions: each would fork once more on the node, every sweep.
     return (
         "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
-        f"echo \"state=$(cat {state} 2>/dev/null | head -c 16)\"; "
-        f"if [ -f {path} ]; then echo \"config=$(sha256sum < {path} | cut -c1-64)\"; "
-        "else echo config=; fi; "
+        f"printf state=; head -c 16 {state} 2>/dev/null; echo; "
+        f"if [ -f {path} ]; then printf config=; sha256sum < {path}; else echo config=; fi; "
         "echo addresses:; ip -o addr show"
     )
 
@@ -107,7 +108,8 @@ def parse_probe(stdout: str):
         elif key == "state":
             state = value.strip().upper()
         elif key == "config":
-            config = value.strip()
+            # sha256sum prints "HASH  -"
+            config = value.split()[0] if value.split() else ""
     for line in addr_lines.splitlines():
         words = line.split()
         for i, word in enumerate(words[:-1]):
@@ -128,23 +130,25 @@ def _vrrp_state(running, reported, holds_any):
     return "MASTER" if holds_any else "BACKUP"
 
 
-def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadline):
+def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
     """Runs in a thread: SSH only, no database. Returns (NodeProbe fields, conn/error).
 
-    `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep: a
-    node that waited for a free thread gets only what is left, so a dead node queued behind
-    the others still costs the sweep no more than `timeout`.
+    `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep, and
+    bounds every step together (connect, key exchange, authentication, the command): a node
+    that waited for a free thread gets only what is left, so a dead or hostile node costs the
+    sweep no more than the probe's timeout. Any exception is this node's error, never the
+    sweep's: the other nodes and clusters are probed all the same.
     """
     result = {"reachable": False}
     conn = error = None
     try:
-        left = min(timeout, deadline - time.monotonic())
+        left = deadline - time.monotonic()
         if left <= 0:
-            raise ssh.SSHError(f"{node_target.name}: no answer within {timeout:g}s")
-        target = replace(node_target.target, connect_timeout=left)
-        node_target = replace(node_target, target=target)
-        conn = remote.connect(node_target)
-        out = conn.run(_probe_command(config_path), timeout=timeout)
+            raise ssh.SSHError(f"{node_target.name}: no answer within the probe's deadline")
+        # One exec per probe, over the node's kept connection when it has one.
+        with remote.pooled(node_target, deadline) as conn:
+            left = max(0.1, deadline - time.monotonic())
+            out = conn.run(_probe_command(config_path), timeout=left)
         running, reported, sha, addresses = parse_probe(out.stdout)
         holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
         result.update(
@@ -155,12 +159,12 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, timeout, deadlin
             drift=None if expected_sha is None else sha != expected_sha,
         )
     except ssh.SSHError as e:
-        error = e
+        conn, error = None, e
         result["error"] = e.message
-        result["host_key_problem"] = isinstance(e, ssh.HostKeyMismatch)
-    finally:
-        if conn is not None:
-            conn.close()
+        result["host_key_problem"] = isinstance(e, (ssh.HostKeyMismatch, ssh.HostKeyNotTrusted))
+    except Exception as e:  # noqa: BLE001 - a fault of one node must not stop the sweep
+        conn, error = None, e
+        result["error"] = f"{node_target.name}: probe failed: {type(e).__name__}: {e}"
     return result, conn, error
 
 
@@ -171,51 +175,7 @@ def expected_config_sha(node):
         return None
 
 
-def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStatus:
-    timeout = timeout or settings.VIPANEL_PROBE_TIMEOUT
-    nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
-    vips = list(cluster.vips.all())
-    vip_ips = {v.address: v.ip for v in vips}
-    probes, jobs = {}, {}
-    checked_at = timezone.now()
-    ready = not cluster.readiness_errors()
-    pool = ThreadPoolExecutor(max_workers=max(1, min(len(nodes), settings.VIPANEL_PROBE_CONCURRENCY)))
-    deadline = time.monotonic() + timeout
-    try:
-        for node in nodes:
-            probes[node.pk] = NodeProbe(name=node.name, node_id=node.pk, maintenance=node.maintenance)
-            try:
-                node_target = remote.target_for(node, command_timeout=timeout)
-            except ssh.SSHError as e:
-                probes[node.pk].error = e.message
-                continue
-            # The connect deadline is the probe's too: a dead node costs at most `timeout`.
-            node_target = replace(
-                node_target, target=replace(node_target.target, connect_timeout=timeout)
-            )
-            expected = expected_config_sha(node) if ready else None
-            jobs[pool.submit(
-                _probe_one, node_target, cluster.config_path, expected, vip_ips, timeout, deadline
-            )] = (
-                node,
-                node_target,
-            )
-        # Every probe bounds itself (connect and command deadlines); the margin covers
-        # the SSH handshake that follows the TCP connect.
-        done, not_done = wait(jobs, timeout=3 * timeout + 2)
-        for future in not_done:
-            future.cancel()
-            node, _ = jobs[future]
-            probes[node.pk].error = f"{node.name}: no answer within {3 * timeout + 2:.0f}s"
-        for future in done:
-            node, node_target = jobs[future]
-            fields, conn, error = future.result()
-            for key, value in fields.items():
-                setattr(probes[node.pk], key, value)
-            remote.settle(node_target, conn, error)
-    finally:
-        # Not waiting here is the point: a stuck probe must not hold up the verdict.
-        pool.shutdown(wait=False, cancel_futures=True)
+def _status_of(cluster, nodes, vips, probes, checked_at) -> ClusterStatus:
     holders = {v.address: [] for v in vips}
     stale = {v.address: [] for v in vips}
     for node in nodes:
@@ -239,3 +199,101 @@ def stale_address_message(node_name, vip, interface):
         f"keepalived stopped on {node_name}, the address {vip} is still on {interface}: start "
         "keepalived there, or remove the stale address."
     )
+
+
+def probe_clusters(
+    clusters, timeout: float | None = None, on_done=None
+) -> dict[int, ClusterStatus]:
+    """Probe every node of these clusters at once (one thread pool, one deadline for all):
+    cluster id -> ClusterStatus. The database is read before and written after, never from
+    the probing threads. ``on_done(cluster, status)`` is called (in this thread) as soon as
+    each cluster's nodes have all answered, so a dead node delays only its own cluster."""
+    timeout = timeout or settings.VIPANEL_PROBE_TIMEOUT
+    plans, jobs = [], {}
+    checked_at = timezone.now()
+    for cluster in clusters:
+        nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
+        vips = list(cluster.vips.all())
+        plans.append((cluster, nodes, vips, not cluster.readiness_errors()))
+    width = sum(len(nodes) for _, nodes, _, _ in plans)
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY))
+    )
+    probes, pending, statuses = {}, {}, {}
+    deadline = time.monotonic() + timeout
+
+    def finish(plan):
+        cluster, nodes, vips, _ = plan
+        statuses[cluster.pk] = _status_of(cluster, nodes, vips, probes, checked_at)
+        if on_done is not None:
+            on_done(cluster, statuses[cluster.pk])
+
+    try:
+        for plan in plans:
+            cluster, nodes, vips, ready = plan
+            vip_ips = {v.address: v.ip for v in vips}
+            pending[cluster.pk] = 0
+            for node in nodes:
+                probes[node.pk] = NodeProbe(
+                    name=node.name, node_id=node.pk, maintenance=node.maintenance
+                )
+                try:
+                    node_target = remote.target_for(node, command_timeout=timeout)
+                    expected = expected_config_sha(node) if ready else None
+                except ssh.SSHError as e:
+                    probes[node.pk].error = e.message
+                    continue
+                except Exception as e:  # noqa: BLE001 - one node's fault stays that node's
+                    probes[node.pk].error = f"{node.name}: {type(e).__name__}: {e}"
+                    continue
+                node_target = replace(
+                    node_target, target=replace(node_target.target, connect_timeout=timeout)
+                )
+                future = pool.submit(
+                    _probe_one, node_target, cluster.config_path, expected, vip_ips, deadline
+                )
+                jobs[future] = (node, node_target, plan)
+                pending[cluster.pk] += 1
+        for plan in plans:
+            if not pending[plan[0].pk]:
+                finish(plan)  # nothing to wait for (no node could even be tried)
+        def take(future):
+            node, node_target, plan = jobs.pop(future)
+            fields, conn, error = future.result()
+            for key, value in fields.items():
+                setattr(probes[node.pk], key, value)
+            try:
+                remote.settle(node_target, conn, error)
+            except Exception as e:  # noqa: BLE001 - recorded as the node's error
+                probes[node.pk].error = probes[node.pk].error or f"recording host key: {e}"
+            pending[plan[0].pk] -= 1
+            if not pending[plan[0].pk]:
+                finish(plan)
+
+        # Every probe bounds itself by the deadline; the margin covers closing a socket.
+        margin = 1.0
+        try:
+            for future in as_completed(
+                list(jobs), timeout=max(0.0, deadline - time.monotonic()) + margin
+            ):
+                take(future)
+        except FuturesTimeout:
+            pass
+        for future in list(jobs):
+            if future.done():
+                take(future)
+            else:
+                future.cancel()
+                node = jobs.pop(future)[0]
+                probes[node.pk].error = f"{node.name}: no answer within {timeout + margin:g}s"
+        for plan in plans:
+            if plan[0].pk not in statuses:
+                finish(plan)
+    finally:
+        # Not waiting here is the point: a stuck probe must not hold up the verdict.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return statuses
+
+
+def probe_cluster(cluster: Cluster, timeout: float | None = None) -> ClusterStatus:
+    return probe_clusters([cluster], timeout)[cluster.pk]

@@ -1,13 +1,17 @@
-"""Celery tasks: thin wrappers over plain functions of the engine (clusters.push, clusters.drill,
-clusters.history). Tasks import the engine only; the engine never imports the tasks
-(clusters.services enqueue them)."""
+"""Celery tasks: thin wrappers over plain functions of the engine (clusters.push, clusters.sweep,
+clusters.drill). Tasks import the engine only; the engine never imports the tasks
+(clusters.services enqueue them).
+
+Queues (CELERY_TASK_ROUTES in vipanel/settings.py): "sweeps" for the beat tick and its probe
+batches, "pushes" and "drills" apart, so a push of many minutes never delays monitoring.
+"""
 
 import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from clusters import drill, history, push, retention
+from clusters import drill, push, retention, sweep
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +26,27 @@ def run_push_task(push_id):
         log.error("push %s hit the soft time limit", push_id)
 
 
-# Idempotent: a sweep repeated or redelivered only probes once more.
-@shared_task(acks_late=True)
+# beat's tick, the light coordinator: claims the free clusters and hands them out in batches.
+# Not acks_late: a lost tick is simply the next one.
+@shared_task
 def sweep_task():
-    push.mark_stale_pushes()
-    push.requeue_lost_pushes(run_push_task.delay, drill_task.delay)
-    history.sweep_all()
+    # Push housekeeping first: interrupted pushes marked, lost queue messages sent again.
+    for step in (push.mark_stale_pushes,
+                 lambda: push.requeue_lost_pushes(run_push_task.delay, drill_task.delay)):
+        try:
+            step()
+        except Exception:
+            log.exception("sweep housekeeping failed")
+    tick_id, batches = sweep.tick()
+    for batch in batches:
+        # A batch not started before its locks expire would find them gone and skip anyway.
+        probe_batch_task.apply_async((batch, tick_id), expires=sweep.lock_ttl())
+
+
+# Idempotent: redelivered, it finds its locks released (or renewed by no one) and skips.
+@shared_task(acks_late=True)
+def probe_batch_task(batch, tick_id=""):
+    sweep.probe_batch(batch, tick_id)
 
 
 # Not acks_late: a drill stops keepalived on a node; it must never run twice by redelivery

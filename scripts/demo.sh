@@ -164,7 +164,11 @@ fi
 PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(12))')
 DEMO_PASSWORD="$PASSWORD" "$PY" scripts/demo_setup.py setup "$PREFIX"
 
-start worker "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "demo@%h"
+# Sweeps on a worker of their own, pushes and drills on the other (CELERY_TASK_ROUTES).
+start sweeper "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=1 -n "demo-sweeper@%h" \
+    --queues=sweeps
+start worker "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "demo@%h" \
+    --queues=pushes,drills,alerts,celery
 # gunicorn, as in production, because it can listen on two addresses; no control socket, which
 # would be left in ~/.gunicorn.
 start web "$PY" -m gunicorn vipanel.wsgi --bind "127.0.0.1:$PORT" --bind "$BRIDGE:$PORT" \

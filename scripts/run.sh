@@ -33,12 +33,18 @@ fi
 
 "$PY" manage.py migrate --noinput -v0
 "$PY" manage.py create_admin
-"$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 --logfile="$PWD/data/worker.log" &
+# Two workers: sweeps apart from pushes and drills, so a long push never delays monitoring
+# (queues: CELERY_TASK_ROUTES in vipanel/settings.py).
+"$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "sweeper@%h" \
+    --queues=sweeps --logfile="$PWD/data/sweeper.log" &
+pids+=($!)
+"$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "worker@%h" \
+    --queues=pushes,drills,alerts,celery --logfile="$PWD/data/worker.log" &
 pids+=($!)
 "$PY" -m celery -A vipanel beat --loglevel=INFO --schedule="$PWD/data/celerybeat-schedule" \
     --logfile="$PWD/data/beat.log" &
 pids+=($!)
-echo "vipanel: http://$LISTEN/  (worker and beat logs in data/; Ctrl-C stops everything)"
+echo "vipanel: http://$LISTEN/  (worker, sweeper and beat logs in data/; Ctrl-C stops everything)"
 "$PY" manage.py runserver --noreload "$LISTEN" &
 pids+=($!)
 wait -n "${pids[@]}"

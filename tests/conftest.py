@@ -10,6 +10,15 @@ from clusters.models import Cluster, Node, SSHCredential, VirtualIP
 pytest_plugins = ["tests.lab.fixtures", "tests.worker"]
 
 
+@pytest.fixture(autouse=True)
+def _empty_ssh_pool():
+    """Connections kept by clusters.remote.POOL belong to one test (and its fakes) only."""
+    yield
+    from clusters import remote
+
+    remote.POOL.clear()
+
+
 def make_private_key() -> str:
     key = ed25519.Ed25519PrivateKey.generate()
     return key.private_bytes(

@@ -10,11 +10,13 @@ import logging
 
 import pytest
 
-from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, PushStep
+from clusters.api import urls as api_urls
+from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, Node, PushStep
 from tests.api_schema import operations, path_for
 from tests.conftest import make_private_key
 from tests.test_api_support import (  # noqa: F401
     AUTH_PASS,
+    FINGERPRINT,
     PASSPHRASE,
     Api,
     FakeHost,
@@ -74,6 +76,7 @@ def world(admin_api, fake_ssh):
     vip = call("POST", f"/api/v1/clusters/{cluster['id']}/vips/", {"address": "192.0.2.100/24"})
     # A live config holding the secret, on a node that answers.
     live = f"vrrp_instance VI_1 {{\n  authentication {{\n    auth_pass {AUTH_PASS}\n  }}\n}}\n"
+    Node.objects.filter(cluster_id=cluster["id"]).update(host_key_fingerprint=FINGERPRINT)
     fake_ssh["192.0.2.11"] = FakeHost(
         state="MASTER",
         addresses=["192.0.2.100/24"],

@@ -27,6 +27,13 @@ pytestmark = pytest.mark.django_db
 VIP = "192.0.2.100/24"
 
 
+
+@pytest.fixture(autouse=True)
+def _trusted(request):
+    """The nodes' host keys trusted up front, as a person would (nothing pins one itself)."""
+    if "cluster" in request.fixturenames:
+        request.getfixturevalue("cluster").nodes.update(host_key_fingerprint=FINGERPRINT)
+
 def url(cluster, what):
     return f"/api/v1/clusters/{cluster.pk}/{what}/"
 
@@ -124,8 +131,21 @@ def test_refresh_probes_records_and_returns_the_fresh_status(
     ]
     assert body["events"] == []
     assert NodeState.objects.count() == 2
-    # First contact pinned the host keys.
-    assert set(cluster.nodes.values_list("host_key_fingerprint", flat=True)) == {FINGERPRINT}
+
+
+def test_refresh_never_pins_a_host_key_only_records_the_offered_one(
+    operator_api, cluster, fake_ssh
+):
+    cluster.nodes.update(host_key_fingerprint="")
+    fake_ssh["192.0.2.11"] = FakeHost(state="MASTER", addresses=["192.0.2.11/24", "192.0.2.100/24"])
+    fake_ssh["192.0.2.12"] = FakeHost(state="BACKUP", addresses=["192.0.2.12/24"])
+    body = operator_api.post(url(cluster, "refresh")).json()
+    for node in body["nodes"]:
+        assert not node["reachable"]
+        assert node["error"] == f"host key not trusted yet: {FINGERPRINT}"
+    assert set(cluster.nodes.values_list("host_key_fingerprint", flat=True)) == {""}
+    offered = set(cluster.nodes.values_list("offered_host_key_fingerprint", flat=True))
+    assert offered == {FINGERPRINT}
 
 
 def test_refresh_reports_a_failover_it_found(operator_api, cluster, fake_ssh):

@@ -103,6 +103,10 @@ class FakeConnection:
     def close(self):
         pass
 
+    @property
+    def active(self):
+        return not self.host.down
+
     def get(self, path):
         return self.host.files.get(path)
 
@@ -122,11 +126,13 @@ def fake_ssh(monkeypatch):
     """Hosts by address; a host not listed (or down) refuses the connection."""
     hosts = {}
 
-    def connect(target):
+    def connect(target, deadline=None):
         host = hosts.get(target.host)
         if host is None or host.down:
             raise ssh.SSHError(f"{target.host}: connection refused")
-        if target.expected_fingerprint and target.expected_fingerprint != host.fingerprint:
+        if not target.expected_fingerprint:
+            raise ssh.HostKeyNotTrusted(target.host, host.fingerprint)
+        if target.expected_fingerprint != host.fingerprint:
             raise ssh.HostKeyMismatch(target.host, target.expected_fingerprint, host.fingerprint)
         return FakeConnection(host, target)
 

@@ -29,7 +29,7 @@ VENV_BIN = Path(sys.executable).parent
 
 # What the README tells an operator to put in .env.
 EXAMPLE_DOTENV = {"POSTGRES_PASSWORD": "example-password", "ALLOWED_HOSTS": "vipanel.example.com"}
-SERVICES = ("postgres", "redis", "web", "worker", "beat")
+SERVICES = ("postgres", "redis", "web", "worker", "sweeper", "beat")
 # Settings whose default is wrong in a container; each must be given, and never as "".
 NO_SAFE_DEFAULT = {
     "DATABASE_URL": "the default is a SQLite file inside the container, lost with it",
@@ -193,7 +193,7 @@ def free_port():
 def test_it_parses_and_has_the_services():
     config = compose()
     assert set(SERVICES) <= set(config["services"])
-    assert set(vipanel_services(config)) == {"migrate", "web", "worker", "beat"}
+    assert set(vipanel_services(config)) == {"migrate", "web", "worker", "sweeper", "beat"}
     # One image for all of them, built from ./Dockerfile.
     assert {s["image"] for s in vipanel_services(config).values()} == {"vipanel:latest"}
     assert {s["build"] for s in vipanel_services(config).values()} == {"."}
@@ -223,7 +223,7 @@ def test_web_worker_and_beat_wait_for_migrations_and_their_backends():
     services = compose()["services"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "sweeper", "beat"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["redis"]["condition"] == "service_healthy"
@@ -231,14 +231,30 @@ def test_web_worker_and_beat_wait_for_migrations_and_their_backends():
 
 def test_long_running_services_have_health_checks():
     services = compose()["services"]
-    for name in ("postgres", "redis", "web", "worker"):
+    for name in ("postgres", "redis", "web", "worker", "sweeper"):
         assert services[name]["healthcheck"]["test"], name
-    worker = command(services["worker"])
-    hostname = next(a for a in worker if a.startswith("--hostname=")).split("=", 1)[1]
-    # The check pings this very worker by the name it was given (%h is the container's host).
-    probe = raw_compose()["services"]["worker"]["healthcheck"]["test"][1]
-    assert "inspect ping" in probe
-    assert f"-d {hostname.replace('%h', '$$HOSTNAME')}" in probe
+    for name in ("worker", "sweeper"):
+        worker = command(services[name])
+        hostname = next(a for a in worker if a.startswith("--hostname=")).split("=", 1)[1]
+        # The check pings this very worker by the name it was given (%h is the container's host).
+        probe = raw_compose()["services"][name]["healthcheck"]["test"][1]
+        assert "inspect ping" in probe
+        assert f"-d {hostname.replace('%h', '$$HOSTNAME')}" in probe
+
+
+def test_every_routed_queue_is_served_and_sweeps_apart_from_pushes():
+    from django.conf import settings
+
+    services = compose()["services"]
+
+    def queues(name):
+        flag = next(a for a in command(services[name]) if a.startswith("--queues="))
+        return set(flag.split("=", 1)[1].split(","))
+
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert routed | {"celery"} == queues("worker") | queues("sweeper")
+    assert queues("sweeper") == {settings.SWEEP_QUEUE}
+    assert settings.SWEEP_QUEUE not in queues("worker")
 
 
 def test_state_is_kept_in_named_volumes():

@@ -94,3 +94,27 @@ def test_keepalived_moves_the_vip_to_the_next_priority_when_the_master_dies(clea
     high.kill_keepalived()
     wait_until(lambda: holders() == [mid.name], timeout=15, message=f"holders {holders()}")
     assert low.keepalived_running() and mid.keepalived_running()
+
+
+def test_ssh_sessions_on_a_node_read_an_empty_bashrc_and_the_host_file_is_untouched(lab):
+    from pathlib import Path
+
+    from clusters import ssh
+
+    host = Path("/root/.bashrc")
+    before = host.read_bytes() if host.exists() else None
+    with ssh.connect(lab[0].target()) as conn:
+        result = conn.run("wc -c < /root/.bashrc 2>/dev/null || echo absent")
+    assert result.stdout.strip() in ("0", "absent")
+    if before is not None:
+        assert result.stdout.strip() == "0"
+        assert host.read_bytes() == before
+
+
+def test_the_node_cap_follows_the_prefix_length():
+    from tests.lab import lab as lab_module
+
+    assert lab_module.max_nodes("vpb") == 244  # the addresses of one /24 bound it
+    assert lab_module.max_nodes("abcdefghij") == 244
+    with pytest.raises(lab_module.LabError, match="between 1 and 244"):
+        lab_module.Lab.up(245, prefix="vpcap")

@@ -58,7 +58,9 @@ def parse(text):
         match = SAMPLE.fullmatch(line)
         assert match, f"not a sample line: {line!r}"
         name = match["name"]
-        assert name == seen_families[-1], f"{name} outside its family"
+        family = seen_families[-1]
+        counter_sample = typed.get(family) == "counter" and name == f"{family}_total"
+        assert name == family or counter_sample, f"{name} outside its family"
         labels = frozenset(
             (k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
             for k, v in LABEL.findall(match["labels"] or "")
@@ -186,12 +188,12 @@ def test_it_counts_pushes_by_state_and_failovers_by_kind(cluster):
             cluster=cluster, vip_address=VIP, at=timezone.now(), kind=kind, detected_by="sweep"
         )
     s = parse(scrape().content.decode())
-    assert value(s, "vipanel_pushes_total", state="succeeded") == 2
-    assert value(s, "vipanel_pushes_total", state="failed") == 1
-    assert value(s, "vipanel_pushes_total", state="running") == 0
-    assert value(s, "vipanel_failovers_total", cluster="web", kind="failover") == 2
-    assert value(s, "vipanel_failovers_total", cluster="web", kind="split_brain") == 1
-    assert value(s, "vipanel_failovers_total", cluster="web", kind="no_holder") == 0
+    assert value(s, "vipanel_pushes", state="succeeded") == 2
+    assert value(s, "vipanel_pushes", state="failed") == 1
+    assert value(s, "vipanel_pushes", state="running") == 0
+    assert value(s, "vipanel_failover_events", cluster="web", kind="failover") == 2
+    assert value(s, "vipanel_failover_events", cluster="web", kind="split_brain") == 1
+    assert value(s, "vipanel_failover_events", cluster="web", kind="no_holder") == 0
 
 
 def test_the_sweep_duration_comes_from_the_cache(cluster):
@@ -201,27 +203,48 @@ def test_the_sweep_duration_comes_from_the_cache(cluster):
     assert value(s, "vipanel_sweep_duration_seconds") == 1.25
 
 
-@pytest.mark.parametrize(
-    "raw, escaped",
-    [
-        ("plain", "plain"),
-        ('say "hi"', 'say \\"hi\\"'),
-        ("back\\slash", "back\\\\slash"),
-        ("two\nlines", "two\\nlines"),
-        ('\\"\n', '\\\\\\"\\n'),
-    ],
-)
-def test_label_values_are_escaped(raw, escaped):
-    assert metrics.escape_label(raw) == escaped
+def test_label_values_are_escaped_and_survive_a_round_trip(cluster):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    odd = 'a "b" \\ c\nd'
+    cluster.name = odd
+    cluster.save()
+    text = scrape().content.decode()
+    assert value(parse(text), "vipanel_vip_holders", cluster=odd, vip=VIP) == 0
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"vipanel_vip_holders", "vipanel_pushes", "vipanel_failover_events"} <= names
 
 
-def test_an_escaped_label_survives_a_round_trip():
-    out = metrics.Exposition()
-    out.family("x", "gauge", "help with a \\ and\na newline")
-    out.sample("x", 1, label='a "b" \\ c\nd')
-    text = out.render()
-    assert "# HELP x help with a \\\\ and\\na newline\n" in text
-    assert value(parse(text), "x", label='a "b" \\ c\nd') == 1
+def test_types_are_honest_gauges_where_a_value_can_go_down(cluster):
+    text = scrape().content.decode()
+    assert "# TYPE vipanel_pushes gauge" in text
+    assert "# TYPE vipanel_failover_events gauge" in text
+    assert "vipanel_pushes_total" not in text and "vipanel_failovers_total" not in text
+    assert "# TYPE vipanel_sweep_skipped_total counter" in text
+
+
+def test_it_counts_the_sweep_ticks_that_skipped_a_cluster(cluster, private_redis):
+    from clusters import sweep
+
+    sweep.claim(cluster.pk)
+    sweep.tick()  # the cluster is still "being probed": skipped
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_sweep_skipped_total") == 1
+
+
+def test_it_answers_without_the_sweep_figures_when_redis_is_down(settings, cluster):
+    # Nothing listens on port 1: every Redis call fails at once, as with Redis stopped.
+    dead = "redis://127.0.0.1:1/0"
+    settings.REDIS_URL = dead
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead}
+    }
+    response = scrape()
+    assert response.status_code == 200
+    text = response.content.decode()
+    s = parse(text)
+    assert value(s, "vipanel_node_reachable", cluster="web", node="web-1") == 0
+    assert "vipanel_sweep_duration_seconds" not in text and "vipanel_sweep_skipped" not in text
 
 
 def test_a_scrape_costs_the_same_queries_however_many_nodes(cluster):

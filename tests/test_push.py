@@ -36,9 +36,22 @@ def test_first_push_starts_keepalived_everywhere_and_highest_priority_holds(clea
     for node in clean_lab:
         assert node.keepalived_running()
         assert "VIPANEL-VRRP" in node.exec("iptables -S INPUT").stdout
-    # First contact pinned each node's real host key.
+    # The keys trusted up front stay as they were: a push pins nothing.
     pinned = dict(cluster.nodes.values_list("name", "host_key_fingerprint"))
     assert pinned == {n.name: n.fingerprint for n in clean_lab}
+
+
+def test_a_push_to_a_node_nobody_trusted_fails_that_step_and_records_the_offered_key(clean_lab):
+    cluster = make_lab_cluster(clean_lab)
+    cluster.nodes.filter(name=clean_lab[0].name).update(host_key_fingerprint="")
+    push = push_here(cluster)
+    assert push.state != ConfigPush.State.SUCCEEDED
+    step = push.steps.get(node_name=clean_lab[0].name)
+    assert f"host key not trusted yet: {clean_lab[0].fingerprint}" in step.detail
+    node = cluster.nodes.get(name=clean_lab[0].name)
+    assert (node.host_key_fingerprint, node.offered_host_key_fingerprint) == (
+        "", clean_lab[0].fingerprint
+    )
 
 
 def live_config(node, cluster):

@@ -98,8 +98,8 @@ class FakeConn:
 def fake_node(monkeypatch):
     conns = []
 
-    def connect(target, exit_status=0):
-        conns.append(FakeConn(exit_status))
+    def connect(target, deadline=None):
+        conns.append(FakeConn(0))
         return conns[-1]
 
     monkeypatch.setattr(ssh, "connect", connect)

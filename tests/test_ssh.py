@@ -108,11 +108,16 @@ def test_it_runs_commands_on_one_reused_connection(lab):
 
 
 @pytest.mark.lab
-def test_first_contact_exposes_the_fingerprint_to_pin(lab):
+def test_an_untrusted_host_is_refused_before_authentication_with_its_offered_key(lab):
     node = lab[1]
-    with connect(node.target(expected_fingerprint="")) as conn:
-        assert conn.fingerprint == node.original_fingerprint
-        assert conn.fingerprint.startswith("SHA256:") and not conn.fingerprint.endswith("=")
+    log_before = len(sshd_log(node))
+    with pytest.raises(ssh.HostKeyNotTrusted) as e:
+        connect(node.target(expected_fingerprint=""))
+    assert e.value.permanent and e.value.offered == node.original_fingerprint
+    assert e.value.message == f"host key not trusted yet: {node.original_fingerprint}"
+    assert e.value.offered.startswith("SHA256:") and not e.value.offered.endswith("=")
+    attempt = sshd_log(node)[log_before:]
+    assert "Accepted" not in attempt and "publickey" not in attempt, attempt
 
 
 @pytest.mark.lab

@@ -16,8 +16,10 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-
 ROOT = Path(__file__).resolve().parent.parent
+ALL_QUEUES = ",".join(
+    sorted({route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {"celery"})
+)
 
 
 def database_env():
@@ -34,17 +36,21 @@ def database_env():
 class Process:
     """A Celery worker or beat, with its log in a file so the test can show it on failure."""
 
-    def __init__(self, kind, log_path, env):
+    def __init__(self, kind, log_path, env, queues=None, concurrency=1):
         self.kind, self.log_path, self.env = kind, log_path, env
+        # Every routed queue unless told: one test worker stands for all of production's.
+        self.queues = queues or ALL_QUEUES
+        self.concurrency = concurrency
         self.proc = None
 
     def start(self, timeout=60):
         argv = [sys.executable, "-m", "celery", "-A", "vipanel"]
         if self.kind == "worker":
             argv += [
-                "worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork",
+                "worker", "--loglevel=INFO", f"--concurrency={self.concurrency}",
+                "--pool=prefork", f"--queues={self.queues}",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", f"test-{os.getpid()}@%h",
+                "-n", f"test-{os.getpid()}-{self.log_path.stem}@%h",
             ]
         else:
             argv += ["beat", "--loglevel=INFO", "-s", str(self.log_path.with_suffix(".schedule"))]
@@ -106,11 +112,15 @@ def private_redis():
 
 @pytest.fixture
 def start_worker(private_redis, tmp_path):
-    """start_worker() -> a running real Celery worker; all are stopped after the test."""
+    """start_worker() -> a running real Celery worker (every queue unless ``queues="a,b"``);
+    all are stopped after the test."""
     started = []
 
-    def start(kind="worker", **extra_env):
-        process = Process(kind, tmp_path / f"{kind}-{len(started)}.log", process_env(extra_env))
+    def start(kind="worker", queues=None, concurrency=1, **extra_env):
+        process = Process(
+            kind, tmp_path / f"{kind}-{len(started)}.log", process_env(extra_env), queues,
+            concurrency,
+        )
         started.append(process)
         process.start()
         return process

@@ -282,6 +282,21 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
+# One queue per kind of work, each served by workers of its own (scripts/run.sh, demo.sh,
+# docker-compose.yml), so a push of many minutes never delays a sweep. Any task not routed here
+# goes to Celery's default queue, "celery", which the push workers also serve.
+SWEEP_QUEUE, PUSH_QUEUE, DRILL_QUEUE, ALERT_QUEUE = "sweeps", "pushes", "drills", "alerts"
+CELERY_TASK_ROUTES = {
+    # Alert deliveries (alerts/tasks.py): short HTTP calls, served beside pushes and drills.
+    "alerts.tasks.*": {"queue": ALERT_QUEUE},
+    "clusters.tasks.sweep_task": {"queue": SWEEP_QUEUE},
+    "clusters.tasks.probe_batch_task": {"queue": SWEEP_QUEUE},
+    "clusters.tasks.run_push_task": {"queue": PUSH_QUEUE},
+    "clusters.tasks.drill_task": {"queue": DRILL_QUEUE},
+}
+# What each kind of worker serves (`celery worker -Q ...`).
+SWEEP_WORKER_QUEUES = SWEEP_QUEUE
+OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},{ALERT_QUEUE},celery"
 
 # How often beat sweeps every cluster's status, in seconds.
 VIPANEL_SWEEP_INTERVAL = env_int("VIPANEL_SWEEP_INTERVAL", 5)
@@ -297,8 +312,13 @@ LOGGING = {
 # SSH deadlines, in seconds: connect (TCP, banner and auth each), and a whole command.
 VIPANEL_SSH_CONNECT_TIMEOUT = env_int("VIPANEL_SSH_CONNECT_TIMEOUT", 5)
 VIPANEL_SSH_COMMAND_TIMEOUT = env_int("VIPANEL_SSH_COMMAND_TIMEOUT", 60)
+# A kept (pooled) SSH connection unused for this long is closed; a sweep reuses it before then.
+VIPANEL_SSH_POOL_IDLE = env_int("VIPANEL_SSH_POOL_IDLE", 60)
 # A status probe's deadline per node: a dead node costs at most this much of a sweep.
 VIPANEL_PROBE_TIMEOUT = env_int("VIPANEL_PROBE_TIMEOUT", 5)
+# A beat tick hands the clusters to the workers in batches of about this many nodes (one task
+# each, probed at once); more workers share more batches.
+VIPANEL_SWEEP_BATCH_NODES = env_int("VIPANEL_SWEEP_BATCH_NODES", 100)
 # How many nodes a sweep probes at once.
 VIPANEL_PROBE_CONCURRENCY = env_int("VIPANEL_PROBE_CONCURRENCY", 32)
 
@@ -355,8 +375,6 @@ VIPANEL_ALERT_COVERAGE_GAP = env_int("VIPANEL_ALERT_COVERAGE_GAP", 3 * VIPANEL_S
 VIPANEL_ALERT_RETRIES = env_int("VIPANEL_ALERT_RETRIES", 5)
 VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
 # The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
-VIPANEL_ALERT_QUEUE = os.environ.get("VIPANEL_ALERT_QUEUE", "alerts")
-CELERY_TASK_ROUTES = {"alerts.tasks.*": {"queue": VIPANEL_ALERT_QUEUE}}
 # Failover events, audit entries and finished pushes older than this many days are deleted
 # (daily, by beat): a year of history by default.
 VIPANEL_RETENTION_DAYS = env_int("VIPANEL_RETENTION_DAYS", 365)

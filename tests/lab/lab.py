@@ -41,20 +41,31 @@ INTERFACE = "eth0"
 RELOAD_COMMAND = 'kill -HUP "$(cat /run/keepalived.pid 2>/dev/null)" 2>/dev/null || keepalived'
 SSHD = "/usr/sbin/sshd"
 INIT_MARKER = "vipanel-lab-init"
+EMPTY_BASHRC = "empty-bashrc"
 NODE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
     "HOME": "/root",
 }
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-MAX_NODES = 99  # keeps "PREFIX-h99" within the 15 characters of a link name
+# Node N has address .(10+N) of the lab's /24, so at most 244 nodes (the bench uses 200).
+MAX_NODES = 244
 
-# PID 1 of a node: gives the node its own /run and host name, then reaps orphans (sshd and
+
+def max_nodes(prefix: str) -> int:
+    """How many nodes fit: link names PREFIX-hN must fit in the kernel's 15 characters."""
+    return min(MAX_NODES, 10 ** (15 - len(prefix) - len("-h")) - 1)
+
+# PID 1 of a node: gives the node its own /run and host name, hides the host's ~/.bashrc (see
+# QUIET_BASHRC), then reaps orphans (sshd and
 # keepalived daemonize, so they are re-parented here) until it is killed with SIGKILL.
 _INIT = r"""
 import os, socket, subprocess, sys, time
-name, ready = sys.argv[2], sys.argv[3]  # argv[1] is the marker down() looks for
+name, ready, empty = sys.argv[2], sys.argv[3], sys.argv[4]  # argv[1]: the marker down() seeks
 subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"], check=True)
+# The node's own mount namespace: the host's file is untouched.
+if os.path.exists("/root/.bashrc"):
+    subprocess.run(["mount", "--bind", empty, "/root/.bashrc"], check=True)
 os.mkdir("/run/sshd", 0o755)
 socket.sethostname(name)
 with open(ready, "w") as f:
@@ -561,8 +572,9 @@ class Lab:
     def up(cls, nodes: int = 3, prefix: str = DEFAULT_PREFIX) -> Lab:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, links, routes)")
-        if not 1 <= nodes <= MAX_NODES:
-            raise LabError(f"between 1 and {MAX_NODES} nodes, not {nodes}")
+        limit = max_nodes(prefix)
+        if not 1 <= nodes <= limit:
+            raise LabError(f"between 1 and {limit} nodes with prefix {prefix!r}, not {nodes}")
         lab = cls(prefix)
         owner = _owner(prefix)
         if owner:
@@ -730,6 +742,10 @@ Subsystem sftp internal-sftp
         init = self.state_dir / "init.py"
         if not init.exists():
             init.write_text(_INIT)
+            # Lab nodes share the host's /root, and bash reads ~/.bashrc for every command sshd
+            # starts; on a developer machine that file may run `pyenv init` (0.1 s of CPU per
+            # SSH command), which no real keepalived host pays. Each node sees an empty one.
+            (self.state_dir / EMPTY_BASHRC).write_text("")
         # ip netns exec mounts /etc/netns/NS/keepalived over /etc/keepalived for init and every
         # process that later joins its mount namespace (sshd, SSH sessions, Node.exec).
         with open(node.dir / "init.log", "wb") as log:
@@ -750,6 +766,7 @@ Subsystem sftp internal-sftp
                         INIT_MARKER,
                         node.name,
                         str(node.dir / "ready"),
+                        str(self.state_dir / EMPTY_BASHRC),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
