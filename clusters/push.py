@@ -252,6 +252,8 @@ class Rendered:
     config: bytes
     rules: bytes
     notify: bytes | None
+    # The node's notify signing key (clusters.notify.files_for), deployed beside the script.
+    notify_key: bytes | None = None
 
 
 @dataclass
@@ -268,6 +270,7 @@ class NodePlan:
     holds: list = field(default_factory=list)
     rules: list | None = None
     notify_sha: str | None = None
+    notify_key_sha: str | None = None
 
 
 def _plan_command(node, config_path):
@@ -279,6 +282,9 @@ def _plan_command(node, config_path):
         f"n={shlex.quote(notify.SCRIPT_PATH)}; "
         "if [ -f \"$n\" ]; then echo \"notify=$(sha256sum < \"$n\" | cut -c1-64)\"; "
         "else echo notify=-; fi; "
+        f"k={shlex.quote(notify.KEY_PATH)}; "
+        "if [ -f \"$k\" ]; then echo \"notify_key=$(sha256sum < \"$k\" | cut -c1-64)\"; "
+        "else echo notify_key=-; fi; "
         f"echo rules:; {iptables_list_command(node)} 2>/dev/null || echo @@nochain; "
         "echo addresses:; ip -o addr show"
     )
@@ -297,6 +303,8 @@ def _parse_plan(plan, stdout, vip_ips):
             plan.config = None if value.strip() == "-" else base64.b64decode(value.strip())
         elif key == "notify":
             plan.notify_sha = None if value.strip() == "-" else value.strip()
+        elif key == "notify_key":
+            plan.notify_key_sha = None if value.strip() == "-" else value.strip()
     if "@@nochain" not in rules_text:
         # iptables prints protocol 112 by its /etc/protocols name where it has one.
         plan.rules = [line.replace(" -p vrrp ", " -p 112 ")
@@ -405,6 +413,7 @@ class Rollout:
             config=node_config(node).encode(),
             rules=render_iptables(node).encode(),
             notify=notify.render_script(node).encode() if notify.enabled() else None,
+            notify_key=node.notify_key.encode() if notify.enabled() else None,
         )
 
     def plan(self):
@@ -450,6 +459,8 @@ class Rollout:
             and plan.rules == iptables_rule_lines(rendered.rules.decode())
             and (rendered.notify is None
                  or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest())
+            and (rendered.notify_key is None
+                 or plan.notify_key_sha == hashlib.sha256(rendered.notify_key).hexdigest())
         )
 
     def bare(self):
@@ -647,7 +658,14 @@ class NodeApply:
             notify_path = notify.SCRIPT_PATH
             d, n = posixpath.split(notify_path)
             notify_temp = f"{d}/.{n}.vipanel-tmp-{tag}"
-            files[notify_temp] = (self.rendered.notify, 0o700)
+            files[notify_temp] = (self.rendered.notify, notify.SCRIPT_MODE)
+        key_path = key_temp = None
+        if self.rendered.notify_key is not None:
+            key_path = notify.KEY_PATH
+            d, n = posixpath.split(key_path)
+            key_temp = f"{d}/.{n}.vipanel-tmp-{tag}"
+            # Written 0600 from the start: the key is never readable by anyone but root.
+            files[key_temp] = (self.rendered.notify_key, notify.KEY_MODE)
         clean = "rm -f " + " ".join(q(f) for f in [*files, test_temp])
         # keepalived -t runs on a copy that calls the new notify script, so the script is
         # tested with the config before either replaces the live one.
@@ -668,10 +686,15 @@ class NodeApply:
         if notify_path:
             save.append(f"if [ -e {q(notify_path)} ]; then cp -p {q(notify_path)} {bak}/notify; "
                         f"else : > {bak}/notify.absent; fi")
+        if key_path:
+            save.append(f"if [ -e {q(key_path)} ]; then cp -p {q(key_path)} {bak}/notify_key; "
+                        f"else : > {bak}/notify_key.absent; fi")
         save.append(f": > {bak}/saved")
         rename = f"mv -f {q(temp)} {path}"
         if notify_temp:
             rename = f"mv -f {q(notify_temp)} {q(notify_path)} && " + rename
+        if key_temp:
+            rename = f"mv -f {q(key_temp)} {q(key_path)} && " + rename
         return [
             nodeexec.Step("cleanup", f"rm -f {self.temps} {self.temps}.*"),
             nodeexec.Step("upload", f"{nodeexec.upload_command(files)} || {{ {clean}; exit 1; }}"),
@@ -734,6 +757,11 @@ class NodeApply:
             lines.append(f"if [ -e {bak}/notify ]; then cp -p {bak}/notify {n}.vipanel-tmp-r && "
                          f"mv -f {n}.vipanel-tmp-r {n}; elif [ -e {bak}/notify.absent ]; "
                          f"then rm -f {n}; fi")
+        if self.rendered.notify_key is not None:
+            k = q(notify.KEY_PATH)
+            lines.append(f"if [ -e {bak}/notify_key ]; then cp -p {bak}/notify_key "
+                         f"{k}.vipanel-tmp-r && mv -f {k}.vipanel-tmp-r {k}; "
+                         f"elif [ -e {bak}/notify_key.absent ]; then rm -f {k}; fi")
         lines.append(
             f"if [ -e {bak}/rules ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
             f"grep '^-A ' {bak}/rules | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
