@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need: real keepalived, sshd and iptables for the lab, Chromium for
 # the browser tests, redis-server for a private Redis when none runs.
-TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping curl openssl chromium redis-server postgresql-client
+TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping procps curl openssl chromium redis-server postgresql-client
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
-.PHONY: screenshots run test test-sqlite test-postgres venv apt-test apt-run clean bench demo
+.PHONY: screenshots run test test-sqlite test-postgres lint venv apt-test apt-run clean bench demo
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,15 @@ demo: venv
 # real lab), where the database's locking and constraints matter most. Running every lab test
 # twice would double the time without testing more of our database code.
 test: apt-test venv
+	$(MAKE) lint
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
+
+# ruff (rules and format in pyproject.toml) and the import contracts, before any test runs.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test-sqlite: venv
 	$(PY) -m pytest
