@@ -1,6 +1,7 @@
 """Every entry point of a use case gives the same result, the same audit entry and the same
-refusal (issue 10, item 2): the service itself, the panel, the admin and the management
-command where one exists. The API calls the same services (wired at integration).
+refusal (issue 10, item 2): the service itself, the panel, the admin, the JSON API and the
+management command where one exists. Where the API answers a refusal by its own contract (a 409
+or 403 with a JSON body instead of a page) its tests assert that equivalent.
 
 Only our own boundaries are patched: the Celery hand-off (clusters.services.pushes.enqueue)
 and the SSH connection (clusters.remote.connect).
@@ -22,6 +23,7 @@ from clusters.services.errors import Busy, Forbidden, Refused
 from tests.cast import *  # noqa: F403
 from tests.conftest import make_private_key
 from tests.test_admin import change_form, inline_data
+from tests.test_api_support import Api, token_for
 from tests.test_forms import form_data
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +58,11 @@ def busy(cluster):
     return ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
 
 
+def api(user):
+    """A JSON API client with a fresh token of `user`."""
+    return Api(token_for(user))
+
+
 # --- Maintenance: every entry point pushes ----------------------------------------------------
 
 
@@ -82,14 +89,20 @@ def maintenance_by_admin_inline(node, admin_client, **_):
     admin_client.post(admin_url(node.cluster), data)
 
 
+def maintenance_by_api(operator, node, **_):
+    return api(operator).patch(f"/api/v1/nodes/{node.pk}/", {"maintenance": True})
+
+
 MAINTENANCE = [maintenance_by_service, maintenance_by_panel, maintenance_by_admin_node,
-               maintenance_by_admin_inline]
+               maintenance_by_admin_inline, maintenance_by_api]
 
 
 @pytest.mark.parametrize("way", MAINTENANCE, ids=lambda f: f.__name__)
 def test_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, login, admin_client):
     node = cluster.nodes.get(name="web-1")
-    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    answer = way(operator=operator, node=node, login=login, admin_client=admin_client)
+    if way is maintenance_by_api:
+        assert answer.status_code == 200 and answer.json()["maintenance"] is True
     node.refresh_from_db()
     assert node.maintenance is True
     push = ConfigPush.objects.get(cluster=cluster)
@@ -107,9 +120,12 @@ def test_maintenance_is_refused_alike_while_a_push_runs(way, operator, cluster, 
     node = cluster.nodes.get(name="web-1")
     running = busy(cluster)
     try:
-        way(operator=operator, node=node, login=login, admin_client=admin_client)
+        answer = way(operator=operator, node=node, login=login, admin_client=admin_client)
     except Busy:
         assert way is maintenance_by_service
+    if way is maintenance_by_api:  # the API's refusal of a state: 409, naming the active push
+        assert answer.status_code == 409
+        assert answer.json()["active"] == {"id": running.pk, "state": "running"}
     node.refresh_from_db()
     assert node.maintenance is False  # nothing changed without its push
     assert list(ConfigPush.objects.all()) == [running]
@@ -157,7 +173,11 @@ def preview_by_panel(user, cluster, login, **_):
     return login(user).post(reverse("clusters:push-preview", args=[cluster.pk])).status_code
 
 
-PREVIEW = [preview_by_service, preview_by_panel]
+def preview_by_api(user, cluster, **_):
+    return api(user).get(f"/api/v1/clusters/{cluster.pk}/preview/").status_code
+
+
+PREVIEW = [preview_by_service, preview_by_panel, preview_by_api]
 
 
 @pytest.mark.parametrize("way", PREVIEW, ids=lambda f: f.__name__)
@@ -188,15 +208,21 @@ def push_by_command(cluster, **_):
     call_command("push", cluster.name, stdout=mock.Mock())
 
 
-PUSH = [push_by_service, push_by_panel, push_by_command]
+def push_by_api(operator, cluster, **_):
+    return api(operator).post(f"/api/v1/clusters/{cluster.pk}/pushes/")
+
+
+PUSH = [push_by_service, push_by_panel, push_by_command, push_by_api]
 
 
 @pytest.mark.parametrize("way", PUSH, ids=lambda f: f.__name__)
 def test_a_push_starts_alike_everywhere(way, operator, cluster, login, enqueued,
                                         django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        way(operator=operator, cluster=cluster, login=login)
+        answer = way(operator=operator, cluster=cluster, login=login)
     push = ConfigPush.objects.get()
+    if way is push_by_api:  # accepted, to run in a worker: 202 with the push
+        assert answer.status_code == 202 and answer.json()["id"] == push.pk
     assert push.state == ConfigPush.State.QUEUED and push.steps.count() == 2
     enqueued.assert_called_once_with(push.pk)
     assert entry("push.start") == {
@@ -209,9 +235,12 @@ def test_a_push_starts_alike_everywhere(way, operator, cluster, login, enqueued,
 def test_a_second_push_is_refused_alike_everywhere(way, operator, cluster, login, enqueued):
     running = busy(cluster)
     try:
-        way(operator=operator, cluster=cluster, login=login)
+        answer = way(operator=operator, cluster=cluster, login=login)
     except (Busy, CommandError):
-        assert way is not push_by_panel
+        assert way not in (push_by_panel, push_by_api)
+    if way is push_by_api:
+        assert answer.status_code == 409
+        assert answer.json()["active"] == {"id": running.pk, "state": "running"}
     assert list(ConfigPush.objects.all()) == [running]
     enqueued.assert_not_called()
     assert entry("push.start")["result"].startswith(f"refused: Push #{running.pk}")
@@ -239,11 +268,18 @@ def auth_pass_by_admin(cluster, value, admin_client, **_):
     admin_client.post(admin_url(cluster), data)
 
 
+def auth_pass_by_api(operator, cluster, value, **_):
+    # An empty string removes it (the API's documented contract for a write-only secret).
+    answer = api(operator).patch(f"/api/v1/clusters/{cluster.pk}/", {"auth_pass": value})
+    assert answer.status_code == 200, answer.content
+    assert "auth_pass" not in answer.json() and answer.json()["auth_pass_set"] is bool(value)
+
+
 def change_form_of_panel(client, cluster):
     return client.get(reverse("clusters:cluster-edit", args=[cluster.pk])).context["form"]
 
 
-SECRETS = [auth_pass_by_service, auth_pass_by_panel, auth_pass_by_admin]
+SECRETS = [auth_pass_by_service, auth_pass_by_panel, auth_pass_by_admin, auth_pass_by_api]
 
 
 @pytest.mark.parametrize("way", SECRETS, ids=lambda f: f.__name__)
@@ -302,6 +338,10 @@ def test_an_operator_cannot_set_reload_command_anywhere(operator, admin, cluster
                          form_data(form, reload_command="reboot"))
     cluster.refresh_from_db()
     assert cluster.reload_command != "reboot"  # the panel's field is disabled for operators
+    response = api(operator).patch(f"/api/v1/clusters/{cluster.pk}/", {"reload_command": "reboot"})
+    assert response.status_code == 403 and "reload_command" in response.content.decode()
+    cluster.refresh_from_db()
+    assert cluster.reload_command != "reboot"
     cluster_services.update_cluster(admin, cluster, {"reload_command": "systemctl reload x"})
     cluster.refresh_from_db()
     assert cluster.reload_command == "systemctl reload x"
@@ -319,14 +359,20 @@ def trust_by_panel(operator, node, fingerprint, login, **_):
                                 {"fingerprint": fingerprint})
 
 
-TRUST = [trust_by_service, trust_by_panel]
+def trust_by_api(operator, node, fingerprint, **_):
+    return api(operator).post(f"/api/v1/nodes/{node.pk}/repin/", {"fingerprint": fingerprint})
+
+
+TRUST = [trust_by_service, trust_by_panel, trust_by_api]
 
 
 @pytest.mark.parametrize("way", TRUST, ids=lambda f: f.__name__)
 def test_a_person_trusts_the_offered_key(way, operator, cluster, login):
     node = cluster.nodes.get(name="web-1")
     Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
-    way(operator=operator, node=node, fingerprint=OFFERED, login=login)
+    answer = way(operator=operator, node=node, fingerprint=OFFERED, login=login)
+    if way is trust_by_api:
+        assert answer.status_code == 200 and answer.json()["host_key_fingerprint"] == OFFERED
     node.refresh_from_db()
     assert (node.host_key_fingerprint, node.offered_host_key_fingerprint) == (OFFERED, "")
     assert entry("node.trust") == {
@@ -340,9 +386,12 @@ def test_a_key_not_offered_is_not_trusted(way, operator, cluster, login):
     node = cluster.nodes.get(name="web-1")
     Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
     try:
-        way(operator=operator, node=node, fingerprint="SHA256:" + "Z" * 43, login=login)
+        answer = way(operator=operator, node=node, fingerprint="SHA256:" + "Z" * 43, login=login)
     except Busy:
         assert way is trust_by_service
+    if way is trust_by_api:  # the node offers another key than the one compared: a conflict
+        assert answer.status_code == 409
+        assert answer.json()["offered_host_key_fingerprint"] == OFFERED
     node.refresh_from_db()
     assert node.host_key_fingerprint == ""
     assert entry("node.trust")["result"].startswith("refused: The key the node offers")
@@ -356,8 +405,11 @@ def test_a_viewer_cannot_trust_a_key(viewer, cluster, login):
     response = login(viewer).post(reverse("clusters:node-repin", args=[node.pk]),
                                   {"fingerprint": OFFERED})
     assert response.status_code == 403
+    response = api(viewer).post(f"/api/v1/nodes/{node.pk}/repin/", {"fingerprint": OFFERED})
+    assert response.status_code == 403
     node.refresh_from_db()
     assert node.host_key_fingerprint == ""
+    assert not AuditEntry.objects.filter(action="node.trust").exists()
 
 
 def fingerprint_by_panel_add(operator, cluster, login, **_):
@@ -382,14 +434,31 @@ def fingerprint_by_admin(cluster, admin_client, **_):
     return node
 
 
+def fingerprint_by_api_add(operator, cluster, **_):
+    data = {"name": "web-3", "address": "192.0.2.13", "priority": 100,
+            "host_key_fingerprint": OFFERED}
+    answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/nodes/", data)
+    assert answer.status_code == 201, answer.content
+    return Node.objects.get(name="web-3")
+
+
+def fingerprint_by_api_edit(operator, cluster, **_):
+    node = cluster.nodes.get(name="web-1")
+    answer = api(operator).patch(f"/api/v1/nodes/{node.pk}/", {"host_key_fingerprint": OFFERED})
+    assert answer.status_code == 200, answer.content
+    return node
+
+
 @pytest.mark.parametrize("way", [fingerprint_by_panel_add, fingerprint_by_panel_edit,
-                                 fingerprint_by_admin], ids=lambda f: f.__name__)
+                                 fingerprint_by_admin, fingerprint_by_api_add,
+                                 fingerprint_by_api_edit], ids=lambda f: f.__name__)
 def test_a_fingerprint_given_up_front_is_pinned_and_audited(way, operator, cluster, login,
                                                             admin_client):
     node = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     node.refresh_from_db()
     assert node.host_key_fingerprint == OFFERED
-    action = "node.create" if way is fingerprint_by_panel_add else "node.update"
+    added = way in (fingerprint_by_panel_add, fingerprint_by_api_add)
+    action = "node.create" if added else "node.update"
     assert entry(action)["changes"]["host_key_fingerprint"] == ["" if action == "node.update"
                                                                  else None, OFFERED]
 
