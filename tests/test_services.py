@@ -565,3 +565,386 @@ def test_deleting_a_user_in_the_admin_is_audited(admin_client, viewer):
     assert response.status_code == 302
     assert not type(viewer).objects.filter(pk=viewer.pk).exists()
     assert entry("user.delete")["changes"] == {"role": ["viewer", None]}
+
+
+# --- Resuming a push ---------------------------------------------------------------------------
+
+
+def resume_by_service(operator, push, **_):
+    pushes.resume_push(operator, push)
+
+
+def resume_by_panel(operator, push, login, **_):
+    return login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+
+
+def resume_by_api(operator, push, **_):
+    return api(operator).post(f"/api/v1/pushes/{push.pk}/resume/")
+
+
+RESUME = [resume_by_service, resume_by_panel, resume_by_api]
+
+
+@pytest.mark.parametrize("way", RESUME, ids=lambda f: f.__name__)
+def test_a_failed_push_resumes_alike_everywhere(way, operator, cluster, login, enqueued,
+                                                django_capture_on_commit_callbacks):
+    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = way(operator=operator, push=push, login=login)
+    if way is resume_by_api:
+        assert answer.status_code == 202 and answer.json()["state"] == "queued"
+    push.refresh_from_db()
+    assert push.state == ConfigPush.State.QUEUED
+    enqueued.assert_called_once_with(push.pk)
+    assert entry("push.resume") == {
+        "action": "push.resume", "object": "web", "cluster": cluster.pk,
+        "changes": {"push": [None, push.pk]}, "result": f"push #{push.pk} queued again",
+    }
+
+
+@pytest.mark.parametrize("way", RESUME, ids=lambda f: f.__name__)
+def test_a_succeeded_push_is_not_resumed_anywhere(way, operator, cluster, login, enqueued):
+    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.SUCCEEDED)
+    try:
+        answer = way(operator=operator, push=push, login=login)
+    except Refused:
+        assert way is resume_by_service
+    else:  # a refusal of the push's state: 409 from the panel's page and the API's JSON alike
+        assert answer.status_code == 409
+    push.refresh_from_db()
+    assert push.state == ConfigPush.State.SUCCEEDED
+    enqueued.assert_not_called()
+    assert entry("push.resume")["result"] == (
+        f"refused: Push #{push.pk} is succeeded; only a failed or interrupted push can be resumed.")
+
+
+# --- Create, change and delete: the same rows and the same entries -------------------------------
+
+NEW_CLUSTER = {"name": "db", "network": "198.51.100.0/24", "virtual_router_id": 52,
+               "interface": "eth1"}
+NEW_NODE = {"name": "web-3", "address": "192.0.2.13", "ssh_port": 22, "priority": 100}
+NEW_VIP = {"address": "192.0.2.101/24", "label": "backend"}
+
+
+def panel_form(client, url_name, *args):
+    return client.get(reverse(url_name, args=args)).context["form"]
+
+
+def cluster_create_by_service(operator, cluster, **_):
+    cluster_services.create_cluster(operator, {**NEW_CLUSTER, "credential": cluster.credential})
+
+
+def cluster_create_by_panel(operator, cluster, login, **_):
+    client = login(operator)
+    form = panel_form(client, "clusters:cluster-new")
+    client.post(reverse("clusters:cluster-create"),
+                form_data(form, **NEW_CLUSTER, credential=cluster.credential_id))
+
+
+def cluster_create_by_api(operator, cluster, **_):
+    answer = api(operator).post("/api/v1/clusters/",
+                                {**NEW_CLUSTER, "credential": cluster.credential_id})
+    assert answer.status_code == 201, answer.content
+
+
+@pytest.mark.parametrize("way", [cluster_create_by_service, cluster_create_by_panel,
+                                 cluster_create_by_api], ids=lambda f: f.__name__)
+def test_a_cluster_is_created_alike(way, operator, cluster, login):
+    way(operator=operator, cluster=cluster, login=login)
+    made = Cluster.objects.get(name="db")
+    assert (made.network, made.virtual_router_id, made.interface) == ("198.51.100.0/24", 52,
+                                                                      "eth1")
+    created = entry("cluster.create")
+    assert (created["object"], created["cluster"], created["result"]) == ("db", made.pk, "created")
+    assert created["changes"]["name"] == [None, "db"]
+    assert created["changes"]["virtual_router_id"] == [None, 52]
+    assert created["changes"]["credential"] == [None, cluster.credential_id]
+
+
+def cluster_update_by_service(operator, cluster, **_):
+    cluster_services.update_cluster(operator, cluster, {"advert_int": 3})
+
+
+def cluster_update_by_panel(operator, cluster, login, **_):
+    form = change_form_of_panel(login(operator), cluster)
+    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
+                         form_data(form, advert_int="3"))
+
+
+def cluster_update_by_admin(cluster, admin_client, **_):
+    response = admin_client.get(admin_url(cluster))
+    data = form_data(response.context["adminform"].form, advert_int="3")
+    data.update(inline_data(response))
+    admin_client.post(admin_url(cluster), data)
+
+
+def cluster_update_by_api(operator, cluster, **_):
+    answer = api(operator).patch(f"/api/v1/clusters/{cluster.pk}/", {"advert_int": 3})
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize("way", [cluster_update_by_service, cluster_update_by_panel,
+                                 cluster_update_by_admin, cluster_update_by_api],
+                         ids=lambda f: f.__name__)
+def test_a_cluster_is_changed_alike(way, operator, cluster, login, admin_client):
+    old = cluster.advert_int
+    way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
+    cluster.refresh_from_db()
+    assert cluster.advert_int == 3
+    assert entry("cluster.update") == {"action": "cluster.update", "object": "web",
+                                       "cluster": cluster.pk, "result": "saved",
+                                       "changes": {"advert_int": [old, 3]}}
+
+
+def cluster_delete_by_service(operator, cluster, **_):
+    cluster_services.delete_cluster(operator, cluster)
+
+
+def cluster_delete_by_admin(cluster, admin_client, **_):
+    admin_client.post(admin_url(cluster, "delete"), {"post": "yes"})
+
+
+def cluster_delete_by_api(operator, cluster, **_):
+    return api(operator).delete(f"/api/v1/clusters/{cluster.pk}/")
+
+
+CLUSTER_DELETE = [cluster_delete_by_service, cluster_delete_by_admin, cluster_delete_by_api]
+
+
+@pytest.mark.parametrize("way", CLUSTER_DELETE, ids=lambda f: f.__name__)
+def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client):
+    answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+    if way is cluster_delete_by_api:
+        assert answer.status_code == 204
+    assert not Cluster.objects.exists()
+    deleted = entry("cluster.delete")
+    assert (deleted["object"], deleted["result"]) == ("web", "deleted")
+    assert deleted["changes"]["name"] == ["web", None]
+
+
+@pytest.mark.parametrize("way", CLUSTER_DELETE, ids=lambda f: f.__name__)
+def test_a_busy_cluster_is_deleted_nowhere(way, operator, cluster, login, admin_client):
+    running = busy(cluster)
+    try:
+        answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+    except Busy:
+        assert way is cluster_delete_by_service
+    if way is cluster_delete_by_api:
+        assert answer.status_code == 409
+    assert Cluster.objects.filter(pk=cluster.pk).exists()
+    assert entry("cluster.delete")["result"].startswith(f"refused: Push #{running.pk}")
+
+
+def node_create_by_service(operator, cluster, **_):
+    from clusters.services import nodes
+
+    nodes.create_node(operator, cluster, dict(NEW_NODE))
+
+
+def node_create_by_panel(operator, cluster, login, **_):
+    login(operator).post(reverse("clusters:node-add", args=[cluster.pk]),
+                         {k: str(v) for k, v in NEW_NODE.items()})
+
+
+def node_create_by_api(operator, cluster, **_):
+    answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/nodes/", NEW_NODE)
+    assert answer.status_code == 201, answer.content
+
+
+@pytest.mark.parametrize("way", [node_create_by_service, node_create_by_panel,
+                                 node_create_by_api], ids=lambda f: f.__name__)
+def test_a_node_is_added_alike(way, operator, cluster, login):
+    way(operator=operator, cluster=cluster, login=login)
+    node = cluster.nodes.get(name="web-3")
+    assert (node.address, node.priority) == ("192.0.2.13", 100)
+    created = entry("node.create")
+    assert (created["object"], created["cluster"], created["result"]) == (str(node), cluster.pk,
+                                                                          "created")
+    assert created["changes"]["address"] == [None, "192.0.2.13"]
+    assert created["changes"]["priority"] == [None, 100]
+
+
+def node_update_by_service(operator, node, **_):
+    from clusters.services import nodes
+
+    nodes.update_node(operator, node, {"ssh_port": 2222})
+
+
+def node_update_by_panel(operator, node, login, **_):
+    form = panel_form(login(operator), "clusters:node-edit", node.pk)
+    login(operator).post(reverse("clusters:node-update", args=[node.pk]),
+                         form_data(form, ssh_port="2222"))
+
+
+def node_update_by_admin(node, admin_client, **_):
+    form = change_form(admin_client, node)
+    admin_client.post(admin_url(node), form_data(form, ssh_port="2222"))
+
+
+def node_update_by_api(operator, node, **_):
+    answer = api(operator).patch(f"/api/v1/nodes/{node.pk}/", {"ssh_port": 2222})
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize("way", [node_update_by_service, node_update_by_panel,
+                                 node_update_by_admin, node_update_by_api],
+                         ids=lambda f: f.__name__)
+def test_a_node_is_changed_alike(way, operator, cluster, login, admin_client):
+    node = cluster.nodes.get(name="web-1")
+    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    node.refresh_from_db()
+    assert node.ssh_port == 2222
+    assert entry("node.update") == {"action": "node.update", "object": str(node),
+                                    "cluster": cluster.pk, "result": "saved",
+                                    "changes": {"ssh_port": [22, 2222]}}
+    assert not ConfigPush.objects.exists()  # only maintenance pushes by itself
+
+
+def node_delete_by_service(operator, node, **_):
+    from clusters.services import nodes
+
+    nodes.delete_node(operator, node)
+
+
+def node_delete_by_panel(operator, node, login, **_):
+    login(operator).post(reverse("clusters:node-delete", args=[node.pk]))
+
+
+def node_delete_by_admin(node, admin_client, **_):
+    admin_client.post(admin_url(node, "delete"), {"post": "yes"})
+
+
+def node_delete_by_api(operator, node, **_):
+    assert api(operator).delete(f"/api/v1/nodes/{node.pk}/").status_code == 204
+
+
+@pytest.mark.parametrize("way", [node_delete_by_service, node_delete_by_panel,
+                                 node_delete_by_admin, node_delete_by_api],
+                         ids=lambda f: f.__name__)
+def test_a_node_is_deleted_alike(way, operator, cluster, login, admin_client):
+    node = cluster.nodes.get(name="web-2")
+    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    assert list(cluster.nodes.values_list("name", flat=True)) == ["web-1"]
+    deleted = entry("node.delete")
+    assert (deleted["object"], deleted["cluster"], deleted["result"]) == ("web-2", cluster.pk,
+                                                                          "deleted")
+    assert deleted["changes"]["address"] == ["192.0.2.12", None]
+
+
+def vip_create_by_service(operator, cluster, **_):
+    from clusters.services import vips
+
+    vips.create_vip(operator, cluster, dict(NEW_VIP))
+
+
+def vip_create_by_panel(operator, cluster, login, **_):
+    login(operator).post(reverse("clusters:vip-add", args=[cluster.pk]), NEW_VIP)
+
+
+def vip_create_by_api(operator, cluster, **_):
+    answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/vips/", NEW_VIP)
+    assert answer.status_code == 201, answer.content
+
+
+@pytest.mark.parametrize("way", [vip_create_by_service, vip_create_by_panel, vip_create_by_api],
+                         ids=lambda f: f.__name__)
+def test_a_vip_is_added_alike(way, operator, cluster, login):
+    way(operator=operator, cluster=cluster, login=login)
+    assert cluster.vips.filter(address="192.0.2.101/24", label="backend").exists()
+    assert entry("vip.create")["changes"] == {"address": [None, "192.0.2.101/24"],
+                                              "label": [None, "backend"]}
+
+
+def vip_delete_by_service(operator, vip, **_):
+    from clusters.services import vips
+
+    vips.delete_vip(operator, vip)
+
+
+def vip_delete_by_panel(operator, vip, login, **_):
+    login(operator).post(reverse("clusters:vip-delete", args=[vip.pk]))
+
+
+def vip_delete_by_admin(vip, admin_client, **_):
+    admin_client.post(admin_url(vip, "delete"), {"post": "yes"})
+
+
+def vip_delete_by_api(operator, vip, **_):
+    assert api(operator).delete(f"/api/v1/vips/{vip.pk}/").status_code == 204
+
+
+@pytest.mark.parametrize("way", [vip_delete_by_service, vip_delete_by_panel, vip_delete_by_admin,
+                                 vip_delete_by_api], ids=lambda f: f.__name__)
+def test_a_vip_is_deleted_alike(way, operator, cluster, login, admin_client):
+    vip = cluster.vips.get()
+    way(operator=operator, vip=vip, login=login, admin_client=admin_client)
+    assert not cluster.vips.exists()
+    deleted = entry("vip.delete")
+    assert (deleted["cluster"], deleted["result"]) == (cluster.pk, "deleted")
+    assert deleted["changes"] == {"address": ["192.0.2.100/24", None],
+                                  "label": ["frontend", None]}
+
+
+def credential_create_by_service(admin, key, **_):
+    credentials.create_credential(admin, {"name": "k2", "username": "deploy", "private_key": key})
+
+
+def credential_create_by_panel(admin, key, login, **_):
+    login(admin).post(reverse("clusters:credential-create"),
+                      {"name": "k2", "username": "deploy", "private_key": key})
+
+
+def credential_create_by_api(admin, key, **_):
+    answer = api(admin).post("/api/v1/credentials/",
+                             {"name": "k2", "username": "deploy", "private_key": key})
+    assert answer.status_code == 201, answer.content
+    assert "private_key" not in answer.json()
+
+
+@pytest.mark.parametrize("way", [credential_create_by_service, credential_create_by_panel,
+                                 credential_create_by_api], ids=lambda f: f.__name__)
+def test_a_credential_is_stored_alike_and_its_key_never_audited(way, admin, login):
+    key = make_private_key()
+    way(admin=admin, key=key, login=login)
+    stored = SSHCredential.objects.get(name="k2")
+    assert (stored.username, stored.private_key.strip()) == ("deploy", key.strip())
+    created = entry("credential.create")
+    # The audit log's one shape for a secret (clusters.audit): never a value, new or old.
+    assert created["changes"]["private_key"] == ["(secret)", "(changed)"]
+    assert created["changes"]["username"] == [None, "deploy"]
+    assert key.strip().splitlines()[1] not in str(created)
+
+
+# --- An SSH key or passphrase changed: "(changed)" through every way that changes them -------
+# The API stores credentials but does not change them (no PATCH of /api/v1/credentials/).
+
+
+def key_change_by_service(admin, credential, key, **_):
+    credentials.update_credential(admin, credential, {"private_key": key, "passphrase": "p2"})
+
+
+def key_change_by_panel(admin, credential, key, login, **_):
+    client = login(admin)
+    form = panel_form(client, "clusters:credential-edit", credential.pk)
+    client.post(reverse("clusters:credential-update", args=[credential.pk]),
+                form_data(form, private_key=key, passphrase="p2"))
+
+
+def key_change_by_admin(credential, key, admin_client, **_):
+    form = change_form(admin_client, credential)
+    admin_client.post(admin_url(credential), form_data(form, private_key=key, passphrase="p2"))
+
+
+@pytest.mark.parametrize("way", [key_change_by_service, key_change_by_panel, key_change_by_admin],
+                         ids=lambda f: f.__name__)
+def test_a_changed_ssh_key_is_audited_as_changed(way, admin, login, admin_client):
+    credential = SSHCredential.objects.create(name="k", username="root",
+                                              private_key=make_private_key(), passphrase="p1")
+    key = make_private_key()
+    way(admin=admin, credential=credential, key=key, login=login, admin_client=admin_client)
+    credential.refresh_from_db()
+    assert (credential.private_key.strip(), credential.passphrase) == (key.strip(), "p2")
+    changed = entry("credential.update")
+    assert changed["changes"] == {"passphrase": ["(secret)", "(changed)"],
+                                  "private_key": ["(secret)", "(changed)"]}
+    assert key.strip().splitlines()[1] not in str(changed) and "p1" not in str(changed)
