@@ -659,6 +659,8 @@ def test_a_cluster_is_created_alike(way, operator, cluster, login):
     assert created["changes"]["name"] == [None, "db"]
     assert created["changes"]["virtual_router_id"] == [None, 52]
     assert created["changes"]["credential"] == [None, cluster.credential_id]
+    assert created["changes"]["reload_command"] == [None, "systemctl reload-or-restart keepalived"]
+    assert len(created["changes"]) == 18  # every field, whichever way it came in
 
 
 def cluster_update_by_service(operator, cluster, **_):
@@ -720,6 +722,7 @@ def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client)
     deleted = entry("cluster.delete")
     assert (deleted["object"], deleted["result"]) == ("web", "deleted")
     assert deleted["changes"]["name"] == ["web", None]
+    assert deleted["changes"]["virtual_router_id"] == [51, None] and len(deleted["changes"]) == 18
 
 
 @pytest.mark.parametrize("way", CLUSTER_DELETE, ids=lambda f: f.__name__)
@@ -760,8 +763,11 @@ def test_a_node_is_added_alike(way, operator, cluster, login):
     created = entry("node.create")
     assert (created["object"], created["cluster"], created["result"]) == (str(node), cluster.pk,
                                                                           "created")
-    assert created["changes"]["address"] == [None, "192.0.2.13"]
-    assert created["changes"]["priority"] == [None, 100]
+    assert created["changes"] == {"address": [None, "192.0.2.13"],
+                                  "host_key_fingerprint": [None, ""],
+                                  "interface": [None, ""], "maintenance": [None, False],
+                                  "name": [None, "web-3"], "priority": [None, 100],
+                                  "ssh_port": [None, 22]}
 
 
 def node_update_by_service(operator, node, **_):
@@ -828,7 +834,11 @@ def test_a_node_is_deleted_alike(way, operator, cluster, login, admin_client):
     deleted = entry("node.delete")
     assert (deleted["object"], deleted["cluster"], deleted["result"]) == ("web-2", cluster.pk,
                                                                           "deleted")
-    assert deleted["changes"]["address"] == ["192.0.2.12", None]
+    assert deleted["changes"] == {"address": ["192.0.2.12", None],
+                                  "host_key_fingerprint": ["", None],
+                                  "interface": ["", None], "maintenance": [False, None],
+                                  "name": ["web-2", None], "priority": [110, None],
+                                  "ssh_port": [22, None]}
 
 
 def vip_create_by_service(operator, cluster, **_):
