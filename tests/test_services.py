@@ -958,3 +958,39 @@ def test_a_changed_ssh_key_is_audited_as_changed(way, admin, login, admin_client
     assert changed["changes"] == {"passphrase": ["(secret)", "(changed)"],
                                   "private_key": ["(secret)", "(changed)"]}
     assert key.strip().splitlines()[1] not in str(changed) and "p1" not in str(changed)
+
+
+# --- A field error is the same message wherever it comes from -----------------------------------
+
+
+def duplicate_priority_by_service(operator, cluster, **_):
+    from clusters.services import nodes
+
+    try:
+        nodes.create_node(operator, cluster, {**NEW_NODE, "priority": 120})
+    except ValidationError as e:
+        return e.message_dict
+
+
+def duplicate_priority_by_panel(operator, cluster, login, **_):
+    data = {k: str(v) for k, v in {**NEW_NODE, "priority": 120}.items()}
+    answer = login(operator).post(reverse("clusters:node-add", args=[cluster.pk]), data)
+    assert answer.status_code == 422
+    return answer.context["form"].errors
+
+
+def duplicate_priority_by_api(operator, cluster, **_):
+    answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/nodes/",
+                                {**NEW_NODE, "priority": 120})
+    assert answer.status_code == 400  # the API's {field: [messages]} shape
+    return answer.json()
+
+
+@pytest.mark.parametrize("way", [duplicate_priority_by_service, duplicate_priority_by_panel,
+                                 duplicate_priority_by_api], ids=lambda f: f.__name__)
+def test_a_duplicate_priority_is_refused_alike(way, operator, cluster, login):
+    errors = way(operator=operator, cluster=cluster, login=login)
+    assert list(errors) == ["priority"]
+    (message,) = errors["priority"]
+    assert "web-1" in message and "120" in message
+    assert not cluster.nodes.filter(name="web-3").exists()
