@@ -397,6 +397,21 @@ def test_a_key_not_offered_is_not_trusted(way, operator, cluster, login):
     assert entry("node.trust")["result"].startswith("refused: The key the node offers")
 
 
+@pytest.mark.parametrize("way", TRUST, ids=lambda f: f.__name__)
+def test_a_node_offering_no_key_has_nothing_trusted(way, operator, cluster, login):
+    node = cluster.nodes.get(name="web-1")
+    try:
+        answer = way(operator=operator, node=node, fingerprint=OFFERED, login=login)
+    except Busy:
+        assert way is trust_by_service
+    if way is trust_by_api:  # the API's own words for it: nothing offered, nothing to accept
+        assert answer.status_code == 409
+        assert "has not offered" in answer.json()["detail"]
+    node.refresh_from_db()
+    assert node.host_key_fingerprint == ""
+    assert entry("node.trust")["result"].startswith("refused: The key the node offers")
+
+
 def test_a_viewer_cannot_trust_a_key(viewer, cluster, login):
     node = cluster.nodes.get(name="web-1")
     Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
