@@ -134,6 +134,75 @@ def test_maintenance_is_refused_alike_while_a_push_runs(way, operator, cluster, 
     assert refused["changes"] == {}
 
 
+def maintenance_off_by_service(operator, node, **_):
+    maintenance.set_maintenance(operator, node, False)
+
+
+def maintenance_off_by_panel(operator, node, login, **_):
+    login(operator).post(reverse("clusters:node-maintenance", args=[node.pk]),
+                         {"maintenance": "off"})
+
+
+def maintenance_off_by_admin(node, admin_client, **_):
+    form = change_form(admin_client, node)
+    admin_client.post(admin_url(node), form_data(form, maintenance=None))
+
+
+def maintenance_off_by_api(operator, node, **_):
+    answer = api(operator).patch(f"/api/v1/nodes/{node.pk}/", {"maintenance": False})
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize("way", [maintenance_off_by_service, maintenance_off_by_panel,
+                                 maintenance_off_by_admin, maintenance_off_by_api],
+                         ids=lambda f: f.__name__)
+def test_leaving_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, login,
+                                                             admin_client):
+    node = cluster.nodes.get(name="web-1")
+    Node.objects.filter(pk=node.pk).update(maintenance=True)
+    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    node.refresh_from_db()
+    assert node.maintenance is False
+    push = ConfigPush.objects.get(cluster=cluster)
+    assert entry("maintenance off") == {
+        "action": "maintenance off", "object": str(node), "cluster": cluster.pk,
+        "changes": {"maintenance": [True, False], "push": [None, push.pk]},
+        "result": f"push #{push.pk}",
+    }
+
+
+def port_and_maintenance_by_service(operator, node, **_):
+    from clusters.services import nodes
+
+    nodes.update_node(operator, node, {"ssh_port": 2222, "maintenance": True})
+
+
+def port_and_maintenance_by_admin(node, admin_client, **_):
+    form = change_form(admin_client, node)
+    admin_client.post(admin_url(node), form_data(form, ssh_port="2222", maintenance="on"))
+
+
+def port_and_maintenance_by_api(operator, node, **_):
+    answer = api(operator).patch(f"/api/v1/nodes/{node.pk}/",
+                                 {"ssh_port": 2222, "maintenance": True})
+    assert answer.status_code == 200, answer.content
+
+
+# Not the panel's: its node form has no maintenance field (the button above is its way in).
+@pytest.mark.parametrize("way", [port_and_maintenance_by_service, port_and_maintenance_by_admin,
+                                 port_and_maintenance_by_api], ids=lambda f: f.__name__)
+def test_an_edit_with_maintenance_is_two_entries_and_one_push(way, operator, cluster, login,
+                                                             admin_client):
+    node = cluster.nodes.get(name="web-1")
+    way(operator=operator, node=node, login=login, admin_client=admin_client)
+    node.refresh_from_db()
+    assert (node.ssh_port, node.maintenance) == (2222, True)
+    push = ConfigPush.objects.get(cluster=cluster)
+    assert entry("node.update")["changes"] == {"ssh_port": [22, 2222]}
+    assert entry("maintenance on")["changes"] == {"maintenance": [False, True],
+                                                  "push": [None, push.pk]}
+
+
 # --- Preview: an operator's action, never a trust decision ------------------------------------
 
 
