@@ -705,7 +705,7 @@ def test_a_succeeded_push_is_not_resumed_anywhere(way, operator, cluster, login,
 # --- Create, change and delete: the same rows and the same entries -------------------------------
 
 NEW_CLUSTER = {"name": "db", "network": "198.51.100.0/24", "virtual_router_id": 52,
-               "interface": "eth1"}
+               "interface": "eth1", "auth_pass": SECRET}
 NEW_NODE = {"name": "web-3", "address": "192.0.2.13", "ssh_port": 22, "priority": 100}
 NEW_VIP = {"address": "192.0.2.101/24", "label": "backend"}
 
@@ -744,7 +744,9 @@ def test_a_cluster_is_created_alike(way, operator, cluster, login):
     assert created["changes"]["virtual_router_id"] == [None, 52]
     assert created["changes"]["credential"] == [None, cluster.credential_id]
     assert created["changes"]["reload_command"] == [None, "systemctl reload-or-restart keepalived"]
-    assert len(created["changes"]) == 18  # every field, whichever way it came in
+    assert len(created["changes"]) == 19  # every field, whichever way it came in
+    assert made.auth_pass == SECRET and SECRET not in str(created)
+    assert created["changes"]["auth_pass"] == ["(secret)", "(changed)"]
 
 
 def cluster_update_by_service(operator, cluster, **_):
