@@ -1,7 +1,9 @@
 """Every entry point of a use case gives the same result, the same audit entry and the same
 refusal (issue 10, item 2): the service itself, the panel, the admin, the JSON API and the
 management command where one exists. Where the API answers a refusal by its own contract (a 409
-or 403 with a JSON body instead of a page) its tests assert that equivalent.
+or 403 with a JSON body instead of a page) its tests assert that equivalent. The API offers
+no user roles, no change or deletion of a credential and no change of a VIP, so those tests
+have no API way; the panel has no cluster deletion.
 
 Only our own boundaries are patched: the Celery hand-off (clusters.services.pushes.enqueue)
 and the SSH connection (clusters.remote.connect).
