@@ -24,14 +24,15 @@ preview = pushes.preview
 
 def trust_host_key(user, node, fingerprint=None):
     offered = node.offered_host_key_fingerprint
-    if not offered:
-        raise Conflict(
-            "This node has not offered a different host key; there is nothing to accept.",
-            host_key_fingerprint=node.host_key_fingerprint,
-        )
     try:
+        # Even with nothing offered the service decides, so the refusal is audited as elsewhere.
         return hostkeys.trust_host_key(user, node, offered if fingerprint is None else fingerprint)
     except Refused as e:
+        if not offered:
+            raise Conflict(
+                "This node has not offered a different host key; there is nothing to accept.",
+                host_key_fingerprint=node.host_key_fingerprint,
+            ) from None
         # The node offers another key than the one compared: a conflict with its state.
         raise Conflict(" ".join(str(v) for v in e.errors.values()),
                        offered_host_key_fingerprint=offered) from None
