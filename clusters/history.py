@@ -25,10 +25,12 @@ DetectedBy = FailoverEvent.DetectedBy
 
 
 def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail=""):
-    active = cluster.pushes.filter(state=ConfigPush.State.RUNNING).values_list("pk", flat=True).first()
+    active = (cluster.pushes.filter(state=ConfigPush.State.RUNNING)
+              .values_list("pk", "kind").first())
     if active:
-        # Expected moves (a first start, a reload) are told apart from real failures.
-        detail = f"During push #{active}. {detail}".strip()
+        # Expected moves (a first start, a reload, a drill) are told apart from real failures.
+        what = "drill" if active[1] == ConfigPush.Kind.DRILL else "push"
+        detail = f"During {what} #{active[0]}. {detail}".strip()
     return FailoverEvent.objects.create(
         cluster=cluster,
         vip=vip,

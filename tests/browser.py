@@ -225,7 +225,9 @@ def lab_cluster(lab, name="lab-web", vrid=78):
     cluster.full_clean()
     cluster.save()
     for node, priority in zip(lab, (100, 110, 120)):
-        n = Node(cluster=cluster, name=node.name, address=node.address, priority=priority)
+        # The key a person compared with the node's console: nothing trusts one by itself.
+        n = Node(cluster=cluster, name=node.name, address=node.address, priority=priority,
+                 host_key_fingerprint=node.fingerprint)
         n.full_clean()
         n.save()
     vip = VirtualIP(cluster=cluster, address=f"{net.network_address + 100}/{net.prefixlen}",
