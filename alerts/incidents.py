@@ -24,12 +24,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import Channel, Delivery, EventKind, Incident
-from clusters.models import AuditEntry, ConfigPush, FailoverEvent, NodeState, VipState
+from clusters.models import ConfigPush, FailoverEvent, NodeState, VipState
 
 log = logging.getLogger(__name__)
-
-# A drill that has recorded no result this long after it started is taken to have died.
-DRILL_MAX_SECONDS = 600
 
 
 @dataclass
@@ -49,31 +46,20 @@ def min_duration():
 
 
 def drill_running(cluster, at):
-    """True while a drill started on `cluster` has not recorded its result.
-
-    The one place that knows how a running drill is recorded (its "drill started" audit entry,
-    then a DRILL event); switch it here if drills get a record of their own.
-    """
-    started = (
-        AuditEntry.objects.filter(
-            cluster=cluster,
-            action="drill started",
-            at__lte=at,
-            at__gte=at - timedelta(seconds=DRILL_MAX_SECONDS),
-        )
-        .order_by("-at")
-        .values_list("at", flat=True)
-        .first()
-    )
-    if started is None:
-        return False
-    return not FailoverEvent.objects.filter(
-        cluster=cluster, kind=FailoverEvent.Kind.DRILL, at__gte=started, at__lte=at
+    """True while a drill of `cluster` was running at `at`: its record (a ConfigPush of kind
+    DRILL) is still active, or had started by `at` and finished after it (so a failover the
+    drill caused, reported a moment before its record closed, is still "during a drill")."""
+    drills = ConfigPush.objects.filter(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    return drills.filter(
+        Q(state__in=ConfigPush.ACTIVE_STATES) | Q(created__lte=at, finished__gte=at)
     ).exists()
 
 
 def busy_reason(cluster, at):
     """Why problems of `cluster` are expected right now ("" when they are not)."""
+    # A drill first: it is a ConfigPush too, and "during a drill" says more than its number.
+    if drill_running(cluster, at):
+        return "during a drill"
     active = (
         cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES)
         .values_list("pk", flat=True)
@@ -81,8 +67,6 @@ def busy_reason(cluster, at):
     )
     if active:
         return f"during push #{active}"
-    if drill_running(cluster, at):
-        return "during a drill"
     return ""
 
 
