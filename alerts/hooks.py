@@ -11,6 +11,7 @@ from alerts.signals import evaluate_after_commit
 
 
 def push_finished(push):
-    """After a push ends (push._finish, push.mark_stale_pushes, via clusters.signals): alerts on failure or
-    interruption at once, and resolves an earlier push failure when this one succeeded."""
+    """After a push ends (push._finish, push.mark_stale_pushes, via clusters.signals): alerts
+    on failure or interruption at once, and resolves an earlier failure when this one
+    succeeded."""
     evaluate_after_commit(push.cluster_id)
