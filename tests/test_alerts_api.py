@@ -9,7 +9,7 @@ from clusters.models import AuditEntry
 from tests.cast import *  # noqa: F403
 from tests.receiver import eager_alerts, receiver  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.alerts_api_urls")]
+pytestmark = pytest.mark.django_db
 SECRET = "json://bob:Hunter2Secret@hooks.example.net/x"
 
 
