@@ -46,7 +46,10 @@ class ChannelSerializer(s.ModelCleanSerializer):
         "an empty string or leaving it out keeps the stored one.",
     )
     kinds = KindsField(
-        child=serializers.ChoiceField(EventKind.choices),
+        # The message names the choices, never echoes what was sent (it may be a secret).
+        child=serializers.ChoiceField(EventKind.choices, error_messages={
+            "invalid_choice": f"Not an event kind; use {', '.join(EventKind.values)}.",
+        }),
         required=False,
         help_text="The kinds of event to send (all of them when left out on create).",
     )
