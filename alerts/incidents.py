@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import Channel, Delivery, EventKind, Incident
+from clusters.convergence import settle_seconds
 from clusters.models import ConfigPush, FailoverEvent, NodeState, VipState
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,13 @@ def min_duration():
 
 def drill_running(cluster, at):
     """True while a drill of `cluster` was running at `at`: its record (a ConfigPush of kind
-    DRILL) is still active, or had started by `at` and finished after it (so a failover the
-    drill caused, reported a moment before its record closed, is still "during a drill")."""
+    DRILL) is still active, or had started by `at` and finished at most settle_seconds before
+    it (the failback as the stopped node returns may be reported just after the record closed).
+    """
+    grace = timedelta(seconds=settle_seconds(cluster))
     drills = ConfigPush.objects.filter(cluster=cluster, kind=ConfigPush.Kind.DRILL)
     return drills.filter(
-        Q(state__in=ConfigPush.ACTIVE_STATES) | Q(created__lte=at, finished__gte=at)
+        Q(state__in=ConfigPush.ACTIVE_STATES) | Q(created__lte=at, finished__gte=at - grace)
     ).exists()
 
 
@@ -200,10 +203,11 @@ def record_event(event):
         title = f"Failover of {event.vip_address}: {event.from_node or '?'} -> {event.to_node}"
         subject = event.vip_address
         expected = ""
-        if event.detail.startswith("During push #"):
-            expected = "during push #" + event.detail[len("During push #"):].split(".")[0]
-        elif drill_running(cluster, event.at):
+        # A drill first: its record is a ConfigPush, so the history says "During push #N".
+        if drill_running(cluster, event.at):
             expected = "during a drill"
+        elif event.detail.startswith("During push #"):
+            expected = "during push #" + event.detail[len("During push #"):].split(".")[0]
         elif cluster.nodes.filter(name=event.from_node, maintenance=True).exists():
             expected = "node in maintenance"
     with transaction.atomic():

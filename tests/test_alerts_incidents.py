@@ -9,6 +9,7 @@ from django.utils import timezone
 from alerts import incidents, tasks
 from alerts.models import Channel, Delivery, EventKind, Incident
 from clusters import history
+from clusters.convergence import settle_seconds
 from clusters.models import ConfigPush, FailoverEvent
 from clusters.status import ClusterStatus, NodeProbe
 from tests.receiver import eager_alerts, receiver  # noqa: F401
@@ -161,11 +162,11 @@ def test_a_failover_is_one_message_unless_during_a_push_or_drill(
         cluster, channel, receiver, django_capture_on_commit_callbacks, eager_alerts):
     vip = cluster.vips.get()
 
-    def failover(**extra):
+    def failover(at=None, **extra):
         with django_capture_on_commit_callbacks(execute=True):
             return FailoverEvent.objects.create(
                 cluster=cluster, vip=vip, vip_address=vip.address, from_node="web-1",
-                to_node="web-2", at=timezone.now(), kind=FailoverEvent.Kind.FAILOVER,
+                to_node="web-2", at=at or timezone.now(), kind=FailoverEvent.Kind.FAILOVER,
                 detected_by="notify", **extra)
 
     failover()
@@ -174,12 +175,15 @@ def test_a_failover_is_one_message_unless_during_a_push_or_drill(
     drill = ConfigPush.objects.create(cluster=cluster, kind=ConfigPush.Kind.DRILL,
                                       state=ConfigPush.State.RUNNING)
     failover()
+    finished = timezone.now()
     ConfigPush.objects.filter(pk=drill.pk).update(state=ConfigPush.State.SUCCEEDED,
-                                                  finished=timezone.now())
-    failover()  # after the drill's record closed: a failover like any other
+                                                  finished=finished)
+    failover(finished + timedelta(seconds=1))  # the failback, reported just after: the drill's
+    # Once VRRP has had time to settle after the drill: a failover like any other.
+    failover(finished + timedelta(seconds=settle_seconds(cluster) + 1))
     assert len(receiver.messages) == 2
     assert [i.expected for i in incidents_of(EventKind.FAILOVER)] == [
-        "", "during push #7", "during a drill", ""]
+        "", "during push #7", "during a drill", "during a drill", ""]
     with django_capture_on_commit_callbacks(execute=True):
         FailoverEvent.objects.create(
             cluster=cluster, vip=vip, vip_address=vip.address, at=timezone.now(),

@@ -94,7 +94,7 @@ def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(clean_
 
 def test_a_drill_sends_its_result_and_its_failovers_are_expected(clean_lab, notify_server,
                                                                  receiver, eager_alerts):
-    from clusters.drill import start_drill
+    from clusters.drill import run_drill
 
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     push = start_push(cluster, queue=False)
@@ -102,7 +102,7 @@ def test_a_drill_sends_its_result_and_its_failovers_are_expected(clean_lab, noti
     assert ConfigPush.objects.get(pk=push.pk).state == ConfigPush.State.SUCCEEDED
     Channel.objects.create(name="everything", url=receiver.url())
     sweep_cluster(cluster)
-    start_drill(cluster)  # the drill task runs eagerly here too
+    run_drill(cluster)  # its record (a ConfigPush of kind drill) and the drill, run here
     [(_, _, body, _)] = receiver.wait_for(1, timeout=5)
     assert body["title"] == f"[vipanel] Drill passed on {cluster.name}", body
     # The notify reports recorded the drill's failover (and the way back): no message for them.
