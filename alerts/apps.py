@@ -7,4 +7,7 @@ class AlertsConfig(AppConfig):
 
     def ready(self):
         # What the history records (failover events, probe results) reaches the incidents here.
-        from alerts import signals  # noqa: F401
+        from alerts import metrics, signals  # noqa: F401
+
+        # /metrics serves clusters.metrics' registry; availability joins it from here.
+        metrics.register()

@@ -7,10 +7,12 @@ coverage spans, so it is tested against hand-built sequences; `vip_availability`
 the database, for the cluster page, the API and the metrics.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from alerts.models import VipCoverage
@@ -109,17 +111,25 @@ def _merged(spans):
     return merged
 
 
+def _windows(now, spans, events, initial):
+    """[Availability] for 24h, 7d and 30d up to `now`, from the VIP's coverage spans since the
+    longest window began, its events in it (time order) and its (split, none) state before."""
+    gap = timedelta(seconds=settings.VIPANEL_ALERT_COVERAGE_GAP)
+    # The panel is still watching when the last observation is recent: up to now is covered.
+    spans = _merged([(s, now if now - e <= gap else e) for s, e in spans])
+    return [
+        compute(events, spans, now - length, now, initial=initial, window=name)
+        for name, length in WINDOWS
+    ]
+
+
 def vip_availability(vip, now=None):
     """[Availability] for 24h, 7d and 30d up to now; three queries, whatever the window."""
     now = now or timezone.now()
     longest = now - WINDOWS[-1][1]
-    gap = timedelta(seconds=settings.VIPANEL_ALERT_COVERAGE_GAP)
     spans = list(
         VipCoverage.objects.filter(vip=vip, end__gte=longest).values_list("start", "end")
     )
-    # The panel is still watching when the last observation is recent: up to now is covered.
-    spans = [(s, now if now - e <= gap else e) for s, e in spans]
-    spans = _merged(spans)
     history = FailoverEvent.objects.filter(vip=vip).order_by("at", "id")
     events = list(
         history.filter(at__gte=longest, at__lte=now, kind__in=[*STATE_KINDS, Kind.FAILOVER])
@@ -131,10 +141,7 @@ def vip_availability(vip, now=None):
                   if k in (Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END)), False)
     none = next((k == Kind.NO_HOLDER for k in before
                  if k in (Kind.NO_HOLDER, Kind.NO_HOLDER_END)), False)
-    return [
-        compute(events, spans, now - length, now, initial=(split, none), window=name)
-        for name, length in WINDOWS
-    ]
+    return _windows(now, spans, events, (split, none))
 
 
 def cluster_availability(cluster, now=None):
@@ -145,12 +152,37 @@ def cluster_availability(cluster, now=None):
 def metric_samples(now=None):
     """For /metrics: (cluster, vip, window, {state: share}, failovers) for every VIP.
 
-    Three queries per VIP: fine for the fleets vipanel serves; cache it if scrapes get slow.
+    Three queries for all VIPs together (a scrape costs the same however many there are): the
+    VIPs with their state before the longest window, every coverage span, every event.
     """
     from clusters.models import VirtualIP
 
-    for vip in VirtualIP.objects.select_related("cluster").order_by("cluster__name", "id"):
-        for a in vip_availability(vip, now):
+    now = now or timezone.now()
+    longest = now - WINDOWS[-1][1]
+
+    def last_before(kinds):
+        return Subquery(
+            FailoverEvent.objects.filter(vip=OuterRef("pk"), at__lt=longest, kind__in=kinds)
+            .order_by("-at", "-id").values("kind")[:1]
+        )
+
+    vips = VirtualIP.objects.select_related("cluster").annotate(
+        split_before=last_before([Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END]),
+        none_before=last_before([Kind.NO_HOLDER, Kind.NO_HOLDER_END]),
+    ).order_by("cluster__name", "id")
+    spans, events = defaultdict(list), defaultdict(list)
+    for vip_id, start, end in VipCoverage.objects.filter(end__gte=longest).values_list(
+            "vip_id", "start", "end"):
+        spans[vip_id].append((start, end))
+    for vip_id, at, kind in (
+        FailoverEvent.objects.filter(vip__isnull=False, at__gte=longest, at__lte=now,
+                                     kind__in=[*STATE_KINDS, Kind.FAILOVER])
+        .order_by("at", "id").values_list("vip_id", "at", "kind")
+    ):
+        events[vip_id].append((at, kind))
+    for vip in vips:
+        initial = (vip.split_before == Kind.SPLIT_BRAIN, vip.none_before == Kind.NO_HOLDER)
+        for a in _windows(now, spans[vip.pk], events[vip.pk], initial):
             shares = {s: a.share(s) for s in ("one_holder", "no_holder", "split_brain",
                                               "unknown")}
             yield vip.cluster.name, vip.address, a.window, shares, a.failovers

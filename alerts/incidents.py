@@ -24,12 +24,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import Channel, Delivery, EventKind, Incident
-from clusters.models import AuditEntry, ConfigPush, FailoverEvent, NodeState, VipState
+from clusters.convergence import settle_seconds
+from clusters.models import ConfigPush, FailoverEvent, NodeState, VipState
 
 log = logging.getLogger(__name__)
-
-# A drill that has recorded no result this long after it started is taken to have died.
-DRILL_MAX_SECONDS = 600
 
 
 @dataclass
@@ -49,31 +47,22 @@ def min_duration():
 
 
 def drill_running(cluster, at):
-    """True while a drill started on `cluster` has not recorded its result.
-
-    The one place that knows how a running drill is recorded (its "drill started" audit entry,
-    then a DRILL event); switch it here if drills get a record of their own.
+    """True while a drill of `cluster` was running at `at`: its record (a ConfigPush of kind
+    DRILL) is still active, or had started by `at` and finished at most settle_seconds before
+    it (the failback as the stopped node returns may be reported just after the record closed).
     """
-    started = (
-        AuditEntry.objects.filter(
-            cluster=cluster,
-            action="drill started",
-            at__lte=at,
-            at__gte=at - timedelta(seconds=DRILL_MAX_SECONDS),
-        )
-        .order_by("-at")
-        .values_list("at", flat=True)
-        .first()
-    )
-    if started is None:
-        return False
-    return not FailoverEvent.objects.filter(
-        cluster=cluster, kind=FailoverEvent.Kind.DRILL, at__gte=started, at__lte=at
+    grace = timedelta(seconds=settle_seconds(cluster))
+    drills = ConfigPush.objects.filter(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    return drills.filter(
+        Q(state__in=ConfigPush.ACTIVE_STATES) | Q(created__lte=at, finished__gte=at - grace)
     ).exists()
 
 
 def busy_reason(cluster, at):
     """Why problems of `cluster` are expected right now ("" when they are not)."""
+    # A drill first: it is a ConfigPush too, and "during a drill" says more than its number.
+    if drill_running(cluster, at):
+        return "during a drill"
     active = (
         cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES)
         .values_list("pk", flat=True)
@@ -81,8 +70,6 @@ def busy_reason(cluster, at):
     )
     if active:
         return f"during push #{active}"
-    if drill_running(cluster, at):
-        return "during a drill"
     return ""
 
 
@@ -216,10 +203,11 @@ def record_event(event):
         title = f"Failover of {event.vip_address}: {event.from_node or '?'} -> {event.to_node}"
         subject = event.vip_address
         expected = ""
-        if event.detail.startswith("During push #"):
-            expected = "during push #" + event.detail[len("During push #"):].split(".")[0]
-        elif drill_running(cluster, event.at):
+        # A drill first: its record is a ConfigPush, so the history says "During push #N".
+        if drill_running(cluster, event.at):
             expected = "during a drill"
+        elif event.detail.startswith("During push #"):
+            expected = "during push #" + event.detail[len("During push #"):].split(".")[0]
         elif cluster.nodes.filter(name=event.from_node, maintenance=True).exists():
             expected = "node in maintenance"
     with transaction.atomic():

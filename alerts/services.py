@@ -4,18 +4,19 @@ audit entry in one transaction and enqueues on commit. Views (and later the API)
 The URL is a secret: the audit log gets only its masked form and whether it changed.
 """
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from alerts.models import Channel, Delivery
 from clusters import audit, roles
+from clusters.services.errors import Forbidden
 
 FIELDS = ("name", "url", "kinds", "all_clusters", "enabled")
 
 
 def _require_admin(user):
     if not roles.can_admin(user):
-        raise PermissionDenied("Managing alert channels needs the admin role.")
+        raise Forbidden("Managing alert channels needs the admin role.")
 
 
 def _snapshot(channel, clusters):

@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from alerts.models import VipCoverage
 from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState, VirtualIP
+from clusters.signals import push_finished
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +108,11 @@ def observe(vip_id, at):
         VipCoverage.objects.filter(pk=span.pk).update(end=at)
     elif at < span.start:
         VipCoverage.objects.filter(pk=span.pk).update(start=at)
+
+
+@receiver(push_finished, dispatch_uid="alerts-push-finished")
+def push_ended(sender, push, **kwargs):
+    # The engine ends a push with a queryset update (no post_save): clusters.signals tells us.
+    from alerts import hooks
+
+    hooks.push_finished(push)

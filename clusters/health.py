@@ -86,6 +86,13 @@ def is_trouble(problems):
     return any(p != NOT_CHECKED for p in problems)
 
 
+def node_holds(state, address):
+    """Whether a node holds the VIP `address`, by its NodeState (None: never probed): the
+    address is among the ones its last probe saw. The one rule for holders (the cluster page,
+    the API's status and the metrics)."""
+    return state is not None and address in (state.holds or [])
+
+
 def vip_status(state, holder, holders):
     """(status, text) for one VIP. `state` is its VipState or a row with split_brain and
     no_holder, None if never checked; `holder` the holder's name or ""; `holders` the nodes
@@ -156,8 +163,7 @@ def cluster_health(cluster, now=None):
     vips = []
     for vip in cluster.vips.select_related("state__holder").order_by("id"):
         state = _state(vip)
-        holders = [h.node.name for h in nodes
-                   if h.state is not None and vip.address in (h.state.holds or [])]
+        holders = [h.node.name for h in nodes if node_holds(h.state, vip.address)]
         holder = state.holder.name if state is not None and state.holder_id else ""
         status, text = vip_status(state, holder, holders)
         vips.append(VipHealth(vip, state, status, text, holders, vip_problems(state)))

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from clusters import roles
+from clusters import health, roles
 from clusters.api import auth
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, VirtualIP
 
@@ -41,12 +41,6 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 SWEEP_SECONDS_KEY = "vipanel:last_sweep_seconds"
 DEFAULT_ALLOW = ["127.0.0.1", "::1"]
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOPPED", "UNKNOWN")
-
-
-def vip_held(state, vip) -> bool:
-    """The metrics' one rule for "this node holds this VIP" (the lead may point it at
-    clusters.health at integration): the address is in the node's last observed holds."""
-    return state is not None and vip.address in (state.holds or [])
 
 
 def _sweep_figures():
@@ -91,16 +85,15 @@ class DatabaseCollector:
             labels=["cluster", "vip"],
         )
         for vip in vips:
-            count = 0
+            # Holders and split brain as clusters.health decides them (the panel's rule).
+            holders = []
             for node in nodes_of[vip.cluster_id]:
-                held = vip_held(getattr(node, "state", None), vip)
-                count += held
+                held = health.node_holds(getattr(node, "state", None), vip.address)
+                holders += [node.name] if held else []
                 holder.add_metric([vip.cluster.name, vip.address, node.name], int(held))
-            vip_state = getattr(vip, "state", None)
-            split.add_metric(
-                [vip.cluster.name, vip.address], int(bool(vip_state and vip_state.split_brain))
-            )
-            holders_n.add_metric([vip.cluster.name, vip.address], count)
+            status, _ = health.vip_status(getattr(vip, "state", None), "", holders)
+            split.add_metric([vip.cluster.name, vip.address], int(status == "split"))
+            holders_n.add_metric([vip.cluster.name, vip.address], len(holders))
         yield from (holder, split, holders_n)
 
         labels = ["cluster", "node"]
@@ -193,10 +186,15 @@ class DatabaseCollector:
             )
 
 
+# The registry /metrics exposes. Apps built on clusters add their own collectors to it in their
+# AppConfig.ready() (alerts: availability), so clusters never imports them. auto_describe=False:
+# registering collects nothing (no query at start-up); each scrape collects everything.
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(DatabaseCollector())
+
+
 def collect() -> str:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector())
-    return generate_latest(registry).decode()
+    return generate_latest(REGISTRY).decode()
 
 
 def allowed_networks():

@@ -40,7 +40,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
-from clusters import audit, constants, nodeexec, notify, remote, ssh
+from clusters import audit, constants, nodeexec, notify, remote, signals, ssh
 from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
@@ -139,6 +139,7 @@ def mark_stale_pushes(now=None):
     stale = ConfigPush.objects.filter(state=ConfigPush.State.RUNNING, heartbeat__lt=cutoff)
     count = 0
     for push in stale:
+        before = count
         count += ConfigPush.objects.filter(pk=push.pk, state=ConfigPush.State.RUNNING,
                                            owner=push.owner, heartbeat__lt=cutoff).update(
             state=ConfigPush.State.INTERRUPTED,
@@ -146,6 +147,9 @@ def mark_stale_pushes(now=None):
             detail=f"The worker stopped reporting at {push.heartbeat:%H:%M:%S} (killed or "
             "restarted). Each node has its old or its new config; resume to continue.",
         )
+        if count > before:  # ours: the interruption alerts now, not at the next sweep
+            push.state = ConfigPush.State.INTERRUPTED
+            signals.push_finished.send_robust(sender=ConfigPush, push=push)
     return count
 
 
@@ -239,6 +243,8 @@ def _finish(push, state, detail="", owner=None):
         return False
     _append_log(push.pk, f"{push.kind} {state}" + (f": {detail}" if detail else ""))
     push.state, push.detail = state, detail
+    # update() sends no post_save: a failed push alerts now, not at the next sweep.
+    signals.push_finished.send_robust(sender=ConfigPush, push=push)
     # The outcome is audited too, by the user who asked for the push.
     action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
     audit.record(push.requested_by, action, push.cluster,

@@ -9,7 +9,7 @@ from clusters.models import AuditEntry
 from tests.cast import *  # noqa: F403
 from tests.receiver import eager_alerts, receiver  # noqa: F401
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.alerts_api_urls")]
+pytestmark = pytest.mark.django_db
 SECRET = "json://bob:Hunter2Secret@hooks.example.net/x"
 
 
@@ -79,3 +79,25 @@ def test_metric_samples_cover_every_vip_and_window(cluster):
         ("web", "192.0.2.100/24", "30d")]
     assert samples[0][3] == {"one_holder": 0.0, "no_holder": 0.0, "split_brain": 0.0,
                              "unknown": 1.0}
+
+
+def test_it_takes_the_apis_token_and_answers_its_json_errors(viewer, cluster):
+    from tests.test_api_support import token_for
+
+    anonymous = APIClient().get("/api/v1/alerts/incidents/")
+    assert anonymous.status_code == 401 and "Token" in anonymous.json()["detail"]
+    token = APIClient(headers={"Authorization": f"Token {token_for(viewer)}"})
+    assert token.get("/api/v1/alerts/incidents/").json() == []
+    denied = token.get("/api/v1/alerts/channels/")
+    assert denied.status_code == 403 and denied.json() == {"detail": "This needs the admin role."}
+    assert token.get("/api/v1/alerts/availability/999/").json() == {"detail": "Not found."}
+    bad = token.get("/api/v1/alerts/incidents/", {"state": "nosuch"})
+    assert bad.status_code == 400 and "state" in bad.json()
+
+
+def test_the_service_refuses_with_forbidden(operator):
+    from alerts import services
+    from clusters.services.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        services.create_channel(operator, {"name": "x", "url": SECRET})

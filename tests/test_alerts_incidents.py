@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from alerts import incidents, tasks
 from alerts.models import Channel, Delivery, EventKind, Incident
-from clusters import audit, history
+from clusters import history
+from clusters.convergence import settle_seconds
 from clusters.models import ConfigPush, FailoverEvent
 from clusters.status import ClusterStatus, NodeProbe
 from tests.receiver import eager_alerts, receiver  # noqa: F401
@@ -131,31 +132,64 @@ def test_a_failed_push_alerts_once_and_resolves_when_a_push_succeeds(sweep, chan
     assert receiver.titles()[1:] == [f"[vipanel] RESOLVED: Push #{failed.pk} of web failed"]
 
 
+def test_the_engine_ending_a_push_alerts_at_once_without_a_sweep(
+        cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts):
+    """_finish and mark_stale_pushes write with update() (no post_save): the engine's
+    clusters.signals.push_finished reaches the alerts, so no sweep is needed to notice."""
+    from clusters import push as engine
+
+    settings.VIPANEL_ALERT_MIN_DURATION = 0
+    failed = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine._finish(failed, ConfigPush.State.FAILED, "web-2: refused")
+    assert receiver.titles() == [f"[vipanel] PROBLEM: Push #{failed.pk} of web failed"]
+
+
+def test_an_interrupted_push_alerts_at_once_without_a_sweep(
+        cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts):
+    from clusters import push as engine
+
+    settings.VIPANEL_ALERT_MIN_DURATION = 0
+    stale = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING,
+                                      heartbeat=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.mark_stale_pushes() == 1
+        assert engine.mark_stale_pushes() == 0  # not ours twice: no second signal
+    assert receiver.titles() == [f"[vipanel] PROBLEM: Push #{stale.pk} of web interrupted"]
+
+
 def test_a_failover_is_one_message_unless_during_a_push_or_drill(
         cluster, channel, receiver, django_capture_on_commit_callbacks, eager_alerts):
     vip = cluster.vips.get()
 
-    def failover(**extra):
+    def failover(at=None, **extra):
         with django_capture_on_commit_callbacks(execute=True):
             return FailoverEvent.objects.create(
                 cluster=cluster, vip=vip, vip_address=vip.address, from_node="web-1",
-                to_node="web-2", at=timezone.now(), kind=FailoverEvent.Kind.FAILOVER,
+                to_node="web-2", at=at or timezone.now(), kind=FailoverEvent.Kind.FAILOVER,
                 detected_by="notify", **extra)
 
     failover()
     assert receiver.titles() == ["[vipanel] Failover of 192.0.2.100/24: web-1 -> web-2"]
     failover(detail="During push #7. ")
-    audit.record(None, "drill started", cluster)
+    drill = ConfigPush.objects.create(cluster=cluster, kind=ConfigPush.Kind.DRILL,
+                                      state=ConfigPush.State.RUNNING)
     failover()
-    assert len(receiver.messages) == 1
+    finished = timezone.now()
+    ConfigPush.objects.filter(pk=drill.pk).update(state=ConfigPush.State.SUCCEEDED,
+                                                  finished=finished)
+    failover(finished + timedelta(seconds=1))  # the failback, reported just after: the drill's
+    # Once VRRP has had time to settle after the drill: a failover like any other.
+    failover(finished + timedelta(seconds=settle_seconds(cluster) + 1))
+    assert len(receiver.messages) == 2
     assert [i.expected for i in incidents_of(EventKind.FAILOVER)] == [
-        "", "during push #7", "during a drill"]
+        "", "during push #7", "during a drill", "during a drill", ""]
     with django_capture_on_commit_callbacks(execute=True):
         FailoverEvent.objects.create(
             cluster=cluster, vip=vip, vip_address=vip.address, at=timezone.now(),
             kind=FailoverEvent.Kind.DRILL, detected_by="drill", detail="Passed. Moved in 3.1s.")
-    assert receiver.titles()[1] == "[vipanel] Drill passed on web"
-    assert receiver.messages[1][2]["type"] == "success"
+    assert receiver.titles()[2] == "[vipanel] Drill passed on web"
+    assert receiver.messages[2][2]["type"] == "success"
 
 
 def test_channels_get_only_their_kinds_and_clusters(sweep, receiver, cluster, settings):

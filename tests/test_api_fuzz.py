@@ -20,6 +20,7 @@ import schemathesis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
@@ -31,6 +32,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from alerts.models import Channel, Delivery, Incident
 from clusters.models import ConfigPush, Node
 from clusters.roles import ADMIN, OPERATOR, VIEWER
 from tests.api_schema import operations
@@ -45,7 +47,8 @@ from tests.test_api_support import (  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(120)]
 
-# Examples per operation, role and mode: 25 operations x 2 roles x 2 modes x this.
+# Examples per operation, role and mode: 34 operations x 2 roles x 2 modes x this, plus the
+# 6 admin-only alert channel operations as an admin.
 MAX_EXAMPLES = 25
 
 # Messages that refuse a request for its shape, which the schema already describes: a request
@@ -123,11 +126,19 @@ def world(cluster, fake_ssh, settings):
         host_key_fingerprint=FINGERPRINT, offered_host_key_fingerprint=OTHER_FINGERPRINT
     )
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
+    now = timezone.now()
+    incident = Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1",
+                                       subject="x", title="Split brain", started=now,
+                                       last_seen=now, opened=now)
+    Delivery.objects.create(incident=incident, channel_name="pager", purpose="opened")
+    channel = Channel.objects.create(name="pager", url="json://hooks.example.net/x")
     return {
         "cluster_id": cluster.pk,
         "node_id": node.pk,
         "vip_id": cluster.vips.first().pk,
         "push_id": push.pk,
+        "incident_id": incident.pk,
+        "channel_id": channel.pk,
     }
 
 
@@ -181,6 +192,18 @@ def check_seen(by_mode, role, needed):
 def test_as_a_viewer(api_schema, world, viewer, method, path, needed):
     headers = {"Authorization": f"Token {token_for(viewer)}"}
     check_seen(fuzz(api_schema, method, path, headers, world), VIEWER, needed)
+
+
+# Admin-only operations of the alerts API: viewers and operators above only get 403 from them.
+ADMIN_OPERATIONS = [(m, p, role) for m, p, role in OPERATIONS
+                    if role == ADMIN and p.startswith("/api/v1/alerts/")]
+
+
+@pytest.mark.parametrize("method, path, needed", ADMIN_OPERATIONS, ids=lambda x: str(x))
+def test_the_alert_channels_as_an_admin(api_schema, world, admin_user, method, path,
+                                        needed):
+    headers = {"Authorization": f"Token {token_for(admin_user)}"}
+    check_seen(fuzz(api_schema, method, path, headers, world), ADMIN, needed)
 
 
 @pytest.mark.parametrize("method, path, needed", OPERATIONS, ids=lambda x: str(x))

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import URLPattern
 
+from alerts import api_urls as alerts_api_urls
 from clusters.api import urls as api_urls
 from clusters.models import ConfigPush, FailoverEvent, PushStep
 from tests.api_schema import generated, operations
@@ -22,20 +23,33 @@ SCHEMAS = SCHEMA["components"]["schemas"]
 UNDOCUMENTED = {"schema/", "docs/"}  # the schema itself and its page
 
 
-def openapi_path(route):
-    return "/api/v1/" + re.sub(r"<int:(\w+)>", r"{\1}", route)
+# Where each URL module is mounted (vipanel/urls.py): the alerts API shares the one schema.
+MOUNTS = [("/api/v1/", api_urls), ("/api/v1/alerts/", alerts_api_urls)]
+
+
+def openapi_path(route, prefix="/api/v1/"):
+    return prefix + re.sub(r"<int:(\w+)>", r"{\1}", route)
+
+
+def api_patterns():
+    """[(OpenAPI path, URL pattern)] of every API route."""
+    return [
+        (openapi_path(str(p.pattern), prefix), p)
+        for prefix, module in MOUNTS
+        for p in module.urlpatterns
+    ]
 
 
 def url_operations():
     found = set()
-    for pattern in api_urls.urlpatterns:
+    for path, pattern in api_patterns():
         assert isinstance(pattern, URLPattern)
         if str(pattern.pattern) in UNDOCUMENTED:
             continue
         view = pattern.callback.view_class
         for method in view.http_method_names:
             if hasattr(view, method):
-                found.add((openapi_path(str(pattern.pattern)), method.upper()))
+                found.add((path, method.upper()))
     return found
 
 
@@ -69,9 +83,7 @@ def test_every_operation_names_its_role_its_errors_and_the_token():
     for path, item in SCHEMA["paths"].items():
         for method, operation in item.items():
             view = next(
-                p.callback.view_class
-                for p in api_urls.urlpatterns
-                if openapi_path(str(p.pattern)) == path
+                p.callback.view_class for route, p in api_patterns() if route == path
             )
             assert operation["x-vipanel-role"] == view.roles[method.upper()], (path, method)
             assert operation["security"] == [{"token": []}]

@@ -9,7 +9,9 @@ every body is searched for them, whole and in pieces.
 import logging
 
 import pytest
+from django.utils import timezone
 
+from alerts.models import Incident
 from clusters.api import urls as api_urls
 from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, Node, PushStep
 from tests.api_schema import operations, path_for
@@ -26,6 +28,9 @@ from tests.test_api_support import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.django_db
+# An alert channel's URL holds a password (write-only, masked in every read).
+CHANNEL_SECRET = "Hunter2ChannelSecret"
+CHANNEL_URL = f"json://bob:{CHANNEL_SECRET}@hooks.example.net/x"
 
 
 def pieces(secret):
@@ -98,13 +103,22 @@ def world(admin_api, fake_ssh):
         at=push.created,
         detected_by="sweep",
     )
+    channel = call("POST", "/api/v1/alerts/channels/", {
+        "name": "pager", "url": CHANNEL_URL, "clusters": [cluster["id"]], "all_clusters": False,
+    }).json()
+    now = timezone.now()
+    incident = Incident.objects.create(kind="split_brain", cluster_id=cluster["id"], key="vip:1",
+                                       subject="x", title="Split brain", started=now,
+                                       last_seen=now)
     ids = {
         "cluster_id": cluster["id"],
         "node_id": web1["id"],
         "vip_id": vip.json()["id"],
         "push_id": push.pk,
+        "incident_id": incident.pk,
+        "channel_id": channel["id"],
     }
-    return call, bodies, ids, [key, PASSPHRASE, AUTH_PASS, notify_secret]
+    return call, bodies, ids, [key, PASSPHRASE, AUTH_PASS, notify_secret, CHANNEL_SECRET]
 
 
 def test_no_response_of_any_route_holds_a_secret(world, caplog):
@@ -123,6 +137,10 @@ def test_no_response_of_any_route_holds_a_secret(world, caplog):
     call("PATCH", f"/api/v1/clusters/{ids['cluster_id']}/", {"auth_pass": 5, "name": AUTH_PASS})
     call("POST", "/api/v1/credentials/", {"name": "ops", "private_key": secrets[0]})
     call("POST", "/api/v1/credentials/", {"name": "x", "private_key": PASSPHRASE})
+    channel = f"/api/v1/alerts/channels/{ids['channel_id']}/"
+    call("PATCH", channel, {"url": CHANNEL_URL.replace("x", "y"), "name": "pager2"})
+    call("PATCH", channel, {"url": CHANNEL_SECRET, "kinds": [CHANNEL_SECRET]})
+    call("POST", channel + "test/")
     call("PATCH", f"/api/v1/clusters/{ids['cluster_id']}/", {"advert_int": 2})
     call("DELETE", f"/api/v1/clusters/{ids['cluster_id']}/")
 

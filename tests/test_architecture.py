@@ -51,3 +51,14 @@ def test_the_web_pages_change_nothing_but_through_the_services(graph):
     for page in graph.find_children("clusters.web"):
         for writer in ("clusters.push", "clusters.drill", "clusters.remote"):
             assert not graph.direct_import_exists(importer=page, imported=writer), (page, writer)
+
+
+def test_clusters_never_imports_alerts():
+    # alerts builds on clusters; the engine tells it things through clusters.signals and the
+    # metrics registry, so the dependency runs one way (the "clusters never imports alerts"
+    # contract; this names the chain if it ever breaks).
+    sys.path.insert(0, str(ROOT))
+    both = grimp.build_graph("clusters", "alerts", cache_dir=None)
+    assert both.find_shortest_chains(importer="alerts", imported="clusters")  # it does build on it
+    chains = both.find_shortest_chains(importer="clusters", imported="alerts")
+    assert not chains, chains

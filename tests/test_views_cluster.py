@@ -112,6 +112,27 @@ def test_the_page_shows_nodes_vips_and_settings(login, viewer, cluster):
     assert "VRID 51" in page
 
 
+def test_the_page_shows_the_clusters_incidents_and_availability(
+        login, viewer, cluster, django_assert_max_num_queries):
+    from django.utils import timezone
+
+    from alerts.models import Incident
+
+    now = timezone.now()
+    Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1", subject="x",
+                            title="Split brain of 192.0.2.100/24", started=now, last_seen=now,
+                            opened=now)
+    client = login(viewer)
+    # 11 queries before these sections; they add 5 for one VIP: the incidents (1), the VIPs
+    # (1) and per VIP its coverage and its failover events (3).
+    with django_assert_max_num_queries(16):
+        page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    incidents = page.split('id="incidents"')[1].split("</section>")[0]
+    assert "Split brain of 192.0.2.100/24" in incidents
+    table = page.split('id="availability"')[1].split("</section>")[0]
+    assert "192.0.2.100/24" in table and "24h" in table and "30d" in table
+
+
 def test_a_viewer_sees_no_buttons_that_change_things(login, viewer, cluster):
     page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert 'method="post"' not in page.split("<main>")[1]

@@ -250,6 +250,10 @@ SPECTACULAR_SETTINGS = {
         "PushStepStateEnum": "clusters.models.PushStep.State",
         "FailoverKindEnum": "clusters.models.FailoverEvent.Kind",
         "DetectedByEnum": "clusters.models.FailoverEvent.DetectedBy",
+        "AlertKindEnum": "alerts.models.EventKind",
+        "IncidentStateEnum": "alerts.models.Incident.State",
+        "DeliveryStateEnum": "alerts.models.Delivery.State",
+        "DeliveryPurposeEnum": "alerts.models.Delivery.Purpose",
     },
     "SCHEMA_PATH_PREFIX": "/api/v1/",
     "POSTPROCESSING_HOOKS": [

@@ -6,6 +6,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The alerts app's API, on the same token, roles, errors and schema (alerts/api.py).
+    path("api/v1/alerts/", include("alerts.api_urls")),
     path("api/v1/", include("clusters.api.urls")),
     path("", include("clusters.metrics")),  # /metrics
     path("alerts/", include("alerts.urls")),
