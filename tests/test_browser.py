@@ -256,3 +256,33 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     assert svg.locator(f'rect[data-holder="{backup.name}"]').count() == 1
     assert svg.locator('g.mark[data-kind="failover"]').count() == 1
     screenshot(page, "history.png")
+
+
+def test_an_operator_trusts_the_key_a_node_offered_and_picks_a_typed_check(
+    new_page, people, cluster
+):
+    # Nothing pins a key by itself: the node offered one, a person compares and trusts it.
+    offered = "SHA256:" + "A" * 43
+    Node.objects.filter(name="web-1").update(host_key_fingerprint="",
+                                             offered_host_key_fingerprint=offered)
+    page = new_page()
+    log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
+    row = page.locator('#nodes-table tr[data-node="web-1"]')
+    expect_text(row, f"host key not trusted yet: {offered}")
+    screenshot(page, "untrusted-node.png")
+    row.get_by_role("button", name="Trust").click()
+    expect_text(page.locator('#nodes-table tr[data-node="web-1"]'), "SHA256:AAAA")
+    assert Node.objects.get(name="web-1").host_key_fingerprint == offered
+    # Settings: an operator picks a typed health check; the free-form command is an admin's.
+    page.goto(reverse("clusters:cluster-edit", args=[cluster.pk]))
+    check_type = page.get_by_label("Check type")
+    values = check_type.locator("option").evaluate_all("os => os.map(o => o.value)")
+    assert "command" not in values and "process" in values
+    assert page.get_by_label("Reload command").is_disabled()
+    check_type.select_option("process")
+    page.get_by_label("Check target").fill("haproxy")
+    screenshot(page, "cluster-settings.png")
+    page.get_by_role("button", name=re.compile("Save")).click()
+    page.wait_for_url(re.compile(rf"/clusters/{cluster.pk}/$"))
+    cluster.refresh_from_db()
+    assert (cluster.check_type, cluster.check_target) == ("process", "haproxy")
