@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from clusters import render
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
 from clusters.status import ClusterStatus, probe_cluster, probe_clusters, stale_address_message
 
@@ -33,6 +34,7 @@ def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail
         cluster=cluster,
         vip=vip,
         vip_address=vip.address,
+        instance_name=render.vip_instance_name(vip),
         kind=kind,
         detected_by=detected_by,
         at=at,
