@@ -436,10 +436,15 @@ class Rollout:
         self.holders = {p.node_id for p in self.plans.values() if p.holds}
 
     def order(self, steps):
-        """Nodes holding no VIP first, lowest priority first, the current holder last."""
+        """Nodes holding no VIP first, then by how many VIPs a node holds (of every instance),
+        fewest first; ties by lowest priority. The node holding the most goes last: with
+        active/active every node holds something, so each reload moves as few addresses as
+        possible and the busiest node is changed after all others were verified."""
+        held = {p.node_id: len(p.holds) for p in self.plans.values()}
+
         def key(s):
             node = self.nodes.get(s.node_id)
-            return (s.node_id in self.holders, node.priority if node else 0, s.pk)
+            return (held.get(s.node_id, 0), node.priority if node else 0, s.pk)
 
         steps.sort(key=key)
         with transaction.atomic():
@@ -798,6 +803,8 @@ class NodeApply:
         advert_change = live is not None and advertised_vips(
             live.decode(errors="replace")) != advertised_vips(self.rendered.config.decode())
         ids = {self.node.pk} | set(self.rollout.holders)
+        # Each instance's advertised VIP (the first of its VIPs).
+        anchors = [i.vips[0].address for i in self.cluster.vrrp_instances() if i.vips]
         if advert_change:
             # The adverts' address list changed: until the holder has the new config too, old
             # and new nodes ignore each other's adverts. Check that keepalived took the config
@@ -812,9 +819,8 @@ class NodeApply:
         else:
             def probe():
                 status = self.rollout.probe(ids)
-                anchor = next(iter(status.holders), None)
-                if anchor is not None and not status.holders[anchor]:
-                    # The advertised VIP moved off the nodes we watch: look at every node, so
+                if any(not status.holders.get(a, True) for a in anchors):
+                    # An advertised VIP moved off the nodes we watch: look at every node, so
                     # the verdict names where it went (or that nobody has it).
                     status = self.rollout.probe()
                 return status

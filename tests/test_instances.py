@@ -421,3 +421,75 @@ def test_vrrp_instances_sum_up_each_instance(cluster):
     assert (second.name, second.instance, second.preempt) == ("VI_web_B", b, False)
     assert second.priorities == {ids["web-1"]: 110, ids["web-2"]: 120}
     assert [v.address for v in second.vips] == ["192.0.2.200/24"]
+
+
+# --- Push verification and order, per instance ---------------------------------------------------
+
+
+def status_of(cluster, holders):
+    from django.utils import timezone
+
+    from clusters.status import ClusterStatus, NodeProbe
+
+    probes = [
+        NodeProbe(
+            name=n.name,
+            node_id=n.pk,
+            reachable=True,
+            keepalived_running=True,
+            vrrp_state="BACKUP",
+            holds=[v for v, h in holders.items() if n.name in h],
+        )
+        for n in cluster.nodes.all()
+    ]
+    return ClusterStatus(
+        cluster=cluster.name, checked_at=timezone.now(), nodes=probes, holders=holders
+    )
+
+
+def test_settled_means_each_instance_on_its_own_highest_priority(cluster):
+    from clusters.convergence import settle_problem
+
+    active_active(cluster)
+    good = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-2"]}
+    assert settle_problem(cluster, status_of(cluster, good), final=True) is None
+    # The old single-instance rule (every VIP on the highest main priority) would call the
+    # active/active layout wrong, and the all-on-one layout right.
+    wrong = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-1"]}
+    problem = settle_problem(cluster, status_of(cluster, wrong), final=True)
+    assert problem == (
+        "192.0.2.200/24 (VI_web_B) is on web-1, expected on web-2 (highest priority running)"
+    )
+    split = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-1", "web-2"]}
+    assert "(VI_web_B) is held by 2 nodes" in settle_problem(cluster, status_of(cluster, split))
+    none = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": []}
+    assert "(VI_web_B) is held by no node" in settle_problem(cluster, status_of(cluster, none))
+
+
+def test_a_nopreempt_instance_may_stay_where_it_is(cluster):
+    from clusters.convergence import settle_problem
+
+    active_active(cluster)
+    VrrpInstance.objects.update(preempt=False)
+    held = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-1"]}
+    assert settle_problem(cluster, status_of(cluster, held), final=True) is None
+
+
+def test_the_push_puts_the_node_holding_most_last(cluster):
+    from clusters.models import ConfigPush, PushStep
+    from clusters.push import NodePlan, Rollout
+
+    make(Node, cluster=cluster, name="web-3", address="192.0.2.13", priority=100)
+    push = ConfigPush.objects.create(cluster=cluster)
+    nodes = {n.name: n for n in cluster.nodes.all()}
+    steps = [
+        PushStep.objects.create(push=push, node=n, node_name=n.name, position=i)
+        for i, n in enumerate(nodes.values(), start=1)
+    ]
+    rollout = Rollout(push)
+    rollout.nodes = {n.pk: n for n in nodes.values()}
+    # web-1 holds one VIP, web-2 (lower main priority) holds two, web-3 none.
+    holds = {"web-1": ["a"], "web-2": ["b", "c"], "web-3": []}
+    rollout.plans = {n.pk: NodePlan(n.pk, n.name, holds=holds[n.name]) for n in nodes.values()}
+    ordered = [s.node_name for s in rollout.order(steps)]
+    assert ordered == ["web-3", "web-1", "web-2"]
