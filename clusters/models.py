@@ -1187,6 +1187,10 @@ class ConfigPush(models.Model):
     # Renewed by the worker while it runs; a stale one means the worker died (interrupted).
     heartbeat = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True, help_text="Why the push failed or was interrupted.")
+    # A drill's target: one further instance, or None for the cluster's main instance.
+    drill_instance = models.ForeignKey(
+        "VrrpInstance", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     log = models.TextField(blank=True)
     # The fencing token of the worker that claimed it: every later write is conditional on it.
     owner = models.CharField(max_length=32, blank=True, editable=False)
