@@ -11,7 +11,7 @@ it is added.
 import pytest
 from django.test import Client
 
-from clusters.models import ConfigPush, SSHCredential
+from clusters.models import ConfigPush, SSHCredential, SyncGroup, VrrpInstance
 from clusters.roles import ADMIN, OPERATOR, VIEWER
 from tests.api_schema import operations, path_for
 from tests.test_api_support import (  # noqa: F401
@@ -32,7 +32,7 @@ READS = [(m, p, role) for m, p, role in operations() if m == "GET"]
 
 
 def test_the_route_table_is_what_we_think():
-    assert (len(WRITES), len(READS)) == (13, 12)
+    assert (len(WRITES), len(READS)) == (20, 16)
     # A write open to the viewer role would be a hole: every non-GET needs more.
     assert all(role in (OPERATOR, ADMIN) for _, _, role in WRITES)
     assert all(role in (VIEWER, OPERATOR) for _, _, role in READS)
@@ -42,11 +42,15 @@ def test_the_route_table_is_what_we_think():
 def ids(cluster):
     node = cluster.nodes.first()
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
+    group = SyncGroup.objects.create(cluster=cluster, name="g")
+    instance = VrrpInstance.objects.create(cluster=cluster, name="B", virtual_router_id=61)
     return {
         "cluster_id": cluster.pk,
         "node_id": node.pk,
         "vip_id": cluster.vips.first().pk,
         "push_id": push.pk,
+        "instance_id": instance.pk,
+        "group_id": group.pk,
     }
 
 
@@ -83,7 +87,12 @@ def test_every_unknown_id_is_404(db, method, path, role, missing):
     admin = make_user("root", is_superuser=True)
     response = Api(token_for(admin)).request(
         method,
-        path_for(path, dict.fromkeys(["cluster_id", "node_id", "vip_id", "push_id"], missing)),
+        path_for(
+            path,
+            dict.fromkeys(
+                ["cluster_id", "node_id", "vip_id", "push_id", "instance_id", "group_id"], missing
+            ),
+        ),
         {},
     )
     assert response.status_code == 404

@@ -98,11 +98,30 @@ def world(admin_api, fake_ssh):
         at=push.created,
         detected_by="sweep",
     )
+    # A further instance with its own auth_pass (write-only like the cluster's).
+    instance = call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/instances/",
+        {"name": "B", "virtual_router_id": 61, "auth_pass": AUTH_PASS},
+    ).json()
+    call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/vips/",
+        {"address": "192.0.2.200/24", "instance": instance["id"]},
+    )
+    group = call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/sync-groups/",
+        {"name": "g", "includes_main": True},
+    ).json()
+    call("PATCH", f"/api/v1/instances/{instance['id']}/", {"sync_group": group["id"]})
     ids = {
         "cluster_id": cluster["id"],
         "node_id": web1["id"],
         "vip_id": vip.json()["id"],
         "push_id": push.pk,
+        "instance_id": instance["id"],
+        "group_id": group["id"],
     }
     return call, bodies, ids, [key, PASSPHRASE, AUTH_PASS, notify_secret]
 
