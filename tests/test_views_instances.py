@@ -124,3 +124,23 @@ def test_a_vip_can_be_added_to_an_instance(login, operator, cluster):
     )
     assert response.status_code == 302
     assert VirtualIP.objects.get(address="192.0.2.202/24").instance == inst
+
+
+def test_the_dashboard_shows_each_instances_holder(login, viewer, cluster):
+    from django.utils import timezone
+
+    from clusters.models import VipState
+
+    inst = b_instance(cluster)
+    now = timezone.now()
+    web1, web2 = cluster.nodes.get(name="web-1"), cluster.nodes.get(name="web-2")
+    VipState.objects.create(
+        vip=cluster.vips.get(instance=None), holder=web1, since=now, checked_at=now
+    )
+    VipState.objects.create(vip=inst.vips.get(), holder=web2, since=now, checked_at=now)
+    page = html.unescape(login(viewer).get(reverse("clusters:dashboard")).content.decode())
+    assert '192.0.2.200/24 <span class="small muted">(B)</span>' in page
+    assert (
+        '192.0.2.200/24 <span class="small muted">(B)</span> <span class="badge good">web-2' in page
+    )
+    assert '192.0.2.100/24 <span class="badge good">web-1' in page

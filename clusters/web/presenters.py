@@ -138,6 +138,8 @@ class DashboardNode:
 class DashboardVip:
     def __init__(self, row, nodes):
         self.address = row["address"]
+        # The further VRRP instance the VIP is in ("" for the cluster's main instance).
+        self.instance = row.get("instance_name") or ""
         self.split_brain, self.no_holder = row["split_brain"], row["no_holder"]
         checked = row["checked_at"] is not None
         self.since = row["since"]
