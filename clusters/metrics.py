@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from clusters import roles
+from clusters import render, roles
 from clusters.api import auth
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, VirtualIP
 
@@ -70,7 +70,9 @@ class DatabaseCollector:
             Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
         )
         vips = list(
-            VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk")
+            VirtualIP.objects.select_related("cluster", "state", "instance").order_by(
+                "cluster__name", "pk"
+            )
         )
         nodes_of = defaultdict(list)
         for node in nodes:
@@ -79,28 +81,28 @@ class DatabaseCollector:
         holder = GaugeMetricFamily(
             "vipanel_vip_holder",
             "1 for each node that held the VIP at the last check, 0 for the cluster's other nodes.",
-            labels=["cluster", "vip", "node"],
+            labels=["cluster", "instance", "vip", "node"],
         )
         split = GaugeMetricFamily(
             "vipanel_vip_split_brain",
             "1 while more than one node holds the VIP (VRRP adverts are not getting through).",
-            labels=["cluster", "vip"],
+            labels=["cluster", "instance", "vip"],
         )
         holders_n = GaugeMetricFamily(
             "vipanel_vip_holders", "How many nodes held the VIP at the last check.",
-            labels=["cluster", "vip"],
+            labels=["cluster", "instance", "vip"],
         )
         for vip in vips:
             count = 0
+            # The VRRP instance the VIP is in, by its keepalived name (VI_<cluster>[_<name>]).
+            key = [vip.cluster.name, render.vip_instance_name(vip), vip.address]
             for node in nodes_of[vip.cluster_id]:
                 held = vip_held(getattr(node, "state", None), vip)
                 count += held
-                holder.add_metric([vip.cluster.name, vip.address, node.name], int(held))
+                holder.add_metric([*key, node.name], int(held))
             vip_state = getattr(vip, "state", None)
-            split.add_metric(
-                [vip.cluster.name, vip.address], int(bool(vip_state and vip_state.split_brain))
-            )
-            holders_n.add_metric([vip.cluster.name, vip.address], count)
+            split.add_metric(key, int(bool(vip_state and vip_state.split_brain)))
+            holders_n.add_metric(key, count)
         yield from (holder, split, holders_n)
 
         labels = ["cluster", "node"]

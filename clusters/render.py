@@ -435,11 +435,10 @@ def instance_name(node) -> str:
 
 
 def vip_instance_name(vip) -> str:
-    """The vrrp_instance a VIP is rendered in (events and metrics name it)."""
-    main = INSTANCE_PREFIX + _safe(vip.cluster.name, "cluster.name")
-    if vip.instance_id is None:
-        return main
-    return f"{main}_{_safe(vip.instance.name, 'instance.name')}"
+    """The name of the vrrp_instance a VIP is rendered in, as a label for events and metrics.
+    Not checked like the names written into a config (a label never raises)."""
+    main = INSTANCE_PREFIX + vip.cluster.name
+    return main if vip.instance_id is None else f"{main}_{vip.instance.name}"
 
 
 def instance_names(cluster) -> list[str]:
