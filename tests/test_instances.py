@@ -493,3 +493,37 @@ def test_the_push_puts_the_node_holding_most_last(cluster):
     rollout.plans = {n.pk: NodePlan(n.pk, n.name, holds=holds[n.name]) for n in nodes.values()}
     ordered = [s.node_name for s in rollout.order(steps)]
     assert ordered == ["web-3", "web-1", "web-2"]
+
+
+def test_a_master_report_claims_no_vip_when_the_cluster_has_several_instances(cluster):
+    """An active/active node going MASTER of its own instance must not take the other's VIP:
+    the report does not say which instance, so the sweep decides."""
+    from django.utils import timezone
+
+    from clusters.history import record_notify, record_status
+    from clusters.models import FailoverEvent, VipState
+
+    active_active(cluster)
+    t = timezone.now()
+    layout = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-2"]}
+    record_status(cluster, status_of(cluster, layout))
+    VipState.objects.update(checked_at=t)
+    record_notify(cluster, cluster.nodes.get(name="web-2"), "MASTER")
+    holders = dict(VipState.objects.values_list("vip__address", "holder__name"))
+    assert holders == {"192.0.2.100/24": "web-1", "192.0.2.200/24": "web-2"}
+    assert not FailoverEvent.objects.exists()
+    # Events the sweep records name the instance.
+    record_status(
+        cluster, status_of(cluster, {"192.0.2.100/24": ["web-2"], "192.0.2.200/24": ["web-2"]})
+    )
+    event = FailoverEvent.objects.get()
+    assert (event.vip_address, event.instance_name, event.to_node) == (
+        "192.0.2.100/24",
+        "VI_web",
+        "web-2",
+    )
+    record_status(
+        cluster, status_of(cluster, {"192.0.2.100/24": ["web-2"], "192.0.2.200/24": ["web-1"]})
+    )
+    latest = FailoverEvent.objects.order_by("-id").first()
+    assert (latest.vip_address, latest.instance_name) == ("192.0.2.200/24", "VI_web_B")
