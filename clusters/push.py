@@ -45,6 +45,7 @@ from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     advertised_vips,
+    firewall_families,
     iptables_jump_command,
     iptables_list_command,
     iptables_restore_command,
@@ -254,6 +255,8 @@ class Rendered:
     notify: bytes | None
     # The node's notify signing key (clusters.notify.files_for), deployed beside the script.
     notify_key: bytes | None = None
+    # A dual-stack node's rules for its other address family: ((family, rules), ...).
+    other_rules: tuple = ()
 
 
 @dataclass
@@ -414,6 +417,10 @@ class Rollout:
             rules=render_iptables(node).encode(),
             notify=notify.render_script(node).encode() if notify.enabled() else None,
             notify_key=node.notify_key.encode() if notify.enabled() else None,
+            other_rules=tuple(
+                (family, render_iptables(node, family).encode())
+                for family in firewall_families(node)[1:]
+            ),
         )
 
     def plan(self):
@@ -671,6 +678,7 @@ class NodeApply:
             key_temp = f"{d}/.{n}.vipanel-tmp-{tag}"
             # Written 0600 from the start: the key is never readable by anyone but root.
             files[key_temp] = (self.rendered.notify_key, notify.KEY_MODE)
+        other_rules = self.other_rules_steps(files, rules_temp)
         clean = "rm -f " + " ".join(q(f) for f in [*files, test_temp])
         # keepalived -t runs on a copy that calls the new notify script, so the script is
         # tested with the config before either replaces the live one.
@@ -712,8 +720,25 @@ class NodeApply:
             nodeexec.Step("rules-test", f"{self.restore_cmd} --test < {q(rules_temp)}"),
             nodeexec.Step("rules", f"{self.restore_cmd} < {q(rules_temp)} && rm -f {q(rules_temp)}"
                           f" && {{ {iptables_jump_command(self.node)}; }}"),
+            *other_rules,
             nodeexec.Step("reload", self.cluster.reload_command),
         ]
+
+    def other_rules_steps(self, files, rules_temp):
+        """A dual-stack node's second family (ip6tables or iptables), applied like the first.
+        Its chain is not part of the plan's comparison nor of a restore (a follow-up)."""
+        q = shlex.quote
+        steps = []
+        for family, rules in self.rendered.other_rules:
+            path = f"{rules_temp}.v{family}"
+            files[path] = (rules, 0o600)
+            restore = iptables_restore_command(self.node, family)
+            steps += [
+                nodeexec.Step(f"rules-test-v{family}", f"{restore} --test < {q(path)}"),
+                nodeexec.Step(f"rules-v{family}", f"{restore} < {q(path)} && rm -f {q(path)}"
+                              f" && {{ {iptables_jump_command(self.node, family)}; }}"),
+            ]
+        return steps
 
     def apply(self, restore_on_failure=True):
         try:

@@ -170,7 +170,19 @@ def test_a_sync_group_moves_both_instances_when_one_interface_fails(clean_lab, s
     )
 
 
-def test_dual_stack_ipv4_and_ipv6_instances(clean_lab):
+@pytest.fixture
+def v6_cleanup(clean_lab):
+    """The lab's reset knows IPv4 only: take the IPv6 chain and addresses away after the test."""
+    yield
+    for node in clean_lab:
+        node.exec(
+            "ip6tables -w -D INPUT -j VIPANEL-VRRP; ip6tables -w -F VIPANEL-VRRP; "
+            "ip6tables -w -X VIPANEL-VRRP; ip -6 addr flush dev eth0 scope global; true",
+            check=False,
+        )
+
+
+def test_dual_stack_ipv4_and_ipv6_instances(clean_lab, v6_cleanup):
     n1, n2, n3 = (n.name for n in clean_lab)
     cluster = make_lab_cluster(clean_lab, name="ds", vrid=83)
     v6 = instances.create_instance(
@@ -187,6 +199,12 @@ def test_dual_stack_ipv4_and_ipv6_instances(clean_lab):
         message="the IPv4 and the IPv6 instance on node 3",
     )
     assert probe_cluster(cluster).holders == {v4_vip: [n3], "fd00:83::100/64": [n3]}
+    # Each family's chain admits its instance's adverts.
+    for node in clean_lab:
+        v4 = node.exec("iptables -w -S VIPANEL-VRRP").stdout
+        v6 = node.exec("ip6tables -w -S VIPANEL-VRRP").stdout
+        assert "-d 224.0.0.18/32 -i eth0" in v4 and "-d ff02::12/128 -i eth0" in v6
+        assert "-j VIPANEL-VRRP" in node.exec("ip6tables -w -S INPUT").stdout
     clean_lab[2].kill_keepalived()
     wait_until(
         lambda: (
