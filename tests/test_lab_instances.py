@@ -234,3 +234,54 @@ def test_a_vrid_clash_between_instances_of_two_clusters_on_the_segment_is_refuse
     assert not VrrpInstance.objects.filter(cluster=other).exists()
     # Another VRID on the same segment is fine.
     instances.create_instance(None, other, {"name": "web", "virtual_router_id": 91})
+
+
+def active_active_three(lab, name, vrid):
+    """Node 1 masters A (main), node 2 masters B; B's next priority is node 3."""
+    n1, n2, n3 = (n.name for n in lab)
+    cluster = make_lab_cluster(lab, name=name, vrid=vrid)
+    set_priorities(cluster, {n1: 150, n2: 140, n3: 130})
+    b = instances.create_active_active(None, cluster, {"vip": lab_vip(lab, offset=101)})
+    push_here(cluster)
+    vip_a, vip_b = lab_vip(lab), lab_vip(lab, offset=101)
+    wait_until(
+        lambda: holders(lab, vip_a) == [n1] and holders(lab, vip_b) == [n2],
+        timeout=15,
+        message="A on node 1 and B on node 2",
+    )
+    return cluster, b, vip_a, vip_b
+
+
+def test_maintenance_moves_every_instance_off_the_node(clean_lab):
+    from clusters.services.maintenance import set_maintenance
+
+    n1, n2, n3 = (n.name for n in clean_lab)
+    cluster, b, vip_a, vip_b = active_active_three(clean_lab, "mt", 86)
+    # Node 2 masters B and backs up A first: in maintenance it leaves both elections.
+    push = set_maintenance(None, cluster.nodes.get(name=n2), True)
+    run_push(push.pk)
+    push.refresh_from_db()
+    assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, push.log)
+    assert holders(clean_lab, vip_b) == [n3] and holders(clean_lab, vip_a) == [n1]
+    conf = clean_lab[1].exec(f"cat {cluster.config_path}").stdout
+    assert conf.count("priority 1\n") == 2  # both instances lowered
+    clean_lab[0].kill_keepalived()
+    wait_until(
+        lambda: holders(clean_lab, vip_a) == [n3],
+        timeout=15,
+        message="A skips the node in maintenance",
+    )
+
+
+def test_a_drill_targets_one_instance(clean_lab):
+    from clusters.drill import run_drill
+
+    n1, n2, n3 = (n.name for n in clean_lab)
+    cluster, b, vip_a, vip_b = active_active_three(clean_lab, "dr", 87)
+    event = run_drill(cluster, None, instance=b)
+    assert event.detail.startswith("Passed."), event.detail
+    assert (event.from_node, event.to_node, event.instance_name) == (n2, n3, "VI_dr_B")
+    assert event.vip_address == vip_b
+    # keepalived is back on node 2, which takes B back (preempt); A never moved.
+    wait_until(lambda: holders(clean_lab, vip_b) == [n2], timeout=15, message="B back on node 2")
+    assert holders(clean_lab, vip_a) == [n1]
