@@ -526,27 +526,29 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                 )
         return errors
 
+    @property
+    def instance_name(self):
+        """The main vrrp_instance's name (constants.INSTANCE_PREFIX)."""
+        return f"{constants.INSTANCE_PREFIX}{self.name}"
+
     def vrrp_instances(self):
         """Every VRRP instance of the cluster, the main one first, as InstanceSummary: what
         status, the push's verification, the drill and metrics need to judge each one."""
-        from clusters import render
-
-        names = render.instance_names(self)
         vips = list(self.vips.select_related("instance").order_by("id"))
         nodes = list(self.nodes.all())
         out = [
             InstanceSummary(
-                name=names[0],
+                name=self.instance_name,
                 instance=None,
                 preempt=self.preempt,
                 priorities={n.pk: n.priority for n in nodes},
                 vips=[v for v in vips if v.instance_id is None],
             )
         ]
-        for name, inst in zip(names[1:], self.instances.order_by("id"), strict=True):
+        for inst in self.instances.order_by("id"):
             out.append(
                 InstanceSummary(
-                    name=name,
+                    name=inst.keepalived_name,
                     instance=inst,
                     preempt=inst.preempt,
                     priorities=inst.priorities(),
@@ -924,6 +926,10 @@ class VrrpInstance(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.M
     @property
     def segment(self):
         return self.network or self.cluster.network
+
+    @property
+    def keepalived_name(self):
+        return f"{self.cluster.instance_name}_{self.name}"
 
     def priorities(self):
         """{node_id: priority} of this instance."""

@@ -25,7 +25,7 @@ from clusters.models import Cluster
 
 INDENT = "    "
 SCRIPT_NAME = "vipanel_check"
-INSTANCE_PREFIX = "VI_"
+INSTANCE_PREFIX = constants.INSTANCE_PREFIX
 MANAGED_NOTE = "# Managed by vipanel: manual edits are replaced by the next push."
 
 # The alphabets of clusters/validators.py. None of their characters ends a keepalived word or
@@ -437,8 +437,7 @@ def instance_name(node) -> str:
 def vip_instance_name(vip) -> str:
     """The name of the vrrp_instance a VIP is rendered in, as a label for events and metrics.
     Not checked like the names written into a config (a label never raises)."""
-    main = INSTANCE_PREFIX + vip.cluster.name
-    return main if vip.instance_id is None else f"{main}_{vip.instance.name}"
+    return vip.cluster.instance_name if vip.instance_id is None else vip.instance.keepalived_name
 
 
 def instance_names(cluster) -> list[str]:

@@ -345,7 +345,7 @@ class VrrpInstanceSerializer(ModelCleanSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_keepalived_name(self, instance):
-        return f"VI_{instance.cluster.name}_{instance.name}"
+        return instance.keepalived_name
 
     @extend_schema_field(
         {"type": "array", "items": {"type": "object", "properties": {

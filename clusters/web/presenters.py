@@ -30,7 +30,7 @@ def instance_views(cluster, nodes, vip_views):
     for v in vip_views:
         by_instance.setdefault(v.vip.instance_id, []).append(v)
     main = InstanceView(
-        f"VI_{cluster.name}", None, cluster.virtual_router_id, cluster.interface,
+        cluster.instance_name, None, cluster.virtual_router_id, cluster.interface,
         by_instance.get(None, []), [(n, n.priority) for n in nodes],
     )
     views = [main]
@@ -38,7 +38,7 @@ def instance_views(cluster, nodes, vip_views):
         prios = inst.priorities()
         rows = sorted(((n, prios.get(n.pk)) for n in nodes), key=lambda r: -(r[1] or 0))
         views.append(InstanceView(
-            f"VI_{cluster.name}_{inst.name}", inst, inst.virtual_router_id,
+            inst.keepalived_name, inst, inst.virtual_router_id,
             inst.interface or cluster.interface, by_instance.get(inst.pk, []), rows,
         ))
     return views
