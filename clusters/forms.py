@@ -161,6 +161,22 @@ class VrrpInstanceForm(WriteOnlySecretsForm):
         ]
 
 
+class SyncGroupForm(forms.Form):
+    name = forms.CharField(
+        max_length=30, help_text="Rendered as vrrp_sync_group VG_<cluster>_<name>."
+    )
+    includes_main = forms.BooleanField(required=False, label="The main instance is a member")
+    members = forms.ModelMultipleChoiceField(
+        queryset=VrrpInstance.objects.none(), required=False,
+        help_text="Further instances that change state with the others.",
+    )
+
+    def __init__(self, *args, cluster=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if cluster is not None:
+            self.fields["members"].queryset = cluster.instances.order_by("id")
+
+
 class ActiveActiveForm(forms.Form):
     name = forms.CharField(max_length=30, initial="B", help_text="The new instance's name.")
     vip = forms.CharField(

@@ -55,6 +55,20 @@ MUTATING = {
         lambda c: reverse("clusters:instance-delete", args=[c.instances.get(name="B").pk]),
         lambda c: {},
     ),
+    "sync-group-add": (
+        lambda c: reverse("clusters:sync-group-add", args=[c.pk]),
+        lambda c: {
+            "name": "pair",
+            "includes_main": "on",
+            "members": [str(c.instances.get(name="B").pk)],
+        },
+    ),
+    "sync-group-delete": (
+        lambda c: reverse(
+            "clusters:sync-group-delete", args=[c.sync_groups.get_or_create(name="old")[0].pk]
+        ),
+        lambda c: {},
+    ),
     "instance-priority": (
         lambda c: reverse(
             "clusters:instance-priority",
@@ -84,7 +98,7 @@ def test_each_instance_view_works_and_is_audited(login, operator, mutating):
     name, url, data = mutating
     response = login(operator).post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert AuditEntry.objects.filter(action__startswith="instance.").exists()
+    assert AuditEntry.objects.filter(action__regex=r"^(instance|sync_group)\.").exists()
 
 
 def test_the_cluster_page_shows_each_instance_with_vips_and_priorities(login, viewer, cluster):
@@ -144,3 +158,18 @@ def test_the_dashboard_shows_each_instances_holder(login, viewer, cluster):
         '192.0.2.200/24 <span class="small muted">(B)</span> <span class="badge good">web-2' in page
     )
     assert '192.0.2.100/24 <span class="badge good">web-1' in page
+
+
+def test_a_sync_group_from_the_page(login, operator, cluster):
+    inst = b_instance(cluster)
+    client = login(operator)
+    url = reverse("clusters:sync-group-add", args=[cluster.pk])
+    data = {"name": "pair", "includes_main": "on", "members": [str(inst.pk)]}
+    assert client.post(url, data).status_code == 302
+    group = cluster.sync_groups.get()
+    assert group.includes_main and list(group.instances.all()) == [inst]
+    page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    assert "VG_web_pair: VI_web, VI_web_B" in page
+    again = client.post(url, {"name": "other", "members": [str(inst.pk)]})
+    assert again.status_code == 422
+    assert "already in sync group" in html.unescape(again.content.decode())

@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters.forms import ActiveActiveForm, VirtualIPForm, VrrpInstanceForm
+from clusters.forms import ActiveActiveForm, SyncGroupForm, VirtualIPForm, VrrpInstanceForm
 from clusters.models import Cluster, ConfigPush, VirtualIP, VrrpInstance
 from clusters.roles import OPERATOR, VIEWER, require_role
 from clusters.services import clusters as services
@@ -27,6 +27,8 @@ def cluster_context(request, cluster, **extra):
         "instances": instance_views(cluster, nodes, vips),
         "instance_form": VrrpInstanceForm(instance=VrrpInstance(cluster=cluster)),
         "active_active_form": ActiveActiveForm(),
+        "sync_group_form": SyncGroupForm(cluster=cluster),
+        "sync_groups": cluster.sync_groups.prefetch_related("instances"),
         "node_form": PanelNodeForm(),
         "vip_form": VirtualIPForm(instance=VirtualIP(cluster=cluster)),
         "pushes": cluster.pushes.select_related("requested_by")[:5],

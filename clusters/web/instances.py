@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters.forms import ActiveActiveForm, VrrpInstanceForm
-from clusters.models import Node, VrrpInstance
+from clusters.forms import ActiveActiveForm, SyncGroupForm, VrrpInstanceForm
+from clusters.models import Node, SyncGroup, VrrpInstance
 from clusters.roles import OPERATOR, require_role
 from clusters.services import instances as services
 from clusters.web.clusters import cluster_context
@@ -127,3 +127,33 @@ def instance_priority(request, pk, node_pk):
     else:
         messages.success(request, f"{node.name}'s priority in {instance.name} is {priority}.")
     return redirect(reverse("clusters:cluster", args=[instance.cluster.pk]) + "#instances")
+
+
+@require_POST
+@require_role(OPERATOR)
+def sync_group_add(request, pk):
+    cluster = get_cluster(pk)
+    form = SyncGroupForm(request.POST, cluster=cluster)
+    group = None
+    if form.is_valid():
+        data = {k: form.cleaned_data[k] for k in services.GROUP_FIELDS}
+        group = save_through(
+            form,
+            services.create_sync_group,
+            request.user,
+            cluster,
+            data,
+            list(form.cleaned_data["members"]),
+        )
+    if group is None:
+        return _refused(request, cluster, sync_group_form=form)
+    return _done(request, cluster, f"Sync group {group.name} added. Push to apply it.")
+
+
+@require_POST
+@require_role(OPERATOR)
+def sync_group_delete(request, pk):
+    group = get_object_or_404(SyncGroup.objects.select_related("cluster"), pk=pk)
+    cluster, name = group.cluster, group.name
+    services.delete_sync_group(request.user, group)
+    return _done(request, cluster, f"Sync group {name} removed. Push to apply it.")
