@@ -18,7 +18,7 @@ from clusters.web.presenters import Freshness, NodeHealth, VipView, instance_vie
 def cluster_context(request, cluster, **extra):
     nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority"))
     healths = [NodeHealth(n) for n in nodes]
-    vips = [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")]
+    vips = [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")]
     context = {
         "cluster": cluster,
         "nodes": healths,
@@ -58,7 +58,7 @@ def cluster_status(request, pk):
         "cluster": cluster,
         "nodes": healths,
         "freshness": Freshness(healths),
-        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
+        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")],
     }
     return render_page(
         request, "clusters/cluster_status.html", context, fragment="clusters/_cluster_status.html"
