@@ -399,6 +399,8 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
             vrid = _checked_int(self.virtual_router_id, constants.VRID_MIN, constants.VRID_MAX)
             if vrid is not None:
                 self._check_vrid(errors, net, vrid)
+            if self.pk and "network" not in errors:
+                self._check_instances_on(errors, net)
         if self.preempt_delay and not self.preempt:
             errors["preempt_delay"] = (
                 "A preempt delay only applies when preemption is on: set it to 0 or turn "
@@ -448,6 +450,21 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         clash = next((u for u in vrids_on_segment(net, exclude=self) if u.vrid == vrid), None)
         if clash:
             errors["virtual_router_id"] = clash.message(vrid, free_vrid(net, exclude=self))
+
+    def _check_instances_on(self, errors, net):
+        """Further instances on the cluster's network move with it: their VRIDs must be free
+        on the new segment too (against other clusters; their own cluster's were checked)."""
+        others = [u for u in vrids_on_segment(net, exclude=self)
+                  if not u.what.endswith(f"of cluster '{self.name}'")]
+        for inst in self.instances.filter(network="").order_by("id"):
+            clash = next((u for u in others if u.vrid == inst.virtual_router_id), None)
+            if clash:
+                errors["network"] = (
+                    f"On {net}, instance '{inst.name}' (VRID {inst.virtual_router_id}) would "
+                    f"collide with {clash.what}: change that instance's VRID first, or give "
+                    "it its own network."
+                )
+                return
 
     def free_vrid(self):
         """The lowest VRID no other instance on an overlapping segment uses (None when all are)."""

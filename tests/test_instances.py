@@ -527,3 +527,12 @@ def test_a_master_report_claims_no_vip_when_the_cluster_has_several_instances(cl
     )
     latest = FailoverEvent.objects.order_by("-id").first()
     assert (latest.vip_address, latest.instance_name) == ("192.0.2.200/24", "VI_web_B")
+
+
+def test_moving_a_cluster_moves_its_instances_vrids_onto_the_new_segment(cluster, credential):
+    instance(cluster, vrid=80)
+    other_cluster(credential, network="10.0.0.0/24", vrid=80)
+    cluster.network = "10.0.0.0/24"
+    cluster.unicast = True  # the nodes stay outside the new segment
+    [message] = refused(cluster, "network")
+    assert "instance 'B' (VRID 80) would collide with cluster 'db'" in message
