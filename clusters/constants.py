@@ -19,6 +19,10 @@ CHECK_FALL_RISE_MIN, CHECK_FALL_RISE_MAX = 1, 100
 DEFAULT_CONFIG_PATH = "/etc/keepalived/keepalived.conf"
 DEFAULT_RELOAD_COMMAND = "systemctl reload-or-restart keepalived"
 
+# keepalived's vrrp_instance names: VI_<cluster> for a cluster's main instance,
+# VI_<cluster>_<instance> for its further ones (clusters/render.py checks the parts).
+INSTANCE_PREFIX = "VI_"
+
 # The iptables chain vipanel owns on every node; nothing else is touched.
 IPTABLES_CHAIN = "VIPANEL-VRRP"
 VRRP_PROTOCOL = 112

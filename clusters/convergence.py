@@ -15,7 +15,8 @@ from clusters.status import probe_cluster
 def settle_seconds(cluster):
     """3 x advert_int, plus a skew of at most one advert_int, plus a margin for SSH: a backup
     that hears no master takes over after that long, so by then VRRP has settled."""
-    return 4 * cluster.advert_int + settings.VIPANEL_VERIFY_MARGIN
+    advert = max([cluster.advert_int, *cluster.instances.values_list("advert_int", flat=True)])
+    return 4 * advert + settings.VIPANEL_VERIFY_MARGIN
 
 
 def wait_until_settled(cluster, node=None, final=False, probe=None, seconds=None):
@@ -53,21 +54,38 @@ def settle_problem(cluster, status, node=None, final=False):
                 return f"keepalived is not running on {p.name}"
             if p.vrrp_state == "FAULT":
                 return f"keepalived is in FAULT state on {p.name}"
-    anchor = next(iter(status.holders), None)
-    for vip, holders in status.holders.items():
+    nodes = {n.name: n for n in cluster.nodes.all()}
+    running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
+    candidates = [n for n in running if not nodes[n].maintenance] or running
+    instances = cluster.vrrp_instances()
+    for inst in instances:
+        problem = _instance_problem(inst, status, nodes, candidates, final, len(instances) > 1)
+        if problem:
+            return problem
+    return None
+
+
+def _instance_problem(inst, status, nodes, candidates, final, named):
+    """settle_problem for one VRRP instance (Cluster.vrrp_instances): its anchor (the VIP in
+    its adverts) must have one holder, none of its VIPs two, and with preemption the holder is
+    the running node with the highest priority in this instance."""
+    where = f" ({inst.name})" if named else ""
+    addresses = [v.address for v in inst.vips if v.address in status.holders]
+    if not addresses:
+        return None
+    anchor = addresses[0]
+    for vip in addresses:
+        holders = status.holders[vip]
         if len(holders) > 1:
-            return f"{vip} is held by {len(holders)} nodes ({', '.join(holders)})"
+            return f"{vip}{where} is held by {len(holders)} nodes ({', '.join(holders)})"
         if not holders and (final or vip == anchor):
-            return f"{vip} is held by no node"
-    if cluster.preempt and anchor is not None:
-        nodes = {n.name: n for n in cluster.nodes.all()}
-        running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
-        candidates = [n for n in running if not nodes[n].maintenance] or running
-        if candidates:
-            expected = max(candidates, key=lambda n: nodes[n].priority)
-            checked = status.holders if final else {anchor: status.holders[anchor]}
-            for vip, holders in checked.items():
-                if holders != [expected]:
-                    return (f"{vip} is on {holders[0]}, expected on {expected} "
-                            "(highest priority running)")
+            return f"{vip}{where} is held by no node"
+    ranked = [n for n in candidates if nodes[n].pk in inst.priorities]
+    if inst.preempt and ranked:
+        expected = max(ranked, key=lambda n: inst.priorities[nodes[n].pk])
+        for vip in addresses if final else [anchor]:
+            holders = status.holders[vip]
+            if holders != [expected]:
+                return (f"{vip}{where} is on {holders[0]}, expected on {expected} "
+                        "(highest priority running)")
     return None

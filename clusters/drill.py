@@ -11,7 +11,7 @@ import time
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from clusters import audit, history, remote, ssh
+from clusters import audit, history, remote, render, ssh
 from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, FailoverEvent
 from clusters.status import probe_cluster
@@ -28,8 +28,11 @@ class DrillRefused(Exception):
     pass
 
 
-def create_drill(cluster, user=None):
-    """The drill's record, queued; DrillRefused when another push or drill is active."""
+def create_drill(cluster, user=None, instance=None):
+    """The drill's record, queued; DrillRefused when another push or drill is active.
+    `instance`: the VrrpInstance whose failover is drilled (None: the main instance)."""
+    if instance is not None and instance.cluster_id != cluster.pk:
+        raise DrillRefused(f"Instance {instance.name} is not an instance of {cluster.name}.")
     if cluster.nodes.filter(maintenance=False).count() < 2:
         raise DrillRefused("A drill needs at least two nodes that are not in maintenance.")
     try:
@@ -37,6 +40,7 @@ def create_drill(cluster, user=None):
             return ConfigPush.objects.create(
                 cluster=cluster, requested_by=user if user is not None and user.pk else None,
                 kind=ConfigPush.Kind.DRILL, heartbeat=timezone.now(),
+                drill_instance=instance,
             )
     except IntegrityError:
         active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()
@@ -55,10 +59,12 @@ def run_drill_record(record_id):
     owner = engine.claim(record_id, kinds=[ConfigPush.Kind.DRILL])
     if owner is None:
         return None
-    record = ConfigPush.objects.select_related("cluster", "requested_by").get(pk=record_id)
+    record = ConfigPush.objects.select_related("cluster", "requested_by", "drill_instance").get(
+        pk=record_id
+    )
     with engine._heartbeat(owner):
         try:
-            event = _run(record.cluster, record.requested_by)
+            event = _run(record.cluster, record.requested_by, record.drill_instance)
         except engine.PushLost:
             return None
         except BaseException as e:
@@ -70,21 +76,26 @@ def run_drill_record(record_id):
     return event
 
 
-def run_drill(cluster, user=None):
+def run_drill(cluster, user=None, instance=None):
     """Create the drill's record and run it here: -> the DRILL FailoverEvent."""
-    record = create_drill(cluster, user)
+    record = create_drill(cluster, user, instance)
     return run_drill_record(record.pk)
 
 
-def _run(cluster, user=None):
-    """-> the DRILL FailoverEvent recording what happened."""
+def _run(cluster, user=None, instance=None):
+    """-> the DRILL FailoverEvent recording what happened to `instance`'s VIPs (None: the main
+    instance). Stopping keepalived on its holder stops every instance there; the drill judges
+    the one it targets."""
+    target = next(i for i in cluster.vrrp_instances() if i.instance == instance)
+    addresses = [v.address for v in target.vips]
     status = probe_cluster(cluster)
     history.record_status(cluster, status)
-    anchor = next(iter(status.holders), None)
+    anchor = addresses[0] if addresses else None
     holder_name = status.holder(anchor) if anchor else None
     if holder_name is None:
         return _record(cluster, user, "", "", False,
-                       "No single node holds the VIPs; nothing to drill.")
+                       f"No single node holds the VIPs of {target.name}; nothing to drill.",
+                       target)
     nodes = {n.name: n for n in cluster.nodes.select_related("credential", "cluster__credential")}
     holder = nodes[holder_name]
     candidates = [
@@ -93,8 +104,8 @@ def _run(cluster, user=None):
     ]
     if not candidates:
         return _record(cluster, user, holder_name, "", False,
-                       "No other node runs keepalived to take over.")
-    expected = max(candidates, key=lambda n: n.priority)
+                       "No other node runs keepalived to take over.", target)
+    expected = max(candidates, key=lambda n: target.priorities.get(n.pk, 0))
     limit = settle_seconds(cluster)
     try:
         with remote.open_node(holder) as conn:
@@ -103,41 +114,43 @@ def _run(cluster, user=None):
             if result.exit_status != 0:
                 return _record(cluster, user, holder_name, expected.name, False,
                                f"Could not stop keepalived on {holder_name}: "
-                               f"{result.stderr.strip()}")
-            moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit)
+                               f"{result.stderr.strip()}", target)
+            moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit, addresses)
             # keepalived takes a moment to exit after SIGTERM; a reload command that finds it
             # still there (kill -HUP, or systemd's "reload") would not start a new one.
             conn.run(WAIT_FOR_EXIT, timeout=15)
             conn.run(cluster.reload_command)
     except ssh.SSHError as e:
-        return _record(cluster, user, holder_name, expected.name, False, f"SSH failed: {e.message}")
+        return _record(cluster, user, holder_name, expected.name, False,
+                       f"SSH failed: {e.message}", target)
     settled = wait_until_settled(cluster, final=True)
     if moved_after is None:
         detail = (f"The VIPs did not move to {expected.name} within {limit}s. keepalived on "
                   f"{holder_name} was started again.")
-        return _record(cluster, user, holder_name, expected.name, False, detail)
+        return _record(cluster, user, holder_name, expected.name, False, detail, target)
     detail = f"The VIPs moved to {expected.name} in {moved_after:.1f}s (limit {limit}s). "
     detail += ("Back to normal after the restart." if settled is None
                else f"After the restart: {settled}.")
-    return _record(cluster, user, holder_name, expected.name, settled is None, detail)
+    return _record(cluster, user, holder_name, expected.name, settled is None, detail, target)
 
 
-def _wait_for_holder(cluster, name, since, limit):
-    """Seconds until `name` holds every VIP, or None after `limit` seconds."""
+def _wait_for_holder(cluster, name, since, limit, addresses):
+    """Seconds until `name` holds every VIP of `addresses`, or None after `limit` seconds."""
     while time.monotonic() - since <= limit:
         status = probe_cluster(cluster)
-        if status.holders and all(h == [name] for h in status.holders.values()):
+        if all(status.holders.get(a) == [name] for a in addresses):
             return time.monotonic() - since
         time.sleep(0.1)
     return None
 
 
-def _record(cluster, user, from_node, to_node, passed, detail):
-    vip = cluster.vips.order_by("id").first()
+def _record(cluster, user, from_node, to_node, passed, detail, target=None):
+    vip = target.vips[0] if target and target.vips else cluster.vips.order_by("id").first()
     event = FailoverEvent.objects.create(
         cluster=cluster,
         vip=vip,
         vip_address=vip.address if vip else "",
+        instance_name=render.vip_instance_name(vip) if vip else "",
         from_node=from_node,
         to_node=to_node,
         at=timezone.now(),

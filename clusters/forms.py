@@ -2,7 +2,7 @@
 
 from django import forms
 
-from clusters.models import Cluster, Node, SSHCredential, VirtualIP
+from clusters.models import Cluster, Node, SSHCredential, VirtualIP, VrrpInstance
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -125,4 +125,60 @@ class NodeForm(forms.ModelForm):
 class VirtualIPForm(forms.ModelForm):
     class Meta:
         model = VirtualIP
-        fields = ["address", "label"]
+        fields = ["address", "label", "instance"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only this cluster's further instances; empty is the main instance.
+        field = self.fields["instance"]
+        field.queryset = VrrpInstance.objects.filter(cluster_id=self.instance.cluster_id)
+        field.empty_label = "main instance"
+        if not field.queryset.exists():
+            field.widget = forms.HiddenInput()
+
+
+class VrrpInstanceForm(WriteOnlySecretsForm):
+    secret_fields = ("auth_pass",)
+
+    clear_auth_pass = forms.BooleanField(
+        required=False, label="Remove the stored auth_pass (no VRRP authentication)"
+    )
+
+    class Meta:
+        model = VrrpInstance
+        fields = [
+            "name",
+            "virtual_router_id",
+            "interface",
+            "network",
+            "advert_int",
+            "auth_pass",
+            "clear_auth_pass",
+            "unicast",
+            "preempt",
+            "preempt_delay",
+            "track_check",
+        ]
+
+
+class SyncGroupForm(forms.Form):
+    name = forms.CharField(
+        max_length=30, help_text="Rendered as vrrp_sync_group VG_<cluster>_<name>."
+    )
+    includes_main = forms.BooleanField(required=False, label="The main instance is a member")
+    members = forms.ModelMultipleChoiceField(
+        queryset=VrrpInstance.objects.none(), required=False,
+        help_text="Further instances that change state with the others.",
+    )
+
+    def __init__(self, *args, cluster=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if cluster is not None:
+            self.fields["members"].queryset = cluster.instances.order_by("id")
+
+
+class ActiveActiveForm(forms.Form):
+    name = forms.CharField(max_length=30, initial="B", help_text="The new instance's name.")
+    vip = forms.CharField(
+        max_length=50, label="VIP", help_text="Its virtual IP, e.g. 192.0.2.200/24."
+    )

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from clusters import render
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
 from clusters.status import ClusterStatus, probe_cluster, probe_clusters, stale_address_message
 
@@ -35,6 +36,7 @@ def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail
         cluster=cluster,
         vip=vip,
         vip_address=vip.address,
+        instance_name=render.vip_instance_name(vip),
         kind=kind,
         detected_by=detected_by,
         at=at,
@@ -147,7 +149,8 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
 
 
 def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
-    """A node reported a transition. MASTER means it now holds every VIP of the cluster.
+    """A node reported a transition. MASTER means it now holds every VIP of the cluster, when
+    the cluster has one instance.
 
     A report speaks for its own node only: it can make that node the holder, never another.
     It sets notified_at, not checked_at: checked_at is the sweep's, so reports (however many)
@@ -158,6 +161,11 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
     with transaction.atomic():
         NodeState.objects.filter(node=node).update(vrrp_state=vrrp_state)
         if vrrp_state != "MASTER":
+            return events
+        if cluster.instances.exists():
+            # A report does not say which instance went MASTER (keepalived's NAME is not in
+            # the signed message yet): with several instances a node is master of some, not
+            # all, so the VIPs' holders are left to the sweep, which sees each address.
             return events
         for vip in cluster.vips.all():
             state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()

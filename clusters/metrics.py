@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from clusters import health, roles
+from clusters import health, render, roles
 from clusters.api import auth
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, VirtualIP
 
@@ -64,7 +64,9 @@ class DatabaseCollector:
             Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
         )
         vips = list(
-            VirtualIP.objects.select_related("cluster", "state").order_by("cluster__name", "pk")
+            VirtualIP.objects.select_related("cluster", "state", "instance").order_by(
+                "cluster__name", "pk"
+            )
         )
         nodes_of = defaultdict(list)
         for node in nodes:
@@ -73,27 +75,29 @@ class DatabaseCollector:
         holder = GaugeMetricFamily(
             "vipanel_vip_holder",
             "1 for each node that held the VIP at the last check, 0 for the cluster's other nodes.",
-            labels=["cluster", "vip", "node"],
+            labels=["cluster", "instance", "vip", "node"],
         )
         split = GaugeMetricFamily(
             "vipanel_vip_split_brain",
             "1 while more than one node holds the VIP (VRRP adverts are not getting through).",
-            labels=["cluster", "vip"],
+            labels=["cluster", "instance", "vip"],
         )
         holders_n = GaugeMetricFamily(
             "vipanel_vip_holders", "How many nodes held the VIP at the last check.",
-            labels=["cluster", "vip"],
+            labels=["cluster", "instance", "vip"],
         )
         for vip in vips:
-            # Holders and split brain as clusters.health decides them (the panel's rule).
+            # Holders and split brain as clusters.health decides them (the panel's rule), each
+            # VIP under its VRRP instance's keepalived name (VI_<cluster>[_<name>]).
+            key = [vip.cluster.name, render.vip_instance_name(vip), vip.address]
             holders = []
             for node in nodes_of[vip.cluster_id]:
                 held = health.node_holds(getattr(node, "state", None), vip.address)
                 holders += [node.name] if held else []
-                holder.add_metric([vip.cluster.name, vip.address, node.name], int(held))
+                holder.add_metric([*key, node.name], int(held))
             status, _ = health.vip_status(getattr(vip, "state", None), "", holders)
-            split.add_metric([vip.cluster.name, vip.address], int(status == "split"))
-            holders_n.add_metric([vip.cluster.name, vip.address], len(holders))
+            split.add_metric(key, int(status == "split"))
+            holders_n.add_metric(key, len(holders))
         yield from (holder, split, holders_n)
 
         labels = ["cluster", "node"]

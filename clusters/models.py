@@ -8,6 +8,7 @@ API all call full_clean(), so they all get the same errors, each keyed by the fi
 import hashlib
 import ipaddress
 import secrets
+from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
@@ -56,6 +57,72 @@ def _nearest_free(wanted, used, lo, hi):
             if lo <= candidate <= hi and candidate not in used:
                 return candidate
     return None
+
+
+@dataclass(frozen=True)
+class _VridUse:
+    """One VRRP instance's VRID on its segment: what a new VRID must not clash with."""
+
+    vrid: int
+    network: str
+    what: str  # "cluster 'web'" or "instance 'B' of cluster 'web'"
+
+    def message(self, vrid, free):
+        advice = (
+            f"Pick another VRID, e.g. {free}."
+            if free
+            else "Every VRID is taken on this segment: split the segment or retire an instance."
+        )
+        return (
+            f"VRID {vrid} is already used by {self.what} on {self.network}, the same network "
+            f"segment; their adverts would collide. {advice}"
+        )
+
+
+def vrids_on_segment(net, exclude=None):
+    """Every VRRP instance whose segment overlaps net, as _VridUse, except `exclude`.
+
+    A cluster's main instance is the cluster row itself (its network and VRID); its further
+    instances are VrrpInstance rows, on the cluster's network unless they name their own.
+    keepalived only catches a duplicate VRID inside one host's file, so this is the one place
+    that sees every cluster's instances at once.
+    """
+    for cluster in Cluster.objects.order_by("name"):
+        if not (isinstance(exclude, Cluster) and exclude.pk == cluster.pk):
+            other = _parsed(validators.parse_network, cluster.network)
+            if other is not None and other.version == net.version and other.overlaps(net):
+                yield _VridUse(
+                    cluster.virtual_router_id, cluster.network, f"cluster '{cluster.name}'"
+                )
+    for inst in VrrpInstance.objects.select_related("cluster").order_by("cluster__name", "name"):
+        if isinstance(exclude, VrrpInstance) and exclude.pk == inst.pk:
+            continue
+        other = _parsed(validators.parse_network, inst.segment)
+        if other is not None and other.version == net.version and other.overlaps(net):
+            yield _VridUse(
+                inst.virtual_router_id,
+                inst.segment,
+                f"instance '{inst.name}' of cluster '{inst.cluster.name}'",
+            )
+
+
+def free_vrid(net, exclude=None):
+    used = {u.vrid for u in vrids_on_segment(net, exclude)}
+    return next(
+        (v for v in range(constants.VRID_MIN, constants.VRID_MAX + 1) if v not in used), None
+    )
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    """One VRRP instance of a cluster (Cluster.vrrp_instances): its keepalived name, the
+    VrrpInstance row (None for the main instance), preemption, {node_id: priority}, VIPs."""
+
+    name: str
+    instance: object
+    preempt: bool
+    priorities: dict
+    vips: list
 
 
 class NodeAddressField(models.GenericIPAddressField):
@@ -332,6 +399,8 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
             vrid = _checked_int(self.virtual_router_id, constants.VRID_MIN, constants.VRID_MAX)
             if vrid is not None:
                 self._check_vrid(errors, net, vrid)
+            if self.pk and "network" not in errors:
+                self._check_instances_on(errors, net)
         if self.preempt_delay and not self.preempt:
             errors["preempt_delay"] = (
                 "A preempt delay only applies when preemption is on: set it to 0 or turn "
@@ -375,43 +444,32 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         except ValidationError as e:
             errors["check_target"] = e.messages
 
-    def _overlapping_clusters(self, net):
-        """Other clusters whose network overlaps net: the same segment as far as VRRP goes."""
-        for other in Cluster.objects.exclude(pk=self.pk).order_by("name"):
-            other_net = _parsed(validators.parse_network, other.network)
-            if (
-                other_net is not None
-                and other_net.version == net.version
-                and other_net.overlaps(net)
-            ):
-                yield other
-
     def _check_vrid(self, errors, net, vrid):
-        for other in self._overlapping_clusters(net):
-            if other.virtual_router_id == vrid:
-                free = self.free_vrid()
-                advice = (
-                    f"Pick another VRID, e.g. {free}."
-                    if free
-                    else (
-                        "Every VRID is taken on this segment: split the segment or retire a cluster."
-                    )
-                )
-                errors["virtual_router_id"] = (
-                    f"VRID {vrid} is already used by cluster '{other.name}' on {other.network}, "
-                    f"the same network segment; their adverts would collide. {advice}"
+        """The main instance's VRID against every other instance on an overlapping segment,
+        this cluster's own further instances included (they share the hosts)."""
+        clash = next((u for u in vrids_on_segment(net, exclude=self) if u.vrid == vrid), None)
+        if clash:
+            errors["virtual_router_id"] = clash.message(vrid, free_vrid(net, exclude=self))
+
+    def _check_instances_on(self, errors, net):
+        """Further instances on the cluster's network move with it: their VRIDs must be free
+        on the new segment too (against other clusters; their own cluster's were checked)."""
+        others = [u for u in vrids_on_segment(net, exclude=self)
+                  if not u.what.endswith(f"of cluster '{self.name}'")]
+        for inst in self.instances.filter(network="").order_by("id"):
+            clash = next((u for u in others if u.vrid == inst.virtual_router_id), None)
+            if clash:
+                errors["network"] = (
+                    f"On {net}, instance '{inst.name}' (VRID {inst.virtual_router_id}) would "
+                    f"collide with {clash.what}: change that instance's VRID first, or give "
+                    "it its own network."
                 )
                 return
 
     def free_vrid(self):
-        """The lowest VRID no other cluster on an overlapping segment uses (None when all are)."""
+        """The lowest VRID no other instance on an overlapping segment uses (None when all are)."""
         net = _parsed(validators.parse_network, self.network)
-        if net is None:
-            return None
-        used = {other.virtual_router_id for other in self._overlapping_clusters(net)}
-        return next(
-            (v for v in range(constants.VRID_MIN, constants.VRID_MAX + 1) if v not in used), None
-        )
+        return None if net is None else free_vrid(net, exclude=self)
 
     def _check_against_nodes(self, errors, net):
         nodes = list(self.nodes.all())
@@ -431,6 +489,17 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                     f"{'-' if weight < 0 else ''}{spread + 1}), or 0 to put a failing node in "
                     "FAULT."
                 )
+        if weight and "check_weight" not in errors:
+            for inst in self.instances.filter(track_check=True).order_by("id"):
+                prios = list(inst.priorities().values())
+                spread = max(prios) - min(prios) if len(prios) > 1 else 0
+                if abs(weight) <= spread:
+                    errors["check_weight"] = (
+                        f"A weight of {weight} cannot move the VIPs of instance '{inst.name}', "
+                        f"which tracks this check: its priorities span {spread}. Use a weight "
+                        f"above {spread} in size, or stop tracking the check there."
+                    )
+                    break
         if not self.unicast and net is not None:
             addresses = [(n.name, _parsed_address(n.address)) for n in nodes]
             outside = [name for name, ip in addresses if ip is not None and ip not in net]
@@ -462,7 +531,48 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                 f"Nodes {', '.join(missing)} have no SSH credential: set one on the cluster or "
                 "on each node."
             )
+        for inst in self.instances.order_by("id"):
+            for key, message in inst.readiness_errors().items():
+                errors.setdefault(f"instances.{key}", message)
+        for group in self.sync_groups.order_by("name"):
+            if group.member_count() < 2:
+                errors.setdefault(
+                    "sync_groups",
+                    f"Sync group '{group.name}' has fewer than two instances; keepalived ignores "
+                    "such a group. Add an instance to it or delete it.",
+                )
         return errors
+
+    @property
+    def instance_name(self):
+        """The main vrrp_instance's name (constants.INSTANCE_PREFIX)."""
+        return f"{constants.INSTANCE_PREFIX}{self.name}"
+
+    def vrrp_instances(self):
+        """Every VRRP instance of the cluster, the main one first, as InstanceSummary: what
+        status, the push's verification, the drill and metrics need to judge each one."""
+        vips = list(self.vips.select_related("instance").order_by("id"))
+        nodes = list(self.nodes.all())
+        out = [
+            InstanceSummary(
+                name=self.instance_name,
+                instance=None,
+                preempt=self.preempt,
+                priorities={n.pk: n.priority for n in nodes},
+                vips=[v for v in vips if v.instance_id is None],
+            )
+        ]
+        for inst in self.instances.order_by("id"):
+            out.append(
+                InstanceSummary(
+                    name=inst.keepalived_name,
+                    instance=inst,
+                    preempt=inst.preempt,
+                    priorities=inst.priorities(),
+                    vips=[v for v in vips if v.instance_id == inst.pk],
+                )
+            )
+        return out
 
     def vip_family(self):
         first = self.vips.first()
@@ -622,6 +732,15 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
 
 class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="vips")
+    # None: the cluster's main instance (the cluster row); else one of its further instances.
+    instance = models.ForeignKey(
+        "VrrpInstance",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="vips",
+        help_text="Leave empty for the cluster's main instance.",
+    )
     address = models.CharField(
         max_length=50,
         validators=[validators.validate_vip],
@@ -688,24 +807,373 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
             )
         if self.cluster_id is None:
             return
+        if self.instance_id is not None and self.instance.cluster_id != self.cluster_id:
+            raise ValidationError(
+                {
+                    "instance": f"Instance '{self.instance.name}' belongs to another cluster; "
+                    "pick one of this cluster's instances."
+                }
+            )
+        if self.instance_id is not None:
+            segment = _parsed(validators.parse_network, self.instance.segment)
+            if segment is not None and segment.version != ip.version:
+                raise ValidationError(
+                    {
+                        "address": f"Instance '{self.instance.name}' is on the IPv"
+                        f"{segment.version} segment {segment}; VRIDs of IPv{ip.version} "
+                        f"instances are counted per IPv{ip.version} segment. Set the "
+                        f"instance's network to its IPv{ip.version} segment first."
+                    }
+                )
+        # One address family and at most VIPS_PER_CLUSTER_MAX addresses per instance.
         siblings = [
-            v.ip for v in VirtualIP.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
+            v.ip
+            for v in VirtualIP.objects.filter(
+                cluster_id=self.cluster_id, instance_id=self.instance_id
+            ).exclude(pk=self.pk)
         ]
+        where = f"instance '{self.instance.name}'" if self.instance_id else "main instance"
         if siblings and siblings[0].version != ip.version:
             raise ValidationError(
                 {
-                    "address": f"This cluster's VIPs are IPv{siblings[0].version}; keepalived "
-                    "takes one address family per instance. Make another cluster for IPv"
-                    f"{ip.version}."
+                    "address": f"This {where}'s VIPs are IPv{siblings[0].version}; keepalived "
+                    "takes one address family per instance. Add an instance for IPv"
+                    f"{ip.version} (dual-stack) and put this address there."
                 }
             )
         if len(siblings) >= constants.VIPS_PER_CLUSTER_MAX:
             raise ValidationError(
                 {
-                    "address": f"A cluster has at most {constants.VIPS_PER_CLUSTER_MAX} virtual "
-                    "IPs; remove one first or make another cluster."
+                    "address": f"An instance has at most {constants.VIPS_PER_CLUSTER_MAX} virtual "
+                    f"IPs and the {where} has them; remove one first or add another instance."
                 }
             )
+
+
+# --- Further VRRP instances of a cluster (issue 11) -------------------------------------------
+# A cluster's first ("main") instance is the cluster row itself: its VRID, interface, auth,
+# preemption, check and the VIPs with no instance. Every cluster made before several instances
+# existed is therefore already a cluster with one instance, rendered byte for byte as before (no
+# data moves, no VIP moves on the first push after the upgrade). VrrpInstance rows are the
+# instances beyond the first: active/active mirrors, one per interface or VLAN, the other
+# address family, one per service.
+
+
+class VrrpInstance(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="instances")
+    name = models.CharField(
+        max_length=30,
+        validators=[validators.name_validator],
+        help_text="Rendered as vrrp_instance VI_<cluster>_<name>, e.g. B, ingress or v6.",
+    )
+    virtual_router_id = models.PositiveSmallIntegerField(
+        "VRID", validators=_range(constants.VRID_MIN, constants.VRID_MAX)
+    )
+    interface = models.CharField(
+        max_length=constants.INTERFACE_NAME_MAX,
+        blank=True,
+        validators=[validators.validate_interface],
+        help_text="Leave empty to use each node's interface (the cluster's main interface).",
+    )
+    network = models.CharField(
+        max_length=43,
+        blank=True,
+        validators=[validators.validate_network],
+        help_text="The L2 segment of this instance's interface, when it is not the cluster's "
+        "network (another VLAN or interface). VRIDs are unique per segment.",
+    )
+    advert_int = models.PositiveSmallIntegerField(
+        default=1, validators=_range(constants.ADVERT_INT_MIN, constants.ADVERT_INT_MAX)
+    )
+    auth_pass = EncryptedTextField(
+        blank=True,
+        validators=[validators.validate_auth_pass],
+        help_text="Optional VRRP password, at most 8 characters. Stored encrypted.",
+    )
+    unicast = models.BooleanField(
+        default=False, help_text="Send adverts to the other nodes' addresses instead of multicast."
+    )
+    preempt = models.BooleanField(default=True)
+    preempt_delay = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(constants.PREEMPT_DELAY_MAX)]
+    )
+    track_check = models.BooleanField(
+        default=False,
+        help_text="Track the cluster's health check in this instance too (its weight must "
+        "exceed this instance's priority spread).",
+    )
+    sync_group = models.ForeignKey(
+        "SyncGroup",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="instances",
+        help_text="Instances of one sync group change state together.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    constraints_checked_in_clean = ("clusters_vrrpinstance_unique_name_per_cluster",)
+
+    class Meta:
+        ordering = ["cluster", "id"]
+        verbose_name = "VRRP instance"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "name"], name="%(app_label)s_%(class)s_unique_name_per_cluster"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(virtual_router_id__gte=constants.VRID_MIN)
+                & models.Q(virtual_router_id__lte=constants.VRID_MAX),
+                name="%(app_label)s_%(class)s_vrid_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(advert_int__gte=constants.ADVERT_INT_MIN)
+                & models.Q(advert_int__lte=constants.ADVERT_INT_MAX),
+                name="%(app_label)s_%(class)s_advert_int_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(preempt=True) | models.Q(preempt_delay=0),
+                name="%(app_label)s_%(class)s_preempt_delay_needs_preempt",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.cluster.name}/{self.name}"
+
+    @property
+    def segment(self):
+        return self.network or self.cluster.network
+
+    @property
+    def keepalived_name(self):
+        return f"{self.cluster.instance_name}_{self.name}"
+
+    def priorities(self):
+        """{node_id: priority} of this instance."""
+        return dict(self.node_priorities.values_list("node_id", "priority"))
+
+    def clean(self):
+        errors = {}
+        if self.cluster_id is None:
+            return
+        cluster = self.cluster
+        if self.name and self.field_ok("name"):
+            if cluster.instances.exclude(pk=self.pk).filter(name=self.name).exists():
+                errors["name"] = "Another instance of this cluster has this name; pick another."
+        net = None
+        if self.field_ok("network"):
+            net = _parsed(validators.parse_network, self.segment)
+            if net is not None and self.network:
+                self.network = str(net)
+        vrid = _checked_int(self.virtual_router_id, constants.VRID_MIN, constants.VRID_MAX)
+        if net is not None and vrid is not None:
+            clash = next((u for u in vrids_on_segment(net, exclude=self) if u.vrid == vrid), None)
+            if clash:
+                errors["virtual_router_id"] = clash.message(vrid, free_vrid(net, exclude=self))
+        if self.preempt_delay and not self.preempt:
+            # keepalived: nopreempt and preempt_delay only work from initial state BACKUP, which
+            # is the one state vipanel renders; a delay without preemption means nothing.
+            errors["preempt_delay"] = (
+                "A preempt delay only applies when preemption is on: set it to 0 or turn "
+                "preempt on."
+            )
+        if self.sync_group_id is not None and self.sync_group.cluster_id != self.cluster_id:
+            errors["sync_group"] = (
+                f"Sync group '{self.sync_group.name}' belongs to another cluster; a sync group "
+                "ties instances of one cluster. Pick one of this cluster's groups."
+            )
+        if self.pk:
+            self._check_against_nodes(errors, cluster, net)
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_against_nodes(self, errors, cluster, net):
+        prios = list(self.priorities().values())
+        if self.unicast and cluster.nodes.count() == 1:
+            errors["unicast"] = (
+                "Unicast needs at least two nodes: add another node or use multicast."
+            )
+        weight = _checked_int(
+            cluster.check_weight, constants.CHECK_WEIGHT_MIN, constants.CHECK_WEIGHT_MAX
+        )
+        if self.track_check and weight and len(prios) > 1:
+            spread = max(prios) - min(prios)
+            if abs(weight) <= spread:
+                errors["track_check"] = (
+                    f"The cluster's check weight of {weight} cannot move this instance's VIPs: "
+                    f"its priorities span {spread}. Raise the weight above {spread} in size, "
+                    "narrow the priorities, or do not track the check here."
+                )
+        vip_family = next(
+            (ipaddress.ip_interface(v.address).version for v in self.vips.all()[:1]), None
+        )
+        if net is not None and vip_family and net.version != vip_family and "network" not in errors:
+            errors["network"] = (
+                f"This instance's VIPs are IPv{vip_family} but its segment {net} is "
+                f"IPv{net.version}: give the instance its IPv{vip_family} network."
+            )
+        if self.unicast and vip_family:
+            other = [n.name for n in cluster.nodes.all() if _family(n.address) != vip_family]
+            if other:
+                errors["unicast"] = (
+                    f"Nodes {', '.join(other)} have no IPv{vip_family} address, the family of "
+                    "this instance's VIPs; unicast adverts go to the nodes' addresses. Use "
+                    "multicast for this instance."
+                )
+
+    def readiness_errors(self):
+        errors = {}
+        if not self.vips.exists():
+            errors["vips"] = f"Instance '{self.name}': add at least one virtual IP."
+        nodes = set(self.cluster.nodes.values_list("name", flat=True))
+        have = set(self.node_priorities.values_list("node__name", flat=True))
+        if nodes - have:
+            errors["priorities"] = (
+                f"Instance '{self.name}': give nodes {', '.join(sorted(nodes - have))} a "
+                "priority in it."
+            )
+        return errors
+
+
+def _family(address):
+    ip = _parsed_address(address)
+    return ip.version if ip is not None else None
+
+
+class NodePriority(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
+    """A node's priority in one of its cluster's further instances (the main instance's is
+    Node.priority). Active/active is two instances with mirrored priorities."""
+
+    instance = models.ForeignKey(
+        VrrpInstance, on_delete=models.CASCADE, related_name="node_priorities"
+    )
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="instance_priorities")
+    priority = models.PositiveSmallIntegerField(
+        validators=_range(constants.PRIORITY_MIN, constants.PRIORITY_MAX),
+        help_text="1-254; the highest holds the instance's VIPs. Unique within the instance.",
+    )
+
+    constraints_checked_in_clean = (
+        "clusters_nodepriority_unique_priority_per_instance",
+        "clusters_nodepriority_unique_node_per_instance",
+    )
+
+    class Meta:
+        ordering = ["instance", "-priority"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "node"],
+                name="%(app_label)s_%(class)s_unique_node_per_instance",
+            ),
+            models.UniqueConstraint(
+                fields=["instance", "priority"],
+                name="%(app_label)s_%(class)s_unique_priority_per_instance",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__gte=constants.PRIORITY_MIN)
+                & models.Q(priority__lte=constants.PRIORITY_MAX),
+                name="%(app_label)s_%(class)s_priority_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.node} in {self.instance}: {self.priority}"
+
+    def clean(self):
+        if self.instance_id is None or self.node_id is None:
+            return
+        errors = {}
+        if self.node.cluster_id != self.instance.cluster_id:
+            errors["node"] = (
+                f"Node '{self.node.name}' is not in cluster '{self.instance.cluster.name}'; "
+                "an instance runs on its own cluster's nodes only."
+            )
+        siblings = NodePriority.objects.filter(instance_id=self.instance_id).exclude(pk=self.pk)
+        if siblings.filter(node_id=self.node_id).exists():
+            errors["node"] = f"Node '{self.node.name}' already has a priority in this instance."
+        priority = _checked_int(self.priority, constants.PRIORITY_MIN, constants.PRIORITY_MAX)
+        if priority is not None and not errors:
+            others = dict(siblings.values_list("priority", "node__name"))
+            if priority in others:
+                free = _nearest_free(
+                    priority, set(others), constants.PRIORITY_MIN, constants.PRIORITY_MAX
+                )
+                errors["priority"] = (
+                    f"Priority {priority} is already used by node '{others[priority]}' in "
+                    f"instance '{self.instance.name}'; every node of an instance needs its own "
+                    f"priority. Pick another, e.g. {free}."
+                )
+            elif self.instance.track_check and others:
+                weight = _checked_int(
+                    self.instance.cluster.check_weight,
+                    constants.CHECK_WEIGHT_MIN,
+                    constants.CHECK_WEIGHT_MAX,
+                )
+                lo, hi = min(min(others), priority), max(max(others), priority)
+                if weight and abs(weight) <= hi - lo:
+                    errors["priority"] = (
+                        f"Instance '{self.instance.name}' tracks the cluster's check, whose weight "
+                        f"of {weight} can only move its VIPs while its priorities span less than "
+                        f"{abs(weight)}; {priority} would make them span {hi - lo}. Pick a "
+                        "priority closer to the others, or raise the weight."
+                    )
+        if errors:
+            raise ValidationError(errors)
+
+
+class SyncGroup(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
+    """vrrp_sync_group: when one member goes FAULT or BACKUP, all members follow (a router
+    pair's outside and inside addresses move together). Members are the cluster's further
+    instances (VrrpInstance.sync_group: one group at most each, by construction) and, with
+    includes_main, the cluster's main instance."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="sync_groups")
+    name = models.CharField(max_length=30, validators=[validators.name_validator])
+    includes_main = models.BooleanField(
+        default=False, help_text="The cluster's main instance (VI_<cluster>) is a member."
+    )
+
+    constraints_checked_in_clean = (
+        "clusters_syncgroup_unique_name_per_cluster",
+        "clusters_syncgroup_main_in_one_group",
+    )
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "name"], name="%(app_label)s_%(class)s_unique_name_per_cluster"
+            ),
+            # The main instance, like every instance, is in at most one group.
+            models.UniqueConstraint(
+                fields=["cluster"],
+                condition=models.Q(includes_main=True),
+                name="%(app_label)s_%(class)s_main_in_one_group",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.cluster.name}/{self.name}"
+
+    def clean(self):
+        if self.cluster_id is None:
+            return
+        errors = {}
+        others = SyncGroup.objects.filter(cluster_id=self.cluster_id).exclude(pk=self.pk)
+        if self.name and self.field_ok("name") and others.filter(name=self.name).exists():
+            errors["name"] = "Another sync group of this cluster has this name; pick another."
+        if self.includes_main:
+            taken = others.filter(includes_main=True).first()
+            if taken:
+                errors["includes_main"] = (
+                    f"The main instance is already in sync group '{taken.name}'; an instance "
+                    "belongs to one sync group at most. Take it out of that group first."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def member_count(self):
+        return self.instances.count() + (1 if self.includes_main else 0)
 
 
 # --- Operations: pushes, observed state, failover history, audit ---------------------------
@@ -742,6 +1210,10 @@ class ConfigPush(models.Model):
     # Renewed by the worker while it runs; a stale one means the worker died (interrupted).
     heartbeat = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True, help_text="Why the push failed or was interrupted.")
+    # A drill's target: one further instance, or None for the cluster's main instance.
+    drill_instance = models.ForeignKey(
+        "VrrpInstance", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     log = models.TextField(blank=True)
     # The fencing token of the worker that claimed it: every later write is conditional on it.
     owner = models.CharField(max_length=32, blank=True, editable=False)
@@ -863,6 +1335,8 @@ class FailoverEvent(models.Model):
     vip = models.ForeignKey(VirtualIP, on_delete=models.SET_NULL, null=True, related_name="+")
     # Names as they were, so history survives renames and deletions.
     vip_address = models.CharField(max_length=50)
+    # The VIP's vrrp_instance (VI_<cluster> or VI_<cluster>_<instance>), as it was.
+    instance_name = models.CharField(max_length=100, blank=True)
     from_node = models.CharField(max_length=63, blank=True)
     to_node = models.CharField(max_length=63, blank=True)
     at = models.DateTimeField(db_index=True)

@@ -45,6 +45,7 @@ from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
     advertised_vips,
+    firewall_families,
     iptables_jump_command,
     iptables_list_command,
     iptables_restore_command,
@@ -260,6 +261,8 @@ class Rendered:
     notify: bytes | None
     # The node's notify signing key (clusters.notify.files_for), deployed beside the script.
     notify_key: bytes | None = None
+    # A dual-stack node's rules for its other address family: ((family, rules), ...).
+    other_rules: tuple = ()
 
 
 @dataclass
@@ -420,6 +423,10 @@ class Rollout:
             rules=render_iptables(node).encode(),
             notify=notify.render_script(node).encode() if notify.enabled() else None,
             notify_key=node.notify_key.encode() if notify.enabled() else None,
+            other_rules=tuple(
+                (family, render_iptables(node, family).encode())
+                for family in firewall_families(node)[1:]
+            ),
         )
 
     def plan(self):
@@ -442,10 +449,15 @@ class Rollout:
         self.holders = {p.node_id for p in self.plans.values() if p.holds}
 
     def order(self, steps):
-        """Nodes holding no VIP first, lowest priority first, the current holder last."""
+        """Nodes holding no VIP first, then by how many VIPs a node holds (of every instance),
+        fewest first; ties by lowest priority. The node holding the most goes last: with
+        active/active every node holds something, so each reload moves as few addresses as
+        possible and the busiest node is changed after all others were verified."""
+        held = {p.node_id: len(p.holds) for p in self.plans.values()}
+
         def key(s):
             node = self.nodes.get(s.node_id)
-            return (s.node_id in self.holders, node.priority if node else 0, s.pk)
+            return (held.get(s.node_id, 0), node.priority if node else 0, s.pk)
 
         steps.sort(key=key)
         with transaction.atomic():
@@ -672,6 +684,7 @@ class NodeApply:
             key_temp = f"{d}/.{n}.vipanel-tmp-{tag}"
             # Written 0600 from the start: the key is never readable by anyone but root.
             files[key_temp] = (self.rendered.notify_key, notify.KEY_MODE)
+        other_rules = self.other_rules_steps(files, rules_temp)
         clean = "rm -f " + " ".join(q(f) for f in [*files, test_temp])
         # keepalived -t runs on a copy that calls the new notify script, so the script is
         # tested with the config before either replaces the live one.
@@ -713,8 +726,25 @@ class NodeApply:
             nodeexec.Step("rules-test", f"{self.restore_cmd} --test < {q(rules_temp)}"),
             nodeexec.Step("rules", f"{self.restore_cmd} < {q(rules_temp)} && rm -f {q(rules_temp)}"
                           f" && {{ {iptables_jump_command(self.node)}; }}"),
+            *other_rules,
             nodeexec.Step("reload", self.cluster.reload_command),
         ]
+
+    def other_rules_steps(self, files, rules_temp):
+        """A dual-stack node's second family (ip6tables or iptables), applied like the first.
+        Its chain is not part of the plan's comparison nor of a restore (a follow-up)."""
+        q = shlex.quote
+        steps = []
+        for family, rules in self.rendered.other_rules:
+            path = f"{rules_temp}.v{family}"
+            files[path] = (rules, 0o600)
+            restore = iptables_restore_command(self.node, family)
+            steps += [
+                nodeexec.Step(f"rules-test-v{family}", f"{restore} --test < {q(path)}"),
+                nodeexec.Step(f"rules-v{family}", f"{restore} < {q(path)} && rm -f {q(path)}"
+                              f" && {{ {iptables_jump_command(self.node, family)}; }}"),
+            ]
+        return steps
 
     def apply(self, restore_on_failure=True):
         try:
@@ -804,6 +834,8 @@ class NodeApply:
         advert_change = live is not None and advertised_vips(
             live.decode(errors="replace")) != advertised_vips(self.rendered.config.decode())
         ids = {self.node.pk} | set(self.rollout.holders)
+        # Each instance's advertised VIP (the first of its VIPs).
+        anchors = [i.vips[0].address for i in self.cluster.vrrp_instances() if i.vips]
         if advert_change:
             # The adverts' address list changed: until the holder has the new config too, old
             # and new nodes ignore each other's adverts. Check that keepalived took the config
@@ -818,9 +850,8 @@ class NodeApply:
         else:
             def probe():
                 status = self.rollout.probe(ids)
-                anchor = next(iter(status.holders), None)
-                if anchor is not None and not status.holders[anchor]:
-                    # The advertised VIP moved off the nodes we watch: look at every node, so
+                if any(not status.holders.get(a, True) for a in anchors):
+                    # An advertised VIP moved off the nodes we watch: look at every node, so
                     # the verdict names where it went (or that nobody has it).
                     status = self.rollout.probe()
                 return status

@@ -25,7 +25,7 @@ from clusters.models import Cluster
 
 INDENT = "    "
 SCRIPT_NAME = "vipanel_check"
-INSTANCE_PREFIX = "VI_"
+INSTANCE_PREFIX = constants.INSTANCE_PREFIX
 MANAGED_NOTE = "# Managed by vipanel: manual edits are replaced by the next push."
 
 # The alphabets of clusters/validators.py. None of their characters ends a keepalived word or
@@ -85,10 +85,12 @@ def _address(value, field):
         raise ValueError(f"{field}: {value!r} is not an IP address.") from None
 
 
-def _vips(cluster):
-    """The cluster's VIPs in id order, checked, with their one address family."""
+def _vips(cluster, instance=None):
+    """The VIPs of one instance (the cluster's main one by default) in id order, checked, with
+    their one address family."""
     vips = []
-    for value in cluster.vips.order_by("id").values_list("address", flat=True):
+    rows = cluster.vips.filter(instance=instance).order_by("id")
+    for value in rows.values_list("address", flat=True):
         _safe(value, "vip.address", _SAFE_PREFIXED)
         try:
             vips.append(ipaddress.ip_interface(value))
@@ -96,23 +98,23 @@ def _vips(cluster):
             raise ValueError(
                 f"vip.address: {value!r} is not an address with a prefix length."
             ) from None
+    where = f"instance {instance.name}" if instance is not None else "the cluster"
     if not vips:
-        raise ValueError("vips: the cluster has no virtual IP; add at least one.")
+        raise ValueError(f"vips: {where} has no virtual IP; add at least one.")
     families = {v.version for v in vips}
     if len(families) > 1:
         raise ValueError(
-            "vip.address: the cluster mixes IPv4 and IPv6 VIPs; keepalived takes one family "
+            f"vip.address: {where} mixes IPv4 and IPv6 VIPs; keepalived takes one family "
             "per instance."
         )
     return vips, families.pop()
 
 
 @dataclass(frozen=True)
-class _Facts:
-    """Everything a node's files say, read from the models once and checked."""
+class _Instance:
+    """One vrrp_instance block of a node's file, read from the models once and checked."""
 
-    cluster: str
-    node: str
+    name: str  # as keepalived reports it: VI_<cluster> or VI_<cluster>_<instance>
     interface: str
     family: int
     vrid: int
@@ -125,73 +127,154 @@ class _Facts:
     address: str
     peers: tuple  # the other nodes' addresses, in address order
     vips: tuple  # "address/prefix", in id order
+    track: bool  # tracks the cluster's health check
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """Everything a node's files say: the main instance first, then the further ones."""
+
+    cluster: str
+    node: str
+    instances: tuple
+    sync_groups: tuple  # (name, (instance name, ...)), in name order
     check_script: str
     check_interval: int
     check_weight: int
     check_fall: int
     check_rise: int
 
+    @property
+    def main(self):
+        return self.instances[0]
 
-def _facts(node, priority_override=None):
-    cluster = node.cluster
-    field = "node.interface" if node.interface else "cluster.interface"
-    interface = _safe(node.effective_interface, field)
+
+def _checked_interface(value, field):
+    interface = _safe(value, field)
     if len(interface) > constants.INTERFACE_NAME_MAX:
         raise ValueError(f"{field}: longer than {constants.INTERFACE_NAME_MAX} characters.")
+    return interface
 
-    vips, family = _vips(cluster)
+
+def _instance(node, source, *, name, interface, field, vips, family, priority):
+    """An _Instance of node from source (the Cluster row for the main instance, else a
+    VrrpInstance); `field` is how messages name source ("cluster" or "instance")."""
     address = _address(node.address, "node.address")
     peers = []
-    if cluster.unicast:
-        others = cluster.nodes.exclude(pk=node.pk).values_list("address", flat=True)
+    if source.unicast:
+        others = node.cluster.nodes.exclude(pk=node.pk).values_list("address", flat=True)
         peers = sorted(
             (_address(a, "node.address") for a in others), key=lambda a: (a.version, int(a))
         )
         if not peers:
-            raise ValueError("unicast: a unicast cluster needs at least two nodes.")
+            raise ValueError(f"{field}.unicast: a unicast instance needs at least two nodes.")
         # keepalived drops every VIP whose family differs from the unicast addresses'.
         if any(a.version != family for a in [address, *peers]):
             raise ValueError(
-                f"node.address: the nodes of a unicast cluster need IPv{family} addresses, "
+                f"node.address: the nodes of a unicast instance need IPv{family} addresses, "
                 "the family of its VIPs."
             )
-
-    auth_pass = cluster.auth_pass
+    auth_pass = source.auth_pass
     if auth_pass:
-        _safe(auth_pass, "cluster.auth_pass", _SAFE_PASSWORD)
+        _safe(auth_pass, f"{field}.auth_pass", _SAFE_PASSWORD)
         if len(auth_pass) > constants.AUTH_PASS_MAX:
             raise ValueError(
-                f"cluster.auth_pass: longer than {constants.AUTH_PASS_MAX} characters."
+                f"{field}.auth_pass: longer than {constants.AUTH_PASS_MAX} characters."
             )
         if family == 6:
             # keepalived 2.2.7: "VRRP version 3 does not support authentication. Ignoring."
             raise ValueError(
-                "cluster.auth_pass: IPv6 clusters speak VRRPv3, which has no authentication; "
+                f"{field}.auth_pass: IPv6 instances speak VRRPv3, which has no authentication; "
                 "clear the password."
             )
-    if not cluster.preempt and cluster.preempt_delay:
-        raise ValueError("cluster.preempt_delay: a preempt delay needs preempt on.")
-
-    if priority_override is None:
-        priority = _number(node.priority, "node.priority", *_PRIORITY)
-    else:
-        priority = _number(priority_override, "priority_override", *_PRIORITY)
-    check_script = check_command(cluster)
-    return _Facts(
-        cluster=_safe(cluster.name, "cluster.name"),
-        node=_safe(node.name, "node.name"),
+    if not source.preempt and source.preempt_delay:
+        raise ValueError(f"{field}.preempt_delay: a preempt delay needs preempt on.")
+    return _Instance(
+        name=name,
         interface=interface,
         family=family,
-        vrid=_number(cluster.virtual_router_id, "cluster.virtual_router_id", *_VRID),
+        vrid=_number(source.virtual_router_id, f"{field}.virtual_router_id", *_VRID),
         priority=priority,
-        advert_int=_number(cluster.advert_int, "cluster.advert_int", *_ADVERT_INT),
-        preempt=bool(cluster.preempt),
-        preempt_delay=_number(cluster.preempt_delay, "cluster.preempt_delay", *_PREEMPT_DELAY),
+        advert_int=_number(source.advert_int, f"{field}.advert_int", *_ADVERT_INT),
+        preempt=bool(source.preempt),
+        preempt_delay=_number(source.preempt_delay, f"{field}.preempt_delay", *_PREEMPT_DELAY),
         auth_pass=auth_pass,
-        unicast=bool(cluster.unicast),
+        unicast=bool(source.unicast),
         address=str(address),
         peers=tuple(str(p) for p in peers),
         vips=tuple(str(v) for v in vips),
+        track=field == "cluster" or bool(source.track_check),
+    )
+
+
+def _facts(node, priority_override=None):
+    cluster = node.cluster
+    cluster_name = _safe(cluster.name, "cluster.name")
+    field = "node.interface" if node.interface else "cluster.interface"
+    node_interface = _checked_interface(node.effective_interface, field)
+
+    def priority(value, name):
+        if priority_override is not None:
+            return _number(priority_override, "priority_override", *_PRIORITY)
+        return _number(value, name, *_PRIORITY)
+
+    vips, family = _vips(cluster)
+    instances = [
+        _instance(
+            node,
+            cluster,
+            name=INSTANCE_PREFIX + cluster_name,
+            interface=node_interface,
+            field="cluster",
+            vips=vips,
+            family=family,
+            priority=priority(node.priority, "node.priority"),
+        )
+    ]
+    names = {}
+    for inst in cluster.instances.order_by("id"):
+        name = f"{INSTANCE_PREFIX}{cluster_name}_{_safe(inst.name, 'instance.name')}"
+        if inst.interface:
+            interface = _checked_interface(inst.interface, "instance.interface")
+        else:
+            interface = node_interface
+        prio = inst.node_priorities.filter(node=node).values_list("priority", flat=True).first()
+        if prio is None:
+            raise ValueError(
+                f"instance.priorities: node {node.name} has no priority in instance "
+                f"{inst.name}; give it one."
+            )
+        inst_vips, inst_family = _vips(cluster, inst)
+        instances.append(
+            _instance(
+                node,
+                inst,
+                name=name,
+                interface=interface,
+                field="instance",
+                vips=inst_vips,
+                family=inst_family,
+                priority=priority(prio, "instance.priority"),
+            )
+        )
+        names[inst.pk] = name
+    groups = []
+    for group in cluster.sync_groups.order_by("name"):
+        members = [instances[0].name] if group.includes_main else []
+        members += [names[pk] for pk in group.instances.order_by("id").values_list("pk", flat=True)]
+        if len(members) < 2:
+            raise ValueError(
+                f"sync_group: group {group.name} has fewer than two instances; keepalived "
+                "ignores it. Add an instance or delete the group."
+            )
+        groups.append((f"VG_{cluster_name}_{_safe(group.name, 'sync_group.name')}", tuple(members)))
+
+    check_script = check_command(cluster)
+    return _Facts(
+        cluster=cluster_name,
+        node=_safe(node.name, "node.name"),
+        instances=tuple(instances),
+        sync_groups=tuple(groups),
         check_script=check_script,
         check_interval=_number(cluster.check_interval, "cluster.check_interval", *_INTERVAL),
         check_weight=_number(cluster.check_weight, "cluster.check_weight", *_WEIGHT),
@@ -257,6 +340,42 @@ def _with_header(facts, body):
     )
 
 
+def _instance_body(inst, track, notify):
+    # Every node starts BACKUP: the election picks the highest priority, and nopreempt and
+    # preempt_delay only work from BACKUP.
+    body = [
+        "state BACKUP",
+        f"interface {inst.interface}",
+        f"virtual_router_id {inst.vrid}",
+        f"priority {inst.priority}",
+        f"advert_int {inst.advert_int}",
+    ]
+    if not inst.preempt:
+        body.append("nopreempt")
+    if inst.preempt_delay:
+        body.append(f"preempt_delay {inst.preempt_delay}")
+    if inst.auth_pass:
+        body += _block("authentication", ["auth_type PASS", f"auth_pass {inst.auth_pass}"])
+    if inst.unicast:
+        body.append(f"unicast_src_ip {inst.address}")
+        body += _block("unicast_peer", inst.peers)
+    # Only the first VIP (the "anchor") goes into the adverts; the rest are excluded from them.
+    # keepalived discards adverts whose address list differs from its own (issue #1515), so
+    # while a push rolls an added or removed VIP through the nodes, old and new configs would
+    # otherwise disagree and every node would become master. Excluded VIPs move all the same.
+    anchor, *others = inst.vips
+    body += _block("virtual_ipaddress", [f"{anchor} dev {inst.interface}"])
+    if others:
+        body += _block(
+            "virtual_ipaddress_excluded", [f"{vip} dev {inst.interface}" for vip in others]
+        )
+    if track:
+        body += _block("track_script", [SCRIPT_NAME])
+    if notify:
+        body.append(f'notify "{notify}"')
+    return body
+
+
 def render_keepalived(node, *, priority_override=None, notify_script=None) -> str:
     """keepalived.conf for one node.
 
@@ -289,52 +408,45 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
             ],
         )
 
-    # Every node starts BACKUP: the election picks the highest priority, and nopreempt and
-    # preempt_delay only work from BACKUP.
-    instance = [
-        "state BACKUP",
-        f"interface {f.interface}",
-        f"virtual_router_id {f.vrid}",
-        f"priority {f.priority}",
-        f"advert_int {f.advert_int}",
-    ]
-    if not f.preempt:
-        instance.append("nopreempt")
-    if f.preempt_delay:
-        instance.append(f"preempt_delay {f.preempt_delay}")
-    if f.auth_pass:
-        instance += _block("authentication", ["auth_type PASS", f"auth_pass {f.auth_pass}"])
-    if f.unicast:
-        instance.append(f"unicast_src_ip {f.address}")
-        instance += _block("unicast_peer", f.peers)
-    # Only the first VIP (the "anchor") goes into the adverts; the rest are excluded from them.
-    # keepalived discards adverts whose address list differs from its own (issue #1515), so
-    # while a push rolls an added or removed VIP through the nodes, old and new configs would
-    # otherwise disagree and every node would become master. Excluded VIPs move all the same.
-    anchor, *others = f.vips
-    instance += _block("virtual_ipaddress", [f"{anchor} dev {f.interface}"])
-    if others:
-        instance += _block(
-            "virtual_ipaddress_excluded", [f"{vip} dev {f.interface}" for vip in others]
+    for inst in f.instances:
+        lines += [""] + _block(
+            f"vrrp_instance {inst.name}",
+            _instance_body(inst, bool(f.check_script and inst.track), notify),
         )
-    if f.check_script:
-        instance += _block("track_script", [SCRIPT_NAME])
-    if notify:
-        instance.append(f'notify "{notify}"')
-    lines += [""] + _block(f"vrrp_instance {INSTANCE_PREFIX}{f.cluster}", instance)
+    for name, members in f.sync_groups:
+        lines += [""] + _block(f"vrrp_sync_group {name}", _block("group", list(members)))
 
     return _with_header(f, "\n".join(lines) + "\n")
 
 
 def advertised_vips(config: str) -> list[str]:
-    """The addresses a rendered (or live) keepalived.conf puts in its adverts."""
-    block = re.search(r"^\s*virtual_ipaddress \{\n(.*?)^\s*\}", config, re.MULTILINE | re.DOTALL)
-    return [line.split()[0] for line in block.group(1).splitlines()] if block else []
+    """The addresses a rendered (or live) keepalived.conf puts in its adverts, every
+    instance's in file order."""
+    blocks = re.finditer(
+        r"^\s*virtual_ipaddress \{\n(.*?)^\s*\}", config, re.MULTILINE | re.DOTALL
+    )
+    return [line.split()[0] for block in blocks for line in block.group(1).splitlines()]
 
 
 def instance_name(node) -> str:
-    """The vrrp_instance name, as keepalived reports it to notify scripts and in its logs."""
+    """The main vrrp_instance's name, as keepalived reports it to notify scripts and in its
+    logs."""
     return INSTANCE_PREFIX + _safe(node.cluster.name, "cluster.name")
+
+
+def vip_instance_name(vip) -> str:
+    """The name of the vrrp_instance a VIP is rendered in, as a label for events and metrics.
+    Not checked like the names written into a config (a label never raises)."""
+    return vip.cluster.instance_name if vip.instance_id is None else vip.instance.keepalived_name
+
+
+def instance_names(cluster) -> list[str]:
+    """Every vrrp_instance name of the cluster's files, the main one first."""
+    main = INSTANCE_PREFIX + _safe(cluster.name, "cluster.name")
+    return [main] + [
+        f"{main}_{_safe(name, 'instance.name')}"
+        for name in cluster.instances.order_by("id").values_list("name", flat=True)
+    ]
 
 
 # Which tools and which multicast group belong to each address family: the only place that
@@ -346,15 +458,26 @@ _FIREWALL = {
 }
 
 
-def _firewall(node):
-    return _FIREWALL[_vips(node.cluster)[1]]
+def firewall_families(node) -> list[int]:
+    """The address families VRRP uses on node (4, 6 or both, dual-stack), the main instance's
+    first: one iptables-restore input per family."""
+    f = _facts(node)
+    families = [f.main.family]
+    families += sorted({i.family for i in f.instances} - {f.main.family})
+    return families
 
 
-def render_iptables(node) -> str:
-    """iptables-restore input for vipanel's own chain on one node.
+def _firewall(node, family=None):
+    return _FIREWALL[family or _vips(node.cluster)[1]]
 
-    Apply it with iptables_restore_command(node), whose --noflush leaves every other chain and
-    rule alone, then run iptables_jump_command(node).
+
+def render_iptables(node, family=None) -> str:
+    """iptables-restore input for vipanel's own chain on one node, for one address family
+    (the main instance's unless given; see firewall_families for a dual-stack node).
+
+    Apply it with iptables_restore_command(node, family), whose --noflush leaves every other
+    chain and rule alone, then run iptables_jump_command(node, family). Each instance of the
+    family adds its rules: multicast per interface, unicast per peer (duplicates once).
 
     Declaring the chain (":VIPANEL-VRRP - [0:0]") makes iptables-restore flush that one chain
     even with --noflush, so every apply replaces its rules instead of appending copies. Checked
@@ -364,41 +487,49 @@ def render_iptables(node) -> str:
     appended the rules again. tests/test_render.py repeats this on every run.
     """
     f = _facts(node)
-    _, _, group, host = _FIREWALL[f.family]
+    family = family or f.main.family
+    _, _, group, host = _FIREWALL[family]
     chain = constants.IPTABLES_CHAIN
-    accept = f"-i {f.interface} -p {constants.VRRP_PROTOCOL} -j ACCEPT"
+    rules = []
     # In the order `iptables -S` prints rules (which shows "-p 112" as "-p vrrp" where
     # /etc/protocols names it), so the live chain can be compared with this file line by line.
-    if f.unicast:
-        rules = [f"-A {chain} -s {peer}/{host} {accept}" for peer in f.peers]
-    else:
-        rules = [f"-A {chain} -d {group}/{host} {accept}"]
+    for inst in f.instances:
+        if inst.family != family:
+            continue
+        accept = f"-i {inst.interface} -p {constants.VRRP_PROTOCOL} -j ACCEPT"
+        if inst.unicast:
+            new = [f"-A {chain} -s {peer}/{host} {accept}" for peer in inst.peers]
+        else:
+            new = [f"-A {chain} -d {group}/{host} {accept}"]
+        rules += [rule for rule in new if rule not in rules]
+    if not rules:
+        raise ValueError(f"family: node {f.node} has no IPv{family} instance.")
     lines = ["*filter", f":{chain} - [0:0]", *rules, f"-A {chain} -j RETURN", "COMMIT"]
     return _with_header(f, "\n".join(lines) + "\n")
 
 
-def iptables_restore_command(node) -> str:
-    """The command that applies render_iptables(node) from stdin: iptables-restore or
+def iptables_restore_command(node, family=None) -> str:
+    """The command that applies render_iptables(node, family) from stdin: iptables-restore or
     ip6tables-restore, with -w (wait for the xtables lock) and --noflush (keep other chains).
     Append --test to only check the input."""
-    return f"{_firewall(node)[1]} -w --noflush"
+    return f"{_firewall(node, family)[1]} -w --noflush"
 
 
-def iptables_jump_command(node) -> str:
+def iptables_jump_command(node, family=None) -> str:
     """A shell line that adds INPUT's jump to vipanel's chain unless it is already there.
 
     Run it after the restore, which creates the chain. It cannot live in the restore file:
     there, "-A INPUT -j VIPANEL-VRRP" adds another copy on every push, and a "-D" of a jump that
     is not there yet (the first push) fails the whole restore.
     """
-    tool = _firewall(node)[0]
+    tool = _firewall(node, family)[0]
     chain = constants.IPTABLES_CHAIN
     return f"{tool} -w -C INPUT -j {chain} 2>/dev/null || {tool} -w -I INPUT 1 -j {chain}"
 
 
-def iptables_list_command(node) -> str:
+def iptables_list_command(node, family=None) -> str:
     """Lists vipanel's chain as `iptables -S` prints it (exit non-zero when it does not exist)."""
-    return f"{_firewall(node)[0]} -w -S {constants.IPTABLES_CHAIN}"
+    return f"{_firewall(node, family)[0]} -w -S {constants.IPTABLES_CHAIN}"
 
 
 def iptables_rule_lines(rules: str) -> list[str]:

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Channel, Incident
-from clusters.models import ConfigPush, SSHCredential
+from clusters.models import ConfigPush, SSHCredential, SyncGroup, VrrpInstance
 from clusters.roles import ADMIN, OPERATOR, VIEWER
 from tests.api_schema import operations, path_for
 from tests.test_api_support import (  # noqa: F401
@@ -34,7 +34,7 @@ READS = [(m, p, role) for m, p, role in operations() if m == "GET"]
 
 
 def test_the_route_table_is_what_we_think():
-    assert (len(WRITES), len(READS)) == (17, 17)  # with the alerts API's 4 and 5
+    assert (len(WRITES), len(READS)) == (24, 21)  # with the alerts' 4 and 5, instances' 7 and 4
     # A write open to the viewer role would be a hole: every non-GET needs more.
     assert all(role in (OPERATOR, ADMIN) for _, _, role in WRITES)
     # Reads are for viewers and operators, but alert channels (their masked URLs) for admins.
@@ -52,6 +52,8 @@ def ids(cluster):
                                        subject="x", title="Split brain", started=now,
                                        last_seen=now)
     channel = Channel.objects.create(name="pager", url="json://hooks.example.net/x")
+    group = SyncGroup.objects.create(cluster=cluster, name="g")
+    instance = VrrpInstance.objects.create(cluster=cluster, name="B", virtual_router_id=61)
     return {
         "cluster_id": cluster.pk,
         "node_id": node.pk,
@@ -59,6 +61,8 @@ def ids(cluster):
         "push_id": push.pk,
         "incident_id": incident.pk,
         "channel_id": channel.pk,
+        "instance_id": instance.pk,
+        "group_id": group.pk,
     }
 
 
@@ -95,9 +99,14 @@ def test_every_unknown_id_is_404(db, method, path, role, missing):
     admin = make_user("root", is_superuser=True)
     response = Api(token_for(admin)).request(
         method,
-        path_for(path, dict.fromkeys(
-            ["cluster_id", "node_id", "vip_id", "push_id", "incident_id", "channel_id"], missing
-        )),
+        path_for(
+            path,
+            dict.fromkeys(
+                ["cluster_id", "node_id", "vip_id", "push_id", "incident_id", "channel_id",
+                 "instance_id", "group_id"],
+                missing,
+            ),
+        ),
         {},
     )
     assert response.status_code == 404

@@ -110,6 +110,23 @@ def world(admin_api, fake_ssh):
     incident = Incident.objects.create(kind="split_brain", cluster_id=cluster["id"], key="vip:1",
                                        subject="x", title="Split brain", started=now,
                                        last_seen=now)
+    # A further instance with its own auth_pass (write-only like the cluster's).
+    instance = call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/instances/",
+        {"name": "B", "virtual_router_id": 61, "auth_pass": AUTH_PASS},
+    ).json()
+    call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/vips/",
+        {"address": "192.0.2.200/24", "instance": instance["id"]},
+    )
+    group = call(
+        "POST",
+        f"/api/v1/clusters/{cluster['id']}/sync-groups/",
+        {"name": "g", "includes_main": True},
+    ).json()
+    call("PATCH", f"/api/v1/instances/{instance['id']}/", {"sync_group": group["id"]})
     ids = {
         "cluster_id": cluster["id"],
         "node_id": web1["id"],
@@ -117,6 +134,8 @@ def world(admin_api, fake_ssh):
         "push_id": push.pk,
         "incident_id": incident.pk,
         "channel_id": channel["id"],
+        "instance_id": instance["id"],
+        "group_id": group["id"],
     }
     return call, bodies, ids, [key, PASSPHRASE, AUTH_PASS, notify_secret, CHANNEL_SECRET]
 

@@ -151,10 +151,11 @@ def observe(cluster, holders, web1_state="MASTER"):
 def test_it_shows_vip_holders_and_node_states(cluster):
     observe(cluster, ["web-1"])
     s = parse(scrape().content.decode())
-    assert value(s, "vipanel_vip_holder", cluster="web", vip=VIP, node="web-1") == 1
-    assert value(s, "vipanel_vip_holder", cluster="web", vip=VIP, node="web-2") == 0
-    assert value(s, "vipanel_vip_holders", cluster="web", vip=VIP) == 1
-    assert value(s, "vipanel_vip_split_brain", cluster="web", vip=VIP) == 0
+    main = {"cluster": "web", "instance": "VI_web", "vip": VIP}
+    assert value(s, "vipanel_vip_holder", **main, node="web-1") == 1
+    assert value(s, "vipanel_vip_holder", **main, node="web-2") == 0
+    assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 1
+    assert value(s, "vipanel_vip_split_brain", cluster="web", instance="VI_web", vip=VIP) == 0
     assert value(s, "vipanel_node_reachable", cluster="web", node="web-1") == 1
     assert value(s, "vipanel_node_keepalived_up", cluster="web", node="web-2") == 1
     assert value(s, "vipanel_node_vrrp_state", cluster="web", node="web-1", state="MASTER") == 1
@@ -166,8 +167,8 @@ def test_it_shows_vip_holders_and_node_states(cluster):
 def test_it_shows_split_brain(cluster):
     observe(cluster, ["web-1", "web-2"])
     s = parse(scrape().content.decode())
-    assert value(s, "vipanel_vip_split_brain", cluster="web", vip=VIP) == 1
-    assert value(s, "vipanel_vip_holders", cluster="web", vip=VIP) == 2
+    assert value(s, "vipanel_vip_split_brain", cluster="web", instance="VI_web", vip=VIP) == 1
+    assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 2
 
 
 def test_a_node_never_probed_is_unreachable_and_unknown(cluster):
@@ -210,7 +211,8 @@ def test_label_values_are_escaped_and_survive_a_round_trip(cluster):
     cluster.name = odd
     cluster.save()
     text = scrape().content.decode()
-    assert value(parse(text), "vipanel_vip_holders", cluster=odd, vip=VIP) == 0
+    labels = {"cluster": odd, "instance": f"VI_{odd}", "vip": VIP}
+    assert value(parse(text), "vipanel_vip_holders", **labels) == 0
     names = {f.name for f in text_string_to_metric_families(text)}
     assert {"vipanel_vip_holders", "vipanel_pushes", "vipanel_failover_events"} <= names
 
@@ -266,3 +268,17 @@ def test_a_scrape_costs_the_same_queries_however_many_nodes(cluster):
         VirtualIP.objects.create(cluster=cluster, address=f"192.0.2.{160 + i}/24")
     # 5 of clusters.metrics, 3 of the availability (alerts.metrics), whatever the counts.
     assert queries() == before == 8
+
+
+
+def test_vip_metrics_name_their_instance(cluster):
+    from clusters.models import NodePriority, VirtualIP, VrrpInstance
+
+    b = VrrpInstance.objects.create(cluster=cluster, name="B", virtual_router_id=61)
+    for node, priority in zip(cluster.nodes.order_by("name"), (110, 120), strict=True):
+        NodePriority.objects.create(instance=b, node=node, priority=priority)
+    VirtualIP.objects.create(cluster=cluster, instance=b, address="192.0.2.200/24")
+    s = parse(scrape().content.decode())
+    assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 0
+    assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web_B",
+                 vip="192.0.2.200/24") == 0

@@ -69,6 +69,7 @@ def test_it_finds_every_encrypted_column():
         ("SSHCredential", "passphrase"),
         ("Cluster", "auth_pass"),
         ("Cluster", "notify_secret"),
+        ("VrrpInstance", "auth_pass"),
         ("Channel", "url"),
         ("Node", "notify_key"),
     }

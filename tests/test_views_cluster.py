@@ -350,13 +350,20 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
     from clusters.urls import urlpatterns
     from tests import (
         test_views_credentials,
+        test_views_instances,
         test_views_nodes,
         test_views_push,
         test_views_users,
     )
 
     guarded = set(MUTATING)
-    for module in (test_views_nodes, test_views_push, test_views_credentials, test_views_users):
+    for module in (
+        test_views_nodes,
+        test_views_push,
+        test_views_credentials,
+        test_views_users,
+        test_views_instances,
+    ):
         guarded |= set(module.MUTATING)
     client = login(admin)
     post_only = set()

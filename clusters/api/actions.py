@@ -7,7 +7,7 @@ its state, and trusting a host key without a fingerprint accepts the key the nod
 
 from clusters import history, status
 from clusters.api.errors import Conflict, field_errors
-from clusters.services import clusters, credentials, hostkeys, nodes, pushes, vips
+from clusters.services import clusters, credentials, hostkeys, instances, nodes, pushes, vips
 from clusters.services.errors import Refused
 
 create_credential = credentials.create_credential
@@ -20,6 +20,13 @@ delete_node = nodes.delete_node
 create_vip = vips.create_vip
 delete_vip = vips.delete_vip
 preview = pushes.preview
+create_instance = instances.create_instance
+update_instance = instances.update_instance
+delete_instance = instances.delete_instance
+set_priority = instances.set_priority
+create_sync_group = instances.create_sync_group
+update_sync_group = instances.update_sync_group
+delete_sync_group = instances.delete_sync_group
 
 
 def trust_host_key(user, node, fingerprint=None):

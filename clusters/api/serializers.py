@@ -23,7 +23,9 @@ from clusters.models import (
     Node,
     PushStep,
     SSHCredential,
+    SyncGroup,
     VirtualIP,
+    VrrpInstance,
 )
 from clusters.services.clusters import check_admin_fields
 
@@ -281,12 +283,102 @@ class NodeSerializer(ModelCleanSerializer):
 
 
 class VirtualIPSerializer(ModelCleanSerializer):
-    """A virtual IP of a cluster (address/prefix)."""
+    """A virtual IP of a cluster (address/prefix), in one of its VRRP instances."""
 
     class Meta:
         model = VirtualIP
-        fields = ["id", "address", "label", "cluster", "host_address", "created"]
+        fields = ["id", "address", "label", "instance", "cluster", "host_address", "created"]
         read_only_fields = ["cluster", "host_address"]
+        extra_kwargs = {
+            "instance": {
+                "help_text": "The cluster's further instance it belongs to (GET "
+                "/api/v1/clusters/{cluster_id}/instances/); null: the main instance.",
+            },
+        }
+
+
+INSTANCE_FIELDS = [
+    "name",
+    "virtual_router_id",
+    "interface",
+    "network",
+    "advert_int",
+    "unicast",
+    "preempt",
+    "preempt_delay",
+    "track_check",
+    "sync_group",
+]
+
+
+class VrrpInstanceSerializer(ModelCleanSerializer):
+    """A further VRRP instance of a cluster (the main one is the cluster's own fields);
+    auth_pass is write-only."""
+
+    auth_pass_set = serializers.SerializerMethodField(
+        help_text="Whether an auth_pass is stored (the value is never returned)."
+    )
+    keepalived_name = serializers.SerializerMethodField(
+        help_text="The vrrp_instance name in the nodes' keepalived.conf."
+    )
+    priorities = serializers.SerializerMethodField(
+        help_text="Each node's priority in this instance, highest first; change one with "
+        "POST /api/v1/instances/{instance_id}/priorities/."
+    )
+
+    class Meta:
+        model = VrrpInstance
+        fields = ["id", *INSTANCE_FIELDS, "cluster", "keepalived_name", "auth_pass_set",
+                  "priorities", "created", "auth_pass"]
+        read_only_fields = ["cluster"]
+        extra_kwargs = {
+            "auth_pass": {
+                "write_only": True,
+                "help_text": "Write-only: stored encrypted, never returned. In a PATCH, an "
+                "empty string removes it; leave it out to keep it.",
+            },
+        }
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_auth_pass_set(self, instance):
+        return bool(instance.auth_pass)
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_keepalived_name(self, instance):
+        return instance.keepalived_name
+
+    @extend_schema_field(
+        {"type": "array", "items": {"type": "object", "properties": {
+            "node": {"type": "integer"}, "priority": {"type": "integer"}}}}
+    )
+    def get_priorities(self, instance):
+        return [{"node": node, "priority": priority}
+                for node, priority in instance.node_priorities.values_list("node", "priority")]
+
+
+class NodePrioritySerializer(serializers.Serializer):
+    """A node's priority in one instance (created or changed)."""
+
+    node = StrictPrimaryKeyRelatedField(queryset=Node.objects.all(), help_text="The node's id.")
+    priority = StrictIntegerField(help_text="1-254, unique within the instance.")
+
+
+class SyncGroupSerializer(ModelCleanSerializer):
+    """A vrrp_sync_group: its member instances change state together."""
+
+    members = serializers.SerializerMethodField(
+        help_text="Ids of the further instances in the group (set through each instance's "
+        "sync_group field)."
+    )
+
+    class Meta:
+        model = SyncGroup
+        fields = ["id", "name", "includes_main", "cluster", "members"]
+        read_only_fields = ["cluster"]
+
+    @extend_schema_field({"type": "array", "items": {"type": "integer"}})
+    def get_members(self, group):
+        return list(group.instances.order_by("id").values_list("pk", flat=True))
 
 
 class RepinSerializer(serializers.Serializer):

@@ -21,6 +21,21 @@ urlpatterns = [
     path("nodes/<int:node_id>/", v.NodeDetail.as_view(), name="node"),
     path("nodes/<int:node_id>/repin/", v.NodeRepin.as_view(), name="node-repin"),
     path("vips/<int:vip_id>/", v.VipDetail.as_view(), name="vip"),
+    path(
+        "clusters/<int:cluster_id>/instances/",
+        v.InstanceList.as_view(),
+        name="cluster-instances",
+    ),
+    path("instances/<int:instance_id>/", v.InstanceDetail.as_view(), name="instance"),
+    path(
+        "instances/<int:instance_id>/priorities/",
+        v.InstancePriority.as_view(),
+        name="instance-priorities",
+    ),
+    path(
+        "clusters/<int:cluster_id>/sync-groups/", v.SyncGroupList.as_view(), name="sync-groups"
+    ),
+    path("sync-groups/<int:group_id>/", v.SyncGroupDetail.as_view(), name="sync-group"),
     path("pushes/<int:push_id>/", v.PushDetail.as_view(), name="push"),
     path("pushes/<int:push_id>/resume/", v.PushResume.as_view(), name="push-resume"),
 ]

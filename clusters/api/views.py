@@ -22,7 +22,16 @@ from rest_framework.response import Response
 from clusters.api import actions
 from clusters.api import serializers as s
 from clusters.api.serializers import MAX_ID
-from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, SSHCredential, VirtualIP
+from clusters.models import (
+    Cluster,
+    ConfigPush,
+    FailoverEvent,
+    Node,
+    SSHCredential,
+    SyncGroup,
+    VirtualIP,
+    VrrpInstance,
+)
 from clusters.roles import ADMIN, OPERATOR, VIEWER
 
 CONFLICT = OpenApiResponse(description="Not possible in the current state")
@@ -302,6 +311,137 @@ class VipDetail(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ObjectView)
 
     def perform_destroy(self, instance):
         actions.delete_vip(self.request.user, instance)
+
+
+# --- VRRP instances and sync groups ------------------------------------------------------------
+
+
+@extend_schema(tags=["instances"])
+class InstanceList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.VrrpInstanceSerializer
+
+    def get_queryset(self):
+        return VrrpInstance.objects.filter(cluster=self.cluster()).select_related(
+            "cluster").order_by("pk")
+
+    @extend_schema(summary="A cluster's further VRRP instances (the main one is the cluster)")
+    def get(self, request, cluster_id):
+        return self.list(request)
+
+    @extend_schema(
+        summary="Add a VRRP instance (every node gets its main priority in it)",
+        responses={201: s.VrrpInstanceSerializer},
+    )
+    def post(self, request, cluster_id):
+        return self.create(request)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_instance(
+            self.request.user, serializer.context["parent"]["cluster"], serializer.validated_data
+        )
+
+
+@extend_schema(tags=["instances"])
+class InstanceDetail(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ObjectView
+):
+    roles = {"GET": VIEWER, "PATCH": OPERATOR, "DELETE": OPERATOR}
+    serializer_class = s.VrrpInstanceSerializer
+    queryset = VrrpInstance.objects.select_related("cluster")
+    pk_kwarg = "instance_id"
+
+    @extend_schema(summary="A VRRP instance")
+    def get(self, request, instance_id):
+        return self.retrieve(request)
+
+    @extend_schema(summary="Change a VRRP instance (any subset of the fields)")
+    def patch(self, request, instance_id):
+        return self.partial_update(request)
+
+    @extend_schema(summary="Delete a VRRP instance and its VIPs", responses={204: None})
+    def delete(self, request, instance_id):
+        return self.destroy(request)
+
+    def perform_update(self, serializer):
+        serializer.instance = actions.update_instance(
+            self.request.user, serializer.instance, serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        actions.delete_instance(self.request.user, instance)
+
+
+@extend_schema(tags=["instances"])
+class InstancePriority(ObjectView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.NodePrioritySerializer
+    queryset = VrrpInstance.objects.select_related("cluster")
+    pk_kwarg = "instance_id"
+
+    @extend_schema(
+        summary="Set a node's priority in the instance",
+        responses={200: s.VrrpInstanceSerializer},
+    )
+    def post(self, request, instance_id):
+        instance = self.get_object()
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        actions.set_priority(request.user, instance, serializer.validated_data["node"],
+                             serializer.validated_data["priority"])
+        return Response(s.VrrpInstanceSerializer(instance).data)
+
+
+@extend_schema(tags=["instances"])
+class SyncGroupList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
+    roles = {"GET": VIEWER, "POST": OPERATOR}
+    serializer_class = s.SyncGroupSerializer
+
+    def get_queryset(self):
+        return SyncGroup.objects.filter(cluster=self.cluster()).order_by("name")
+
+    @extend_schema(summary="A cluster's sync groups")
+    def get(self, request, cluster_id):
+        return self.list(request)
+
+    @extend_schema(summary="Add a sync group", responses={201: s.SyncGroupSerializer})
+    def post(self, request, cluster_id):
+        return self.create(request)
+
+    def perform_create(self, serializer):
+        serializer.instance = actions.create_sync_group(
+            self.request.user, serializer.context["parent"]["cluster"], serializer.validated_data
+        )
+
+
+@extend_schema(tags=["instances"])
+class SyncGroupDetail(
+    mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ObjectView
+):
+    roles = {"GET": VIEWER, "PATCH": OPERATOR, "DELETE": OPERATOR}
+    serializer_class = s.SyncGroupSerializer
+    queryset = SyncGroup.objects.select_related("cluster")
+    pk_kwarg = "group_id"
+
+    @extend_schema(summary="A sync group")
+    def get(self, request, group_id):
+        return self.retrieve(request)
+
+    @extend_schema(summary="Change a sync group's name or whether the main instance is in it")
+    def patch(self, request, group_id):
+        return self.partial_update(request)
+
+    @extend_schema(summary="Delete a sync group (its instances stay)", responses={204: None})
+    def delete(self, request, group_id):
+        return self.destroy(request)
+
+    def perform_update(self, serializer):
+        serializer.instance = actions.update_sync_group(
+            self.request.user, serializer.instance, serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        actions.delete_sync_group(self.request.user, instance)
 
 
 # --- Pushes ----------------------------------------------------------------------------------

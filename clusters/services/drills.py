@@ -10,8 +10,9 @@ from clusters.services import _rules
 from clusters.services.errors import Busy
 
 
-def start_drill(user, cluster):
-    """Stop keepalived on the holder on purpose and check the VIPs move (in a worker).
+def start_drill(user, cluster, instance=None):
+    """Stop keepalived on the holder of `instance` (a VrrpInstance; None: the main instance)
+    on purpose and check its VIPs move to its next priority (in a worker).
 
     Busy when a push or drill of the cluster is active or too few nodes can take over.
     -> the drill's record.
@@ -19,8 +20,11 @@ def start_drill(user, cluster):
     _rules.require(user, roles.OPERATOR)
     try:
         with transaction.atomic():
-            record = drill.create_drill(cluster, user)
-            audit.record(user, "drill started", cluster, changes={"push": [None, record.pk]})
+            record = drill.create_drill(cluster, user, instance)
+            changes = {"push": [None, record.pk]}
+            if instance is not None:
+                changes["instance"] = [None, instance.name]
+            audit.record(user, "drill started", cluster, changes=changes)
             transaction.on_commit(lambda: tasks.drill_task.delay(record.pk))
     except drill.DrillRefused as e:
         active = cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first()

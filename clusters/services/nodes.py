@@ -5,7 +5,7 @@ from django.db import transaction
 
 from clusters import audit, roles
 from clusters.models import Node
-from clusters.services import _rules, maintenance
+from clusters.services import _rules, instances, maintenance
 from clusters.services.errors import Refused
 
 FIELDS = ["name", "address", "ssh_port", "priority", "interface", "credential", "maintenance",
@@ -27,6 +27,8 @@ def create_node(user, cluster, data):
     node.full_clean()
     with transaction.atomic():
         node.save()
+        # A priority in each further instance too, so the node's file can be rendered.
+        instances.add_node_priorities(node)
         audit.record(user, "node.create", node, cluster=cluster,
                      changes=audit.diff({}, audit.snapshot(node, FIELDS)), result="created")
     return node

@@ -6,7 +6,7 @@ from clusters import audit, roles
 from clusters.models import VirtualIP
 from clusters.services import _rules
 
-FIELDS = ["address", "label"]
+FIELDS = ["address", "label", "instance"]
 
 
 def create_vip(user, cluster, data):

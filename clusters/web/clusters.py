@@ -5,26 +5,32 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters.forms import VirtualIPForm
-from clusters.models import Cluster, ConfigPush
+from clusters.forms import ActiveActiveForm, SyncGroupForm, VirtualIPForm, VrrpInstanceForm
+from clusters.models import Cluster, ConfigPush, VirtualIP, VrrpInstance
 from clusters.roles import OPERATOR, VIEWER, require_role
 from clusters.services import clusters as services
 from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.forms import PanelNodeForm, cluster_form
 from clusters.web.htmx import UNPROCESSABLE, render_page
-from clusters.web.presenters import Freshness, NodeHealth, VipView
+from clusters.web.presenters import Freshness, NodeHealth, VipView, instance_views
 
 
 def cluster_context(request, cluster, **extra):
     nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority"))
     healths = [NodeHealth(n) for n in nodes]
+    vips = [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")]
     context = {
         "cluster": cluster,
         "nodes": healths,
         "freshness": Freshness(healths),
-        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
+        "vips": vips,
+        "instances": instance_views(cluster, nodes, vips),
+        "instance_form": VrrpInstanceForm(instance=VrrpInstance(cluster=cluster)),
+        "active_active_form": ActiveActiveForm(),
+        "sync_group_form": SyncGroupForm(cluster=cluster),
+        "sync_groups": cluster.sync_groups.prefetch_related("instances"),
         "node_form": PanelNodeForm(),
-        "vip_form": VirtualIPForm(),
+        "vip_form": VirtualIPForm(instance=VirtualIP(cluster=cluster)),
         "pushes": cluster.pushes.select_related("requested_by")[:5],
         "active_push": cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first(),
         "failovers": cluster.failovers.all()[:5],
@@ -52,7 +58,7 @@ def cluster_status(request, pk):
         "cluster": cluster,
         "nodes": healths,
         "freshness": Freshness(healths),
-        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder")],
+        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")],
     }
     return render_page(
         request, "clusters/cluster_status.html", context, fragment="clusters/_cluster_status.html"

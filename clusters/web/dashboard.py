@@ -54,6 +54,7 @@ def dashboard_rows(clusters, now):
         .order_by("id")
         .values(
             "cluster_id", "address", since=F("state__since"), checked_at=F("state__checked_at"),
+            instance_name=F("instance__name"),
             split_brain=F("state__split_brain"), no_holder=F("state__no_holder"),
             holder=F("state__holder__name"),
         )

@@ -12,6 +12,38 @@ vip_status = health.vip_status
 node_problems = health.node_problems
 
 
+class InstanceView:
+    """One VRRP instance of a cluster as its page shows it: the main one (the cluster row,
+    `obj` None) or a further one, with its VIPs and their holders and each node's priority."""
+
+    def __init__(self, name, obj, vrid, interface, vips, priorities):
+        self.name, self.obj, self.vrid, self.interface = name, obj, vrid, interface
+        self.vips = vips  # [VipView]
+        self.priorities = priorities  # [(node, priority or None)], highest first
+        holders = sorted({v.state.holder.name for v in vips if v.state and v.state.holder_id})
+        self.holder = ", ".join(holders)
+
+
+def instance_views(cluster, nodes, vip_views):
+    """The main instance first, then the further ones in creation order."""
+    by_instance = {}
+    for v in vip_views:
+        by_instance.setdefault(v.vip.instance_id, []).append(v)
+    main = InstanceView(
+        cluster.instance_name, None, cluster.virtual_router_id, cluster.interface,
+        by_instance.get(None, []), [(n, n.priority) for n in nodes],
+    )
+    views = [main]
+    for inst in cluster.instances.order_by("id"):
+        prios = inst.priorities()
+        rows = sorted(((n, prios.get(n.pk)) for n in nodes), key=lambda r: -(r[1] or 0))
+        views.append(InstanceView(
+            inst.keepalived_name, inst, inst.virtual_router_id,
+            inst.interface or cluster.interface, by_instance.get(inst.pk, []), rows,
+        ))
+    return views
+
+
 class VipView:
     """One VIP as the cluster page shows it: who holds it, or what is wrong."""
 
@@ -106,6 +138,8 @@ class DashboardNode:
 class DashboardVip:
     def __init__(self, row, nodes):
         self.address = row["address"]
+        # The further VRRP instance the VIP is in ("" for the cluster's main instance).
+        self.instance = row.get("instance_name") or ""
         self.split_brain, self.no_holder = row["split_brain"], row["no_holder"]
         checked = row["checked_at"] is not None
         self.since = row["since"]

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseStopPolling
 
 from clusters import preview
-from clusters.models import ConfigPush, PushStep
+from clusters.models import ConfigPush, PushStep, VrrpInstance
 from clusters.roles import OPERATOR, VIEWER, require_role
 from clusters.services import drills, pushes
 from clusters.services.errors import Refused
@@ -107,8 +107,12 @@ def cluster_drill(request, pk):
     """Stop keepalived on the holder on purpose and check the VIPs move (clusters.drill runs
     it in a worker and records the outcome in the failover history)."""
     cluster = get_cluster(pk)
+    # An optional instance (its id): the drill then judges that instance's failover.
+    instance = None
+    if request.POST.get("instance"):
+        instance = get_object_or_404(VrrpInstance, pk=request.POST["instance"], cluster=cluster)
     try:
-        drills.start_drill(request.user, cluster)
+        drills.start_drill(request.user, cluster, instance)
     except Refused as e:
         return push_refused(request, cluster, e, refused_title="The drill did not start")
     messages.success(
