@@ -136,12 +136,18 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             elif not none and state.no_holder:
                 events.append(_event(cluster, vip, Kind.NO_HOLDER_END, detected_by, at,
                                      to_node=", ".join(holders)))
+                if holder and previous and holder.name != previous:
+                    # Back on another node than before the gap: the gap was the takeover's
+                    # master-down interval (or a dead keepalived's), so this is a failover.
+                    events.append(_event(cluster, vip, Kind.FAILOVER, detected_by, at,
+                                         from_node=previous, to_node=holder.name))
             elif holder and state.holder_id and holder.pk != state.holder_id and not state.split_brain:
                 events.append(_event(cluster, vip, Kind.FAILOVER, detected_by, at,
                                      from_node=previous, to_node=holder.name))
             if holder is None or holder.pk != state.holder_id:
                 state.since = at
-            state.holder = holder if not split else state.holder
+            # The last single holder is kept through a split brain or a gap with none.
+            state.holder = holder if holder is not None else state.holder
             state.split_brain, state.no_holder, state.checked_at = split, none, at
             state.stale_on = stale
             state.save()

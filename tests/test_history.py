@@ -59,7 +59,17 @@ def test_it_records_no_holder_and_its_end(cluster):
     record_status(cluster, observe(cluster, t, ["web-1"]))
     record_status(cluster, observe(cluster, t + timedelta(seconds=5), []))
     record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-2"]))
-    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-2")]
+    # Back on another node than before the gap: the gap was a takeover, so a failover too.
+    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-2"),
+                              ("failover", "web-1", "web-2")]
+
+
+def test_a_gap_that_ends_on_the_same_node_is_no_failover(cluster):
+    t = timezone.now()
+    record_status(cluster, observe(cluster, t, ["web-1"]))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=5), []))
+    record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-1"]))
+    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-1")]
 
 
 def test_an_unreachable_node_makes_the_holder_unknown_not_missing(cluster):

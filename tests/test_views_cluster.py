@@ -124,8 +124,8 @@ def test_the_page_shows_the_clusters_incidents_and_availability(
                             opened=now)
     client = login(viewer)
     # 11 queries before these sections; they add 5 for one VIP: the incidents (1), the VIPs
-    # (1) and per VIP its coverage and its failover events (3).
-    with django_assert_max_num_queries(16):
+    # (1) and per VIP its coverage and its failover events (3); the VRRP instances' section 5.
+    with django_assert_max_num_queries(21):
         page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     incidents = page.split('id="incidents"')[1].split("</section>")[0]
     assert "Split brain of 192.0.2.100/24" in incidents
