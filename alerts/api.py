@@ -47,9 +47,12 @@ class ChannelSerializer(s.ModelCleanSerializer):
     )
     kinds = KindsField(
         # The message names the choices, never echoes what was sent (it may be a secret).
-        child=serializers.ChoiceField(EventKind.choices, error_messages={
-            "invalid_choice": f"Not an event kind; use {', '.join(EventKind.values)}.",
-        }),
+        child=serializers.ChoiceField(
+            EventKind.choices,
+            error_messages={
+                "invalid_choice": f"Not an event kind; use {', '.join(EventKind.values)}.",
+            },
+        ),
         required=False,
         help_text="The kinds of event to send (all of them when left out on create).",
     )
@@ -62,8 +65,18 @@ class ChannelSerializer(s.ModelCleanSerializer):
 
     class Meta:
         model = Channel
-        fields = ["id", "name", "url", "masked_url", "kinds", "all_clusters", "clusters",
-                  "enabled", "created", "updated"]
+        fields = [
+            "id",
+            "name",
+            "url",
+            "masked_url",
+            "kinds",
+            "all_clusters",
+            "clusters",
+            "enabled",
+            "created",
+            "updated",
+        ]
         read_only_fields = ["masked_url", "created", "updated"]
 
     def validate(self, attrs):
@@ -74,8 +87,16 @@ class ChannelSerializer(s.ModelCleanSerializer):
 class DeliverySerializer(s.ModelCleanSerializer):
     class Meta:
         model = Delivery
-        fields = ["id", "channel_name", "purpose", "state", "attempts", "error", "created",
-                  "finished"]
+        fields = [
+            "id",
+            "channel_name",
+            "purpose",
+            "state",
+            "attempts",
+            "error",
+            "created",
+            "finished",
+        ]
         read_only_fields = fields
 
 
@@ -84,8 +105,21 @@ class IncidentSerializer(s.ModelCleanSerializer):
 
     class Meta:
         model = Incident
-        fields = ["id", "kind", "cluster", "subject", "title", "detail", "state", "started",
-                  "last_seen", "opened", "resolved", "expected", "deliveries"]
+        fields = [
+            "id",
+            "kind",
+            "cluster",
+            "subject",
+            "title",
+            "detail",
+            "state",
+            "started",
+            "last_seen",
+            "opened",
+            "resolved",
+            "expected",
+            "deliveries",
+        ]
         read_only_fields = fields
 
 
@@ -215,10 +249,17 @@ class IncidentList(mixins.ListModelMixin, ApiView):
     @extend_schema(
         summary="Incidents, newest first",
         parameters=[
-            OpenApiParameter("cluster", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                             description="Only this cluster's."),
-            OpenApiParameter("state", OpenApiTypes.STR, enum=Incident.State.values,
-                             description="Only incidents in this state."),
+            OpenApiParameter(
+                "cluster",
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                description="Only this cluster's.",
+            ),
+            OpenApiParameter(
+                "state",
+                OpenApiTypes.STR,
+                enum=Incident.State.values,
+                description="Only incidents in this state.",
+            ),
         ],
     )
     def get(self, request):
@@ -245,10 +286,12 @@ class ClusterAvailability(ApiView):
     @extend_schema(summary="A cluster's availability per VIP: the 24h, 7d and 30d figures")
     def get(self, request, cluster_id):
         cluster = self.cluster()
-        return Response({
-            "cluster": cluster.pk,
-            "vips": [
-                {"vip": vip.address, "windows": [a.as_dict() for a in windows]}
-                for vip, windows in availability.cluster_availability(cluster)
-            ],
-        })
+        return Response(
+            {
+                "cluster": cluster.pk,
+                "vips": [
+                    {"vip": vip.address, "windows": [a.as_dict() for a in windows]}
+                    for vip, windows in availability.cluster_availability(cluster)
+                ],
+            }
+        )

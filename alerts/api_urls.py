@@ -12,6 +12,5 @@ urlpatterns = [
     path("channels/<int:channel_id>/test/", api.ChannelTest.as_view(), name="channel-test"),
     path("incidents/", api.IncidentList.as_view(), name="incidents"),
     path("incidents/<int:incident_id>/", api.IncidentDetail.as_view(), name="incident"),
-    path("availability/<int:cluster_id>/", api.ClusterAvailability.as_view(),
-         name="availability"),
+    path("availability/<int:cluster_id>/", api.ClusterAvailability.as_view(), name="availability"),
 ]

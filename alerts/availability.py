@@ -127,20 +127,25 @@ def vip_availability(vip, now=None):
     """[Availability] for 24h, 7d and 30d up to now; three queries, whatever the window."""
     now = now or timezone.now()
     longest = now - WINDOWS[-1][1]
-    spans = list(
-        VipCoverage.objects.filter(vip=vip, end__gte=longest).values_list("start", "end")
-    )
+    spans = list(VipCoverage.objects.filter(vip=vip, end__gte=longest).values_list("start", "end"))
     history = FailoverEvent.objects.filter(vip=vip).order_by("at", "id")
     events = list(
-        history.filter(at__gte=longest, at__lte=now, kind__in=[*STATE_KINDS, Kind.FAILOVER])
-        .values_list("at", "kind")
+        history.filter(
+            at__gte=longest, at__lte=now, kind__in=[*STATE_KINDS, Kind.FAILOVER]
+        ).values_list("at", "kind")
     )
-    before = list(history.filter(at__lt=longest, kind__in=STATE_KINDS).order_by("-at", "-id")
-                  .values_list("kind", flat=True)[:50])
-    split = next((k == Kind.SPLIT_BRAIN for k in before
-                  if k in (Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END)), False)
-    none = next((k == Kind.NO_HOLDER for k in before
-                 if k in (Kind.NO_HOLDER, Kind.NO_HOLDER_END)), False)
+    before = list(
+        history.filter(at__lt=longest, kind__in=STATE_KINDS)
+        .order_by("-at", "-id")
+        .values_list("kind", flat=True)[:50]
+    )
+    split = next(
+        (k == Kind.SPLIT_BRAIN for k in before if k in (Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END)),
+        False,
+    )
+    none = next(
+        (k == Kind.NO_HOLDER for k in before if k in (Kind.NO_HOLDER, Kind.NO_HOLDER_END)), False
+    )
     return _windows(now, spans, events, (split, none))
 
 
@@ -163,26 +168,33 @@ def metric_samples(now=None):
     def last_before(kinds):
         return Subquery(
             FailoverEvent.objects.filter(vip=OuterRef("pk"), at__lt=longest, kind__in=kinds)
-            .order_by("-at", "-id").values("kind")[:1]
+            .order_by("-at", "-id")
+            .values("kind")[:1]
         )
 
-    vips = VirtualIP.objects.select_related("cluster").annotate(
-        split_before=last_before([Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END]),
-        none_before=last_before([Kind.NO_HOLDER, Kind.NO_HOLDER_END]),
-    ).order_by("cluster__name", "id")
+    vips = (
+        VirtualIP.objects.select_related("cluster")
+        .annotate(
+            split_before=last_before([Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END]),
+            none_before=last_before([Kind.NO_HOLDER, Kind.NO_HOLDER_END]),
+        )
+        .order_by("cluster__name", "id")
+    )
     spans, events = defaultdict(list), defaultdict(list)
     for vip_id, start, end in VipCoverage.objects.filter(end__gte=longest).values_list(
-            "vip_id", "start", "end"):
+        "vip_id", "start", "end"
+    ):
         spans[vip_id].append((start, end))
     for vip_id, at, kind in (
-        FailoverEvent.objects.filter(vip__isnull=False, at__gte=longest, at__lte=now,
-                                     kind__in=[*STATE_KINDS, Kind.FAILOVER])
-        .order_by("at", "id").values_list("vip_id", "at", "kind")
+        FailoverEvent.objects.filter(
+            vip__isnull=False, at__gte=longest, at__lte=now, kind__in=[*STATE_KINDS, Kind.FAILOVER]
+        )
+        .order_by("at", "id")
+        .values_list("vip_id", "at", "kind")
     ):
         events[vip_id].append((at, kind))
     for vip in vips:
         initial = (vip.split_before == Kind.SPLIT_BRAIN, vip.none_before == Kind.NO_HOLDER)
         for a in _windows(now, spans[vip.pk], events[vip.pk], initial):
-            shares = {s: a.share(s) for s in ("one_holder", "no_holder", "split_brain",
-                                              "unknown")}
+            shares = {s: a.share(s) for s in ("one_holder", "no_holder", "split_brain", "unknown")}
             yield vip.cluster.name, vip.address, a.window, shares, a.failovers

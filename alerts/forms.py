@@ -19,19 +19,25 @@ class ChannelForm(forms.Form):
     )
     enabled = forms.BooleanField(required=False)
     kinds = forms.MultipleChoiceField(
-        label="Events", choices=EventKind.choices, widget=forms.CheckboxSelectMultiple,
+        label="Events",
+        choices=EventKind.choices,
+        widget=forms.CheckboxSelectMultiple,
         required=False,
     )
     all_clusters = forms.BooleanField(label="All clusters", required=False)
     clusters = forms.ModelMultipleChoiceField(
-        queryset=Cluster.objects.order_by("name"), widget=forms.CheckboxSelectMultiple,
-        required=False, help_text="Used when 'All clusters' is not ticked.",
+        queryset=Cluster.objects.order_by("name"),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Used when 'All clusters' is not ticked.",
     )
 
     def __init__(self, *args, channel=None, **kwargs):
         super().__init__(*args, **kwargs)
         if channel is not None:
-            self.fields["url"].help_text = (
+            self.fields[
+                "url"
+            ].help_text = (
                 f"Now {channel.masked_url}. Leave empty to keep it; a new URL replaces it."
             )
         else:

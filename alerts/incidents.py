@@ -84,40 +84,76 @@ def conditions(cluster):
         expected = "node in maintenance" if node.maintenance else ""
         common = dict(node=node, subject=node.name, expected=expected)
         if state.host_key_problem:
-            found.append(Condition(
-                EventKind.HOST_KEY, f"hostkey:{node.pk}", title=f"Host key problem on {node.name}",
-                detail=state.error, **common))
+            found.append(
+                Condition(
+                    EventKind.HOST_KEY,
+                    f"hostkey:{node.pk}",
+                    title=f"Host key problem on {node.name}",
+                    detail=state.error,
+                    **common,
+                )
+            )
         elif not state.reachable:
-            found.append(Condition(
-                EventKind.NODE_UNREACHABLE, f"node:{node.pk}",
-                title=f"Node {node.name} is unreachable", detail=state.error, **common))
+            found.append(
+                Condition(
+                    EventKind.NODE_UNREACHABLE,
+                    f"node:{node.pk}",
+                    title=f"Node {node.name} is unreachable",
+                    detail=state.error,
+                    **common,
+                )
+            )
         if state.drift:
-            found.append(Condition(
-                EventKind.DRIFT, f"drift:{node.pk}",
-                title=f"Config drift on {node.name}",
-                detail="The node's keepalived.conf or rules differ from what the panel renders; "
-                "push the cluster or look for hand edits.", **common))
+            found.append(
+                Condition(
+                    EventKind.DRIFT,
+                    f"drift:{node.pk}",
+                    title=f"Config drift on {node.name}",
+                    detail="The node's keepalived.conf or rules differ from what the panel "
+                    "renders; push the cluster or look for hand edits.",
+                    **common,
+                )
+            )
     for state in VipState.objects.filter(vip__cluster=cluster).select_related("vip"):
         vip = state.vip
         latest = max(latest or state.checked_at, state.checked_at)
         if state.split_brain:
-            found.append(Condition(
-                EventKind.SPLIT_BRAIN, f"vip:{vip.pk}", vip=vip, subject=vip.address,
-                title=f"Split brain: several nodes hold {vip.address}",
-                detail="Check that VRRP (IP protocol 112) passes between the nodes."))
+            found.append(
+                Condition(
+                    EventKind.SPLIT_BRAIN,
+                    f"vip:{vip.pk}",
+                    vip=vip,
+                    subject=vip.address,
+                    title=f"Split brain: several nodes hold {vip.address}",
+                    detail="Check that VRRP (IP protocol 112) passes between the nodes.",
+                )
+            )
         elif state.no_holder:
-            found.append(Condition(
-                EventKind.NO_HOLDER, f"vip:{vip.pk}", vip=vip, subject=vip.address,
-                title=f"No node holds {vip.address}",
-                detail="The VIP is down: no node answers for it."))
+            found.append(
+                Condition(
+                    EventKind.NO_HOLDER,
+                    f"vip:{vip.pk}",
+                    vip=vip,
+                    subject=vip.address,
+                    title=f"No node holds {vip.address}",
+                    detail="The VIP is down: no node answers for it.",
+                )
+            )
     last = (
-        cluster.pushes.exclude(state__in=ConfigPush.ACTIVE_STATES).order_by("-created", "-id")
+        cluster.pushes.exclude(state__in=ConfigPush.ACTIVE_STATES)
+        .order_by("-created", "-id")
         .first()
     )
     if last is not None and last.state in ConfigPush.RESUMABLE_STATES:
-        found.append(Condition(
-            EventKind.PUSH_FAILED, f"push:{cluster.pk}", subject=f"push #{last.pk}",
-            title=f"Push #{last.pk} of {cluster.name} {last.state}", detail=last.detail))
+        found.append(
+            Condition(
+                EventKind.PUSH_FAILED,
+                f"push:{cluster.pk}",
+                subject=f"push #{last.pk}",
+                title=f"Push #{last.pk} of {cluster.name} {last.state}",
+                detail=last.detail,
+            )
+        )
     return {c.key: c for c in found}, latest
 
 
@@ -159,9 +195,15 @@ def evaluate(cluster, now=None):
             try:
                 with transaction.atomic():
                     incident = Incident.objects.create(
-                        kind=condition.kind, cluster=cluster, vip=condition.vip,
-                        node=condition.node, key=key, subject=condition.subject[:100],
-                        title=condition.title[:200], detail=condition.detail, started=now,
+                        kind=condition.kind,
+                        cluster=cluster,
+                        vip=condition.vip,
+                        node=condition.node,
+                        key=key,
+                        subject=condition.subject[:100],
+                        title=condition.title[:200],
+                        detail=condition.detail,
+                        started=now,
                         last_seen=now,
                     )
             except IntegrityError:
@@ -207,16 +249,25 @@ def record_event(event):
         if drill_running(cluster, event.at):
             expected = "during a drill"
         elif event.detail.startswith("During push #"):
-            expected = "during push #" + event.detail[len("During push #"):].split(".")[0]
+            expected = "during push #" + event.detail[len("During push #") :].split(".")[0]
         elif cluster.nodes.filter(name=event.from_node, maintenance=True).exists():
             expected = "node in maintenance"
     with transaction.atomic():
         incident = Incident.objects.create(
-            kind=kind, cluster=cluster, vip_id=event.vip_id, event=event,
-            key=f"event:{event.pk}", subject=subject[:100], title=title[:200],
+            kind=kind,
+            cluster=cluster,
+            vip_id=event.vip_id,
+            event=event,
+            key=f"event:{event.pk}",
+            subject=subject[:100],
+            title=title[:200],
             detail=f"{event.detail} (detected by {event.detected_by})".strip(),
-            state=Incident.State.RESOLVED, started=event.at, last_seen=event.at,
-            opened=event.at, resolved=event.at, expected=expected,
+            state=Incident.State.RESOLVED,
+            started=event.at,
+            last_seen=event.at,
+            opened=event.at,
+            resolved=event.at,
+            expected=expected,
         )
         if not expected:
             queue(incident, Delivery.Purpose.OPENED)
@@ -225,9 +276,11 @@ def record_event(event):
 
 def channels_for(incident):
     """Enabled channels that want this kind of event from this cluster."""
-    candidates = Channel.objects.filter(enabled=True).filter(
-        Q(all_clusters=True) | Q(clusters=incident.cluster_id)
-    ).distinct()
+    candidates = (
+        Channel.objects.filter(enabled=True)
+        .filter(Q(all_clusters=True) | Q(clusters=incident.cluster_id))
+        .distinct()
+    )
     return [c for c in candidates if incident.kind in c.kinds]
 
 
@@ -246,21 +299,32 @@ def message(delivery):
     """-> (title, body, is_failure) of a delivery."""
     incident = delivery.incident
     if delivery.purpose == Delivery.Purpose.TEST:
-        return ("vipanel test message",
-                f"A test of the alert channel '{delivery.channel_name}' from vipanel.", False)
+        return (
+            "vipanel test message",
+            f"A test of the alert channel '{delivery.channel_name}' from vipanel.",
+            False,
+        )
     cluster = incident.cluster.name
     if incident.kind in (EventKind.FAILOVER, EventKind.DRILL):
         failure = not (incident.kind == EventKind.DRILL and incident.title.startswith("Drill pa"))
-        return (f"[vipanel] {incident.title}",
-                f"Cluster {cluster}, {incident.started:%Y-%m-%d %H:%M:%S %Z}. {incident.detail}",
-                failure)
+        return (
+            f"[vipanel] {incident.title}",
+            f"Cluster {cluster}, {incident.started:%Y-%m-%d %H:%M:%S %Z}. {incident.detail}",
+            failure,
+        )
     if delivery.purpose == Delivery.Purpose.RESOLVED:
         took = _human(incident.resolved - incident.started)
-        return (f"[vipanel] RESOLVED: {incident.title}",
-                f"Cluster {cluster}: resolved after {took} (incident #{incident.pk}).", False)
-    return (f"[vipanel] PROBLEM: {incident.title}",
-            f"Cluster {cluster}, since {incident.started:%Y-%m-%d %H:%M:%S %Z} "
-            f"(incident #{incident.pk}). {incident.detail}".strip(), True)
+        return (
+            f"[vipanel] RESOLVED: {incident.title}",
+            f"Cluster {cluster}: resolved after {took} (incident #{incident.pk}).",
+            False,
+        )
+    return (
+        f"[vipanel] PROBLEM: {incident.title}",
+        f"Cluster {cluster}, since {incident.started:%Y-%m-%d %H:%M:%S %Z} "
+        f"(incident #{incident.pk}). {incident.detail}".strip(),
+        True,
+    )
 
 
 def _human(delta):

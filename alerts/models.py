@@ -90,12 +90,15 @@ class Incident(models.Model):
 
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="incidents")
-    vip = models.ForeignKey(VirtualIP, on_delete=models.SET_NULL, null=True, blank=True,
-                            related_name="+")
-    node = models.ForeignKey(Node, on_delete=models.SET_NULL, null=True, blank=True,
-                             related_name="+")
-    event = models.ForeignKey(FailoverEvent, on_delete=models.SET_NULL, null=True, blank=True,
-                              related_name="+")
+    vip = models.ForeignKey(
+        VirtualIP, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    node = models.ForeignKey(
+        Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    event = models.ForeignKey(
+        FailoverEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # What the problem is about ("vip:12", "node:3", "push:cluster:4"): one active incident each.
     key = models.CharField(max_length=64)
     # Names as they were, so the incident reads the same after renames and deletions.
@@ -148,10 +151,12 @@ class Delivery(models.Model):
         SENT = "sent"
         FAILED = "failed"
 
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, null=True, blank=True,
-                                 related_name="deliveries")
-    channel = models.ForeignKey(Channel, on_delete=models.SET_NULL, null=True,
-                                related_name="deliveries")
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, null=True, blank=True, related_name="deliveries"
+    )
+    channel = models.ForeignKey(
+        Channel, on_delete=models.SET_NULL, null=True, related_name="deliveries"
+    )
     channel_name = models.CharField(max_length=100)
     purpose = models.CharField(max_length=10, choices=Purpose.choices)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)

@@ -56,8 +56,9 @@ def create_channel(user, data):
         channel.save()
         channel.clusters.set(clusters)
         changes = {k: [None, v] for k, v in _snapshot(channel, clusters).items()}
-        audit.record(user, "alert channel created", channel, object_type="alert channel",
-                     changes=changes)
+        audit.record(
+            user, "alert channel created", channel, object_type="alert channel", changes=changes
+        )
     return channel
 
 
@@ -72,16 +73,22 @@ def update_channel(user, channel, data):
         changes = audit.diff(before, _snapshot(channel, clusters))
         if channel.url != old_url and "url" not in changes:
             changes["url"] = ["(secret)", "(changed)"]
-        audit.record(user, "alert channel updated", channel, object_type="alert channel",
-                     changes=changes)
+        audit.record(
+            user, "alert channel updated", channel, object_type="alert channel", changes=changes
+        )
     return channel
 
 
 def delete_channel(user, channel):
     _require_admin(user)
     with transaction.atomic():
-        audit.record(user, "alert channel deleted", channel, object_type="alert channel",
-                     changes={"url": [channel.masked_url, None]})
+        audit.record(
+            user,
+            "alert channel deleted",
+            channel,
+            object_type="alert channel",
+            changes={"url": [channel.masked_url, None]},
+        )
         channel.delete()
 
 

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 def _pending():
     """The evaluations this transaction will run on commit (none outside a transaction)."""
     return [
-        entry[1] for entry in getattr(connection, "run_on_commit", [])
+        entry[1]
+        for entry in getattr(connection, "run_on_commit", [])
         if getattr(entry[1], "alerts_cluster_id", None) is not None and not entry[1].done
     ]
 
@@ -44,9 +45,7 @@ def evaluate_after_commit(cluster_id):
     run.alerts_cluster_id, run.done = cluster_id, False
     # So the sweep's other rows of this cluster find it without a query each.
     run.node_ids = set(Node.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
-    run.vip_ids = set(
-        VirtualIP.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True)
-    )
+    run.vip_ids = set(VirtualIP.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
     transaction.on_commit(run, robust=True)
 
 
@@ -70,7 +69,8 @@ def vip_state_saved(sender, instance, raw=False, **kwargs):
         observe(instance.vip_id, at)
     if not any(instance.vip_id in run.vip_ids for run in _pending()):
         evaluate_after_commit(
-            VirtualIP.objects.filter(pk=instance.vip_id).values_list("cluster_id", flat=True)
+            VirtualIP.objects.filter(pk=instance.vip_id)
+            .values_list("cluster_id", flat=True)
             .first()
         )
 

@@ -11,8 +11,8 @@ from alerts import availability, services
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Delivery, EventKind, Incident
 from clusters import roles
-from clusters.web.htmx import UNPROCESSABLE, render_page
 from clusters.models import Cluster
+from clusters.web.htmx import UNPROCESSABLE, render_page
 
 PAGE = 100
 
@@ -31,9 +31,15 @@ def incident_list(request):
     cluster_id = request.GET.get("cluster", "")
     if cluster_id.isdigit():
         incidents = incidents.filter(cluster_id=int(cluster_id))
-    return render(request, "alerts/incidents.html", {
-        "incidents": incidents[:PAGE], "show": show, "page_size": PAGE,
-    })
+    return render(
+        request,
+        "alerts/incidents.html",
+        {
+            "incidents": incidents[:PAGE],
+            "show": show,
+            "page_size": PAGE,
+        },
+    )
 
 
 @require_GET
@@ -52,37 +58,59 @@ def incident_detail(request, pk):
 @roles.require_role(roles.VIEWER)
 def cluster_availability(request, cluster_id):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
-    return render_page(request, "alerts/availability.html", {
-        "cluster": cluster, "rows": availability.cluster_availability(cluster),
-    }, fragment="alerts/_availability.html")
+    return render_page(
+        request,
+        "alerts/availability.html",
+        {
+            "cluster": cluster,
+            "rows": availability.cluster_availability(cluster),
+        },
+        fragment="alerts/_availability.html",
+    )
 
 
 @require_GET
 @roles.require_role(roles.ADMIN)
 def channel_list(request):
     channels = Channel.objects.prefetch_related("clusters")
-    return render(request, "alerts/channels.html",
-                  {"channels": channels, "kind_count": len(EventKind.values)})
+    return render(
+        request, "alerts/channels.html", {"channels": channels, "kind_count": len(EventKind.values)}
+    )
 
 
 def _form_page(request, form, channel=None, status=200):
     tests = channel.deliveries.filter(purpose=Delivery.Purpose.TEST)[:5] if channel else []
-    return render(request, "alerts/channel_form.html",
-                  {"form": form, "channel": channel, "tests": tests}, status=status)
+    return render(
+        request,
+        "alerts/channel_form.html",
+        {"form": form, "channel": channel, "tests": tests},
+        status=status,
+    )
 
 
 def _initial(channel):
-    return {"name": channel.name, "kinds": channel.kinds, "all_clusters": channel.all_clusters,
-            "clusters": list(channel.clusters.all()), "enabled": channel.enabled}
+    return {
+        "name": channel.name,
+        "kinds": channel.kinds,
+        "all_clusters": channel.all_clusters,
+        "clusters": list(channel.clusters.all()),
+        "enabled": channel.enabled,
+    }
 
 
 @require_GET
 @roles.require_role(roles.ADMIN)
 def channel_new(request):
-    return _form_page(request, ChannelForm(initial={"all_clusters": True, "enabled": True,
-                                                    "kinds": [k for k, _ in
-                                                              ChannelForm.base_fields["kinds"]
-                                                              .choices]}))
+    return _form_page(
+        request,
+        ChannelForm(
+            initial={
+                "all_clusters": True,
+                "enabled": True,
+                "kinds": [k for k, _ in ChannelForm.base_fields["kinds"].choices],
+            }
+        ),
+    )
 
 
 @require_GET

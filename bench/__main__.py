@@ -28,8 +28,9 @@ def main(argv=None):
     if a.report_only:
         parts = []
     args = {
-        "push": (["--nodes", "3,10", "--reps", "1"] if a.quick
-                 else ["--nodes", "3,10,30", "--reps", "2"]),
+        "push": (
+            ["--nodes", "3,10", "--reps", "1"] if a.quick else ["--nodes", "3,10,30", "--reps", "2"]
+        ),
         "sweep": ["--sweeps", "3", "--beat-seconds", "12"] if a.quick else [],
         "failover": ["--reps", "2"] if a.quick else ["--reps", "7"],
         "dashboard": ["--sizes", "50", "--requests", "10"] if a.quick else [],
@@ -47,20 +48,29 @@ def main(argv=None):
             print(f"lab {common.PREFIX}: {len(lab)} nodes up in {timings['lab_up_s']}s", flush=True)
             for part in lab_parts:
                 t0 = time.monotonic()
-                rc = subprocess.run([sys.executable, "-m", f"bench.{part}", *args[part]],
-                                cwd=common.ROOT, check=False).returncode
+                rc = subprocess.run(
+                    [sys.executable, "-m", f"bench.{part}", *args[part]],
+                    cwd=common.ROOT,
+                    check=False,
+                ).returncode
                 took[part] = round(time.monotonic() - t0, 1)
                 if rc:
                     failed.append(part)
         timings["nodes"] = nodes
-        print(f"lab down in {timings['lab_down_s']}s; namespaces left: "
-              f"{timings['netns_left_after_down']}", flush=True)
+        print(
+            f"lab down in {timings['lab_down_s']}s; namespaces left: "
+            f"{timings['netns_left_after_down']}",
+            flush=True,
+        )
         (common.RESULTS).mkdir(parents=True, exist_ok=True)
         (common.RESULTS / "lab.json").write_text(json.dumps(timings, indent=2) + "\n")
     if "dashboard" in parts:
         t0 = time.monotonic()
-        rc = subprocess.run([sys.executable, "-m", "bench.dashboard", *args["dashboard"]],
-                            cwd=common.ROOT, check=False).returncode
+        rc = subprocess.run(
+            [sys.executable, "-m", "bench.dashboard", *args["dashboard"]],
+            cwd=common.ROOT,
+            check=False,
+        ).returncode
         took["dashboard"] = round(time.monotonic() - t0, 1)
         if rc:
             failed.append("dashboard")
@@ -69,8 +79,13 @@ def main(argv=None):
         run_file = common.RESULTS / "run.json"
         run = json.loads(run_file.read_text()) if run_file.exists() else {}
         run_took = {**run.get("took_s", {}), **took}
-        run.update(quick=a.quick, took_s=run_took, total_s=round(sum(run_took.values()), 1),
-                   last_parts=parts, last_total_s=round(time.monotonic() - started, 1))
+        run.update(
+            quick=a.quick,
+            took_s=run_took,
+            total_s=round(sum(run_took.values()), 1),
+            last_parts=parts,
+            last_total_s=round(time.monotonic() - started, 1),
+        )
         run_file.write_text(json.dumps(run, indent=2) + "\n")
     from bench import report
 

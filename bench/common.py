@@ -102,8 +102,10 @@ def machine():
         "paramiko": paramiko.__version__,
         "keepalived": sh("keepalived --version 2>&1 | head -1"),
         "openssh": sh("ssh -V 2>&1"),
-        "ansible_core": sh(f"{ANSIBLE_VENV}/bin/python -c 'import ansible.release as r; "
-                           "print(r.__version__)' 2>/dev/null"),
+        "ansible_core": sh(
+            f"{ANSIBLE_VENV}/bin/python -c 'import ansible.release as r; "
+            "print(r.__version__)' 2>/dev/null"
+        ),
         "sqlite": sh(f"{sys.executable} -c 'import sqlite3; print(sqlite3.sqlite_version)'"),
         "commit": sh(f"git -C {ROOT} rev-parse --short HEAD"),
         # The machine is shared: other work running at the same time shows here.

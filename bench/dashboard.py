@@ -45,9 +45,15 @@ def populate(count, events):
         for i in range(count)
     )
     nodes = Node.objects.bulk_create(
-        Node(cluster=c, name=f"c{i:03d}-n{j}", address=str(nets[i].network_address + 11 + j),
-             priority=100 + 10 * j, host_key_fingerprint="SHA256:x")
-        for i, c in enumerate(clusters) for j in range(NODES_PER_CLUSTER)
+        Node(
+            cluster=c,
+            name=f"c{i:03d}-n{j}",
+            address=str(nets[i].network_address + 11 + j),
+            priority=100 + 10 * j,
+            host_key_fingerprint="SHA256:x",
+        )
+        for i, c in enumerate(clusters)
+        for j in range(NODES_PER_CLUSTER)
     )
     vips = VirtualIP.objects.bulk_create(
         VirtualIP(cluster=c, address=f"{nets[i].network_address + 200}/24")
@@ -57,10 +63,17 @@ def populate(count, events):
     for n in nodes:
         by_cluster.setdefault(n.cluster_id, []).append(n)
     NodeState.objects.bulk_create(
-        NodeState(node=n, checked_at=now, reachable=True, keepalived_running=True,
-                  vrrp_state="MASTER" if j == NODES_PER_CLUSTER - 1 else "BACKUP",
-                  holds=[vips[i].address] if j == NODES_PER_CLUSTER - 1 else [], drift=False)
-        for i, c in enumerate(clusters) for j, n in enumerate(by_cluster[c.pk])
+        NodeState(
+            node=n,
+            checked_at=now,
+            reachable=True,
+            keepalived_running=True,
+            vrrp_state="MASTER" if j == NODES_PER_CLUSTER - 1 else "BACKUP",
+            holds=[vips[i].address] if j == NODES_PER_CLUSTER - 1 else [],
+            drift=False,
+        )
+        for i, c in enumerate(clusters)
+        for j, n in enumerate(by_cluster[c.pk])
     )
     VipState.objects.bulk_create(
         VipState(vip=v, holder=by_cluster[v.cluster_id][-1], since=now, checked_at=now)
@@ -70,9 +83,16 @@ def populate(count, events):
         ConfigPush(cluster=c, state="succeeded", started=now, finished=now) for c in clusters
     )
     FailoverEvent.objects.bulk_create(
-        FailoverEvent(cluster=clusters[k % count], vip=vips[k % count],
-                      vip_address=vips[k % count].address, from_node="a", to_node="b",
-                      at=now - timezone.timedelta(minutes=k), kind="failover", detected_by="sweep")
+        FailoverEvent(
+            cluster=clusters[k % count],
+            vip=vips[k % count],
+            vip_address=vips[k % count].address,
+            from_node="a",
+            to_node="b",
+            at=now - timezone.timedelta(minutes=k),
+            kind="failover",
+            detected_by="sweep",
+        )
         for k in range(events)
     )
     user = User.objects.create_user("bench-viewer", password="x")
@@ -110,7 +130,9 @@ def measure(user, requests, profile=False):
         prof.disable()
         out = io.StringIO()
         stats = pstats.Stats(prof, stream=out)
-        stats.sort_stats("cumulative").print_stats(r"clusters|template/(loader_tags|defaulttags)", 25)
+        stats.sort_stats("cumulative").print_stats(
+            r"clusters|template/(loader_tags|defaulttags)", 25
+        )
         stats.sort_stats("tottime").print_stats(15)
         top = out.getvalue()
     return {
@@ -139,27 +161,43 @@ def main(argv=None):
         t0 = time.monotonic()
         user = populate(count, events)
         took = time.monotonic() - t0
-        row = {"clusters": count, "nodes": count * NODES_PER_CLUSTER, "events": events,
-               "populate_s": round(took, 1), **measure(user, a.requests, profile=count == max(sizes))}
+        row = {
+            "clusters": count,
+            "nodes": count * NODES_PER_CLUSTER,
+            "events": events,
+            "populate_s": round(took, 1),
+            **measure(user, a.requests, profile=count == max(sizes)),
+        }
         rows.append(row)
-        print(f"dashboard {count} clusters / {events} events: {row['queries']} queries, "
-              f"p50 {row['ms']['median']} ms, p95 {row['ms']['p95']} ms, {row['bytes']} bytes",
-              flush=True)
+        print(
+            f"dashboard {count} clusters / {events} events: {row['queries']} queries, "
+            f"p50 {row['ms']['median']} ms, p95 {row['ms']['p95']} ms, {row['bytes']} bytes",
+            flush=True,
+        )
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(common.ROOT), *args], capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(common.ROOT), *args], capture_output=True, text=True
+        ).stdout.strip()
 
     from clusters.web.dashboard import DASHBOARD_PAGE_SIZE
 
-    watched = ["clusters/web/dashboard.py", "templates/clusters/dashboard.html",
-               "templates/clusters/_dashboard.html"]
-    common.save("dashboard", {
-        "rows": rows, "requests": a.requests, "page_size": DASHBOARD_PAGE_SIZE,
-        "view_commit": git("log", "-1", "--format=%h %s", "--", *watched),
-        "view_uncommitted_changes": bool(git("status", "--porcelain", "--", *watched)),
-        "command": "make bench BENCH_PARTS=dashboard  (or: python -m bench dashboard)",
-    })
+    watched = [
+        "clusters/web/dashboard.py",
+        "templates/clusters/dashboard.html",
+        "templates/clusters/_dashboard.html",
+    ]
+    common.save(
+        "dashboard",
+        {
+            "rows": rows,
+            "requests": a.requests,
+            "page_size": DASHBOARD_PAGE_SIZE,
+            "view_commit": git("log", "-1", "--format=%h %s", "--", *watched),
+            "view_uncommitted_changes": bool(git("status", "--porcelain", "--", *watched)),
+            "command": "make bench BENCH_PARTS=dashboard  (or: python -m bench dashboard)",
+        },
+    )
 
 
 if __name__ == "__main__":

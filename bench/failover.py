@@ -132,7 +132,7 @@ def main(argv=None):
     lab_nodes = list(lab)[:3]
     extra = min(a.extra_clusters, (len(lab) - 3) // 4)
     for c in range(extra):
-        nodes = list(lab)[3 + 4 * c: 7 + 4 * c]
+        nodes = list(lab)[3 + 4 * c : 7 + 4 * c]
         labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [])
     interval = settings.VIPANEL_SWEEP_INTERVAL
     server = LiveServer(f"{lab.bridge_address}:0")
@@ -152,8 +152,10 @@ def main(argv=None):
                     # A push installs the notify script; here it is written from the host, like
                     # the config, before keepalived starts.
                     for node in cluster.nodes.all():
-                        script = next(n for n in lab_nodes if n.name == node.name).config_dir / (
-                            notify.SCRIPT_PATH.rsplit("/", 1)[1])
+                        script = (
+                            next(n for n in lab_nodes if n.name == node.name).config_dir
+                            / (notify.SCRIPT_PATH.rsplit("/", 1)[1])
+                        )
                         script.write_text(notify.render_script(node))
                         script.chmod(0o700)
                 labcluster.install_directly(
@@ -162,16 +164,22 @@ def main(argv=None):
                 row = one(lab_nodes, cluster, with_notify, interval, every_cluster=extra > 0)
                 row["rep"] = rep
                 runs.append(row)
-                print(f"failover notify={with_notify} rep={rep}: takeover {row['takeover_s']}s, "
-                      f"recorded {row['recorded_s']}s, lag {row['lag_s']}s by {row['detected_by']}",
-                      flush=True)
+                print(
+                    f"failover notify={with_notify} rep={rep}: takeover {row['takeover_s']}s, "
+                    f"recorded {row['recorded_s']}s, lag {row['lag_s']}s by {row['detected_by']}",
+                    flush=True,
+                )
     finally:
         server.stop()
         for node in lab_nodes:
             node.reset()
-    result = {"runs": runs, "sweep_interval_s": interval, "clusters": extra + 1,
-              "nodes": 3 + 4 * extra,
-              "command": "make bench BENCH_PARTS=failover  (or: python -m bench failover)"}
+    result = {
+        "runs": runs,
+        "sweep_interval_s": interval,
+        "clusters": extra + 1,
+        "nodes": 3 + 4 * extra,
+        "command": "make bench BENCH_PARTS=failover  (or: python -m bench failover)",
+    }
     for with_notify in (True, False):
         subset = [r for r in runs if r["notify"] == with_notify and r["lag_s"] is not None]
         key = "notify" if with_notify else "sweep_only"

@@ -25,16 +25,26 @@ def make_cluster(lab, nodes, name, vrid, vips, **fields):
         name="lab", defaults={"username": "root", "private_key": lab.private_key}
     )
     cluster = Cluster(
-        name=name, network=str(ipaddress.ip_network(lab.network)), virtual_router_id=vrid,
-        interface="eth0", advert_int=ADVERT_INT, reload_command=lab[0].reload_command,
-        credential=credential, **fields,
+        name=name,
+        network=str(ipaddress.ip_network(lab.network)),
+        virtual_router_id=vrid,
+        interface="eth0",
+        advert_int=ADVERT_INT,
+        reload_command=lab[0].reload_command,
+        credential=credential,
+        **fields,
     )
     cluster.full_clean()
     cluster.save()
     for i, node in enumerate(nodes, start=1):
         # Host keys pinned up front, as after a first push: every method starts equal.
-        n = Node(cluster=cluster, name=node.name, address=node.address, priority=priority(i),
-                 host_key_fingerprint=node.fingerprint)
+        n = Node(
+            cluster=cluster,
+            name=node.name,
+            address=node.address,
+            priority=priority(i),
+            host_key_fingerprint=node.fingerprint,
+        )
         n.full_clean()
         n.save()
     for address in vips:
@@ -62,8 +72,12 @@ def install_directly(cluster, lab_nodes, notify_script=None):
     addresses = [v.address.split("/")[0] for v in cluster.vips.all()]
     t0 = time.monotonic()
     wait_until(
-        lambda: all(top.holds(a) for a in addresses)
-        and all(not n.holds(a) for n in lab_nodes[:-1] for a in addresses),
-        timeout=30, interval=0.2, message="the starting state did not settle",
+        lambda: (
+            all(top.holds(a) for a in addresses)
+            and all(not n.holds(a) for n in lab_nodes[:-1] for a in addresses)
+        ),
+        timeout=30,
+        interval=0.2,
+        message="the starting state did not settle",
     )
     return time.monotonic() - t0

@@ -40,16 +40,29 @@ def reset(lab_nodes):
 
 def ssh_opts(work, lab_nodes, lab):
     known = work / "known_hosts"
-    known.write_text("".join(
-        f"{n.address} {(n.host_key.with_name(n.host_key.name + '.pub')).read_text().split()[0]} "
-        f"{(n.host_key.with_name(n.host_key.name + '.pub')).read_text().split()[1]}\n"
-        for n in lab_nodes
-    ))
+
+    def public_key(n):
+        kind, key = n.host_key.with_name(n.host_key.name + ".pub").read_text().split()[:2]
+        return f"{kind} {key}"
+
+    known.write_text("".join(f"{n.address} {public_key(n)}\n" for n in lab_nodes))
     return [
-        "-i", str(lab.key_path), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
-        "-o", "LogLevel=ERROR",
+        "-i",
+        str(lab.key_path),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={known}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
     ]
 
 
@@ -70,9 +83,13 @@ def write_workdir(work, cluster, lab_nodes, lab):
     opts = ssh_opts(work, lab_nodes, lab)
     (work / "ssh_opts").write_text(" ".join(opts))
     inventory = ["[cluster]"] + [f"{n.name} ansible_host={n.address}" for n in nodes]
-    inventory += ["", "[cluster:vars]", "ansible_user=root",
-                  f"ansible_ssh_private_key_file={lab.key_path}",
-                  "ansible_python_interpreter=/usr/bin/python3"]
+    inventory += [
+        "",
+        "[cluster:vars]",
+        "ansible_user=root",
+        f"ansible_ssh_private_key_file={lab.key_path}",
+        "ansible_python_interpreter=/usr/bin/python3",
+    ]
     (work / "inventory.ini").write_text("\n".join(inventory) + "\n")
     return opts
 
@@ -148,11 +165,16 @@ def run_vipanel(cluster, expect="applied"):
     n = push.steps.count()
     return {
         # The push record's own time, from its creation to its end: no start-up counted.
-        "wall_s": (push.finished - push.created).total_seconds(), "outer_wall_s": wall,
-        "settle_s": settle["total"], "settle_calls": settle["calls"],
-        "probes": settle["probes"], "ok": ok and states == [expect],
-        "execs": execs["n"], "execs_per_node": round(execs["n"] / max(1, n), 2),
-        "detail": "" if ok else f"{push.state}: {push.detail}", "steps": states,
+        "wall_s": (push.finished - push.created).total_seconds(),
+        "outer_wall_s": wall,
+        "settle_s": settle["total"],
+        "settle_calls": settle["calls"],
+        "probes": settle["probes"],
+        "ok": ok and states == [expect],
+        "execs": execs["n"],
+        "execs_per_node": round(execs["n"] / max(1, n), 2),
+        "detail": "" if ok else f"{push.state}: {push.detail}",
+        "steps": states,
     }
 
 
@@ -160,8 +182,14 @@ def open_masters(work, lab_nodes_or_hosts):
     """The operator's ControlMaster connections, opened before the clock starts (as they are
     in the operator's shell), then reused by every scp and ssh of the plain script."""
     opts = (work / "ssh_opts").read_text().split()
-    control = ["-o", "ControlMaster=auto", "-o", f"ControlPath={work}/cm-%h",
-               "-o", "ControlPersist=120"]
+    control = [
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={work}/cm-%h",
+        "-o",
+        "ControlPersist=120",
+    ]
     (work / "ssh_opts").write_text(" ".join(opts + control))
     hosts = [line.split()[1] for line in (work / "hosts").read_text().splitlines() if line.strip()]
     for address in hosts:
@@ -171,8 +199,9 @@ def open_masters(work, lab_nodes_or_hosts):
 
 def close_masters(hosts, opts):
     for address in hosts:
-        subprocess.run(["ssh", *opts, "-O", "exit", f"root@{address}"], capture_output=True,
-                       check=False)
+        subprocess.run(
+            ["ssh", *opts, "-O", "exit", f"root@{address}"], capture_output=True, check=False
+        )
 
 
 def run_openssh(work, plain=True):
@@ -185,14 +214,23 @@ def run_openssh(work, plain=True):
 
 def _run_openssh(work, plain=True):
     t0 = time.monotonic()
-    proc = subprocess.run(["bash", str(common.ROOT / "bench" / "openssh_push.sh"), str(work)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, "PLAIN": "1" if plain else "0"})
+    proc = subprocess.run(
+        ["bash", str(common.ROOT / "bench" / "openssh_push.sh"), str(work)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PLAIN": "1" if plain else "0"},
+    )
     wall = time.monotonic() - t0
     settle, lines = settle_log(work)
-    return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
-            "detail": proc.stderr[-2000:]}
+    return {
+        "wall_s": wall,
+        "settle_s": settle,
+        "settle_calls": len(lines),
+        "probes": sum(int(x[2]) for x in lines),
+        "ok": proc.returncode == 0,
+        "detail": proc.stderr[-2000:],
+    }
 
 
 def run_ansible(work, opts):
@@ -211,20 +249,36 @@ def run_ansible(work, opts):
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
     }
     cmd = [
-        str(common.ANSIBLE_VENV / "bin" / "ansible-playbook"), "-i", str(work / "inventory.ini"),
+        str(common.ANSIBLE_VENV / "bin" / "ansible-playbook"),
+        "-i",
+        str(work / "inventory.ini"),
         str(common.ROOT / "bench" / "push.yml"),
-        "-e", f"work={work}", "-e", f"bench={common.ROOT / 'bench'}",
-        "-e", f"vips={(work / 'vips').read_text()}", "-e", f"ssh_opts='{' '.join(opts)}'",
+        "-e",
+        f"work={work}",
+        "-e",
+        f"bench={common.ROOT / 'bench'}",
+        "-e",
+        f"vips={(work / 'vips').read_text()}",
+        "-e",
+        f"ssh_opts='{' '.join(opts)}'",
     ]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.monotonic() - t0
-    subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={work / 'cp'}/x"],
-                   capture_output=True, check=False)
+    subprocess.run(
+        ["ssh", "-O", "exit", "-o", f"ControlPath={work / 'cp'}/x"],
+        capture_output=True,
+        check=False,
+    )
     settle, lines = settle_log(work)
-    return {"wall_s": wall, "settle_s": settle, "settle_calls": len(lines),
-            "probes": sum(int(x[2]) for x in lines), "ok": proc.returncode == 0,
-            "detail": proc.stdout[-3000:] if proc.returncode else ""}
+    return {
+        "wall_s": wall,
+        "settle_s": settle,
+        "settle_calls": len(lines),
+        "probes": sum(int(x[2]) for x in lines),
+        "ok": proc.returncode == 0,
+        "detail": proc.stdout[-3000:] if proc.returncode else "",
+    }
 
 
 def one_run(lab, n, method, rep, scenario="changed"):
@@ -259,15 +313,19 @@ def one_run(lab, n, method, rep, scenario="changed"):
     if problem:
         result["ok"] = False
         result["detail"] = (result.get("detail", "") + f" | after: {problem}").strip()
-    result.update(nodes=n, method=method, rep=rep, scenario=scenario,
-                  start_settle_s=round(start_s, 2))
+    result.update(
+        nodes=n, method=method, rep=rep, scenario=scenario, start_settle_s=round(start_s, 2)
+    )
     result["rest_s"] = result["wall_s"] - result["settle_s"]
     for key in ("wall_s", "settle_s", "rest_s", "outer_wall_s"):
         if key in result:
             result[key] = round(result[key], 3)
-    print(f"push {scenario:9} n={n} {method:8} rep={rep} wall={result['wall_s']:.2f}s "
-          f"settle={result['settle_s']:.2f}s execs/node={result.get('execs_per_node', '-')} "
-          f"ok={result['ok']} {result['detail'][:300]}", flush=True)
+    print(
+        f"push {scenario:9} n={n} {method:8} rep={rep} wall={result['wall_s']:.2f}s "
+        f"settle={result['settle_s']:.2f}s execs/node={result.get('execs_per_node', '-')} "
+        f"ok={result['ok']} {result['detail'][:300]}",
+        flush=True,
+    )
     return result
 
 
@@ -301,9 +359,17 @@ def main(argv=None):
                 runs.append(one_run(lab, a.bare_nodes, "vipanel", rep, "bare"))
     finally:
         reset([node for node in lab if node.name in _dirty])
-    common.save("push", {"runs": runs, "sizes": sizes, "reps": a.reps, "methods": methods,
-                         "scenarios": scenarios,
-                         "command": "make bench BENCH_PARTS=push  (or: python -m bench push)"})
+    common.save(
+        "push",
+        {
+            "runs": runs,
+            "sizes": sizes,
+            "reps": a.reps,
+            "methods": methods,
+            "scenarios": scenarios,
+            "command": "make bench BENCH_PARTS=push  (or: python -m bench push)",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -31,17 +31,29 @@ def machine_table(results):
     if not m:
         return ""
     rows = [
-        ("CPU", m["cpu"]), ("nproc", m["nproc"]), ("memory", f"{m['memory_gib']} GiB"),
-        ("kernel", m["kernel"]), ("OS", m["os"]), ("Python", m["python"]),
-        ("Django", m["django"]), ("paramiko", m["paramiko"]), ("keepalived", m["keepalived"]),
-        ("OpenSSH", m["openssh"]), ("ansible-core", m["ansible_core"] or "not installed"),
+        ("CPU", m["cpu"]),
+        ("nproc", m["nproc"]),
+        ("memory", f"{m['memory_gib']} GiB"),
+        ("kernel", m["kernel"]),
+        ("OS", m["os"]),
+        ("Python", m["python"]),
+        ("Django", m["django"]),
+        ("paramiko", m["paramiko"]),
+        ("keepalived", m["keepalived"]),
+        ("OpenSSH", m["openssh"]),
+        ("ansible-core", m["ansible_core"] or "not installed"),
         ("SQLite", m["sqlite"]),
-        ("vipanel commit of each part", ", ".join(
-            f"{r['name']} {r['machine']['commit']}" for r in results if r)),
+        (
+            "vipanel commit of each part",
+            ", ".join(f"{r['name']} {r['machine']['commit']}" for r in results if r),
+        ),
     ]
     lines = ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
-    loads = ", ".join(f"{r['name']} {'/'.join(r['machine'].get('loadavg', []))}" for r in results
-                      if r and r["machine"].get("loadavg"))
+    loads = ", ".join(
+        f"{r['name']} {'/'.join(r['machine'].get('loadavg', []))}"
+        for r in results
+        if r and r["machine"].get("loadavg")
+    )
     if loads:
         lines.append(f"| load average when each part finished (1/5/15 min) | {loads} |")
     return "\n".join(lines)
@@ -59,8 +71,11 @@ def push_section(data):
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     verdicts = []
-    targets = {("changed", "openssh"): 3.0, ("changed", "ansible"): 0.15,
-               ("unchanged", "openssh"): 1.3}
+    targets = {
+        ("changed", "openssh"): 3.0,
+        ("changed", "ansible"): 0.15,
+        ("unchanged", "openssh"): 1.3,
+    }
     for scenario in data.get("scenarios", ["changed"]):
         sizes = sorted({r["nodes"] for r in runs if r["scenario"] == scenario})
         for n in sizes:
@@ -83,19 +98,28 @@ def push_section(data):
                 )
                 target = targets.get((scenario, method))
                 if target and ratio:
-                    verdicts.append(f"{scenario}, N={n}: vipanel {f(ratio)} x {method} "
-                                    f"(target ≤ {target}): {verdict(ratio <= target)}")
+                    verdicts.append(
+                        f"{scenario}, N={n}: vipanel {f(ratio)} x {method} "
+                        f"(target ≤ {target}): {verdict(ratio <= target)}"
+                    )
             if scenario == "bare" and ours is not None:
-                verdicts.append(f"bare cluster, N={n}: first push {f(ours)} s (target ≤ 6 s): "
-                                f"{verdict(ours <= 6)}")
+                verdicts.append(
+                    f"bare cluster, N={n}: first push {f(ours)} s (target ≤ 6 s): "
+                    f"{verdict(ours <= 6)}"
+                )
     failed = [r for r in runs if not r["ok"]]
     text = "\n".join(out) + "\n\n" + "".join(f"- {v}\n" for v in verdicts)
     if failed:
         text += "\nRuns that did not end in the expected state (shown as not ok above):\n\n"
-        text += "".join(f"- {r['scenario']} N={r['nodes']} {r['method']} rep {r['rep']}: "
-                        f"{r['detail'][:300]!r}\n" for r in failed)
-    return text + (f"\n{data['reps']} runs per method, scenario and size, methods interleaved; "
-                   f"{data['when']}.\n")
+        text += "".join(
+            f"- {r['scenario']} N={r['nodes']} {r['method']} rep {r['rep']}: "
+            f"{r['detail'][:300]!r}\n"
+            for r in failed
+        )
+    return text + (
+        f"\n{data['reps']} runs per method, scenario and size, methods interleaved; "
+        f"{data['when']}.\n"
+    )
 
 
 def sweep_section(data):
@@ -132,10 +156,14 @@ def sweep_section(data):
         f"{beat['skipped_clusters']} cluster probes skipped because the previous one still ran "
         "(the lock; never two probes of one cluster at once)",
     ]
-    return ("\n".join(out) + "\n\n" + "".join(f"- {v}\n" for v in verdicts)
-            + f"\nProbe deadline {data['probe_timeout_s']} s, batches of about "
-              f"{data['batch_nodes']} nodes, {data['probe_concurrency']} probes at once per "
-              f"batch; {data['when']}.\n")
+    return (
+        "\n".join(out)
+        + "\n\n"
+        + "".join(f"- {v}\n" for v in verdicts)
+        + f"\nProbe deadline {data['probe_timeout_s']} s, batches of about "
+        f"{data['batch_nodes']} nodes, {data['probe_concurrency']} probes at once per "
+        f"batch; {data['when']}.\n"
+    )
 
 
 def sim_section(data):
@@ -165,8 +193,10 @@ def failover_section(data):
         "median / max | (ii) − (i) s: median / max | target | |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for key, label, target in (("notify", "notify reports", 0.5),
-                               ("sweep_only", "sweep only", data["sweep_interval_s"])):
+    for key, label, target in (
+        ("notify", "notify reports", 0.5),
+        ("sweep_only", "sweep only", data["sweep_interval_s"]),
+    ):
         s = data.get(key)
         if not s or not s["lag"]:
             out.append(f"| {label} | 0 | | | | ≤ {target} s | not measured |")
@@ -177,7 +207,9 @@ def failover_section(data):
             f"| {f(s['lag']['median'])} / {f(s['lag']['max'])} | ≤ {target} s | "
             f"{verdict(s['lag']['max'] <= target and not s['missed'])} |"
         )
-    return "\n".join(out) + f"\n\nTimes from the moment keepalived was sent SIGTERM; {data['when']}.\n"
+    return (
+        "\n".join(out) + f"\n\nTimes from the moment keepalived was sent SIGTERM; {data['when']}.\n"
+    )
 
 
 def dashboard_section(data):
@@ -198,16 +230,25 @@ def dashboard_section(data):
     big = max(rows, key=lambda r: r["clusters"])
     constant = len({r["queries"] for r in rows}) == 1
     text = "\n".join(out) + "\n\n"
-    text += (f"- Queries constant in the number of clusters: {verdict(constant)} "
-             f"({', '.join(str(r['queries']) for r in rows)}).\n")
-    text += (f"- p50 at {big['clusters']} clusters: {big['ms']['median']} ms (target ≤ 100 ms): "
-             f"{verdict(big['ms']['median'] <= 100)}.\n")
+    text += (
+        f"- Queries constant in the number of clusters: {verdict(constant)} "
+        f"({', '.join(str(r['queries']) for r in rows)}).\n"
+    )
+    text += (
+        f"- p50 at {big['clusters']} clusters: {big['ms']['median']} ms (target ≤ 100 ms): "
+        f"{verdict(big['ms']['median'] <= 100)}.\n"
+    )
     if data.get("page_size"):
-        text += (f"- Page measured: `/`, the first page a user lands on, {data['page_size']} "
-                 f"clusters of {big['clusters']} (problems first), header counts over all.\n")
-    text += (f"\nView benchmarked: commit {data['view_commit']}"
-             f"{' (with uncommitted changes in the working tree)' if data['view_uncommitted_changes'] else ''}; "
-             f"{data['requests']} requests per size; {data['when']}.\n")
+        text += (
+            f"- Page measured: `/`, the first page a user lands on, {data['page_size']} "
+            f"clusters of {big['clusters']} (problems first), header counts over all.\n"
+        )
+    dirty = data["view_uncommitted_changes"]
+    text += (
+        f"\nView benchmarked: commit {data['view_commit']}"
+        f"{' (with uncommitted changes in the working tree)' if dirty else ''}; "
+        f"{data['requests']} requests per size; {data['when']}.\n"
+    )
     return text
 
 
@@ -223,12 +264,19 @@ def write():
         "SWEEP_SIM": sim_section(sweep_sim),
         "FAILOVER": failover_section(failover),
         "DASHBOARD": dashboard_section(dashboard),
-        "LAB": (f"A lab of {lab['nodes']} nodes came up in {lab['lab_up_s']} s and went down in "
-                f"{lab['lab_down_s']} s, leaving {lab['netns_left_after_down']} namespaces."
-                if lab else ""),
-        "RUN": (f"The last full run took {run['total_s'] / 60:.0f} minutes "
-                f"({', '.join(f'{k} {v / 60:.1f} min' for k, v in run['took_s'].items())})"
-                f"{' (--quick)' if run['quick'] else ''}." if run else ""),
+        "LAB": (
+            f"A lab of {lab['nodes']} nodes came up in {lab['lab_up_s']} s and went down in "
+            f"{lab['lab_down_s']} s, leaving {lab['netns_left_after_down']} namespaces."
+            if lab
+            else ""
+        ),
+        "RUN": (
+            f"The last full run took {run['total_s'] / 60:.0f} minutes "
+            f"({', '.join(f'{k} {v / 60:.1f} min' for k, v in run['took_s'].items())})"
+            f"{' (--quick)' if run['quick'] else ''}."
+            if run
+            else ""
+        ),
     }
     for key, value in generated.items():
         notes = notes.replace("{{" + key + "}}", value.strip())

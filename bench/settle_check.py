@@ -2,7 +2,8 @@
 """Wait until VRRP has settled, asking every node over plain OpenSSH (the `ssh` binary).
 
 The OpenSSH and Ansible runs of the push bench both call this after each node's reload, so the
-two do the same settle work, and it applies vipanel's criterion (clusters.convergence.settle_problem):
+two do the same settle work, and it applies vipanel's criterion
+(clusters.convergence.settle_problem):
 
 - after node X was reloaded (--node X): X answers, keepalived runs on X and is not in FAULT;
   no VIP is held by two nodes; the anchor VIP (the first, the only one in the adverts) is held
@@ -22,11 +23,18 @@ import time
 
 
 def ask(node, ssh_opts):
-    cmd = ["ssh", *ssh_opts, f"root@{node['address']}",
-           ("if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
-           "echo state=$(cat /run/vipanel-vrrp.state 2>/dev/null); ip -o addr show")]
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    cmd = [
+        "ssh",
+        *ssh_opts,
+        f"root@{node['address']}",
+        (
+            "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
+            "echo state=$(cat /run/vipanel-vrrp.state 2>/dev/null); ip -o addr show"
+        ),
+    ]
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
 
 
 def probe(nodes, ssh_opts):
@@ -63,8 +71,10 @@ def problem(nodes, vips, seen, node_name, final):
             return "keepalived is not running"
         if me[1] == "FAULT":
             return "FAULT"
-    holders = {v: [n["name"] for n in nodes if seen.get(n["name"]) and v in seen[n["name"]][2]]
-               for v in vips}
+    holders = {
+        v: [n["name"] for n in nodes if seen.get(n["name"]) and v in seen[n["name"]][2]]
+        for v in vips
+    }
     anchor = vips[0]
     for vip, names in holders.items():
         if len(names) > 1:
@@ -74,7 +84,7 @@ def problem(nodes, vips, seen, node_name, final):
     running = [n for n in nodes if seen.get(n["name"]) and seen[n["name"]][0]]
     if running:
         expected = max(running, key=lambda n: n["priority"])["name"]
-        for vip in (vips if final else [anchor]):
+        for vip in vips if final else [anchor]:
             if holders[vip] != [expected]:
                 return f"{vip} on {holders[vip]}, expected on {expected}"
     return None

@@ -60,12 +60,26 @@ def accepted(lab):
 
 
 def start_workers(concurrency, env, log):
-    argv = [sys.executable, "-m", "celery", "-A", "vipanel", "worker", "--loglevel=WARNING",
-            f"--concurrency={concurrency}", "--queues=sweeps", "--without-gossip",
-            "--without-mingle", "--without-heartbeat", "-n", f"bench{concurrency}@%h"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "vipanel",
+        "worker",
+        "--loglevel=WARNING",
+        f"--concurrency={concurrency}",
+        "--queues=sweeps",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-n",
+        f"bench{concurrency}@%h",
+    ]
     out = open(log, "ab")
-    proc = subprocess.Popen(argv, cwd=common.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=common.ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     import redis
 
@@ -185,19 +199,26 @@ def main(argv=None):
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     for c in range(CLUSTERS):
-        nodes = list(lab)[c * PER_CLUSTER:(c + 1) * PER_CLUSTER]
+        nodes = list(lab)[c * PER_CLUSTER : (c + 1) * PER_CLUSTER]
         labcluster.make_cluster(lab, nodes, f"c{c:02d}", 1 + c, [])
     expected = CLUSTERS * PER_CLUSTER
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vipanel.settings",
-           "VIPANEL_SQLITE_PATH": str(db), "DATABASE_URL": "", "REDIS_URL": REDIS_URL}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "vipanel.settings",
+        "VIPANEL_SQLITE_PATH": str(db),
+        "DATABASE_URL": "",
+        "REDIS_URL": REDIS_URL,
+    }
     rows = []
     for concurrency in (1, 2):
         row = measure(lab, concurrency, env, a.sweeps, expected, f"{concurrency}")
         rows.append(row)
-        print(f"sweep {expected} nodes, {concurrency} worker(s): cold {row['cold_s']}s, warm "
-              f"{row['warm']}, {row['handshakes_per_warm_sweep']} handshakes/warm sweep, worker "
-              f"CPU {row['worker_cpu_s_per_sweep']}s, rest {row['rest_cpu_s_per_sweep']}s",
-              flush=True)
+        print(
+            f"sweep {expected} nodes, {concurrency} worker(s): cold {row['cold_s']}s, warm "
+            f"{row['warm']}, {row['handshakes_per_warm_sweep']} handshakes/warm sweep, worker "
+            f"CPU {row['worker_cpu_s_per_sweep']}s, rest {row['rest_cpu_s_per_sweep']}s",
+            flush=True,
+        )
     dead = [list(lab)[c * PER_CLUSTER] for c in range(0, CLUSTERS, 10)]
     for node in dead:
         node.exec("iptables -I INPUT 1 -p tcp --dport 22 -j DROP")
@@ -205,18 +226,37 @@ def main(argv=None):
         from clusters.models import Node
 
         dead_clusters = [c for c in range(0, CLUSTERS, 10)]
-        healthy_ids = list(Node.objects.exclude(
-            cluster__name__in=[f"c{c:02d}" for c in dead_clusters]).values_list("pk", flat=True))
+        healthy_ids = list(
+            Node.objects.exclude(
+                cluster__name__in=[f"c{c:02d}" for c in dead_clusters]
+            ).values_list("pk", flat=True)
+        )
         dead_row = measure(lab, 2, env, 3, expected, "dead", healthy_ids=healthy_ids)
-        print(f"with {len(dead)} dead nodes, 2 workers: {dead_row['warm']}; the clusters "
-              f"without one: {dead_row['healthy_clusters_recorded']}", flush=True)
+        print(
+            f"with {len(dead)} dead nodes, 2 workers: {dead_row['warm']}; the clusters "
+            f"without one: {dead_row['healthy_clusters_recorded']}",
+            flush=True,
+        )
         # beat at its interval, with the dead nodes: ticks that find a cluster still probed skip.
         proc = start_workers(2, env, common.WORK / "worker-beat.log")
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "vipanel", "beat", "--loglevel=WARNING",
-             "-s", str(common.WORK / "beat.schedule")],
-            cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "vipanel",
+                "beat",
+                "--loglevel=WARNING",
+                "-s",
+                str(common.WORK / "beat.schedule"),
+            ],
+            cwd=common.ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         skips0 = sweep.skipped_total()
         time.sleep(a.beat_seconds)
         stop(beat)
@@ -226,17 +266,25 @@ def main(argv=None):
         for node in dead:
             node.exec("iptables -D INPUT -p tcp --dport 22 -j DROP", check=False)
     states = NodeState.objects.count()
-    common.save("sweep", {
-        "shape": f"{CLUSTERS} clusters x {PER_CLUSTER} nodes",
-        "rows": rows, "dead_nodes": len(dead), "dead": dead_row,
-        "beat": {"seconds": a.beat_seconds, "interval_s": settings.VIPANEL_SWEEP_INTERVAL,
-                 "skipped_clusters": skips},
-        "node_states": states,
-        "probe_timeout_s": settings.VIPANEL_PROBE_TIMEOUT,
-        "batch_nodes": settings.VIPANEL_SWEEP_BATCH_NODES,
-        "probe_concurrency": settings.VIPANEL_PROBE_CONCURRENCY,
-        "command": "flock /work/coord/bench.lock python -m bench sweep",
-    })
+    common.save(
+        "sweep",
+        {
+            "shape": f"{CLUSTERS} clusters x {PER_CLUSTER} nodes",
+            "rows": rows,
+            "dead_nodes": len(dead),
+            "dead": dead_row,
+            "beat": {
+                "seconds": a.beat_seconds,
+                "interval_s": settings.VIPANEL_SWEEP_INTERVAL,
+                "skipped_clusters": skips,
+            },
+            "node_states": states,
+            "probe_timeout_s": settings.VIPANEL_PROBE_TIMEOUT,
+            "batch_nodes": settings.VIPANEL_SWEEP_BATCH_NODES,
+            "probe_concurrency": settings.VIPANEL_PROBE_CONCURRENCY,
+            "command": "flock /work/coord/bench.lock python -m bench sweep",
+        },
+    )
     print(f"beat {a.beat_seconds}s with dead nodes: {skips} cluster probes skipped", flush=True)
 
 

@@ -46,13 +46,22 @@ def main(argv=None):
     with transaction.atomic():
         for c in range(a.clusters):
             net = f"10.{c // 250}.{c % 250}.0/24"
-            cluster = Cluster.objects.create(name=f"s{c}", network=net, virtual_router_id=51,
-                                             interface="eth0", credential=cred)
+            cluster = Cluster.objects.create(
+                name=f"s{c}", network=net, virtual_router_id=51, interface="eth0", credential=cred
+            )
             base = net.rsplit(".", 1)[0]
-            Node.objects.bulk_create([
-                Node(cluster=cluster, name=f"s{c}-{i}", address=f"{base}.{10 + i}",
-                     priority=100 + i, host_key_fingerprint="SHA256:" + "A" * 43)
-                for i in range(4)])
+            Node.objects.bulk_create(
+                [
+                    Node(
+                        cluster=cluster,
+                        name=f"s{c}-{i}",
+                        address=f"{base}.{10 + i}",
+                        priority=100 + i,
+                        host_key_fingerprint="SHA256:" + "A" * 43,
+                    )
+                    for i in range(4)
+                ]
+            )
             VirtualIP.objects.create(cluster=cluster, address=f"{base}.100/24")
 
     @contextlib.contextmanager
@@ -71,8 +80,12 @@ def main(argv=None):
         cpus.append(time.process_time() - c0)
         queries.append(q.captured_queries)
     nodes_per_batch = settings.VIPANEL_SWEEP_BATCH_NODES
-    writes = sum(1 for qs in queries for x in qs
-                 if x["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE"))
+    writes = sum(
+        1
+        for qs in queries
+        for x in qs
+        if x["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")
+    )
     total = sum(len(qs) for qs in queries)
     timed_nodes = nodes_per_batch * len(queries)
     wall = common.summary(walls)
@@ -81,9 +94,13 @@ def main(argv=None):
     interval = 5
     cpu_per_sweep = cpu["median"] * len(parts)
     result = {
-        "clusters": a.clusters, "nodes": n_nodes, "latency_ms": a.latency_ms,
-        "batch_nodes": nodes_per_batch, "batches_per_sweep": len(parts),
-        "batch_wall_s": wall, "batch_cpu_s": cpu,
+        "clusters": a.clusters,
+        "nodes": n_nodes,
+        "latency_ms": a.latency_ms,
+        "batch_nodes": nodes_per_batch,
+        "batches_per_sweep": len(parts),
+        "batch_wall_s": wall,
+        "batch_cpu_s": cpu,
         "queries_per_node": round(total / timed_nodes, 2),
         "writes_per_node": round(writes / timed_nodes, 2),
         "worker_cpu_s_per_sweep": round(cpu_per_sweep, 1),
@@ -93,9 +110,7 @@ def main(argv=None):
         "db_queries_per_s_at_5s": round(total / timed_nodes * n_nodes / interval),
         # Per tick: claim (SET NX) per cluster; per batch: one message published and consumed
         # (about 3 Redis commands with kombu's ack), renew and release per cluster, countdown.
-        "redis_ops_per_s_at_5s": round(
-            (3 * a.clusters + 4 * len(parts) + 4) / interval
-        ),
+        "redis_ops_per_s_at_5s": round((3 * a.clusters + 4 * len(parts) + 4) / interval),
         "celery_messages_per_s_at_5s": round((len(parts) + 1) / interval, 1),
     }
     common.save("sweep_sim", result)

@@ -136,8 +136,12 @@ class WriteOnlySecretsAdmin(ServiceAdmin):
 @admin.register(SSHCredential)
 class SSHCredentialAdmin(WriteOnlySecretsAdmin):
     form = SSHCredentialForm
-    services = (credential_services.create_credential, credential_services.update_credential,
-                credential_services.delete_credential, credential_services.FIELDS)
+    services = (
+        credential_services.create_credential,
+        credential_services.update_credential,
+        credential_services.delete_credential,
+        credential_services.FIELDS,
+    )
     list_display = ["name", "username", "updated"]
     search_fields = ["name", "username"]
 
@@ -159,8 +163,12 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
     list_display = ["name", "network", "virtual_router_id", "interface", "unicast"]
     search_fields = ["name", "network"]
     inlines = [NodeInline, VirtualIPInline]
-    services = (cluster_services.create_cluster, cluster_services.update_cluster,
-                cluster_services.delete_cluster, cluster_services.FIELDS)
+    services = (
+        cluster_services.create_cluster,
+        cluster_services.update_cluster,
+        cluster_services.delete_cluster,
+        cluster_services.FIELDS,
+    )
 
     def save_formset(self, request, form, formset, change):
         """Each inline row through its service: a node's maintenance box pushes here too."""
@@ -171,8 +179,9 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
         model = formset.model
         service = {Node: node_services, VirtualIP: vip_services}[model]
         verb = "node" if model is Node else "vip"
-        create, update, delete = (getattr(service, f"{v}_{verb}")
-                                  for v in ("create", "update", "delete"))
+        create, update, delete = (
+            getattr(service, f"{v}_{verb}") for v in ("create", "update", "delete")
+        )
         try:
             for row in formset.deleted_forms:
                 if row.instance.pk:
@@ -196,16 +205,24 @@ class NodeAdmin(ServiceAdmin):
     list_filter = ["cluster", "maintenance"]
     search_fields = ["name", "address"]
     readonly_fields = ["offered_host_key_fingerprint"]
-    services = (node_services.create_node, node_services.update_node, node_services.delete_node,
-                node_services.FIELDS)
+    services = (
+        node_services.create_node,
+        node_services.update_node,
+        node_services.delete_node,
+        node_services.FIELDS,
+    )
     parent = "cluster"
 
 
 @admin.register(VirtualIP)
 class VirtualIPAdmin(ServiceAdmin):
     list_display = ["address", "cluster", "label"]
-    services = (vip_services.create_vip, vip_services.update_vip, vip_services.delete_vip,
-                vip_services.FIELDS)
+    services = (
+        vip_services.create_vip,
+        vip_services.update_vip,
+        vip_services.delete_vip,
+        vip_services.FIELDS,
+    )
     parent = "cluster"
     search_fields = ["address", "label"]
 
@@ -350,8 +367,9 @@ class AuditedAuthAdmin(admin.ModelAdmin):
             if before != after:
                 changes["role"] = [before, after]
         kind = target._meta.model_name
-        users.record_admin_change(request.user, target,
-                                  f"{kind}.update" if change else f"{kind}.create", changes)
+        users.record_admin_change(
+            request.user, target, f"{kind}.update" if change else f"{kind}.create", changes
+        )
 
 
 class VipanelUserAdmin(AuditedAuthAdmin, UserAdmin):

@@ -86,6 +86,8 @@ def _instance_problem(inst, status, nodes, candidates, final, named):
         for vip in addresses if final else [anchor]:
             holders = status.holders[vip]
             if holders != [expected]:
-                return (f"{vip}{where} is on {holders[0]}, expected on {expected} "
-                        "(highest priority running)")
+                return (
+                    f"{vip}{where} is on {holders[0]}, expected on {expected} "
+                    "(highest priority running)"
+                )
     return None

@@ -38,8 +38,10 @@ def create_drill(cluster, user=None, instance=None):
     try:
         with transaction.atomic():
             return ConfigPush.objects.create(
-                cluster=cluster, requested_by=user if user is not None and user.pk else None,
-                kind=ConfigPush.Kind.DRILL, heartbeat=timezone.now(),
+                cluster=cluster,
+                requested_by=user if user is not None and user.pk else None,
+                kind=ConfigPush.Kind.DRILL,
+                heartbeat=timezone.now(),
                 drill_instance=instance,
             )
     except IntegrityError:
@@ -47,8 +49,9 @@ def create_drill(cluster, user=None, instance=None):
         if active is None:
             raise
         what = "A drill" if active.kind == ConfigPush.Kind.DRILL else "A push"
-        raise DrillRefused(f"{what} of this cluster is active (#{active.pk}); run the drill "
-                           "when it has finished.") from None
+        raise DrillRefused(
+            f"{what} of this cluster is active (#{active.pk}); run the drill when it has finished."
+        ) from None
 
 
 def run_drill_record(record_id):
@@ -71,8 +74,12 @@ def run_drill_record(record_id):
             engine._finish(record, ConfigPush.State.FAILED, f"The drill stopped: {e!r}", owner)
             raise
         passed = event.detail.startswith("Passed.")
-        engine._finish(record, ConfigPush.State.SUCCEEDED if passed else ConfigPush.State.FAILED,
-                       event.detail, owner)
+        engine._finish(
+            record,
+            ConfigPush.State.SUCCEEDED if passed else ConfigPush.State.FAILED,
+            event.detail,
+            owner,
+        )
     return event
 
 
@@ -93,18 +100,32 @@ def _run(cluster, user=None, instance=None):
     anchor = addresses[0] if addresses else None
     holder_name = status.holder(anchor) if anchor else None
     if holder_name is None:
-        return _record(cluster, user, "", "", False,
-                       f"No single node holds the VIPs of {target.name}; nothing to drill.",
-                       target)
+        return _record(
+            cluster,
+            user,
+            "",
+            "",
+            False,
+            f"No single node holds the VIPs of {target.name}; nothing to drill.",
+            target,
+        )
     nodes = {n.name: n for n in cluster.nodes.select_related("credential", "cluster__credential")}
     holder = nodes[holder_name]
     candidates = [
-        nodes[p.name] for p in status.nodes
+        nodes[p.name]
+        for p in status.nodes
         if p.name != holder_name and p.keepalived_running and not nodes[p.name].maintenance
     ]
     if not candidates:
-        return _record(cluster, user, holder_name, "", False,
-                       "No other node runs keepalived to take over.", target)
+        return _record(
+            cluster,
+            user,
+            holder_name,
+            "",
+            False,
+            "No other node runs keepalived to take over.",
+            target,
+        )
     expected = max(candidates, key=lambda n: target.priorities.get(n.pk, 0))
     limit = settle_seconds(cluster)
     try:
@@ -112,25 +133,35 @@ def _run(cluster, user=None, instance=None):
             stopped_at = time.monotonic()
             result = conn.run(STOP_COMMAND)
             if result.exit_status != 0:
-                return _record(cluster, user, holder_name, expected.name, False,
-                               f"Could not stop keepalived on {holder_name}: "
-                               f"{result.stderr.strip()}", target)
+                return _record(
+                    cluster,
+                    user,
+                    holder_name,
+                    expected.name,
+                    False,
+                    f"Could not stop keepalived on {holder_name}: {result.stderr.strip()}",
+                    target,
+                )
             moved_after = _wait_for_holder(cluster, expected.name, stopped_at, limit, addresses)
             # keepalived takes a moment to exit after SIGTERM; a reload command that finds it
             # still there (kill -HUP, or systemd's "reload") would not start a new one.
             conn.run(WAIT_FOR_EXIT, timeout=15)
             conn.run(cluster.reload_command)
     except ssh.SSHError as e:
-        return _record(cluster, user, holder_name, expected.name, False,
-                       f"SSH failed: {e.message}", target)
+        return _record(
+            cluster, user, holder_name, expected.name, False, f"SSH failed: {e.message}", target
+        )
     settled = wait_until_settled(cluster, final=True)
     if moved_after is None:
-        detail = (f"The VIPs did not move to {expected.name} within {limit}s. keepalived on "
-                  f"{holder_name} was started again.")
+        detail = (
+            f"The VIPs did not move to {expected.name} within {limit}s. keepalived on "
+            f"{holder_name} was started again."
+        )
         return _record(cluster, user, holder_name, expected.name, False, detail, target)
     detail = f"The VIPs moved to {expected.name} in {moved_after:.1f}s (limit {limit}s). "
-    detail += ("Back to normal after the restart." if settled is None
-               else f"After the restart: {settled}.")
+    detail += (
+        "Back to normal after the restart." if settled is None else f"After the restart: {settled}."
+    )
     return _record(cluster, user, holder_name, expected.name, settled is None, detail, target)
 
 

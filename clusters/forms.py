@@ -167,7 +167,8 @@ class SyncGroupForm(forms.Form):
     )
     includes_main = forms.BooleanField(required=False, label="The main instance is a member")
     members = forms.ModelMultipleChoiceField(
-        queryset=VrrpInstance.objects.none(), required=False,
+        queryset=VrrpInstance.objects.none(),
+        required=False,
         help_text="Further instances that change state with the others.",
     )
 

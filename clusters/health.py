@@ -37,7 +37,7 @@ def is_stale(checked_at, now):
 
 
 def host_key_problem(pinned, offered, state):
-    """"host key not trusted yet: SHA256:..." (no pin, a key offered), "host key changed"
+    """ "host key not trusted yet: SHA256:..." (no pin, a key offered), "host key changed"
     (a key offered that is not the pinned one, or the last probe said so), or ""."""
     if offered and not pinned:
         return f"{NOT_TRUSTED}: {offered}"
@@ -58,8 +58,11 @@ def node_problems(state, host_key=""):
             # A dead keepalived's address left behind (kill -9) is a stale address, not a split
             # brain: say where it is, so the operator removes it (clusters.services.stale).
             stale = list(getattr(state, "holds", None) or [])
-            problems.append(f"{KEEPALIVED_STOPPED}, the address {', '.join(stale)} is still on "
-                            "the interface" if stale else KEEPALIVED_STOPPED)
+            problems.append(
+                f"{KEEPALIVED_STOPPED}, the address {', '.join(stale)} is still on the interface"
+                if stale
+                else KEEPALIVED_STOPPED
+            )
         if state.vrrp_state == "FAULT":
             problems.append(FAULT)
         if state.drift:
@@ -73,8 +76,7 @@ def problems_of_node(node, state, now=None):
     """node_problems for a Node instance, plus STALE when `now` is given and its status is
     older than the sweep's limit."""
     problems = node_problems(
-        state, host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint,
-                                state)
+        state, host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint, state)
     )
     if now is not None and state is not None and is_stale(state.checked_at, now):
         problems.append(STALE)
@@ -109,11 +111,12 @@ def vip_status(state, holder, holders):
 
 
 def vip_problems(state):
-    """"split brain" / "no holder" for a VipState (None: never checked, no problem yet)."""
+    """ "split brain" / "no holder" for a VipState (None: never checked, no problem yet)."""
     if state is None:
         return []
-    return [p for p, on in (("split brain", state.split_brain), ("no holder", state.no_holder))
-            if on]
+    return [
+        p for p, on in (("split brain", state.split_brain), ("no holder", state.no_holder)) if on
+    ]
 
 
 @dataclass
@@ -144,8 +147,7 @@ class ClusterHealth:
     @property
     def problems(self):
         """Every problem as "what: problem" lines; empty means healthy."""
-        lines = [f"{h.node.name}: {p}" for h in self.nodes for p in h.problems
-                 if p != NOT_CHECKED]
+        lines = [f"{h.node.name}: {p}" for h in self.nodes for p in h.problems if p != NOT_CHECKED]
         lines += [f"{h.vip.address}: {p}" for h in self.vips for p in h.problems]
         if self.last_push_state == ConfigPush.State.FAILED:
             lines.append("last push failed")

@@ -26,8 +26,7 @@ DetectedBy = FailoverEvent.DetectedBy
 
 
 def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail=""):
-    active = (cluster.pushes.filter(state=ConfigPush.State.RUNNING)
-              .values_list("pk", "kind").first())
+    active = cluster.pushes.filter(state=ConfigPush.State.RUNNING).values_list("pk", "kind").first()
     if active:
         # Expected moves (a first start, a reload, a drill) are told apart from real failures.
         what = "drill" if active[1] == ConfigPush.Kind.DRILL else "push"
@@ -60,11 +59,29 @@ def _stale_events(cluster, vip, state, stale, detected_by, at, nodes):
     for name in sorted(set(stale) - before):
         node = nodes.get(name)
         interface = node.effective_interface if node else "its interface"
-        events.append(_event(cluster, vip, Kind.STALE_ADDRESS, detected_by, at, from_node=name,
-                             detail=stale_address_message(name, vip.address, interface)))
+        events.append(
+            _event(
+                cluster,
+                vip,
+                Kind.STALE_ADDRESS,
+                detected_by,
+                at,
+                from_node=name,
+                detail=stale_address_message(name, vip.address, interface),
+            )
+        )
     for name in sorted(before - set(stale)):
-        events.append(_event(cluster, vip, Kind.STALE_ADDRESS_END, detected_by, at,
-                             from_node=name, detail=f"The stale address is gone from {name}."))
+        events.append(
+            _event(
+                cluster,
+                vip,
+                Kind.STALE_ADDRESS_END,
+                detected_by,
+                at,
+                from_node=name,
+                detail=f"The stale address is gone from {name}.",
+            )
+        )
     return events
 
 
@@ -104,16 +121,34 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
                 continue  # it may be on the node we could not reach: nothing learned
             holder = nodes.get(holders[0]) if len(holders) == 1 else None
             split, none = len(holders) > 1, not holders
-            state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
+            state = (
+                VipState.objects.select_for_update(of=("self",))
+                .select_related("holder")
+                .filter(vip=vip)
+                .first()
+            )
             if state is None:
                 VipState.objects.create(
-                    vip=vip, holder=holder, since=at, split_brain=split, no_holder=none,
-                    checked_at=at, stale_on=stale,
+                    vip=vip,
+                    holder=holder,
+                    since=at,
+                    split_brain=split,
+                    no_holder=none,
+                    checked_at=at,
+                    stale_on=stale,
                 )
                 events += _stale_events(cluster, vip, None, stale, detected_by, at, nodes)
                 if split:
-                    events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
-                                         to_node=", ".join(holders)))
+                    events.append(
+                        _event(
+                            cluster,
+                            vip,
+                            Kind.SPLIT_BRAIN,
+                            detected_by,
+                            at,
+                            to_node=", ".join(holders),
+                        )
+                    )
                 elif none:
                     events.append(_event(cluster, vip, Kind.NO_HOLDER, detected_by, at))
                 continue
@@ -124,26 +159,76 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             events += _stale_events(cluster, vip, state, stale, detected_by, at, nodes)
             previous = state.holder.name if state.holder else ""
             if split and not state.split_brain:
-                events.append(_event(cluster, vip, Kind.SPLIT_BRAIN, detected_by, at,
-                                     from_node=previous, to_node=", ".join(holders),
-                                     detail="Several nodes hold this VIP: check that VRRP "
-                                     "(IP protocol 112) passes between them."))
+                events.append(
+                    _event(
+                        cluster,
+                        vip,
+                        Kind.SPLIT_BRAIN,
+                        detected_by,
+                        at,
+                        from_node=previous,
+                        to_node=", ".join(holders),
+                        detail="Several nodes hold this VIP: check that VRRP "
+                        "(IP protocol 112) passes between them.",
+                    )
+                )
             elif not split and state.split_brain:
-                events.append(_event(cluster, vip, Kind.SPLIT_BRAIN_END, detected_by, at,
-                                     to_node=holder.name if holder else ""))
+                events.append(
+                    _event(
+                        cluster,
+                        vip,
+                        Kind.SPLIT_BRAIN_END,
+                        detected_by,
+                        at,
+                        to_node=holder.name if holder else "",
+                    )
+                )
             if none and not state.no_holder:
-                events.append(_event(cluster, vip, Kind.NO_HOLDER, detected_by, at, from_node=previous))
+                events.append(
+                    _event(cluster, vip, Kind.NO_HOLDER, detected_by, at, from_node=previous)
+                )
             elif not none and state.no_holder:
-                events.append(_event(cluster, vip, Kind.NO_HOLDER_END, detected_by, at,
-                                     to_node=", ".join(holders)))
+                events.append(
+                    _event(
+                        cluster,
+                        vip,
+                        Kind.NO_HOLDER_END,
+                        detected_by,
+                        at,
+                        to_node=", ".join(holders),
+                    )
+                )
                 if holder and previous and holder.name != previous:
                     # Back on another node than before the gap: the gap was the takeover's
                     # master-down interval (or a dead keepalived's), so this is a failover.
-                    events.append(_event(cluster, vip, Kind.FAILOVER, detected_by, at,
-                                         from_node=previous, to_node=holder.name))
-            elif holder and state.holder_id and holder.pk != state.holder_id and not state.split_brain:
-                events.append(_event(cluster, vip, Kind.FAILOVER, detected_by, at,
-                                     from_node=previous, to_node=holder.name))
+                    events.append(
+                        _event(
+                            cluster,
+                            vip,
+                            Kind.FAILOVER,
+                            detected_by,
+                            at,
+                            from_node=previous,
+                            to_node=holder.name,
+                        )
+                    )
+            elif (
+                holder
+                and state.holder_id
+                and holder.pk != state.holder_id
+                and not state.split_brain
+            ):
+                events.append(
+                    _event(
+                        cluster,
+                        vip,
+                        Kind.FAILOVER,
+                        detected_by,
+                        at,
+                        from_node=previous,
+                        to_node=holder.name,
+                    )
+                )
             if holder is None or holder.pk != state.holder_id:
                 state.since = at
             # The last single holder is kept through a split brain or a gap with none.
@@ -174,7 +259,12 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
             # all, so the VIPs' holders are left to the sweep, which sees each address.
             return events
         for vip in cluster.vips.all():
-            state = VipState.objects.select_for_update(of=("self",)).select_related("holder").filter(vip=vip).first()
+            state = (
+                VipState.objects.select_for_update(of=("self",))
+                .select_related("holder")
+                .filter(vip=vip)
+                .first()
+            )
             if state is None:
                 VipState.objects.create(
                     vip=vip, holder=node, since=at, checked_at=at, notified_at=at
@@ -188,11 +278,23 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
                 continue
             if state.no_holder:
                 # A sweep saw the gap between the old holder stopping and this takeover.
-                events.append(_event(cluster, vip, Kind.NO_HOLDER_END, DetectedBy.NOTIFY, at,
-                                     to_node=node.name))
+                events.append(
+                    _event(
+                        cluster, vip, Kind.NO_HOLDER_END, DetectedBy.NOTIFY, at, to_node=node.name
+                    )
+                )
             elif state.holder_id:
-                events.append(_event(cluster, vip, Kind.FAILOVER, DetectedBy.NOTIFY, at,
-                                     from_node=state.holder.name, to_node=node.name))
+                events.append(
+                    _event(
+                        cluster,
+                        vip,
+                        Kind.FAILOVER,
+                        DetectedBy.NOTIFY,
+                        at,
+                        from_node=state.holder.name,
+                        to_node=node.name,
+                    )
+                )
             state.holder, state.since, state.notified_at = node, at, at
             state.no_holder = False
             state.save()

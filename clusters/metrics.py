@@ -83,7 +83,8 @@ class DatabaseCollector:
             labels=["cluster", "instance", "vip"],
         )
         holders_n = GaugeMetricFamily(
-            "vipanel_vip_holders", "How many nodes held the VIP at the last check.",
+            "vipanel_vip_holders",
+            "How many nodes held the VIP at the last check.",
             labels=["cluster", "instance", "vip"],
         )
         for vip in vips:

@@ -279,6 +279,7 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
         validators=[MaxValueValidator(constants.PREEMPT_DELAY_MAX)],
         help_text="Seconds to wait after start-up before taking the VIPs back.",
     )
+
     class CheckType(models.TextChoices):
         NONE = "", "No health check"
         PROCESS = "process", "Process running (pgrep -x NAME)"
@@ -429,8 +430,10 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                     "Only a process, port, URL or file check takes a target: clear it or "
                     "pick one of those check types."
                 )
-            if kind == self.CheckType.COMMAND and not self.check_script and self.field_ok(
-                "check_script"
+            if (
+                kind == self.CheckType.COMMAND
+                and not self.check_script
+                and self.field_ok("check_script")
             ):
                 errors["check_script"] = "Enter the command to run, or pick another check type."
             return
@@ -454,8 +457,11 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
     def _check_instances_on(self, errors, net):
         """Further instances on the cluster's network move with it: their VRIDs must be free
         on the new segment too (against other clusters; their own cluster's were checked)."""
-        others = [u for u in vrids_on_segment(net, exclude=self)
-                  if not u.what.endswith(f"of cluster '{self.name}'")]
+        others = [
+            u
+            for u in vrids_on_segment(net, exclude=self)
+            if not u.what.endswith(f"of cluster '{self.name}'")
+        ]
         for inst in self.instances.filter(network="").order_by("id"):
             clash = next((u for u in others if u.vrid == inst.virtual_router_id), None)
             if clash:

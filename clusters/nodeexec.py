@@ -71,8 +71,9 @@ def upload_command(files: dict[str, tuple[bytes, int]]) -> str:
     for path, (data, mode) in files.items():
         q = shlex.quote(path)
         encoded = base64.encodebytes(data).decode()
-        lines.append(f"rm -f {q} && : > {q} && chmod {mode:o} {q} && "
-                     f"base64 -d > {q} <<'VIPANEL_EOF'")
+        lines.append(
+            f"rm -f {q} && : > {q} && chmod {mode:o} {q} && base64 -d > {q} <<'VIPANEL_EOF'"
+        )
         lines.append(encoded.rstrip("\n"))
         lines.append("VIPANEL_EOF")
         lines.append(f"[ -f {q} ] || exit 1")
@@ -84,9 +85,9 @@ def script(steps: list[Step]) -> str:
     names = [s.name for s in steps]
     if len(set(names)) != len(names) or any(not re.fullmatch(r"[a-z0-9_.-]+", n) for n in names):
         raise ValueError(f"step names must be unique words: {names}")
-    out = ['vp_out=$(mktemp) || exit 99', 'trap \'rm -f "$vp_out"\' EXIT']
+    out = ["vp_out=$(mktemp) || exit 99", "trap 'rm -f \"$vp_out\"' EXIT"]
     for i, step in enumerate(steps):
-        out.append(f"( {step.command}\n) </dev/null >\"$vp_out\" 2>&1")
+        out.append(f'( {step.command}\n) </dev/null >"$vp_out" 2>&1')
         out.append("vp_rc=$?")
         out.append(f"printf '\\n{_MARK} %s %d@@\\n' {step.name} \"$vp_rc\"")
         out.append('cat "$vp_out"')

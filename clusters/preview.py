@@ -44,8 +44,14 @@ class NodePreview:
     maintenance: bool = False
 
     def as_dict(self):
-        return {"node": self.node, "node_id": self.node_id, "changed": self.changed,
-                "diff": self.diff, "error": self.error, "maintenance": self.maintenance}
+        return {
+            "node": self.node,
+            "node_id": self.node_id,
+            "changed": self.changed,
+            "diff": self.diff,
+            "error": self.error,
+            "maintenance": self.maintenance,
+        }
 
 
 def _fetch(node_target, path):
@@ -67,7 +73,9 @@ def preview_cluster(cluster):
             rendered[node.pk] = node_config(node)
             targets[node.pk] = remote.target_for(node)
         except (ValueError, ssh.SSHError) as e:
-            results[node.pk] = NodePreview(node.name, node.pk, None, "", str(getattr(e, "message", e)))
+            results[node.pk] = NodePreview(
+                node.name, node.pk, None, "", str(getattr(e, "message", e))
+            )
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
         futures = {pk: pool.submit(_fetch, t, path) for pk, t in targets.items()}
     for node in nodes:
@@ -81,7 +89,9 @@ def preview_cluster(cluster):
                 remote.settle(targets[node.pk], conn, None)
         except ssh.SSHError as e:
             remote.settle(targets[node.pk], None, e)
-            results[node.pk] = NodePreview(node.name, node.pk, None, "", e.message, node.maintenance)
+            results[node.pk] = NodePreview(
+                node.name, node.pk, None, "", e.message, node.maintenance
+            )
             continue
         old = mask_secrets((live or b"").decode(errors="replace"))
         new = mask_secrets(rendered[node.pk])
@@ -89,7 +99,9 @@ def preview_cluster(cluster):
             difflib.unified_diff(
                 old.splitlines(keepends=True),
                 new.splitlines(keepends=True),
-                fromfile=f"{node.name}:{cluster.config_path} (live)" if live is not None else "/dev/null",
+                fromfile=f"{node.name}:{cluster.config_path} (live)"
+                if live is not None
+                else "/dev/null",
                 tofile=f"{node.name}:{cluster.config_path} (vipanel)",
             )
         )

@@ -99,8 +99,9 @@ class Owner:
     def update_step(self, step_id, **fields):
         self.check()
         # One conditional UPDATE: the step is written only while its push is still ours.
-        owned = PushStep.objects.filter(pk=step_id, push__owner=self.token,
-                                        push__state=ConfigPush.State.RUNNING)
+        owned = PushStep.objects.filter(
+            pk=step_id, push__owner=self.token, push__state=ConfigPush.State.RUNNING
+        )
         if not owned.update(**fields):
             self.lost.set()
             raise PushLost(f"push #{self.push_id}: no longer ours")
@@ -127,8 +128,9 @@ def requeue_lost_pushes(enqueue, enqueue_drill, now=None):
     requeued = 0
     queued = ConfigPush.objects.filter(state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff)
     for pk, kind in queued.values_list("pk", "kind"):
-        if ConfigPush.objects.filter(pk=pk, state=ConfigPush.State.QUEUED,
-                                     heartbeat__lt=cutoff).update(heartbeat=now or Now()):
+        if ConfigPush.objects.filter(
+            pk=pk, state=ConfigPush.State.QUEUED, heartbeat__lt=cutoff
+        ).update(heartbeat=now or Now()):
             (enqueue_drill if kind == ConfigPush.Kind.DRILL else enqueue)(pk)
             requeued += 1
     return requeued
@@ -141,8 +143,9 @@ def mark_stale_pushes(now=None):
     count = 0
     for push in stale:
         before = count
-        count += ConfigPush.objects.filter(pk=push.pk, state=ConfigPush.State.RUNNING,
-                                           owner=push.owner, heartbeat__lt=cutoff).update(
+        count += ConfigPush.objects.filter(
+            pk=push.pk, state=ConfigPush.State.RUNNING, owner=push.owner, heartbeat__lt=cutoff
+        ).update(
             state=ConfigPush.State.INTERRUPTED,
             finished=now or Now(),
             detail=f"The worker stopped reporting at {push.heartbeat:%H:%M:%S} (killed or "
@@ -187,8 +190,12 @@ def _heartbeat(owner):
 
     def beat():
         try:
-            _beat(owner, stop, settings.VIPANEL_PUSH_HEARTBEAT,
-                  settings.VIPANEL_PUSH_HEARTBEAT_RETRIES)
+            _beat(
+                owner,
+                stop,
+                settings.VIPANEL_PUSH_HEARTBEAT,
+                settings.VIPANEL_PUSH_HEARTBEAT_RETRIES,
+            )
         finally:
             connection.close()
 
@@ -248,9 +255,13 @@ def _finish(push, state, detail="", owner=None):
     signals.push_finished.send_robust(sender=ConfigPush, push=push)
     # The outcome is audited too, by the user who asked for the push.
     action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
-    audit.record(push.requested_by, action, push.cluster,
-                 changes={"push": [None, push.pk]},
-                 result=f"{state}: {detail}" if detail else state)
+    audit.record(
+        push.requested_by,
+        action,
+        push.cluster,
+        changes={"push": [None, push.pk]},
+        result=f"{state}: {detail}" if detail else state,
+    )
     return True
 
 
@@ -286,13 +297,13 @@ def _plan_command(node, config_path):
     path = shlex.quote(config_path)
     return (
         "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
-        f"echo \"state=$(head -c 16 {shlex.quote(constants.NOTIFY_STATE_FILE)} 2>/dev/null)\"; "
-        f"if [ -f {path} ]; then echo \"config=$(base64 -w0 < {path})\"; else echo config=-; fi; "
+        f'echo "state=$(head -c 16 {shlex.quote(constants.NOTIFY_STATE_FILE)} 2>/dev/null)"; '
+        f'if [ -f {path} ]; then echo "config=$(base64 -w0 < {path})"; else echo config=-; fi; '
         f"n={shlex.quote(notify.SCRIPT_PATH)}; "
-        "if [ -f \"$n\" ]; then echo \"notify=$(sha256sum < \"$n\" | cut -c1-64)\"; "
+        'if [ -f "$n" ]; then echo "notify=$(sha256sum < "$n" | cut -c1-64)"; '
         "else echo notify=-; fi; "
         f"k={shlex.quote(notify.KEY_PATH)}; "
-        "if [ -f \"$k\" ]; then echo \"notify_key=$(sha256sum < \"$k\" | cut -c1-64)\"; "
+        'if [ -f "$k" ]; then echo "notify_key=$(sha256sum < "$k" | cut -c1-64)"; '
         "else echo notify_key=-; fi; "
         f"echo rules:; {iptables_list_command(node)} 2>/dev/null || echo @@nochain; "
         "echo addresses:; ip -o addr show"
@@ -316,8 +327,9 @@ def _parse_plan(plan, stdout, vip_ips):
             plan.notify_key_sha = None if value.strip() == "-" else value.strip()
     if "@@nochain" not in rules_text:
         # iptables prints protocol 112 by its /etc/protocols name where it has one.
-        plan.rules = [line.replace(" -p vrrp ", " -p 112 ")
-                      for line in iptables_rule_lines(rules_text)]
+        plan.rules = [
+            line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(rules_text)
+        ]
     _, _, _, addresses = parse_probe("addresses:\n" + addr_text)
     plan.holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
 
@@ -329,8 +341,10 @@ def _plan_one(node_target, command, vip_ips):
         plan.conn = remote.connect(node_target)
         result = plan.conn.run(command)
         if result.exit_status != 0:
-            raise ssh.SSHError(f"probing failed (exit {result.exit_status}): "
-                               f"{(result.stderr or result.stdout).strip()[:500]}")
+            raise ssh.SSHError(
+                f"probing failed (exit {result.exit_status}): "
+                f"{(result.stderr or result.stdout).strip()[:500]}"
+            )
         _parse_plan(plan, result.stdout, vip_ips)
     except ssh.SSHError as e:
         plan.error = e
@@ -368,8 +382,10 @@ class Rollout:
             if step.node_id is None and not step.is_done:
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
         self.nodes = {
-            n.pk: n for n in Node.objects.filter(pk__in=[s.node_id for s in steps if s.node_id])
-            .select_related("cluster", "credential", "cluster__credential")
+            n.pk: n
+            for n in Node.objects.filter(
+                pk__in=[s.node_id for s in steps if s.node_id]
+            ).select_related("cluster", "credential", "cluster__credential")
         }
         for step in steps:
             if step.node_id and step.node_id not in self.nodes:
@@ -397,10 +413,16 @@ class Rollout:
                 # A step found "running", or started before and failed, was interrupted: its
                 # file may already be new while keepalived was never reloaded, so "identical"
                 # proves nothing: it is applied again.
-                elif (step.state != PushStep.State.RUNNING and step.started is None
-                      and self.unchanged(plan, rendered[node.pk])):
-                    self.finish_step(step, PushStep.State.UNCHANGED,
-                                     "Config, rules and keepalived already as rendered.")
+                elif (
+                    step.state != PushStep.State.RUNNING
+                    and step.started is None
+                    and self.unchanged(plan, rendered[node.pk])
+                ):
+                    self.finish_step(
+                        step,
+                        PushStep.State.UNCHANGED,
+                        "Config, rules and keepalived already as rendered.",
+                    )
                 else:
                     roll.append(step)
             if roll and fresh and self.bare():
@@ -475,24 +497,31 @@ class Rollout:
             and plan.config == rendered.config
             and plan.running
             and plan.rules == iptables_rule_lines(rendered.rules.decode())
-            and (rendered.notify is None
-                 or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest())
-            and (rendered.notify_key is None
-                 or plan.notify_key_sha == hashlib.sha256(rendered.notify_key).hexdigest())
+            and (
+                rendered.notify is None
+                or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest()
+            )
+            and (
+                rendered.notify_key is None
+                or plan.notify_key_sha == hashlib.sha256(rendered.notify_key).hexdigest()
+            )
         )
 
     def bare(self):
         """Nothing is served yet: every node answered, none runs keepalived, none holds a VIP."""
         plans = [self.plans[pk] for pk in self.nodes]
-        return bool(plans) and all(
-            p.error is None and not p.running and not p.holds for p in plans
-        )
+        return bool(plans) and all(p.error is None and not p.running and not p.holds for p in plans)
 
     def finish_step(self, step, state, detail, exit_code=None, output="", commands=None):
         step.state, step.detail, step.exit_code, step.output = state, detail, exit_code, output
         step.finished = timezone.now()
-        fields = {"state": state, "detail": detail, "exit_code": exit_code, "output": output,
-                  "finished": step.finished}
+        fields = {
+            "state": state,
+            "detail": detail,
+            "exit_code": exit_code,
+            "output": output,
+            "finished": step.finished,
+        }
         if commands is not None:
             step.commands = fields["commands"] = commands
         if self.owner is not None:
@@ -529,13 +558,17 @@ class Rollout:
             apply.apply()
             apply.verify()
         except StepFailed as e:
-            self.finish_step(step, PushStep.State.FAILED, e.detail, e.exit_code, e.output,
-                             apply.commands)
+            self.finish_step(
+                step, PushStep.State.FAILED, e.detail, e.exit_code, e.output, apply.commands
+            )
             self.fail(f"{step.node_name}: {e.detail} Later nodes were not touched.")
             return False
-        self.finish_step(step, PushStep.State.APPLIED,
-                         "New config tested, in place, reloaded and verified.",
-                         commands=apply.commands)
+        self.finish_step(
+            step,
+            PushStep.State.APPLIED,
+            "New config tested, in place, reloaded and verified.",
+            commands=apply.commands,
+        )
         return True
 
     def install_bare(self, roll, rendered):
@@ -557,26 +590,41 @@ class Rollout:
         if problem is None:
             problem = wait_until_settled(self.cluster, final=True, probe=self.probe)
             if problem:
-                problem = StepFailed(f"The cluster did not elect within "
-                                     f"{settle_seconds(self.cluster)}s: {problem}.")
+                problem = StepFailed(
+                    f"The cluster did not elect within {settle_seconds(self.cluster)}s: {problem}."
+                )
         if problem is None:
             for step, apply in zip(roll, applies, strict=True):
-                self.finish_step(step, PushStep.State.APPLIED,
-                                 "Installed with every node at once; the election verified.",
-                                 commands=apply.commands)
+                self.finish_step(
+                    step,
+                    PushStep.State.APPLIED,
+                    "Installed with every node at once; the election verified.",
+                    commands=apply.commands,
+                )
             _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner)
             return False  # finished here: nothing more to verify
         # Nothing was served before: every node goes back to that, not only the one that failed.
         _in_parallel(lambda a: a.restore(), applies)
         for step, apply, error in zip(roll, applies, errors, strict=True):
             if error is not None:
-                self.finish_step(step, PushStep.State.FAILED, error.detail, error.exit_code,
-                                 error.output, apply.commands)
+                self.finish_step(
+                    step,
+                    PushStep.State.FAILED,
+                    error.detail,
+                    error.exit_code,
+                    error.output,
+                    apply.commands,
+                )
             else:
-                self.finish_step(step, PushStep.State.FAILED,
-                                 "Put back as it was (no config, keepalived stopped): "
-                                 + (problem.detail if error is None else ""), None, "",
-                                 apply.commands)
+                self.finish_step(
+                    step,
+                    PushStep.State.FAILED,
+                    "Put back as it was (no config, keepalived stopped): "
+                    + (problem.detail if error is None else ""),
+                    None,
+                    "",
+                    apply.commands,
+                )
         self.fail(f"First install failed: {problem.detail} Every node was put back as it was.")
         return False
 
@@ -607,9 +655,11 @@ class Rollout:
         probes = _in_parallel(one, ids)
         holders = {vip: [p.name for p in probes if vip in p.holds] for vip in vip_ips}
         self.holders = {p.node_id for p in probes if p.holds} | (
-            set() if node_ids is None else self.holders - set(ids))
-        return ClusterStatus(cluster=self.cluster.name, checked_at=timezone.now(),
-                             nodes=probes, holders=holders)
+            set() if node_ids is None else self.holders - set(ids)
+        )
+        return ClusterStatus(
+            cluster=self.cluster.name, checked_at=timezone.now(), nodes=probes, holders=holders
+        )
 
     def verify_all(self):
         """The whole cluster once at the end. Every node is updated by now, so nothing will be
@@ -652,8 +702,10 @@ class NodeApply:
         self.rollout.log(f"{self.node.name}: {message}")
 
     def record(self, outcome):
-        self.commands += [{"name": s.name, "exit_code": s.exit_code, "output": s.output[-4000:]}
-                          for s in outcome.steps]
+        self.commands += [
+            {"name": s.name, "exit_code": s.exit_code, "output": s.output[-4000:]}
+            for s in outcome.steps
+        ]
 
     def exec(self, steps, timeout=None):
         try:
@@ -692,22 +744,27 @@ class NodeApply:
         test = ""
         if notify_temp:
             tested = test_temp
-            test = (f"sed 's#{notify_path}#{notify_temp}#g' {q(temp)} > {q(test_temp)} && "
-                    f"sh -n {q(notify_temp)} && ")
+            test = (
+                f"sed 's#{notify_path}#{notify_temp}#g' {q(temp)} > {q(test_temp)} && "
+                f"sh -n {q(notify_temp)} && "
+            )
         test += f"test -s {q(tested)} && keepalived -t -f {q(tested)}"
         save = [
             f"mkdir -m 700 {bak}",
             f"if [ -e {path} ]; then cp -p {path} {bak}/config; else : > {bak}/config.absent; fi",
-            "if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi"
-            f" > {bak}/running",
+            f"if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi > {bak}/running",
             f"{iptables_list_command(self.node)} > {bak}/rules 2>/dev/null || rm -f {bak}/rules",
         ]
         if notify_path:
-            save.append(f"if [ -e {q(notify_path)} ]; then cp -p {q(notify_path)} {bak}/notify; "
-                        f"else : > {bak}/notify.absent; fi")
+            save.append(
+                f"if [ -e {q(notify_path)} ]; then cp -p {q(notify_path)} {bak}/notify; "
+                f"else : > {bak}/notify.absent; fi"
+            )
         if key_path:
-            save.append(f"if [ -e {q(key_path)} ]; then cp -p {q(key_path)} {bak}/notify_key; "
-                        f"else : > {bak}/notify_key.absent; fi")
+            save.append(
+                f"if [ -e {q(key_path)} ]; then cp -p {q(key_path)} {bak}/notify_key; "
+                f"else : > {bak}/notify_key.absent; fi"
+            )
         save.append(f": > {bak}/saved")
         rename = f"mv -f {q(temp)} {path}"
         if notify_temp:
@@ -720,12 +777,21 @@ class NodeApply:
             nodeexec.Step("test", f"{test} || {{ rc=$?; {clean}; exit $rc; }}"),
             # Saved once per push and node: a resume finds it and never overwrites it with
             # a live file that may already be the new one.
-            nodeexec.Step("backup", f"[ -e {bak}/saved ] || {{ rm -rf {bak} && "
-                          + " && ".join(save) + "; } || { " + clean + "; exit 1; }"),
+            nodeexec.Step(
+                "backup",
+                f"[ -e {bak}/saved ] || {{ rm -rf {bak} && "
+                + " && ".join(save)
+                + "; } || { "
+                + clean
+                + "; exit 1; }",
+            ),
             nodeexec.Step("rename", f"rm -f {q(test_temp)}; {rename}"),
             nodeexec.Step("rules-test", f"{self.restore_cmd} --test < {q(rules_temp)}"),
-            nodeexec.Step("rules", f"{self.restore_cmd} < {q(rules_temp)} && rm -f {q(rules_temp)}"
-                          f" && {{ {iptables_jump_command(self.node)}; }}"),
+            nodeexec.Step(
+                "rules",
+                f"{self.restore_cmd} < {q(rules_temp)} && rm -f {q(rules_temp)}"
+                f" && {{ {iptables_jump_command(self.node)}; }}",
+            ),
             *other_rules,
             nodeexec.Step("reload", self.cluster.reload_command),
         ]
@@ -741,37 +807,49 @@ class NodeApply:
             restore = iptables_restore_command(self.node, family)
             steps += [
                 nodeexec.Step(f"rules-test-v{family}", f"{restore} --test < {q(path)}"),
-                nodeexec.Step(f"rules-v{family}", f"{restore} < {q(path)} && rm -f {q(path)}"
-                              f" && {{ {iptables_jump_command(self.node, family)}; }}"),
+                nodeexec.Step(
+                    f"rules-v{family}",
+                    f"{restore} < {q(path)} && rm -f {q(path)}"
+                    f" && {{ {iptables_jump_command(self.node, family)}; }}",
+                ),
             ]
         return steps
 
     def apply(self, restore_on_failure=True):
         try:
-            outcome = self.exec(self.apply_steps(),
-                                timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT * 2)
+            outcome = self.exec(
+                self.apply_steps(), timeout=settings.VIPANEL_SSH_COMMAND_TIMEOUT * 2
+            )
         except StepFailed as e:
             # The link failed mid-script: which step ran is unknown, so put back what was saved
             # (nothing, if the backup step never ran), if the link still lets us.
             if restore_on_failure:
                 self.restore()
-            raise StepFailed(f"{e.detail} The node has its old or its new config; resume "
-                             "to continue.") from e
+            raise StepFailed(
+                f"{e.detail} The node has its old or its new config; resume to continue."
+            ) from e
         failed = outcome.failed
         if failed is None:
             return
         output = failed.output
         if failed.name in ("cleanup", "upload", "test", "backup"):
-            what = {"test": "keepalived -t rejected the new config",
-                    "upload": "could not upload the new config",
-                    "backup": "could not back up the live config",
-                    "cleanup": "could not remove leftover temporary files"}[failed.name]
-            raise StepFailed(f"{what} (exit {failed.exit_code}); the node still runs its old one.",
-                             failed.exit_code, output)
-        what = {"rename": "could not put the config in place",
-                "rules-test": "iptables-restore --test rejected the rules",
-                "rules": "could not apply the iptables rules",
-                "reload": "The reload command failed"}.get(failed.name, f"{failed.name} failed")
+            what = {
+                "test": "keepalived -t rejected the new config",
+                "upload": "could not upload the new config",
+                "backup": "could not back up the live config",
+                "cleanup": "could not remove leftover temporary files",
+            }[failed.name]
+            raise StepFailed(
+                f"{what} (exit {failed.exit_code}); the node still runs its old one.",
+                failed.exit_code,
+                output,
+            )
+        what = {
+            "rename": "could not put the config in place",
+            "rules-test": "iptables-restore --test rejected the rules",
+            "rules": "could not apply the iptables rules",
+            "reload": "The reload command failed",
+        }.get(failed.name, f"{failed.name} failed")
         detail = f"{what} (exit {failed.exit_code})."
         if restore_on_failure:
             self.restore()
@@ -790,29 +868,38 @@ class NodeApply:
         ]
         if self.rendered.notify is not None:
             n = q(notify.SCRIPT_PATH)
-            lines.append(f"if [ -e {bak}/notify ]; then cp -p {bak}/notify {n}.vipanel-tmp-r && "
-                         f"mv -f {n}.vipanel-tmp-r {n}; elif [ -e {bak}/notify.absent ]; "
-                         f"then rm -f {n}; fi")
+            lines.append(
+                f"if [ -e {bak}/notify ]; then cp -p {bak}/notify {n}.vipanel-tmp-r && "
+                f"mv -f {n}.vipanel-tmp-r {n}; elif [ -e {bak}/notify.absent ]; "
+                f"then rm -f {n}; fi"
+            )
         if self.rendered.notify_key is not None:
             k = q(notify.KEY_PATH)
-            lines.append(f"if [ -e {bak}/notify_key ]; then cp -p {bak}/notify_key "
-                         f"{k}.vipanel-tmp-r && mv -f {k}.vipanel-tmp-r {k}; "
-                         f"elif [ -e {bak}/notify_key.absent ]; then rm -f {k}; fi")
+            lines.append(
+                f"if [ -e {bak}/notify_key ]; then cp -p {bak}/notify_key "
+                f"{k}.vipanel-tmp-r && mv -f {k}.vipanel-tmp-r {k}; "
+                f"elif [ -e {bak}/notify_key.absent ]; then rm -f {k}; fi"
+            )
         lines.append(
             f"if [ -e {bak}/rules ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
             f"grep '^-A ' {bak}/rules | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
             f"| {self.restore_cmd}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
-            f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true")
+            f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true"
+        )
         # keepalived as it was: reloaded with the old file, or stopped if it was not running.
         lines.append(
-            f"if [ \"$(cat {bak}/running)\" = 1 ]; then {self.cluster.reload_command}; "
-            f"else {STOP_KEEPALIVED}; fi")
+            f'if [ "$(cat {bak}/running)" = 1 ]; then {self.cluster.reload_command}; '
+            f"else {STOP_KEEPALIVED}; fi"
+        )
         return [
             nodeexec.Step("restore", " && ".join(lines[:1]) + "\n" + "\n".join(lines[1:-1])),
             # The files are back whatever keepalived says: the backup is dropped either way.
-            nodeexec.Step("restore-keepalived", f"[ -e {bak}/running ] || exit 0\n"
-                          f"( {lines[-1]}\n); rc=$?; rm -rf {bak} {self.temps} {self.temps}.*; "
-                          "exit $rc"),
+            nodeexec.Step(
+                "restore-keepalived",
+                f"[ -e {bak}/running ] || exit 0\n"
+                f"( {lines[-1]}\n); rc=$?; rm -rf {bak} {self.temps} {self.temps}.*; "
+                "exit $rc",
+            ),
         ]
 
     def restore(self):
@@ -832,7 +919,8 @@ class NodeApply:
         holders; the whole cluster is checked once at the end."""
         live = self.plan.config
         advert_change = live is not None and advertised_vips(
-            live.decode(errors="replace")) != advertised_vips(self.rendered.config.decode())
+            live.decode(errors="replace")
+        ) != advertised_vips(self.rendered.config.decode())
         ids = {self.node.pk} | set(self.rollout.holders)
         # Each instance's advertised VIP (the first of its VIPs).
         anchors = [i.vips[0].address for i in self.cluster.vrrp_instances() if i.vips]
@@ -848,6 +936,7 @@ class NodeApply:
             elif not me.keepalived_running:
                 problem = "keepalived is not running after the reload"
         else:
+
             def probe():
                 status = self.rollout.probe(ids)
                 if any(not status.holders.get(a, True) for a in anchors):
@@ -859,8 +948,10 @@ class NodeApply:
             problem = wait_until_settled(self.cluster, node=self.node, probe=probe)
         if problem:
             self.restore()
-            raise StepFailed(f"Not settled within {settle_seconds(self.cluster)}s: {problem}. "
-                             "The previous config was put back and reloaded.")
+            raise StepFailed(
+                f"Not settled within {settle_seconds(self.cluster)}s: {problem}. "
+                "The previous config was put back and reloaded."
+            )
 
 
 # keepalived writes its pid here by default; SIGTERM makes it give up its VIPs at once.

@@ -422,9 +422,7 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
 def advertised_vips(config: str) -> list[str]:
     """The addresses a rendered (or live) keepalived.conf puts in its adverts, every
     instance's in file order."""
-    blocks = re.finditer(
-        r"^\s*virtual_ipaddress \{\n(.*?)^\s*\}", config, re.MULTILINE | re.DOTALL
-    )
+    blocks = re.finditer(r"^\s*virtual_ipaddress \{\n(.*?)^\s*\}", config, re.MULTILINE | re.DOTALL)
     return [line.split()[0] for block in blocks for line in block.group(1).splitlines()]
 
 

@@ -216,9 +216,7 @@ def probe_clusters(
         vips = list(cluster.vips.all())
         plans.append((cluster, nodes, vips, not cluster.readiness_errors()))
     width = sum(len(nodes) for _, nodes, _, _ in plans)
-    pool = ThreadPoolExecutor(
-        max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY))
-    )
+    pool = ThreadPoolExecutor(max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY)))
     probes, pending, statuses = {}, {}, {}
     deadline = time.monotonic() + timeout
 
@@ -257,6 +255,7 @@ def probe_clusters(
         for plan in plans:
             if not pending[plan[0].pk]:
                 finish(plan)  # nothing to wait for (no node could even be tried)
+
         def take(future):
             node, node_target, plan = jobs.pop(future)
             fields, conn, error = future.result()

@@ -99,11 +99,7 @@ def tick() -> tuple[str, list[list[list]]]:
     Returns (tick id,
     batches of [cluster id, token]) for the caller to enqueue, one probe_batch task each."""
     started = time.time()
-    rows = (
-        Cluster.objects.order_by("pk")
-        .values_list("pk")
-        .annotate(n=Count("nodes"))
-    )
+    rows = Cluster.objects.order_by("pk").values_list("pk").annotate(n=Count("nodes"))
     claimed, sizes, skipped = [], [], 0
     for cluster_id, n in rows:
         token = claim(cluster_id)

@@ -31,8 +31,10 @@ def run_push_task(push_id):
 @shared_task
 def sweep_task():
     # Push housekeeping first: interrupted pushes marked, lost queue messages sent again.
-    for step in (push.mark_stale_pushes,
-                 lambda: push.requeue_lost_pushes(run_push_task.delay, drill_task.delay)):
+    for step in (
+        push.mark_stale_pushes,
+        lambda: push.requeue_lost_pushes(run_push_task.delay, drill_task.delay),
+    ):
         try:
             step()
         except Exception:

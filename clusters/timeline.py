@@ -288,8 +288,11 @@ def render_svg(tracks, events, start, end, tz=dt.UTC, title="VIP holders over ti
         else:
             colour = TROUBLE if trouble else "#1D2330"
         what = event.kind.replace("_", " ")
-        moved = f" {event.from_node or '?'} to {event.to_node or '?'}" if event.kind in (
-            FAILOVER, DRILL) else ""
+        moved = (
+            f" {event.from_node or '?'} to {event.to_node or '?'}"
+            if event.kind in (FAILOVER, DRILL)
+            else ""
+        )
         tip = f"{_fmt(event.at, tz)} {event.vip}: {what}{moved}"
         out.append(
             f'<g class="mark" data-kind="{escape(event.kind)}"><title>{escape(tip)}</title>'
@@ -315,8 +318,7 @@ def render_svg(tracks, events, start, end, tz=dt.UTC, title="VIP holders over ti
     return "\n".join(out)
 
 
-def timeline_svg(vips, events, start, end, current=None, following=None, born=None,
-                 tz=dt.UTC):
+def timeline_svg(vips, events, start, end, current=None, following=None, born=None, tz=dt.UTC):
     """The whole picture for VIP addresses `vips` (in that order).
 
     events: Events within start..end; current: {vip: Current}; following: {vip: the first
@@ -329,8 +331,7 @@ def timeline_svg(vips, events, start, end, current=None, following=None, born=No
         if event.vip in by_vip:
             by_vip[event.vip].append(event)
     tracks = {
-        vip: intervals(by_vip[vip], start, end, current.get(vip), following.get(vip),
-                       born.get(vip))
+        vip: intervals(by_vip[vip], start, end, current.get(vip), following.get(vip), born.get(vip))
         for vip in vips
     }
     return render_svg(tracks, events, start, end, tz)

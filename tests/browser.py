@@ -57,9 +57,7 @@ def chromium():
 
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             yield browser
             browser.close()
     finally:
@@ -146,9 +144,7 @@ def screenshot(page, name, full_page=True):
 
 def fits_the_screen(page):
     """No sideways scrolling of the page itself (tables scroll inside their own box)."""
-    return page.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth + 1"
-    )
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
 # --- Data --------------------------------------------------------------------------------
@@ -160,15 +156,26 @@ def observe(cluster, holder=None, split=False, none=False, at=None, **node_field
     vips = list(cluster.vips.all())
     for node in cluster.nodes.all():
         holds = [v.address for v in vips] if (node == holder or split) else []
-        fields = dict(checked_at=at, reachable=True, keepalived_running=True,
-                      vrrp_state="MASTER" if holds else "BACKUP", holds=holds, drift=False)
+        fields = dict(
+            checked_at=at,
+            reachable=True,
+            keepalived_running=True,
+            vrrp_state="MASTER" if holds else "BACKUP",
+            holds=holds,
+            drift=False,
+        )
         fields.update(node_fields.get(node.name, {}))
         NodeState.objects.update_or_create(node=node, defaults=fields)
     for vip in vips:
         VipState.objects.update_or_create(
             vip=vip,
-            defaults=dict(holder=None if (split or none) else holder, since=at, checked_at=at,
-                          split_brain=split, no_holder=none),
+            defaults=dict(
+                holder=None if (split or none) else holder,
+                since=at,
+                checked_at=at,
+                split_brain=split,
+                no_holder=none,
+            ),
         )
 
 
@@ -183,8 +190,12 @@ def seed_fleet(operator):
             name=name, network=f"10.{i}.0.0/24", virtual_router_id=10 + i
         )
         nodes = [
-            Node.objects.create(cluster=cluster, name=f"{name}-{j}", address=f"10.{i}.0.{11 + j}",
-                                priority=120 - 10 * j)
+            Node.objects.create(
+                cluster=cluster,
+                name=f"{name}-{j}",
+                address=f"10.{i}.0.{11 + j}",
+                priority=120 - 10 * j,
+            )
             for j in range(2 if i else 3)
         ]
         VirtualIP.objects.create(cluster=cluster, address=f"10.{i}.0.100/24")
@@ -193,19 +204,27 @@ def seed_fleet(operator):
         if trouble == "split":
             observe(cluster, split=True)
         elif trouble == "none":
-            observe(cluster, none=True, **{
-                nodes[0].name: dict(keepalived_running=False, vrrp_state="STOPPED"),
-                nodes[1].name: dict(vrrp_state="FAULT"),
-            })
+            observe(
+                cluster,
+                none=True,
+                **{
+                    nodes[0].name: dict(keepalived_running=False, vrrp_state="STOPPED"),
+                    nodes[1].name: dict(vrrp_state="FAULT"),
+                },
+            )
         else:
             observe(cluster, nodes[0], **{nodes[2].name: dict(drift=True)})
             FailoverEvent.objects.create(
-                cluster=cluster, vip_address=f"10.{i}.0.100/24", from_node=nodes[1].name,
-                to_node=nodes[0].name, at=now - timezone.timedelta(minutes=42),
+                cluster=cluster,
+                vip_address=f"10.{i}.0.100/24",
+                from_node=nodes[1].name,
+                to_node=nodes[0].name,
+                at=now - timezone.timedelta(minutes=42),
                 detected_by="sweep",
             )
         ConfigPush.objects.create(
-            cluster=cluster, requested_by=operator,
+            cluster=cluster,
+            requested_by=operator,
             state="failed" if trouble == "none" else "succeeded",
         )
         made.append(cluster)
@@ -219,19 +238,30 @@ def lab_cluster(lab, name="lab-web", vrid=78):
     )
     net = ipaddress.ip_network(lab.network)
     cluster = Cluster(
-        name=name, network=str(net), virtual_router_id=vrid, interface="eth0", advert_int=1,
-        reload_command=lab[0].reload_command, credential=credential,
+        name=name,
+        network=str(net),
+        virtual_router_id=vrid,
+        interface="eth0",
+        advert_int=1,
+        reload_command=lab[0].reload_command,
+        credential=credential,
     )
     cluster.full_clean()
     cluster.save()
-    for node, priority in zip(lab, (100, 110, 120)):
+    for node, priority in zip(lab, (100, 110, 120), strict=False):
         # The key a person compared with the node's console: nothing trusts one by itself.
-        n = Node(cluster=cluster, name=node.name, address=node.address, priority=priority,
-                 host_key_fingerprint=node.fingerprint)
+        n = Node(
+            cluster=cluster,
+            name=node.name,
+            address=node.address,
+            priority=priority,
+            host_key_fingerprint=node.fingerprint,
+        )
         n.full_clean()
         n.save()
-    vip = VirtualIP(cluster=cluster, address=f"{net.network_address + 100}/{net.prefixlen}",
-                    label="frontend")
+    vip = VirtualIP(
+        cluster=cluster, address=f"{net.network_address + 100}/{net.prefixlen}", label="frontend"
+    )
     vip.full_clean()
     vip.save()
     return cluster

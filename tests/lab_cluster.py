@@ -54,7 +54,12 @@ def place_configs(lab, cluster):
     The state a first push leaves, reached in one VRRP election instead of one per node: for
     tests about what comes after a push, not about the first push itself.
     """
-    from clusters.render import iptables_jump_command, iptables_restore_command, render_iptables, render_keepalived
+    from clusters.render import (
+        iptables_jump_command,
+        iptables_restore_command,
+        render_iptables,
+        render_keepalived,
+    )
     from tests.lab import wait_until
 
     nodes = {n.name: n for n in cluster.nodes.select_related("cluster")}
@@ -69,6 +74,9 @@ def place_configs(lab, cluster):
         lab_node.start_keepalived()
     holder = max(nodes.values(), key=lambda n: n.priority).name
     vip = str(ipaddress.ip_interface(cluster.vips.order_by("id").first().address).ip)
-    wait_until(lambda: [n.name for n in lab.vip_holders(vip)] == [holder], timeout=15,
-               message="the placed configs did not elect the highest priority")
+    wait_until(
+        lambda: [n.name for n in lab.vip_holders(vip)] == [holder],
+        timeout=15,
+        message="the placed configs did not elect the highest priority",
+    )
     return cluster

@@ -28,7 +28,8 @@ class Receiver:
                 with receiver.arrived:
                     if receiver.status < 300:
                         receiver.messages.append(
-                            (time.monotonic(), self.path, json.loads(body), time.time()))
+                            (time.monotonic(), self.path, json.loads(body), time.time())
+                        )
                     receiver.arrived.notify_all()
 
             def log_message(self, *args):

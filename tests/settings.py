@@ -10,4 +10,6 @@ from vipanel.settings import *  # noqa: F403
 
 REDIS_URL = os.environ.get("VIPANEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CELERY_BROKER_URL = REDIS_URL
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}

@@ -20,9 +20,17 @@ def client(user):
 
 
 def test_an_admin_creates_a_channel_and_never_reads_the_url_back(admin, cluster):
-    response = client(admin).post("/api/v1/alerts/channels/", {
-        "name": "pager", "url": SECRET, "kinds": ["split_brain"], "all_clusters": False,
-        "clusters": [cluster.pk]}, format="json")
+    response = client(admin).post(
+        "/api/v1/alerts/channels/",
+        {
+            "name": "pager",
+            "url": SECRET,
+            "kinds": ["split_brain"],
+            "all_clusters": False,
+            "clusters": [cluster.pk],
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert "url" not in body and body["masked_url"] == "json://bob:****@hooks.example.net/x"
@@ -33,12 +41,18 @@ def test_an_admin_creates_a_channel_and_never_reads_the_url_back(admin, cluster)
 
 
 def test_errors_are_keyed_by_field(admin):
-    response = client(admin).post("/api/v1/alerts/channels/", {
-        "name": "pager", "url": "nosuch://x", "kinds": ["split_brain"]}, format="json")
+    response = client(admin).post(
+        "/api/v1/alerts/channels/",
+        {"name": "pager", "url": "nosuch://x", "kinds": ["split_brain"]},
+        format="json",
+    )
     assert response.status_code == 400
     assert "Apprise cannot use this URL" in response.json()["url"][0]
-    response = client(admin).post("/api/v1/alerts/channels/", {
-        "name": "pager", "url": SECRET, "kinds": [], "all_clusters": False}, format="json")
+    response = client(admin).post(
+        "/api/v1/alerts/channels/",
+        {"name": "pager", "url": SECRET, "kinds": [], "all_clusters": False},
+        format="json",
+    )
     assert set(response.json()) == {"kinds", "clusters"}
 
 
@@ -60,8 +74,15 @@ def test_viewers_read_incidents_and_availability(viewer, cluster):
     from django.utils import timezone
 
     now = timezone.now()
-    Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1", subject="x",
-                            title="Split brain", started=now, last_seen=now)
+    Incident.objects.create(
+        kind="split_brain",
+        cluster=cluster,
+        key="vip:1",
+        subject="x",
+        title="Split brain",
+        started=now,
+        last_seen=now,
+    )
     incidents = client(viewer).get(f"/api/v1/alerts/incidents/?cluster={cluster.pk}").json()
     assert [i["title"] for i in incidents] == ["Split brain"]
     data = client(viewer).get(f"/api/v1/alerts/availability/{cluster.pk}/").json()
@@ -75,10 +96,16 @@ def test_metric_samples_cover_every_vip_and_window(cluster):
 
     samples = list(metric_samples())
     assert [(c, v, w) for c, v, w, _, _ in samples] == [
-        ("web", "192.0.2.100/24", "24h"), ("web", "192.0.2.100/24", "7d"),
-        ("web", "192.0.2.100/24", "30d")]
-    assert samples[0][3] == {"one_holder": 0.0, "no_holder": 0.0, "split_brain": 0.0,
-                             "unknown": 1.0}
+        ("web", "192.0.2.100/24", "24h"),
+        ("web", "192.0.2.100/24", "7d"),
+        ("web", "192.0.2.100/24", "30d"),
+    ]
+    assert samples[0][3] == {
+        "one_holder": 0.0,
+        "no_holder": 0.0,
+        "split_brain": 0.0,
+        "unknown": 1.0,
+    }
 
 
 def test_it_takes_the_apis_token_and_answers_its_json_errors(viewer, cluster):

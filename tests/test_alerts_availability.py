@@ -25,9 +25,12 @@ def test_all_watched_and_one_holder_is_fully_up():
 
 def test_a_split_brain_and_a_gap_with_no_holder_are_counted_apart():
     events = [
-        (at(10), K.SPLIT_BRAIN), (at(15), K.SPLIT_BRAIN_END),
-        (at(30), K.NO_HOLDER), (at(33), K.NO_HOLDER_END),
-        (at(40), K.FAILOVER), (at(50), K.FAILOVER),
+        (at(10), K.SPLIT_BRAIN),
+        (at(15), K.SPLIT_BRAIN_END),
+        (at(30), K.NO_HOLDER),
+        (at(33), K.NO_HOLDER_END),
+        (at(40), K.FAILOVER),
+        (at(50), K.FAILOVER),
     ]
     a = compute(events, [(at(0), at(60))], at(0), at(60))
     assert a.split_brain == 5 * 60
@@ -59,8 +62,9 @@ def test_the_state_at_the_window_start_comes_from_earlier_events():
 
 
 def test_the_initial_state_applies_before_the_first_event():
-    a = compute([(at(20), K.NO_HOLDER_END)], [(at(0), at(60))], at(0), at(60),
-                initial=(False, True))
+    a = compute(
+        [(at(20), K.NO_HOLDER_END)], [(at(0), at(60))], at(0), at(60), initial=(False, True)
+    )
     assert (a.no_holder, a.one_holder) == (20 * 60, 40 * 60)
 
 
@@ -82,12 +86,19 @@ def test_from_the_database_per_window(cluster, settings):
     now = T0 + timedelta(days=40)
 
     def event(when, kind):
-        FailoverEvent.objects.create(cluster=cluster, vip=vip, vip_address=vip.address,
-                                     at=when, kind=kind, detected_by="sweep")
+        FailoverEvent.objects.create(
+            cluster=cluster,
+            vip=vip,
+            vip_address=vip.address,
+            at=when,
+            kind=kind,
+            detected_by="sweep",
+        )
 
     # Watched for the last 10 days only; the last observation 4 s ago (within the gap).
-    VipCoverage.objects.create(vip=vip, start=now - timedelta(days=10),
-                               end=now - timedelta(seconds=4))
+    VipCoverage.objects.create(
+        vip=vip, start=now - timedelta(days=10), end=now - timedelta(seconds=4)
+    )
     # A no-holder stretch that began 35 days ago and ended 9 days ago (so 1 day of it watched).
     event(now - timedelta(days=35), K.NO_HOLDER)
     event(now - timedelta(days=9), K.NO_HOLDER_END)
@@ -113,5 +124,7 @@ def test_observations_extend_a_span_or_start_a_new_one_after_a_gap(cluster, sett
     for seconds in (0, 5, 10, 20, 60, 65):
         signals.observe(vip.pk, T0 + timedelta(seconds=seconds))
     spans = list(VipCoverage.objects.filter(vip=vip).values_list("start", "end"))
-    assert spans == [(T0, T0 + timedelta(seconds=20)),
-                     (T0 + timedelta(seconds=60), T0 + timedelta(seconds=65))]
+    assert spans == [
+        (T0, T0 + timedelta(seconds=20)),
+        (T0 + timedelta(seconds=60), T0 + timedelta(seconds=65)),
+    ]

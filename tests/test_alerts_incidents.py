@@ -33,14 +33,24 @@ def sweep(cluster, django_capture_on_commit_callbacks, eager_alerts):
         nodes = []
         for node in cluster.nodes.all():
             reachable = node.name not in unreachable
-            nodes.append(NodeProbe(
-                name=node.name, node_id=node.pk, reachable=reachable,
-                keepalived_running=reachable, vrrp_state="MASTER" if node.name in holders else
-                "BACKUP", holds=[vip] if node.name in holders else [],
-                drift=(node.name in drift) if reachable else None,
-                error="" if reachable else "connect timed out"))
-        status = ClusterStatus(cluster=cluster.name, checked_at=START + timedelta(seconds=seconds),
-                               nodes=nodes, holders={vip: [n for n in holders]})
+            nodes.append(
+                NodeProbe(
+                    name=node.name,
+                    node_id=node.pk,
+                    reachable=reachable,
+                    keepalived_running=reachable,
+                    vrrp_state="MASTER" if node.name in holders else "BACKUP",
+                    holds=[vip] if node.name in holders else [],
+                    drift=(node.name in drift) if reachable else None,
+                    error="" if reachable else "connect timed out",
+                )
+            )
+        status = ClusterStatus(
+            cluster=cluster.name,
+            checked_at=START + timedelta(seconds=seconds),
+            nodes=nodes,
+            holders={vip: [n for n in holders]},
+        )
         with django_capture_on_commit_callbacks(execute=True):
             history.record_status(cluster, status)
 
@@ -51,8 +61,9 @@ def incidents_of(kind):
     return list(Incident.objects.filter(kind=kind).order_by("id"))
 
 
-def test_a_split_brain_over_many_sweeps_sends_one_opening_and_one_closing(sweep, channel,
-                                                                         receiver, settings):
+def test_a_split_brain_over_many_sweeps_sends_one_opening_and_one_closing(
+    sweep, channel, receiver, settings
+):
     settings.VIPANEL_ALERT_MIN_DURATION = 5
     sweep(0)
     for t in range(5, 45, 5):
@@ -84,7 +95,8 @@ def test_a_flap_shorter_than_the_minimum_sends_nothing(sweep, channel, receiver,
 
 
 def test_an_unreachable_node_in_maintenance_is_expected_and_silent_until_it_leaves(
-        sweep, channel, receiver, cluster, settings):
+    sweep, channel, receiver, cluster, settings
+):
     settings.VIPANEL_ALERT_MIN_DURATION = 0
     node = cluster.nodes.get(name="web-2")
     node.maintenance = True
@@ -118,11 +130,15 @@ def test_problems_during_a_push_wait_for_its_end(sweep, channel, receiver, clust
     assert receiver.titles() == ["[vipanel] PROBLEM: Config drift on web-2"]
 
 
-def test_a_failed_push_alerts_once_and_resolves_when_a_push_succeeds(sweep, channel, receiver,
-                                                                      cluster, settings):
+def test_a_failed_push_alerts_once_and_resolves_when_a_push_succeeds(
+    sweep, channel, receiver, cluster, settings
+):
     settings.VIPANEL_ALERT_MIN_DURATION = 0
-    failed = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED,
-                                       detail="web-2: keepalived -t refused the config")
+    failed = ConfigPush.objects.create(
+        cluster=cluster,
+        state=ConfigPush.State.FAILED,
+        detail="web-2: keepalived -t refused the config",
+    )
     sweep(0)
     sweep(5)
     assert receiver.titles() == [f"[vipanel] PROBLEM: Push #{failed.pk} of web failed"]
@@ -133,7 +149,8 @@ def test_a_failed_push_alerts_once_and_resolves_when_a_push_succeeds(sweep, chan
 
 
 def test_the_engine_ending_a_push_alerts_at_once_without_a_sweep(
-        cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts):
+    cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts
+):
     """_finish and mark_stale_pushes write with update() (no post_save): the engine's
     clusters.signals.push_finished reaches the alerts, so no sweep is needed to notice."""
     from clusters import push as engine
@@ -146,12 +163,16 @@ def test_the_engine_ending_a_push_alerts_at_once_without_a_sweep(
 
 
 def test_an_interrupted_push_alerts_at_once_without_a_sweep(
-        cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts):
+    cluster, channel, receiver, settings, django_capture_on_commit_callbacks, eager_alerts
+):
     from clusters import push as engine
 
     settings.VIPANEL_ALERT_MIN_DURATION = 0
-    stale = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.RUNNING,
-                                      heartbeat=timezone.now() - timedelta(hours=1))
+    stale = ConfigPush.objects.create(
+        cluster=cluster,
+        state=ConfigPush.State.RUNNING,
+        heartbeat=timezone.now() - timedelta(hours=1),
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert engine.mark_stale_pushes() == 1
         assert engine.mark_stale_pushes() == 0  # not ours twice: no second signal
@@ -159,45 +180,66 @@ def test_an_interrupted_push_alerts_at_once_without_a_sweep(
 
 
 def test_a_failover_is_one_message_unless_during_a_push_or_drill(
-        cluster, channel, receiver, django_capture_on_commit_callbacks, eager_alerts):
+    cluster, channel, receiver, django_capture_on_commit_callbacks, eager_alerts
+):
     vip = cluster.vips.get()
 
     def failover(at=None, **extra):
         with django_capture_on_commit_callbacks(execute=True):
             return FailoverEvent.objects.create(
-                cluster=cluster, vip=vip, vip_address=vip.address, from_node="web-1",
-                to_node="web-2", at=at or timezone.now(), kind=FailoverEvent.Kind.FAILOVER,
-                detected_by="notify", **extra)
+                cluster=cluster,
+                vip=vip,
+                vip_address=vip.address,
+                from_node="web-1",
+                to_node="web-2",
+                at=at or timezone.now(),
+                kind=FailoverEvent.Kind.FAILOVER,
+                detected_by="notify",
+                **extra,
+            )
 
     failover()
     assert receiver.titles() == ["[vipanel] Failover of 192.0.2.100/24: web-1 -> web-2"]
     failover(detail="During push #7. ")
-    drill = ConfigPush.objects.create(cluster=cluster, kind=ConfigPush.Kind.DRILL,
-                                      state=ConfigPush.State.RUNNING)
+    drill = ConfigPush.objects.create(
+        cluster=cluster, kind=ConfigPush.Kind.DRILL, state=ConfigPush.State.RUNNING
+    )
     failover()
     finished = timezone.now()
-    ConfigPush.objects.filter(pk=drill.pk).update(state=ConfigPush.State.SUCCEEDED,
-                                                  finished=finished)
+    ConfigPush.objects.filter(pk=drill.pk).update(
+        state=ConfigPush.State.SUCCEEDED, finished=finished
+    )
     failover(finished + timedelta(seconds=1))  # the failback, reported just after: the drill's
     # Once VRRP has had time to settle after the drill: a failover like any other.
     failover(finished + timedelta(seconds=settle_seconds(cluster) + 1))
     assert len(receiver.messages) == 2
     assert [i.expected for i in incidents_of(EventKind.FAILOVER)] == [
-        "", "during push #7", "during a drill", "during a drill", ""]
+        "",
+        "during push #7",
+        "during a drill",
+        "during a drill",
+        "",
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         FailoverEvent.objects.create(
-            cluster=cluster, vip=vip, vip_address=vip.address, at=timezone.now(),
-            kind=FailoverEvent.Kind.DRILL, detected_by="drill", detail="Passed. Moved in 3.1s.")
+            cluster=cluster,
+            vip=vip,
+            vip_address=vip.address,
+            at=timezone.now(),
+            kind=FailoverEvent.Kind.DRILL,
+            detected_by="drill",
+            detail="Passed. Moved in 3.1s.",
+        )
     assert receiver.titles()[2] == "[vipanel] Drill passed on web"
     assert receiver.messages[2][2]["type"] == "success"
 
 
 def test_channels_get_only_their_kinds_and_clusters(sweep, receiver, cluster, settings):
     settings.VIPANEL_ALERT_MIN_DURATION = 0
-    other = Channel.objects.create(name="elsewhere", url=receiver.url("other"),
-                                   all_clusters=False)
-    drills_only = Channel.objects.create(name="drills", url=receiver.url("drills"),
-                                         kinds=[EventKind.DRILL])
+    other = Channel.objects.create(name="elsewhere", url=receiver.url("other"), all_clusters=False)
+    drills_only = Channel.objects.create(
+        name="drills", url=receiver.url("drills"), kinds=[EventKind.DRILL]
+    )
     mine = Channel.objects.create(name="mine", url=receiver.url("mine"), all_clusters=False)
     mine.clusters.set([cluster])
     assert other and drills_only
@@ -207,7 +249,8 @@ def test_channels_get_only_their_kinds_and_clusters(sweep, receiver, cluster, se
 
 
 def test_a_refused_delivery_is_retried_with_back_off_and_its_reason_recorded(
-        cluster, receiver, settings, monkeypatch):
+    cluster, receiver, settings, monkeypatch
+):
     settings.VIPANEL_ALERT_RETRY_BACKOFF = 10
     receiver.status = 503
     channel = Channel.objects.create(name="hook", url=receiver.url("t0ps3cret"))

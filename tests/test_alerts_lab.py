@@ -33,8 +33,9 @@ def notify_server(lab, settings):
     server.stop()
 
 
-def test_a_failover_reaches_the_webhook_within_two_seconds(clean_lab, notify_server, receiver,
-                                                           eager_alerts):
+def test_a_failover_reaches_the_webhook_within_two_seconds(
+    clean_lab, notify_server, receiver, eager_alerts
+):
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     push = start_push(cluster, queue=False)  # adds the notify script on every node
     run_push(push.pk)
@@ -48,22 +49,32 @@ def test_a_failover_reaches_the_webhook_within_two_seconds(clean_lab, notify_ser
     event = FailoverEvent.objects.get(cluster=cluster, kind="failover")
     assert event.detected_by == "notify"
     lag = wall - event.at.timestamp()
-    print(f"failover recorded -> webhook received: {lag:.3f}s; "
-          f"kill -> webhook: {arrived - killed:.2f}s")
+    print(
+        f"failover recorded -> webhook received: {lag:.3f}s; "
+        f"kill -> webhook: {arrived - killed:.2f}s"
+    )
     assert lag < 2
     assert body["title"] == (
-        f"[vipanel] Failover of {event.vip_address}: {clean_lab[2].name} -> {clean_lab[1].name}")
+        f"[vipanel] Failover of {event.vip_address}: {clean_lab[2].name} -> {clean_lab[1].name}"
+    )
     assert path == "/hook"
 
 
-def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(clean_lab, receiver,
-                                                                          eager_alerts, settings):
+def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(
+    clean_lab, receiver, eager_alerts, settings
+):
     settings.VIPANEL_ALERT_MIN_DURATION = 2
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     Channel.objects.create(name="everything", url=receiver.url())  # every kind of event
     state = VipState.objects.filter(vip__cluster=cluster)
-    wait_until(lambda: sweep_cluster(cluster).holders and state.filter(
-        holder__isnull=False, split_brain=False).exists(), timeout=20, message="no holder")
+    wait_until(
+        lambda: (
+            sweep_cluster(cluster).holders
+            and state.filter(holder__isnull=False, split_brain=False).exists()
+        ),
+        timeout=20,
+        message="no holder",
+    )
     clean_lab[0].block_vrrp()
     sweeps_in_split = 0
 
@@ -76,8 +87,12 @@ def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(clean_
     wait_until(split_seen, timeout=30, interval=0.5, message="the split brain did not alert")
     receiver.wait_for(1)
     clean_lab[0].unblock_vrrp()
-    wait_until(lambda: sweep_cluster(cluster) and state.filter(split_brain=False).exists(),
-               timeout=20, interval=0.5, message="the split brain did not end")
+    wait_until(
+        lambda: sweep_cluster(cluster) and state.filter(split_brain=False).exists(),
+        timeout=20,
+        interval=0.5,
+        message="the split brain did not end",
+    )
     for _ in range(3):
         sweep_cluster(cluster)
     receiver.wait_for(2)
@@ -92,8 +107,9 @@ def test_a_split_brain_over_several_sweeps_is_one_opening_and_one_closing(clean_
     assert [d.state for d in incident.deliveries.order_by("id")] == ["sent", "sent"]
 
 
-def test_a_drill_sends_its_result_and_its_failovers_are_expected(clean_lab, notify_server,
-                                                                 receiver, eager_alerts):
+def test_a_drill_sends_its_result_and_its_failovers_are_expected(
+    clean_lab, notify_server, receiver, eager_alerts
+):
     from clusters import drill
 
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))

@@ -22,21 +22,29 @@ SECRET_URL = "json://alice:Sup3rSecretPw@hooks.example.net/vipanel"
 
 @pytest.fixture
 def stored(db):
-    return Channel.objects.create(name="ops-hook", url=SECRET_URL,
-                                  masked_url="json://alice:****@hooks.example.net/vipanel")
+    return Channel.objects.create(
+        name="ops-hook", url=SECRET_URL, masked_url="json://alice:****@hooks.example.net/vipanel"
+    )
 
 
 def form(**over):
-    data = {"name": "pager", "url": SECRET_URL, "kinds": ["failover", "split_brain"],
-            "all_clusters": "on", "enabled": "on"}
+    data = {
+        "name": "pager",
+        "url": SECRET_URL,
+        "kinds": ["failover", "split_brain"],
+        "all_clusters": "on",
+        "enabled": "on",
+    }
     data.update(over)
     return data
 
 
 MUTATING = {
     "channel-create": (lambda c: reverse("alerts:channel-create"), form),
-    "channel-update": (lambda c: reverse("alerts:channel-update", args=[c.pk]),
-                       lambda: form(url="")),
+    "channel-update": (
+        lambda c: reverse("alerts:channel-update", args=[c.pk]),
+        lambda: form(url=""),
+    ),
     "channel-delete": (lambda c: reverse("alerts:channel-delete", args=[c.pk]), dict),
     "channel-test": (lambda c: reverse("alerts:channel-test", args=[c.pk]), dict),
 }
@@ -93,8 +101,9 @@ def test_an_admin_adds_a_channel_stored_encrypted_and_shown_masked(login, admin,
 
 
 def test_apprise_refusing_the_url_is_an_error_on_the_url_field(login, admin):
-    response = login(admin).post(reverse("alerts:channel-create"),
-                                 form(url="nosuchservice://tok3n-value"))
+    response = login(admin).post(
+        reverse("alerts:channel-create"), form(url="nosuchservice://tok3n-value")
+    )
     assert response.status_code == 422
     errors = response.context["form"].errors
     assert "Apprise cannot use this URL" in errors["url"][0]
@@ -107,8 +116,9 @@ def test_chosen_clusters_are_required_without_all_clusters(login, admin, cluster
     response = client.post(reverse("alerts:channel-create"), form(all_clusters=""))
     assert response.status_code == 422
     assert "Choose at least one cluster" in response.context["form"].errors["clusters"][0]
-    response = client.post(reverse("alerts:channel-create"),
-                           form(all_clusters="", clusters=[cluster.pk]))
+    response = client.post(
+        reverse("alerts:channel-create"), form(all_clusters="", clusters=[cluster.pk])
+    )
     assert response.status_code == 302
     assert list(Channel.objects.get().clusters.all()) == [cluster]
 
@@ -118,15 +128,20 @@ def test_no_kinds_is_refused_on_the_kinds_field(login, admin):
     assert "at least one kind" in response.context["form"].errors["kinds"][0]
 
 
-def test_an_edit_with_an_empty_url_keeps_it_and_a_new_one_is_audited_as_changed(login, admin,
-                                                                                   stored):
+def test_an_edit_with_an_empty_url_keeps_it_and_a_new_one_is_audited_as_changed(
+    login, admin, stored
+):
     client = login(admin)
-    client.post(reverse("alerts:channel-update", args=[stored.pk]),
-                form(name="ops-hook", url="", kinds=["drill"]))
+    client.post(
+        reverse("alerts:channel-update", args=[stored.pk]),
+        form(name="ops-hook", url="", kinds=["drill"]),
+    )
     stored.refresh_from_db()
     assert stored.url == SECRET_URL and stored.kinds == ["drill"]
-    client.post(reverse("alerts:channel-update", args=[stored.pk]),
-                form(name="ops-hook", url="json://alice:An0therPw@hooks.example.net/vipanel"))
+    client.post(
+        reverse("alerts:channel-update", args=[stored.pk]),
+        form(name="ops-hook", url="json://alice:An0therPw@hooks.example.net/vipanel"),
+    )
     stored.refresh_from_db()
     assert stored.url.endswith("An0therPw@hooks.example.net/vipanel")
     entry = AuditEntry.objects.filter(action="alert channel updated").first()
@@ -141,8 +156,9 @@ def test_delete_is_audited_with_the_masked_url(login, admin, stored):
     assert "Sup3rSecretPw" not in str(entry.changes)
 
 
-def test_send_a_test_shows_the_result(login, admin, receiver, eager_alerts,
-                                      django_capture_on_commit_callbacks):
+def test_send_a_test_shows_the_result(
+    login, admin, receiver, eager_alerts, django_capture_on_commit_callbacks
+):
     channel = Channel.objects.create(name="hook", url=receiver.url())
     client = login(admin)
     with django_capture_on_commit_callbacks(execute=True):
@@ -157,11 +173,13 @@ def test_send_a_test_shows_the_result(login, admin, receiver, eager_alerts,
     assert poll.status_code == 286  # done: htmx stops polling
 
 
-def test_a_failed_test_shows_why_with_the_secret_masked(login, admin, receiver, eager_alerts,
-                                                        django_capture_on_commit_callbacks):
+def test_a_failed_test_shows_why_with_the_secret_masked(
+    login, admin, receiver, eager_alerts, django_capture_on_commit_callbacks
+):
     receiver.status = 401
-    channel = Channel.objects.create(name="hook", url=f"json://bob:Pw4Hook@127.0.0.1:"
-                                     f"{receiver.port}/x")
+    channel = Channel.objects.create(
+        name="hook", url=f"json://bob:Pw4Hook@127.0.0.1:{receiver.port}/x"
+    )
     client = login(admin)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("alerts:channel-test", args=[channel.pk]))
@@ -175,16 +193,30 @@ def test_a_failed_test_shows_why_with_the_secret_masked(login, admin, receiver, 
 def incident(cluster):
     now = timezone.now()
     incident = Incident.objects.create(
-        kind=EventKind.SPLIT_BRAIN, cluster=cluster, key="vip:1", subject="192.0.2.100/24",
-        title="Split brain: several nodes hold 192.0.2.100/24", state=Incident.State.OPEN,
-        started=now, last_seen=now, opened=now)
-    Delivery.objects.create(incident=incident, channel_name="pager", purpose="opened",
-                            state="failed", attempts=6, error="attempt 6: HTTP 503")
+        kind=EventKind.SPLIT_BRAIN,
+        cluster=cluster,
+        key="vip:1",
+        subject="192.0.2.100/24",
+        title="Split brain: several nodes hold 192.0.2.100/24",
+        state=Incident.State.OPEN,
+        started=now,
+        last_seen=now,
+        opened=now,
+    )
+    Delivery.objects.create(
+        incident=incident,
+        channel_name="pager",
+        purpose="opened",
+        state="failed",
+        attempts=6,
+        error="attempt 6: HTTP 503",
+    )
     return incident
 
 
-def test_viewers_see_incidents_and_their_deliveries(login, viewer, incident,
-                                                    django_assert_max_num_queries):
+def test_viewers_see_incidents_and_their_deliveries(
+    login, viewer, incident, django_assert_max_num_queries
+):
     client = login(viewer)
     with django_assert_max_num_queries(8):
         page = client.get(reverse("alerts:incidents")).content.decode()
@@ -203,8 +235,9 @@ def test_the_availability_page_and_fragment(login, viewer, cluster):
     page = client.get(reverse("alerts:availability", args=[cluster.pk]))
     assert page.status_code == 200 and b"192.0.2.100/24" in page.content
     assert b"<html" in page.content
-    fragment = client.get(reverse("alerts:availability", args=[cluster.pk]),
-                          headers={"HX-Request": "true"})
+    fragment = client.get(
+        reverse("alerts:availability", args=[cluster.pk]), headers={"HX-Request": "true"}
+    )
     assert b"<html" not in fragment.content and b"Availability" in fragment.content
     assert b"100.00%" not in page.content  # never observed: unknown, not up
 
@@ -213,7 +246,8 @@ def test_the_inclusion_tag_renders_for_a_cluster_page(cluster):
     from django.template import Context, Template
 
     html = Template("{% load alerts %}{% availability cluster %}").render(
-        Context({"cluster": Cluster.objects.get(pk=cluster.pk)}))
+        Context({"cluster": Cluster.objects.get(pk=cluster.pk)})
+    )
     assert "192.0.2.100/24" in html and "24h" in html and "30d" in html
 
 
@@ -221,7 +255,8 @@ def test_the_cluster_incidents_tag_lists_alerted_ones(cluster, incident):
     from django.template import Context, Template
 
     html = Template("{% load alerts %}{% cluster_incidents cluster %}").render(
-        Context({"cluster": cluster}))
+        Context({"cluster": cluster})
+    )
     assert f"#{incident.pk} Split brain" in html and "Open" in html
 
 

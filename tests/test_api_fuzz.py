@@ -127,9 +127,16 @@ def world(cluster, fake_ssh, settings):
     )
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
     now = timezone.now()
-    incident = Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1",
-                                       subject="x", title="Split brain", started=now,
-                                       last_seen=now, opened=now)
+    incident = Incident.objects.create(
+        kind="split_brain",
+        cluster=cluster,
+        key="vip:1",
+        subject="x",
+        title="Split brain",
+        started=now,
+        last_seen=now,
+        opened=now,
+    )
     Delivery.objects.create(incident=incident, channel_name="pager", purpose="opened")
     channel = Channel.objects.create(name="pager", url="json://hooks.example.net/x")
     return {
@@ -195,13 +202,13 @@ def test_as_a_viewer(api_schema, world, viewer, method, path, needed):
 
 
 # Admin-only operations of the alerts API: viewers and operators above only get 403 from them.
-ADMIN_OPERATIONS = [(m, p, role) for m, p, role in OPERATIONS
-                    if role == ADMIN and p.startswith("/api/v1/alerts/")]
+ADMIN_OPERATIONS = [
+    (m, p, role) for m, p, role in OPERATIONS if role == ADMIN and p.startswith("/api/v1/alerts/")
+]
 
 
 @pytest.mark.parametrize("method, path, needed", ADMIN_OPERATIONS, ids=lambda x: str(x))
-def test_the_alert_channels_as_an_admin(api_schema, world, admin_user, method, path,
-                                        needed):
+def test_the_alert_channels_as_an_admin(api_schema, world, admin_user, method, path, needed):
     headers = {"Authorization": f"Token {token_for(admin_user)}"}
     check_seen(fuzz(api_schema, method, path, headers, world), ADMIN, needed)
 

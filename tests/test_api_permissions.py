@@ -48,9 +48,15 @@ def ids(cluster):
     node = cluster.nodes.first()
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
     now = timezone.now()
-    incident = Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1",
-                                       subject="x", title="Split brain", started=now,
-                                       last_seen=now)
+    incident = Incident.objects.create(
+        kind="split_brain",
+        cluster=cluster,
+        key="vip:1",
+        subject="x",
+        title="Split brain",
+        started=now,
+        last_seen=now,
+    )
     channel = Channel.objects.create(name="pager", url="json://hooks.example.net/x")
     group = SyncGroup.objects.create(cluster=cluster, name="g")
     instance = VrrpInstance.objects.create(cluster=cluster, name="B", virtual_router_id=61)
@@ -102,8 +108,16 @@ def test_every_unknown_id_is_404(db, method, path, role, missing):
         path_for(
             path,
             dict.fromkeys(
-                ["cluster_id", "node_id", "vip_id", "push_id", "incident_id", "channel_id",
-                 "instance_id", "group_id"],
+                [
+                    "cluster_id",
+                    "node_id",
+                    "vip_id",
+                    "push_id",
+                    "incident_id",
+                    "channel_id",
+                    "instance_id",
+                    "group_id",
+                ],
                 missing,
             ),
         ),

@@ -82,9 +82,7 @@ def test_every_operation_names_its_role_its_errors_and_the_token():
     }
     for path, item in SCHEMA["paths"].items():
         for method, operation in item.items():
-            view = next(
-                p.callback.view_class for route, p in api_patterns() if route == path
-            )
+            view = next(p.callback.view_class for route, p in api_patterns() if route == path)
             assert operation["x-vipanel-role"] == view.roles[method.upper()], (path, method)
             assert operation["security"] == [{"token": []}]
             for code in ("401", "403", "429"):
@@ -197,9 +195,7 @@ def test_constraints_come_from_the_model():
     assert (vrid["type"], vrid["minimum"], vrid["maximum"]) == ("integer", 1, 255)
     assert properties("ClusterRequest")["name"]["maxLength"] == 63
     limit = next(
-        p
-        for p in SCHEMA["paths"]["/api/v1/clusters/"]["get"]["parameters"]
-        if p["name"] == "limit"
+        p for p in SCHEMA["paths"]["/api/v1/clusters/"]["get"]["parameters"] if p["name"] == "limit"
     )
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 1000)
 

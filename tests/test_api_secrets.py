@@ -103,13 +103,26 @@ def world(admin_api, fake_ssh):
         at=push.created,
         detected_by="sweep",
     )
-    channel = call("POST", "/api/v1/alerts/channels/", {
-        "name": "pager", "url": CHANNEL_URL, "clusters": [cluster["id"]], "all_clusters": False,
-    }).json()
+    channel = call(
+        "POST",
+        "/api/v1/alerts/channels/",
+        {
+            "name": "pager",
+            "url": CHANNEL_URL,
+            "clusters": [cluster["id"]],
+            "all_clusters": False,
+        },
+    ).json()
     now = timezone.now()
-    incident = Incident.objects.create(kind="split_brain", cluster_id=cluster["id"], key="vip:1",
-                                       subject="x", title="Split brain", started=now,
-                                       last_seen=now)
+    incident = Incident.objects.create(
+        kind="split_brain",
+        cluster_id=cluster["id"],
+        key="vip:1",
+        subject="x",
+        title="Split brain",
+        started=now,
+        last_seen=now,
+    )
     # A further instance with its own auth_pass (write-only like the cluster's).
     instance = call(
         "POST",

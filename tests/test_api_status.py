@@ -27,12 +27,12 @@ pytestmark = pytest.mark.django_db
 VIP = "192.0.2.100/24"
 
 
-
 @pytest.fixture(autouse=True)
 def _trusted(request):
     """The nodes' host keys trusted up front, as a person would (nothing pins one itself)."""
     if "cluster" in request.fixturenames:
         request.getfixturevalue("cluster").nodes.update(host_key_fingerprint=FINGERPRINT)
+
 
 def url(cluster, what):
     return f"/api/v1/clusters/{cluster.pk}/{what}/"

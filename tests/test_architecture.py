@@ -33,13 +33,16 @@ def graph():
 
 
 # The cycles of issue 10, each checked on its own so a regression names itself.
-@pytest.mark.parametrize("importer, imported", [
-    ("clusters.push", "clusters.tasks"),
-    ("clusters.drill", "clusters.tasks"),
-    ("clusters.history", "clusters.push"),
-    ("clusters.preview", "clusters.services"),
-    ("clusters.health", "clusters.web"),
-])
+@pytest.mark.parametrize(
+    "importer, imported",
+    [
+        ("clusters.push", "clusters.tasks"),
+        ("clusters.drill", "clusters.tasks"),
+        ("clusters.history", "clusters.push"),
+        ("clusters.preview", "clusters.services"),
+        ("clusters.health", "clusters.web"),
+    ],
+)
 def test_the_engine_never_imports_upwards(graph, importer, imported):
     chains = graph.find_shortest_chains(importer=importer, imported=imported)
     assert not chains, chains

@@ -17,6 +17,7 @@ from clusters.models import ConfigPush, FailoverEvent, Node, NodeState
 from tests.browser import (
     PHONE,
     chromium,  # noqa: F401 (fixture)
+    fast_passwords,  # noqa: F401 (fixture)
     fits_the_screen,
     lab_cluster,
     log_in,
@@ -25,7 +26,6 @@ from tests.browser import (
     not_reloaded,
     observe,
     people,  # noqa: F401 (fixture)
-    fast_passwords,  # noqa: F401 (fixture)
     screenshot,
     seed_fleet,
 )
@@ -46,7 +46,7 @@ def test_an_operator_logs_in_and_the_dashboard_updates_in_place(new_page, people
     assert "/login/?next=/" in page.url  # login on every page
     log_in(page, "operator-user")
     assert page.get_by_role("heading", name="Clusters").is_visible()
-    card = page.locator("#cluster-%d" % cluster.pk)
+    card = page.locator(f"#cluster-{cluster.pk}")
     expect_text(card, "not checked yet")
     mark_page(page)
     # A sweep records who holds the VIP; the dashboard shows it within one poll, in place.
@@ -107,9 +107,7 @@ def test_add_node_shows_the_error_in_place_then_adds_the_row(new_page, people, c
     assert Node.objects.get(name="web-3").priority == 100
 
 
-def test_a_viewer_sees_no_push_button_and_is_refused_if_it_posts_anyway(
-    new_page, people, cluster
-):
+def test_a_viewer_sees_no_push_button_and_is_refused_if_it_posts_anyway(new_page, people, cluster):
     page = new_page()
     log_in(page, "viewer-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     assert page.get_by_role("button", name="Push").count() == 0
@@ -186,11 +184,10 @@ def test_preview_then_push_and_watch_the_live_view_to_the_end(
     page.wait_for_url(re.compile(r"/pushes/\d+/$"))
     mark_page(page)
     live = page.locator("#push-live")
-    live.locator('[data-state="running"], [data-state="applied"]').first.wait_for(
-        timeout=30_000
+    live.locator('[data-state="running"], [data-state="applied"]').first.wait_for(timeout=30_000)
+    page.wait_for_selector(
+        '#push-live[data-state="succeeded"], #push-live[data-state="failed"]', timeout=120_000
     )
-    page.wait_for_selector('#push-live[data-state="succeeded"], #push-live[data-state="failed"]',
-                           timeout=120_000)
     push = ConfigPush.objects.get(cluster=cluster)
     assert push.state == "succeeded", (push.detail, push.log, worker.tail())
     assert not_reloaded(page)  # every update came in place
@@ -213,16 +210,22 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     from clusters.services.pushes import start_push
 
     push = start_push(people["operator"], cluster)
-    wait_until(lambda: not ConfigPush.objects.get(pk=push.pk).is_active, timeout=120,
-               message="the push did not finish")
+    wait_until(
+        lambda: not ConfigPush.objects.get(pk=push.pk).is_active,
+        timeout=120,
+        message="the push did not finish",
+    )
     push.refresh_from_db()
     assert push.state == "succeeded", (push.detail, push.log)
     vip = cluster.vips.get().address
     holder, backup = clean_lab[2], clean_lab[1]
     wait_for_holder(clean_lab, vip, holder)
     start_worker("beat", VIPANEL_SWEEP_INTERVAL="2")
-    wait_until(lambda: NodeState.objects.filter(node__cluster=cluster).count() == 3, timeout=30,
-               message="beat's sweep did not record the nodes")
+    wait_until(
+        lambda: NodeState.objects.filter(node__cluster=cluster).count() == 3,
+        timeout=30,
+        message="beat's sweep did not record the nodes",
+    )
 
     page = new_page()
     log_in(page, "viewer-user")
@@ -234,8 +237,11 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     wait_for_holder(clean_lab, vip, backup)
     # The sweep finds the failover; the dashboard shows it within a poll or two, in place.
     expect_text(row, backup.name, timeout=30_000)
-    expect_text(page.locator(f"#cluster-{cluster.pk} .failovers"),
-                f"{holder.name} → {backup.name}", timeout=15_000)
+    expect_text(
+        page.locator(f"#cluster-{cluster.pk} .failovers"),
+        f"{holder.name} → {backup.name}",
+        timeout=15_000,
+    )
     assert not_reloaded(page)
     stopped = page.locator(f'#cluster-{cluster.pk} li[data-node="{holder.name}"]')
     expect_text(stopped, "stopped", timeout=15_000)
@@ -244,8 +250,12 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     event = FailoverEvent.objects.get(cluster=cluster, kind="failover")
     assert (event.from_node, event.to_node) == (holder.name, backup.name)
     # From just before the cluster was made to now: the whole story, drawn wide.
-    since = timezone.localtime(cluster.created - dt.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
-    until = timezone.localtime(timezone.now() + dt.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    since = timezone.localtime(cluster.created - dt.timedelta(seconds=5)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
+    until = timezone.localtime(timezone.now() + dt.timedelta(seconds=5)).strftime(
+        "%Y-%m-%dT%H:%M:%S"
+    )
     page.goto(reverse("clusters:history", args=[cluster.pk]) + f"?since={since}&until={until}")
     table = page.locator("#events tr.event-failover")
     assert table.count() == 1
@@ -263,8 +273,9 @@ def test_an_operator_trusts_the_key_a_node_offered_and_picks_a_typed_check(
 ):
     # Nothing pins a key by itself: the node offered one, a person compares and trusts it.
     offered = "SHA256:" + "A" * 43
-    Node.objects.filter(name="web-1").update(host_key_fingerprint="",
-                                             offered_host_key_fingerprint=offered)
+    Node.objects.filter(name="web-1").update(
+        host_key_fingerprint="", offered_host_key_fingerprint=offered
+    )
     page = new_page()
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     row = page.locator('#nodes-table tr[data-node="web-1"]')

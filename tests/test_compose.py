@@ -325,7 +325,10 @@ def test_the_compose_environment_passes_the_deploy_check(secrets_dir):
     env = container_env(compose()["services"]["migrate"], secrets_dir)
     proc = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -370,7 +373,8 @@ def test_the_built_image_serves_pages_and_hashed_static_files(tmp_path, secrets_
     with its database out of reach (the login page needs none)."""
     static_root = tmp_path / "staticfiles"
     build = next(
-        args for instr, args in dockerfile_instructions()
+        args
+        for instr, args in dockerfile_instructions()
         if instr == "RUN" and "collectstatic" in args
     ).replace("/tmp/build", str(tmp_path / "build"))
     env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin", "STATIC_ROOT": str(static_root)}
@@ -400,14 +404,15 @@ def test_the_built_image_serves_pages_and_hashed_static_files(tmp_path, secrets_
 
         def get(path):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", path, headers={"Host": "vipanel.example.com",
-                                            "X-Forwarded-Proto": "https"})
+            c.request(
+                "GET", path, headers={"Host": "vipanel.example.com", "X-Forwarded-Proto": "https"}
+            )
             r = c.getresponse()
             return r.status, r.read().decode(errors="replace")
 
         status, page = get("/login/")
         assert status == 200, log.read_text()
-        css = re.search(r'/static/vipanel\.[0-9a-f]{12}\.css', page)
+        css = re.search(r"/static/vipanel\.[0-9a-f]{12}\.css", page)
         assert css, "the login page does not link the hashed stylesheet"
         status, body = get(css.group(0))
         assert status == 200 and "{" in body

@@ -91,7 +91,8 @@ def demo_env(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("the demo needs root (its lab is made of network namespaces)")
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "VIPANEL_DATA_DIR")
         and not k.startswith("DEMO_")
     }
@@ -111,8 +112,13 @@ def test_make_demo_runs_pushes_fails_over_and_cleans_up(demo_env, tmp_path):
     log_path = tmp_path / "demo.out"
     with open(log_path, "wb") as log:
         demo = subprocess.Popen(
-            [str(ROOT / "scripts/demo.sh")], cwd=ROOT, env=demo_env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(ROOT / "scripts/demo.sh")],
+            cwd=ROOT,
+            env=demo_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=default_sigint,
         )
 
@@ -121,8 +127,12 @@ def test_make_demo_runs_pushes_fails_over_and_cleans_up(demo_env, tmp_path):
 
     def helper(*args):
         return subprocess.run(
-            [str(ROOT / "scripts/demo.sh"), *args], cwd=ROOT, env=demo_env,
-            capture_output=True, text=True, timeout=60,
+            [str(ROOT / "scripts/demo.sh"), *args],
+            cwd=ROOT,
+            env=demo_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     try:
@@ -160,8 +170,9 @@ def test_make_demo_runs_pushes_fails_over_and_cleans_up(demo_env, tmp_path):
             if demo.poll() is None:
                 demo.kill()
             if netns_of_prefix():
-                subprocess.run([sys.executable, "-m", "tests.lab", "down", "--prefix", PREFIX],
-                               cwd=ROOT)
+                subprocess.run(
+                    [sys.executable, "-m", "tests.lab", "down", "--prefix", PREFIX], cwd=ROOT
+                )
 
     assert demo.returncode == 130, output()
     assert "Demo stopped" in output()

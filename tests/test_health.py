@@ -15,11 +15,13 @@ NEVER_A_PROBLEM = {
     "never checked": lambda c: NodeState.objects.filter(node__cluster=c).delete(),
     "maintenance": lambda c: Node.objects.filter(cluster=c).update(maintenance=True),
     "no key pinned, none offered": lambda c: Node.objects.filter(cluster=c).update(
-        host_key_fingerprint=""),
+        host_key_fingerprint=""
+    ),
 }
 NOT_TRUSTED = {
     "host key not trusted yet": lambda c: Node.objects.filter(cluster=c).update(
-        host_key_fingerprint="", offered_host_key_fingerprint="SHA256:" + "C" * 43),
+        host_key_fingerprint="", offered_host_key_fingerprint="SHA256:" + "C" * 43
+    ),
 }
 
 
@@ -50,7 +52,12 @@ def test_an_untrusted_key_is_named_with_its_fingerprint():
 def test_node_problems_in_words():
     class State:
         reachable, keepalived_running, vrrp_state, drift, host_key_problem = (
-            True, False, "FAULT", True, False)
+            True,
+            False,
+            "FAULT",
+            True,
+            False,
+        )
 
     assert health.node_problems(None) == [health.NOT_CHECKED]
     assert health.node_problems(State()) == ["keepalived stopped", "FAULT", "config drift"]

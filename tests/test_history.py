@@ -16,17 +16,29 @@ def observe(cluster, at, held_by=(), unreachable=()):
     """A ClusterStatus in which the nodes named in `held_by` hold the cluster's one VIP."""
     vip = cluster.vips.get().address
     nodes = [
-        NodeProbe(name=n.name, node_id=n.pk, reachable=n.name not in unreachable,
-                  keepalived_running=True, holds=[vip] if n.name in held_by else [])
+        NodeProbe(
+            name=n.name,
+            node_id=n.pk,
+            reachable=n.name not in unreachable,
+            keepalived_running=True,
+            holds=[vip] if n.name in held_by else [],
+        )
         for n in cluster.nodes.all()
     ]
-    return ClusterStatus(cluster=cluster.name, checked_at=at, nodes=nodes,
-                         holders={vip: [n for n in held_by if n not in unreachable]})
+    return ClusterStatus(
+        cluster=cluster.name,
+        checked_at=at,
+        nodes=nodes,
+        holders={vip: [n for n in held_by if n not in unreachable]},
+    )
 
 
 def kinds(cluster):
-    return list(FailoverEvent.objects.filter(cluster=cluster).order_by("at", "id")
-                .values_list("kind", "from_node", "to_node"))
+    return list(
+        FailoverEvent.objects.filter(cluster=cluster)
+        .order_by("at", "id")
+        .values_list("kind", "from_node", "to_node")
+    )
 
 
 def test_it_records_no_event_for_the_first_observation(cluster):
@@ -50,7 +62,10 @@ def test_it_records_split_brain_and_its_end(cluster):
     record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-1", "web-2"]))
     record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-1", "web-2"]))
     record_status(cluster, observe(cluster, t + timedelta(seconds=15), ["web-1"]))
-    assert kinds(cluster) == [("split_brain", "web-1", "web-1, web-2"), ("split_brain_end", "", "web-1")]
+    assert kinds(cluster) == [
+        ("split_brain", "web-1", "web-1, web-2"),
+        ("split_brain_end", "", "web-1"),
+    ]
     assert not VipState.objects.get().split_brain
 
 
@@ -60,8 +75,11 @@ def test_it_records_no_holder_and_its_end(cluster):
     record_status(cluster, observe(cluster, t + timedelta(seconds=5), []))
     record_status(cluster, observe(cluster, t + timedelta(seconds=10), ["web-2"]))
     # Back on another node than before the gap: the gap was a takeover, so a failover too.
-    assert kinds(cluster) == [("no_holder", "web-1", ""), ("no_holder_end", "", "web-2"),
-                              ("failover", "web-1", "web-2")]
+    assert kinds(cluster) == [
+        ("no_holder", "web-1", ""),
+        ("no_holder_end", "", "web-2"),
+        ("failover", "web-1", "web-2"),
+    ]
 
 
 def test_a_gap_that_ends_on_the_same_node_is_no_failover(cluster):
@@ -75,7 +93,9 @@ def test_a_gap_that_ends_on_the_same_node_is_no_failover(cluster):
 def test_an_unreachable_node_makes_the_holder_unknown_not_missing(cluster):
     t = timezone.now()
     record_status(cluster, observe(cluster, t, ["web-1"]))
-    record_status(cluster, observe(cluster, t + timedelta(seconds=5), ["web-1"], unreachable=["web-1"]))
+    record_status(
+        cluster, observe(cluster, t + timedelta(seconds=5), ["web-1"], unreachable=["web-1"])
+    )
     assert kinds(cluster) == []
     assert VipState.objects.get().holder.name == "web-1"
 
@@ -124,7 +144,9 @@ def test_the_sweep_requeues_a_push_whose_message_was_lost(cluster, settings):
     sent = []
     queued = start_push(None, cluster, queue=False)
     now = timezone.now()
-    assert requeue_lost_pushes(sent.append, sent.append, now=now) == 0  # just queued: its message is there
+    assert (
+        requeue_lost_pushes(sent.append, sent.append, now=now) == 0
+    )  # just queued: its message is there
     later = now + timedelta(seconds=settings.VIPANEL_PUSH_STALE_AFTER + 1)
     assert requeue_lost_pushes(sent.append, sent.append, now=later) == 1
     assert sent == [queued.pk]

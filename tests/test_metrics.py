@@ -270,7 +270,6 @@ def test_a_scrape_costs_the_same_queries_however_many_nodes(cluster):
     assert queries() == before == 8
 
 
-
 def test_vip_metrics_name_their_instance(cluster):
     from clusters.models import NodePriority, VirtualIP, VrrpInstance
 
@@ -280,5 +279,7 @@ def test_vip_metrics_name_their_instance(cluster):
     VirtualIP.objects.create(cluster=cluster, instance=b, address="192.0.2.200/24")
     s = parse(scrape().content.decode())
     assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 0
-    assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web_B",
-                 vip="192.0.2.200/24") == 0
+    assert (
+        value(s, "vipanel_vip_holders", cluster="web", instance="VI_web_B", vip="192.0.2.200/24")
+        == 0
+    )

@@ -9,8 +9,9 @@ from clusters.nodeexec import Step
 
 
 def run_locally(steps):
-    proc = subprocess.run(["sh", "-s"], input=nodeexec.script(steps).encode(),
-                          capture_output=True, check=False)
+    proc = subprocess.run(
+        ["sh", "-s"], input=nodeexec.script(steps).encode(), capture_output=True, check=False
+    )
     return nodeexec.parse(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
@@ -18,12 +19,15 @@ def test_each_step_keeps_its_exit_code_and_output():
     outcome = run_locally([Step("one", "echo hello; echo err >&2"), Step("two", "printf 'a\\nb'")])
     assert outcome.ok and outcome.exit_status == 0
     assert [(s.name, s.exit_code, s.output) for s in outcome.steps] == [
-        ("one", 0, "hello\nerr"), ("two", 0, "a\nb")]
+        ("one", 0, "hello\nerr"),
+        ("two", 0, "a\nb"),
+    ]
 
 
 def test_the_first_failing_step_stops_the_script_and_the_exit_code_names_it():
-    outcome = run_locally([Step("ok", "true"), Step("bad", "echo nope; exit 7"),
-                           Step("never", "echo ran")])
+    outcome = run_locally(
+        [Step("ok", "true"), Step("bad", "echo nope; exit 7"), Step("never", "echo ran")]
+    )
     assert not outcome.ok
     assert outcome.exit_status == nodeexec.FIRST_STEP_EXIT + 1
     failed = outcome.failed

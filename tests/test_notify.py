@@ -13,8 +13,9 @@ from clusters.models import FailoverEvent, NotifyNonce, VipState
 pytestmark = pytest.mark.django_db
 
 
-def report(cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6", signer=None,
-           **override):
+def report(
+    cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6", signer=None, **override
+):
     """POST a report as node `node`, signed with the key of `signer` (default: that node)."""
     ts = str(int(time.time()) if ts is None else ts)
     key_node = cluster.nodes.filter(name=signer or node).first()
@@ -30,8 +31,12 @@ def report(cluster, node="web-2", state="MASTER", ts=None, nonce="a1b2c3d4e5f6",
 
 
 def test_a_signed_report_is_accepted_and_moves_the_holder(cluster):
-    VipState.objects.create(vip=cluster.vips.get(), holder=cluster.nodes.get(name="web-1"),
-                            since="2026-01-01T00:00Z", checked_at="2026-01-01T00:00Z")
+    VipState.objects.create(
+        vip=cluster.vips.get(),
+        holder=cluster.nodes.get(name="web-1"),
+        since="2026-01-01T00:00Z",
+        checked_at="2026-01-01T00:00Z",
+    )
     response = report(cluster)
     assert response.status_code == 204
     event = FailoverEvent.objects.get()
@@ -96,11 +101,16 @@ def test_the_script_signs_like_the_server(cluster, settings, tmp_path):
     lines = script.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("msg="))
     end = next(i for i, line in enumerate(lines) if line.startswith('rm -f "$msg"'))
-    command = "state=MASTER; ts=1700000000; nonce=abcdef012345\n" + "\n".join(
-        lines[start : end + 1]) + '\nprintf %s "$sig"'
+    command = (
+        "state=MASTER; ts=1700000000; nonce=abcdef012345\n"
+        + "\n".join(lines[start : end + 1])
+        + '\nprintf %s "$sig"'
+    )
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
-    assert notify.check_signature(node, "MASTER", "1700000000", "abcdef012345", out,
-                                  now=1700000000) is None
+    assert (
+        notify.check_signature(node, "MASTER", "1700000000", "abcdef012345", out, now=1700000000)
+        is None
+    )
     assert out == notify.sign(node, "MASTER", "1700000000", "abcdef012345")
 
 

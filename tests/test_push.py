@@ -50,7 +50,8 @@ def test_a_push_to_a_node_nobody_trusted_fails_that_step_and_records_the_offered
     assert f"host key not trusted yet: {clean_lab[0].fingerprint}" in step.detail
     node = cluster.nodes.get(name=clean_lab[0].name)
     assert (node.host_key_fingerprint, node.offered_host_key_fingerprint) == (
-        "", clean_lab[0].fingerprint
+        "",
+        clean_lab[0].fingerprint,
     )
 
 
@@ -69,7 +70,9 @@ def test_the_same_push_twice_reloads_nothing_the_second_time(clean_lab):
     second = push_here(cluster)
     assert second.state == ConfigPush.State.SUCCEEDED
     assert [s for _, s in steps(second)] == ["unchanged"] * 3
-    assert {n.name: n.exec(f"stat -c %Y.%N {cluster.config_path}").stdout for n in clean_lab} == mtimes
+    assert {
+        n.name: n.exec(f"stat -c %Y.%N {cluster.config_path}").stdout for n in clean_lab
+    } == mtimes
     assert {n.name: n.exec("cat /run/keepalived.pid").stdout for n in clean_lab} == pids
 
 
@@ -80,8 +83,11 @@ def test_a_vip_change_rolls_through_with_the_holder_last(clean_lab):
     push = push_here(cluster)
     assert push.state == ConfigPush.State.SUCCEEDED, push.detail
     # Nodes holding no VIP first, lowest priority first, the holder (priority 120) last.
-    assert steps(push) == [(clean_lab[0].name, "applied"), (clean_lab[1].name, "applied"),
-                           (clean_lab[2].name, "applied")]
+    assert steps(push) == [
+        (clean_lab[0].name, "applied"),
+        (clean_lab[1].name, "applied"),
+        (clean_lab[2].name, "applied"),
+    ]
     assert [n.name for n in clean_lab.vip_holders(new_vip.split("/")[0])] == [clean_lab[2].name]
     for node in clean_lab:
         assert new_vip in live_config(node, cluster)
@@ -97,8 +103,11 @@ def test_a_config_failing_keepalived_t_stops_the_push_on_that_node(clean_lab):
     cluster.vips.create(address=lab_vip(clean_lab, offset=102))
     push = push_here(cluster)
     assert push.state == ConfigPush.State.FAILED
-    assert steps(push) == [(clean_lab[0].name, "applied"), (clean_lab[1].name, "failed"),
-                           (clean_lab[2].name, "pending")]
+    assert steps(push) == [
+        (clean_lab[0].name, "applied"),
+        (clean_lab[1].name, "failed"),
+        (clean_lab[2].name, "pending"),
+    ]
     failed = push.steps.get(node_name=clean_lab[1].name)
     assert failed.exit_code not in (None, 0)
     assert "eth9" in failed.output
@@ -188,7 +197,9 @@ def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
     # keepalived runs again on the old holder, which took the VIP back (preempt).
     assert clean_lab[2].keepalived_running()
     vip = lab_vip(clean_lab).split("/")[0]
-    wait_until(lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10)
+    wait_until(
+        lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10
+    )
 
 
 def test_a_failed_reload_puts_the_backup_back(clean_lab):

@@ -54,9 +54,7 @@ def test_staleness_is_judged_on_the_databases_clock(cluster):
     engine.claim(push.pk)
     # A heartbeat written by the database just now is fresh whatever this host's clock says.
     assert mark_stale_pushes() == 0
-    ConfigPush.objects.filter(pk=push.pk).update(
-        heartbeat=Now() - timezone.timedelta(seconds=3600)
-    )
+    ConfigPush.objects.filter(pk=push.pk).update(heartbeat=Now() - timezone.timedelta(seconds=3600))
     assert mark_stale_pushes() == 1
     push.refresh_from_db()
     assert push.state == ConfigPush.State.INTERRUPTED

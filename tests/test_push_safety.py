@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
 # Kills the SSH session running the push's script (walks up from the script's shell to sshd):
 # the link drops right after the rename, as when the worker's host dies mid-step.
 KILL_OWN_SESSION = (
-    "p=$$; while [ \"$p\" -gt 1 ]; do case \"$(cat /proc/$p/comm)\" in sshd*) kill -9 $p; "
+    'p=$$; while [ "$p" -gt 1 ]; do case "$(cat /proc/$p/comm)" in sshd*) kill -9 $p; '
     "exit 0;; esac; p=$(cut -d' ' -f4 /proc/$p/stat); done"
 )
 
@@ -91,8 +91,10 @@ def test_the_notify_script_is_tested_before_it_replaces_the_live_one(clean_lab, 
     # push never put the old one back.
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     for node in clean_lab:
-        node.exec(f"printf '#!/bin/sh\\n# old\\nexit 0\\n' > {notify.SCRIPT_PATH} && "
-                  f"chmod 700 {notify.SCRIPT_PATH}")
+        node.exec(
+            f"printf '#!/bin/sh\\n# old\\nexit 0\\n' > {notify.SCRIPT_PATH} && "
+            f"chmod 700 {notify.SCRIPT_PATH}"
+        )
     second = cluster.nodes.get(name=clean_lab[1].name)
     second.interface = "eth9"  # keepalived -t fails on the second node in push order
     second.save()

@@ -19,7 +19,9 @@ def wait_for_push(push, timeout=90):
         wait_until(lambda: not ConfigPush.objects.get(pk=push.pk).is_active, timeout=timeout)
     except TimeoutError:
         push.refresh_from_db()
-        raise AssertionError(f"push #{push.pk} still {push.state} after {timeout}s:\n{push.log}") from None
+        raise AssertionError(
+            f"push #{push.pk} still {push.state} after {timeout}s:\n{push.log}"
+        ) from None
     push.refresh_from_db()
     return push
 
@@ -30,10 +32,14 @@ def test_a_worker_runs_the_push_enqueued_on_commit(clean_lab, start_worker):
     push = wait_for_push(start_push(None, cluster))
     assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, worker.tail())
     assert set(push.steps.values_list("state", flat=True)) == {"applied"}
-    assert [n.name for n in clean_lab.vip_holders(lab_vip(clean_lab).split("/")[0])] == [clean_lab[2].name]
+    assert [n.name for n in clean_lab.vip_holders(lab_vip(clean_lab).split("/")[0])] == [
+        clean_lab[2].name
+    ]
 
 
-def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(clean_lab, start_worker):
+def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(
+    clean_lab, start_worker
+):
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     worker = start_worker()
     old = {n.name: n.exec(f"cat {cluster.config_path}").stdout for n in clean_lab}
@@ -42,7 +48,9 @@ def test_a_worker_killed_mid_push_leaves_old_or_new_files_and_the_push_resumes(c
     # Kill the worker while the second node's step runs.
     wait_until(
         lambda: push.steps.filter(position=2, state=PushStep.State.RUNNING).exists(),
-        timeout=60, interval=0.01, message="the second step never started",
+        timeout=60,
+        interval=0.01,
+        message="the second step never started",
     )
     worker.kill()
     for node in clean_lab:
@@ -65,11 +73,17 @@ def test_beat_sweeps_and_records_a_failover(clean_lab, start_worker):
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     start_worker()
     start_worker("beat")
-    wait_until(lambda: NodeState.objects.filter(node__cluster=cluster).count() == 3, timeout=30,
-               message="beat's sweep did not record the nodes")
+    wait_until(
+        lambda: NodeState.objects.filter(node__cluster=cluster).count() == 3,
+        timeout=30,
+        message="beat's sweep did not record the nodes",
+    )
     clean_lab[2].kill_keepalived()
-    wait_until(lambda: FailoverEvent.objects.filter(cluster=cluster, kind="failover").exists(),
-               timeout=30, message="no failover recorded")
+    wait_until(
+        lambda: FailoverEvent.objects.filter(cluster=cluster, kind="failover").exists(),
+        timeout=30,
+        message="no failover recorded",
+    )
     event = FailoverEvent.objects.get(cluster=cluster, kind="failover")
     assert (event.from_node, event.to_node) == (clean_lab[2].name, clean_lab[1].name)
     assert event.detected_by == "sweep"
@@ -85,7 +99,9 @@ def notify_server(lab, settings):
     server.stop()
 
 
-def test_a_notify_report_records_the_failover_within_a_second(clean_lab, start_worker, notify_server):
+def test_a_notify_report_records_the_failover_within_a_second(
+    clean_lab, start_worker, notify_server
+):
     # Placed without notify first; the push then adds the notify script everywhere.
     cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
     start_worker(VIPANEL_NOTIFY_URL=notify_server.url)
@@ -98,4 +114,7 @@ def test_a_notify_report_records_the_failover_within_a_second(clean_lab, start_w
     wait_until(after_kill.exists, timeout=10, message="no notify report recorded the failover")
     event = after_kill.get()
     assert (event.from_node, event.to_node, event.detected_by) == (
-        clean_lab[2].name, clean_lab[1].name, "notify")
+        clean_lab[2].name,
+        clean_lab[1].name,
+        "notify",
+    )

@@ -153,7 +153,8 @@ def test_a_typed_check_replaces_a_command(cluster):
 
 @pytest.mark.parametrize(
     # 200: the column's length (PostgreSQL itself refuses more, SQLite would store it).
-    "value", ["haproxy}\n}\nvrrp_script x {", "$(reboot)", "8404;reboot", "x" * 200]
+    "value",
+    ["haproxy}\n}\nvrrp_script x {", "$(reboot)", "8404;reboot", "x" * 200],
 )
 def test_render_refuses_a_target_saved_without_validation(cluster, value):
     Cluster.objects.filter(pk=cluster.pk).update(check_type="process", check_target=value)
@@ -383,9 +384,7 @@ def test_the_migration_marks_commands_and_repairs_paths(cluster, credential):
     "check_type,target",
     [("tcp", "18080"), ("http", "http://127.0.0.1:18080/"), ("process", "python3")],
 )
-def test_keepalived_runs_a_typed_check_and_fails_over_when_it_fails(
-    clean_lab, check_type, target
-):
+def test_keepalived_runs_a_typed_check_and_fails_over_when_it_fails(clean_lab, check_type, target):
     """A listener on every node; the check passes, the highest priority holds the VIP. Stop
     the listener on that node: keepalived's check fails (weight 0: FAULT) and the VIP moves."""
     from tests.lab import wait_until
@@ -395,17 +394,32 @@ def test_keepalived_runs_a_typed_check_and_fails_over_when_it_fails(
     listener = "python3 -m http.server 18080 --bind 127.0.0.1"
     for node in lab:
         node._start_daemon(f"setsid {listener} >/dev/null 2>&1 < /dev/null &")
-        wait_until(lambda n=node: n.exec("/bin/bash -c 'exec<>/dev/tcp/127.0.0.1/18080'",
-                                         check=False).returncode == 0,
-                   message=f"{node.name}: the listener did not start")
-    cluster = make_lab_cluster(lab, name=f"chk-{check_type}", vrid=94, check_type=check_type,
-                               check_target=target, check_interval=1, check_fall=1,
-                               check_rise=1, check_weight=0)
+        wait_until(
+            lambda n=node: (
+                n.exec("/bin/bash -c 'exec<>/dev/tcp/127.0.0.1/18080'", check=False).returncode == 0
+            ),
+            message=f"{node.name}: the listener did not start",
+        )
+    cluster = make_lab_cluster(
+        lab,
+        name=f"chk-{check_type}",
+        vrid=94,
+        check_type=check_type,
+        check_target=target,
+        check_interval=1,
+        check_fall=1,
+        check_rise=1,
+        check_weight=0,
+    )
     place_configs(lab, cluster)
     ip = cluster.vips.get().address.split("/")[0]
     high = max(lab, key=lambda n: cluster.nodes.get(name=n.name).priority)
     assert [n.name for n in lab.vip_holders(ip)] == [high.name]
     high.exec("pkill -f 'http.server 18080'", check=False)
-    wait_until(lambda: high.name not in [n.name for n in lab.vip_holders(ip)]
-               and len(lab.vip_holders(ip)) == 1, timeout=20,
-               message=f"the failing {check_type} check did not move the VIP")
+    wait_until(
+        lambda: (
+            high.name not in [n.name for n in lab.vip_holders(ip)] and len(lab.vip_holders(ip)) == 1
+        ),
+        timeout=20,
+        message=f"the failing {check_type} check did not move the VIP",
+    )

@@ -25,17 +25,29 @@ def report(cluster, node="web-2", state="MASTER", nonce=None):
     ts = str(int(time.time()))
     nonce = nonce or os.urandom(8).hex()
     key_node = cluster.nodes.get(name=node)
-    data = {"node": node, "state": state, "ts": ts, "nonce": nonce,
-            "sig": notify.sign(key_node, state, ts, nonce)}
+    data = {
+        "node": node,
+        "state": state,
+        "ts": ts,
+        "nonce": nonce,
+        "sig": notify.sign(key_node, state, ts, nonce),
+    }
     return Client().post(reverse("clusters:notify", args=[cluster.pk]), data)
 
 
 def observe(cluster, at, holder):
     vip = cluster.vips.get().address
-    nodes = [NodeProbe(name=n.name, node_id=n.pk, reachable=True, keepalived_running=True,
-                       holds=[vip] if n.name == holder else []) for n in cluster.nodes.all()]
-    return ClusterStatus(cluster=cluster.name, checked_at=at, nodes=nodes,
-                         holders={vip: [holder]})
+    nodes = [
+        NodeProbe(
+            name=n.name,
+            node_id=n.pk,
+            reachable=True,
+            keepalived_running=True,
+            holds=[vip] if n.name == holder else [],
+        )
+        for n in cluster.nodes.all()
+    ]
+    return ClusterStatus(cluster=cluster.name, checked_at=at, nodes=nodes, holders={vip: [holder]})
 
 
 def failovers(cluster):
@@ -66,8 +78,12 @@ def test_the_rate_window_passes(cluster, settings):
 
 
 def test_a_report_makes_only_the_reporting_node_the_holder(cluster):
-    VipState.objects.create(vip=cluster.vips.get(), holder=cluster.nodes.get(name="web-1"),
-                            since=timezone.now(), checked_at=timezone.now())
+    VipState.objects.create(
+        vip=cluster.vips.get(),
+        holder=cluster.nodes.get(name="web-1"),
+        since=timezone.now(),
+        checked_at=timezone.now(),
+    )
     assert report(cluster, "web-1", state="BACKUP").status_code == 204
     assert VipState.objects.get().holder.name == "web-1"
     assert report(cluster, "web-2").status_code == 204
@@ -87,8 +103,12 @@ def test_a_flood_of_reports_never_hides_what_the_sweep_sees(cluster, settings):
         # web-2 claims the VIP again and again, always just after the sweep began.
         from clusters.history import record_notify
 
-        record_notify(cluster, cluster.nodes.get(name="web-2"), "MASTER",
-                      at=sweep_at + timedelta(milliseconds=10))
+        record_notify(
+            cluster,
+            cluster.nodes.get(name="web-2"),
+            "MASTER",
+            at=sweep_at + timedelta(milliseconds=10),
+        )
         record_status(cluster, observe(cluster, sweep_at, "web-1"))
         state = VipState.objects.get()
         recorded_web1.append(state.holder.name == "web-1")
@@ -148,8 +168,8 @@ def test_no_secret_is_on_any_command_line_while_a_report_is_sent(
     from cryptography.hazmat.primitives import serialization
 
     raw = notify._private_key(node).private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-        serialization.NoEncryption())
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
     needles = [line.encode() for line in secret_lines] + [raw.hex().encode(), raw[:8]]
     seen, leaks, stop = [], [], threading.Event()
 
@@ -165,8 +185,12 @@ def test_no_secret_is_on_any_command_line_while_a_report_is_sent(
     watcher.start()
     try:
         for _ in range(5):
-            result = subprocess.run([str(path), "INSTANCE", "VI_web", "MASTER", "100"],
-                                    capture_output=True, text=True, timeout=30)
+            result = subprocess.run(
+                [str(path), "INSTANCE", "VI_web", "MASTER", "100"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert result.returncode == 0, result.stderr
     finally:
         stop.set()
@@ -241,15 +265,22 @@ def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
             lab_node.start_keepalived()
         high = max(nodes.values(), key=lambda n: n.priority)
         ip = cluster.vips.get().address.split("/")[0]
-        wait_until(lambda: [n.name for n in lab.vip_holders(ip)] == [high.name], timeout=30,
-                   message="the highest priority did not take the VIP")
-        wait_until(lambda: VipState.objects.filter(holder__name=high.name).exists(),
-                   timeout=15, message="no MASTER report from the master")
+        wait_until(
+            lambda: [n.name for n in lab.vip_holders(ip)] == [high.name],
+            timeout=30,
+            message="the highest priority did not take the VIP",
+        )
+        wait_until(
+            lambda: VipState.objects.filter(holder__name=high.name).exists(),
+            timeout=15,
+            message="no MASTER report from the master",
+        )
         sweep_cluster(cluster)
         killed_at = timezone.now()
         next(n for n in lab if n.name == high.name).kill_keepalived()
-        moved = FailoverEvent.objects.filter(cluster=cluster, kind="failover",
-                                             detected_by="notify", at__gte=killed_at)
+        moved = FailoverEvent.objects.filter(
+            cluster=cluster, kind="failover", detected_by="notify", at__gte=killed_at
+        )
         wait_until(moved.exists, timeout=15, message="no notify report recorded the failover")
     finally:
         stop.set()
@@ -257,6 +288,7 @@ def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
     assert leaks == []
     event = moved.get()
     assert event.from_node == high.name and event.to_node != high.name, list(
-        FailoverEvent.objects.values_list("at", "kind", "from_node", "to_node", "detected_by"))
+        FailoverEvent.objects.values_list("at", "kind", "from_node", "to_node", "detected_by")
+    )
     # Every accepted report was signed by the node it names (each with its own key).
     assert NotifyNonce.objects.filter(node__isnull=False).values("node").distinct().count() >= 2

@@ -12,11 +12,11 @@ from clusters.models import AuditEntry, ConfigPush, FailoverEvent, PushStep
 pytestmark = pytest.mark.django_db
 
 
-
 def make_rows(cluster, days_old):
     at = timezone.now() - timedelta(days=days_old)
-    event = FailoverEvent.objects.create(cluster=cluster, vip_address="192.0.2.100/24", at=at,
-                                         detected_by="sweep")
+    event = FailoverEvent.objects.create(
+        cluster=cluster, vip_address="192.0.2.100/24", at=at, detected_by="sweep"
+    )
     entry = AuditEntry.objects.create(action="cluster.update", username="x")
     AuditEntry.objects.filter(pk=entry.pk).update(at=at)
     push = ConfigPush.objects.create(cluster=cluster, state="succeeded", finished=at)

@@ -26,21 +26,32 @@ def observe(cluster, at, running, held_by):
     """web-1/web-2 probes: `running` names where keepalived runs, `held_by` who has the VIP."""
     vip = cluster.vips.get().address
     probes = [
-        NodeProbe(name=n.name, node_id=n.pk, reachable=True,
-                  keepalived_running=n.name in running, holds=[vip] if n.name in held_by else [])
+        NodeProbe(
+            name=n.name,
+            node_id=n.pk,
+            reachable=True,
+            keepalived_running=n.name in running,
+            holds=[vip] if n.name in held_by else [],
+        )
         for n in cluster.nodes.all()
     ]
     return ClusterStatus(
-        cluster=cluster.name, checked_at=at, nodes=probes,
+        cluster=cluster.name,
+        checked_at=at,
+        nodes=probes,
         holders={vip: [n for n in held_by if n in running]},
-        stale={vip: [n for n in held_by if n not in running]} if set(held_by) - set(running)
+        stale={vip: [n for n in held_by if n not in running]}
+        if set(held_by) - set(running)
         else {},
     )
 
 
 def events(cluster):
-    return list(FailoverEvent.objects.filter(cluster=cluster).order_by("at", "id")
-                .values_list("kind", "from_node", "to_node"))
+    return list(
+        FailoverEvent.objects.filter(cluster=cluster)
+        .order_by("at", "id")
+        .values_list("kind", "from_node", "to_node")
+    )
 
 
 def test_a_killed_holder_is_a_stale_address_and_a_failover_not_a_split_brain(cluster):
@@ -56,18 +67,22 @@ def test_a_killed_holder_is_a_stale_address_and_a_failover_not_a_split_brain(clu
     state = VipState.objects.get()
     assert not state.split_brain and state.holder.name == "web-2" and state.stale_on == ["web-1"]
     # Seen again: no second event; gone: its end.
-    history.record_status(cluster, observe(cluster, t2 + timezone.timedelta(seconds=5),
-                                           {"web-2"}, ["web-1", "web-2"]))
-    history.record_status(cluster, observe(cluster, t2 + timezone.timedelta(seconds=10),
-                                           {"web-2"}, ["web-2"]))
+    history.record_status(
+        cluster, observe(cluster, t2 + timezone.timedelta(seconds=5), {"web-2"}, ["web-1", "web-2"])
+    )
+    history.record_status(
+        cluster, observe(cluster, t2 + timezone.timedelta(seconds=10), {"web-2"}, ["web-2"])
+    )
     assert events(cluster)[2:] == [(Kind.STALE_ADDRESS_END, "web-1", "")]
 
 
 def test_two_running_holders_are_still_a_split_brain(cluster):
     t = timezone.now()
     history.record_status(cluster, observe(cluster, t, {"web-1", "web-2"}, ["web-1"]))
-    history.record_status(cluster, observe(cluster, t + timezone.timedelta(seconds=5),
-                                           {"web-1", "web-2"}, ["web-1", "web-2"]))
+    history.record_status(
+        cluster,
+        observe(cluster, t + timezone.timedelta(seconds=5), {"web-1", "web-2"}, ["web-1", "web-2"]),
+    )
     assert events(cluster)[-1][0] == Kind.SPLIT_BRAIN
 
 
@@ -75,8 +90,13 @@ def test_the_node_problem_says_what_it_is(login, viewer, cluster):
     from clusters.models import NodeState
 
     node = cluster.nodes.get(name="web-1")
-    NodeState.objects.create(node=node, checked_at=timezone.now(), reachable=True,
-                             keepalived_running=False, holds=[cluster.vips.get().address])
+    NodeState.objects.create(
+        node=node,
+        checked_at=timezone.now(),
+        reachable=True,
+        keepalived_running=False,
+        holds=[cluster.vips.get().address],
+    )
     page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert "keepalived stopped on web-1, the address 192.0.2.100/24 is still on eth0" in page
     assert "split brain" not in page
@@ -127,8 +147,13 @@ def test_the_button_posts_to_the_service(login, operator, viewer, cluster, fake_
     from clusters.models import NodeState
 
     node, vip = cluster.nodes.get(name="web-1"), cluster.vips.get()
-    NodeState.objects.create(node=node, checked_at=timezone.now(), reachable=True,
-                             keepalived_running=False, holds=[vip.address])
+    NodeState.objects.create(
+        node=node,
+        checked_at=timezone.now(),
+        reachable=True,
+        keepalived_running=False,
+        holds=[vip.address],
+    )
     page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     url = reverse("clusters:node-remove-stale", args=[node.pk, vip.pk])
     assert f'action="{url}"' in page
@@ -142,21 +167,25 @@ def test_the_button_posts_to_the_service(login, operator, viewer, cluster, fake_
 
 
 @pytest.mark.lab
-def test_kill_9_of_the_holder_leaves_a_stale_address_that_an_operator_removes(
-    clean_lab, operator
-):
+def test_kill_9_of_the_holder_leaves_a_stale_address_that_an_operator_removes(clean_lab, operator):
     lab = clean_lab
     cluster = place_configs(lab, make_lab_cluster(lab, name="stale", vrid=91))
     vip = cluster.vips.get()
     ip = str(ipaddress.ip_interface(vip.address).ip)
     history.sweep_cluster(cluster)
     holder = VipState.objects.get(vip=vip).holder
-    old = lab.node(holder.name) if hasattr(lab, "node") else next(
-        n for n in lab if n.name == holder.name)
+    old = (
+        lab.node(holder.name)
+        if hasattr(lab, "node")
+        else next(n for n in lab if n.name == holder.name)
+    )
     old.kill_keepalived(hard=True)
-    wait_until(lambda: len(lab.vip_holders(ip)) == 2, timeout=30,
-               message="the next node did not take over next to the stale address: " + repr(
-                   [(n.name, n.keepalived_running(), n.ipv4_addresses()) for n in lab]))
+    wait_until(
+        lambda: len(lab.vip_holders(ip)) == 2,
+        timeout=30,
+        message="the next node did not take over next to the stale address: "
+        + repr([(n.name, n.keepalived_running(), n.ipv4_addresses()) for n in lab]),
+    )
     history.sweep_cluster(cluster)
     kinds = [e[0] for e in events(cluster)]
     assert Kind.SPLIT_BRAIN not in kinds, events(cluster)

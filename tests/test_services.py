@@ -52,8 +52,13 @@ def admin_url(obj, view="change"):
 def entry(action):
     """The one audit entry of `action`, as comparable values (who did it aside)."""
     (found,) = AuditEntry.objects.filter(action=action)
-    return {"action": found.action, "object": found.object_repr, "cluster": found.cluster_id,
-            "changes": found.changes, "result": found.result}
+    return {
+        "action": found.action,
+        "object": found.object_repr,
+        "cluster": found.cluster_id,
+        "changes": found.changes,
+        "result": found.result,
+    }
 
 
 def busy(cluster):
@@ -73,8 +78,9 @@ def maintenance_by_service(operator, node, **_):
 
 
 def maintenance_by_panel(operator, node, login, **_):
-    login(operator).post(reverse("clusters:node-maintenance", args=[node.pk]),
-                         {"maintenance": "on"})
+    login(operator).post(
+        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "on"}
+    )
 
 
 def maintenance_by_admin_node(node, admin_client, **_):
@@ -95,8 +101,13 @@ def maintenance_by_api(operator, node, **_):
     return api(operator).patch(f"/api/v1/nodes/{node.pk}/", {"maintenance": True})
 
 
-MAINTENANCE = [maintenance_by_service, maintenance_by_panel, maintenance_by_admin_node,
-               maintenance_by_admin_inline, maintenance_by_api]
+MAINTENANCE = [
+    maintenance_by_service,
+    maintenance_by_panel,
+    maintenance_by_admin_node,
+    maintenance_by_admin_inline,
+    maintenance_by_api,
+]
 
 
 @pytest.mark.parametrize("way", MAINTENANCE, ids=lambda f: f.__name__)
@@ -110,15 +121,18 @@ def test_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, log
     push = ConfigPush.objects.get(cluster=cluster)
     assert push.kind == ConfigPush.Kind.MAINTENANCE
     assert entry("maintenance on") == {
-        "action": "maintenance on", "object": str(node), "cluster": cluster.pk,
+        "action": "maintenance on",
+        "object": str(node),
+        "cluster": cluster.pk,
         "changes": {"maintenance": [False, True], "push": [None, push.pk]},
         "result": f"push #{push.pk}",
     }
 
 
 @pytest.mark.parametrize("way", MAINTENANCE, ids=lambda f: f.__name__)
-def test_maintenance_is_refused_alike_while_a_push_runs(way, operator, cluster, login,
-                                                        admin_client):
+def test_maintenance_is_refused_alike_while_a_push_runs(
+    way, operator, cluster, login, admin_client
+):
     node = cluster.nodes.get(name="web-1")
     running = busy(cluster)
     try:
@@ -141,8 +155,9 @@ def maintenance_off_by_service(operator, node, **_):
 
 
 def maintenance_off_by_panel(operator, node, login, **_):
-    login(operator).post(reverse("clusters:node-maintenance", args=[node.pk]),
-                         {"maintenance": "off"})
+    login(operator).post(
+        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "off"}
+    )
 
 
 def maintenance_off_by_admin(node, admin_client, **_):
@@ -155,11 +170,19 @@ def maintenance_off_by_api(operator, node, **_):
     assert answer.status_code == 200, answer.content
 
 
-@pytest.mark.parametrize("way", [maintenance_off_by_service, maintenance_off_by_panel,
-                                 maintenance_off_by_admin, maintenance_off_by_api],
-                         ids=lambda f: f.__name__)
-def test_leaving_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, login,
-                                                             admin_client):
+@pytest.mark.parametrize(
+    "way",
+    [
+        maintenance_off_by_service,
+        maintenance_off_by_panel,
+        maintenance_off_by_admin,
+        maintenance_off_by_api,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_leaving_maintenance_pushes_whatever_the_entry_point(
+    way, operator, cluster, login, admin_client
+):
     node = cluster.nodes.get(name="web-1")
     Node.objects.filter(pk=node.pk).update(maintenance=True)
     way(operator=operator, node=node, login=login, admin_client=admin_client)
@@ -167,7 +190,9 @@ def test_leaving_maintenance_pushes_whatever_the_entry_point(way, operator, clus
     assert node.maintenance is False
     push = ConfigPush.objects.get(cluster=cluster)
     assert entry("maintenance off") == {
-        "action": "maintenance off", "object": str(node), "cluster": cluster.pk,
+        "action": "maintenance off",
+        "object": str(node),
+        "cluster": cluster.pk,
         "changes": {"maintenance": [True, False], "push": [None, push.pk]},
         "result": f"push #{push.pk}",
     }
@@ -185,24 +210,31 @@ def port_and_maintenance_by_admin(node, admin_client, **_):
 
 
 def port_and_maintenance_by_api(operator, node, **_):
-    answer = api(operator).patch(f"/api/v1/nodes/{node.pk}/",
-                                 {"ssh_port": 2222, "maintenance": True})
+    answer = api(operator).patch(
+        f"/api/v1/nodes/{node.pk}/", {"ssh_port": 2222, "maintenance": True}
+    )
     assert answer.status_code == 200, answer.content
 
 
 # Not the panel's: its node form has no maintenance field (the button above is its way in).
-@pytest.mark.parametrize("way", [port_and_maintenance_by_service, port_and_maintenance_by_admin,
-                                 port_and_maintenance_by_api], ids=lambda f: f.__name__)
-def test_an_edit_with_maintenance_is_two_entries_and_one_push(way, operator, cluster, login,
-                                                             admin_client):
+@pytest.mark.parametrize(
+    "way",
+    [port_and_maintenance_by_service, port_and_maintenance_by_admin, port_and_maintenance_by_api],
+    ids=lambda f: f.__name__,
+)
+def test_an_edit_with_maintenance_is_two_entries_and_one_push(
+    way, operator, cluster, login, admin_client
+):
     node = cluster.nodes.get(name="web-1")
     way(operator=operator, node=node, login=login, admin_client=admin_client)
     node.refresh_from_db()
     assert (node.ssh_port, node.maintenance) == (2222, True)
     push = ConfigPush.objects.get(cluster=cluster)
     assert entry("node.update")["changes"] == {"ssh_port": [22, 2222]}
-    assert entry("maintenance on")["changes"] == {"maintenance": [False, True],
-                                                  "push": [None, push.pk]}
+    assert entry("maintenance on")["changes"] == {
+        "maintenance": [False, True],
+        "push": [None, push.pk],
+    }
 
 
 # --- Preview: an operator's action, never a trust decision ------------------------------------
@@ -287,8 +319,9 @@ PUSH = [push_by_service, push_by_panel, push_by_command, push_by_api]
 
 
 @pytest.mark.parametrize("way", PUSH, ids=lambda f: f.__name__)
-def test_a_push_starts_alike_everywhere(way, operator, cluster, login, enqueued,
-                                        django_capture_on_commit_callbacks):
+def test_a_push_starts_alike_everywhere(
+    way, operator, cluster, login, enqueued, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         answer = way(operator=operator, cluster=cluster, login=login)
     push = ConfigPush.objects.get()
@@ -297,8 +330,11 @@ def test_a_push_starts_alike_everywhere(way, operator, cluster, login, enqueued,
     assert push.state == ConfigPush.State.QUEUED and push.steps.count() == 2
     enqueued.assert_called_once_with(push.pk)
     assert entry("push.start") == {
-        "action": "push.start", "object": "web", "cluster": cluster.pk,
-        "changes": {"push": [None, push.pk]}, "result": f"push #{push.pk} queued",
+        "action": "push.start",
+        "object": "web",
+        "cluster": cluster.pk,
+        "changes": {"push": [None, push.pk]},
+        "result": f"push #{push.pk} queued",
     }
 
 
@@ -327,8 +363,9 @@ def auth_pass_by_service(operator, cluster, value, **_):
 def auth_pass_by_panel(operator, cluster, value, login, **_):
     form = change_form_of_panel(login(operator), cluster)
     changes = {"clear_auth_pass": "on"} if value == "" else {"auth_pass": value}
-    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
-                         form_data(form, **changes))
+    login(operator).post(
+        reverse("clusters:cluster-update", args=[cluster.pk]), form_data(form, **changes)
+    )
 
 
 def auth_pass_by_admin(cluster, value, admin_client, **_):
@@ -375,12 +412,16 @@ def test_a_removed_auth_pass_is_audited_as_removed(way, operator, cluster, login
 
 
 def test_an_ssh_key_and_passphrase_changed_are_audited_as_changed(admin):
-    credential = SSHCredential.objects.create(name="k", username="root",
-                                              private_key=make_private_key(), passphrase="p1")
-    credentials.update_credential(admin, credential, {"private_key": make_private_key(),
-                                                      "passphrase": "p2"})
+    credential = SSHCredential.objects.create(
+        name="k", username="root", private_key=make_private_key(), passphrase="p1"
+    )
+    credentials.update_credential(
+        admin, credential, {"private_key": make_private_key(), "passphrase": "p2"}
+    )
     assert entry("credential.update")["changes"] == {
-        "passphrase": ["(secret)", "(changed)"], "private_key": ["(secret)", "(changed)"]}
+        "passphrase": ["(secret)", "(changed)"],
+        "private_key": ["(secret)", "(changed)"],
+    }
 
 
 def test_the_same_secret_again_is_no_change(admin):
@@ -405,8 +446,10 @@ def test_an_operator_cannot_set_reload_command_anywhere(operator, admin, cluster
     with pytest.raises(Forbidden, match="reload_command"):
         cluster_services.update_cluster(operator, cluster, {"reload_command": "reboot"})
     form = change_form_of_panel(login(operator), cluster)
-    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
-                         form_data(form, reload_command="reboot"))
+    login(operator).post(
+        reverse("clusters:cluster-update", args=[cluster.pk]),
+        form_data(form, reload_command="reboot"),
+    )
     cluster.refresh_from_db()
     assert cluster.reload_command != "reboot"  # the panel's field is disabled for operators
     response = api(operator).patch(f"/api/v1/clusters/{cluster.pk}/", {"reload_command": "reboot"})
@@ -426,8 +469,9 @@ def trust_by_service(operator, node, fingerprint, **_):
 
 
 def trust_by_panel(operator, node, fingerprint, login, **_):
-    return login(operator).post(reverse("clusters:node-repin", args=[node.pk]),
-                                {"fingerprint": fingerprint})
+    return login(operator).post(
+        reverse("clusters:node-repin", args=[node.pk]), {"fingerprint": fingerprint}
+    )
 
 
 def trust_by_api(operator, node, fingerprint, **_):
@@ -447,8 +491,11 @@ def test_a_person_trusts_the_offered_key(way, operator, cluster, login):
     node.refresh_from_db()
     assert (node.host_key_fingerprint, node.offered_host_key_fingerprint) == (OFFERED, "")
     assert entry("node.trust") == {
-        "action": "node.trust", "object": str(node), "cluster": cluster.pk,
-        "changes": {"host_key_fingerprint": ["", OFFERED]}, "result": "trusted",
+        "action": "node.trust",
+        "object": str(node),
+        "cluster": cluster.pk,
+        "changes": {"host_key_fingerprint": ["", OFFERED]},
+        "result": "trusted",
     }
 
 
@@ -488,8 +535,9 @@ def test_a_viewer_cannot_trust_a_key(viewer, cluster, login):
     Node.objects.filter(pk=node.pk).update(offered_host_key_fingerprint=OFFERED)
     with pytest.raises(Forbidden):
         hostkeys.trust_host_key(viewer, node, OFFERED)
-    response = login(viewer).post(reverse("clusters:node-repin", args=[node.pk]),
-                                  {"fingerprint": OFFERED})
+    response = login(viewer).post(
+        reverse("clusters:node-repin", args=[node.pk]), {"fingerprint": OFFERED}
+    )
     assert response.status_code == 403
     response = api(viewer).post(f"/api/v1/nodes/{node.pk}/repin/", {"fingerprint": OFFERED})
     assert response.status_code == 403
@@ -499,8 +547,13 @@ def test_a_viewer_cannot_trust_a_key(viewer, cluster, login):
 
 
 def fingerprint_by_panel_add(operator, cluster, login, **_):
-    data = {"name": "web-3", "address": "192.0.2.13", "ssh_port": "22", "priority": "100",
-            "host_key_fingerprint": OFFERED}
+    data = {
+        "name": "web-3",
+        "address": "192.0.2.13",
+        "ssh_port": "22",
+        "priority": "100",
+        "host_key_fingerprint": OFFERED,
+    }
     login(operator).post(reverse("clusters:node-add", args=[cluster.pk]), data)
     return Node.objects.get(name="web-3")
 
@@ -508,8 +561,10 @@ def fingerprint_by_panel_add(operator, cluster, login, **_):
 def fingerprint_by_panel_edit(operator, cluster, login, **_):
     node = cluster.nodes.get(name="web-1")
     form = login(operator).get(reverse("clusters:node-edit", args=[node.pk])).context["form"]
-    login(operator).post(reverse("clusters:node-update", args=[node.pk]),
-                         form_data(form, host_key_fingerprint=OFFERED))
+    login(operator).post(
+        reverse("clusters:node-update", args=[node.pk]),
+        form_data(form, host_key_fingerprint=OFFERED),
+    )
     return node
 
 
@@ -521,8 +576,12 @@ def fingerprint_by_admin(cluster, admin_client, **_):
 
 
 def fingerprint_by_api_add(operator, cluster, **_):
-    data = {"name": "web-3", "address": "192.0.2.13", "priority": 100,
-            "host_key_fingerprint": OFFERED}
+    data = {
+        "name": "web-3",
+        "address": "192.0.2.13",
+        "priority": 100,
+        "host_key_fingerprint": OFFERED,
+    }
     answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/nodes/", data)
     assert answer.status_code == 201, answer.content
     return Node.objects.get(name="web-3")
@@ -535,18 +594,29 @@ def fingerprint_by_api_edit(operator, cluster, **_):
     return node
 
 
-@pytest.mark.parametrize("way", [fingerprint_by_panel_add, fingerprint_by_panel_edit,
-                                 fingerprint_by_admin, fingerprint_by_api_add,
-                                 fingerprint_by_api_edit], ids=lambda f: f.__name__)
-def test_a_fingerprint_given_up_front_is_pinned_and_audited(way, operator, cluster, login,
-                                                            admin_client):
+@pytest.mark.parametrize(
+    "way",
+    [
+        fingerprint_by_panel_add,
+        fingerprint_by_panel_edit,
+        fingerprint_by_admin,
+        fingerprint_by_api_add,
+        fingerprint_by_api_edit,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_a_fingerprint_given_up_front_is_pinned_and_audited(
+    way, operator, cluster, login, admin_client
+):
     node = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     node.refresh_from_db()
     assert node.host_key_fingerprint == OFFERED
     added = way in (fingerprint_by_panel_add, fingerprint_by_api_add)
     action = "node.create" if added else "node.update"
-    assert entry(action)["changes"]["host_key_fingerprint"] == ["" if action == "node.update"
-                                                                 else None, OFFERED]
+    assert entry(action)["changes"]["host_key_fingerprint"] == [
+        "" if action == "node.update" else None,
+        OFFERED,
+    ]
 
 
 def test_the_cluster_page_shows_an_untrusted_key_with_a_trust_button(operator, cluster, login):
@@ -601,8 +671,10 @@ def test_the_admin_deletes_a_vip_through_the_service(admin_client, cluster):
     response = admin_client.post(admin_url(vip, "delete"), {"post": "yes"})
     assert response.status_code == 302
     assert not cluster.vips.exists()
-    assert entry("vip.delete")["changes"] == {"address": ["192.0.2.100/24", None],
-                                              "label": ["frontend", None]}
+    assert entry("vip.delete")["changes"] == {
+        "address": ["192.0.2.100/24", None],
+        "label": ["frontend", None],
+    }
 
 
 def test_deleting_a_push_record_in_the_admin_is_audited(admin_client, cluster):
@@ -617,8 +689,7 @@ def test_a_refusal_in_the_admin_is_shown_and_not_saved(admin_client, cluster):
     node = cluster.nodes.get(name="web-1")
     busy(cluster)
     form = change_form(admin_client, node)
-    response = admin_client.post(admin_url(node), form_data(form, maintenance="on"),
-                                 follow=True)
+    response = admin_client.post(admin_url(node), form_data(form, maintenance="on"), follow=True)
     assert "Not saved: Push #" in response.content.decode()
     assert "was changed successfully" not in response.content.decode()
     node.refresh_from_db()
@@ -646,8 +717,9 @@ def test_a_role_given_in_the_admins_user_form_is_audited(admin_client, viewer):
 
 
 def test_deleting_a_user_in_the_admin_is_audited(admin_client, viewer):
-    response = admin_client.post(reverse("admin:auth_user_delete", args=[viewer.pk]),
-                                 {"post": "yes"})
+    response = admin_client.post(
+        reverse("admin:auth_user_delete", args=[viewer.pk]), {"post": "yes"}
+    )
     assert response.status_code == 302
     assert not type(viewer).objects.filter(pk=viewer.pk).exists()
     assert entry("user.delete")["changes"] == {"role": ["viewer", None]}
@@ -672,8 +744,9 @@ RESUME = [resume_by_service, resume_by_panel, resume_by_api]
 
 
 @pytest.mark.parametrize("way", RESUME, ids=lambda f: f.__name__)
-def test_a_failed_push_resumes_alike_everywhere(way, operator, cluster, login, enqueued,
-                                                django_capture_on_commit_callbacks):
+def test_a_failed_push_resumes_alike_everywhere(
+    way, operator, cluster, login, enqueued, django_capture_on_commit_callbacks
+):
     push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED)
     with django_capture_on_commit_callbacks(execute=True):
         answer = way(operator=operator, push=push, login=login)
@@ -683,8 +756,11 @@ def test_a_failed_push_resumes_alike_everywhere(way, operator, cluster, login, e
     assert push.state == ConfigPush.State.QUEUED
     enqueued.assert_called_once_with(push.pk)
     assert entry("push.resume") == {
-        "action": "push.resume", "object": "web", "cluster": cluster.pk,
-        "changes": {"push": [None, push.pk]}, "result": f"push #{push.pk} queued again",
+        "action": "push.resume",
+        "object": "web",
+        "cluster": cluster.pk,
+        "changes": {"push": [None, push.pk]},
+        "result": f"push #{push.pk} queued again",
     }
 
 
@@ -701,13 +777,19 @@ def test_a_succeeded_push_is_not_resumed_anywhere(way, operator, cluster, login,
     assert push.state == ConfigPush.State.SUCCEEDED
     enqueued.assert_not_called()
     assert entry("push.resume")["result"] == (
-        f"refused: Push #{push.pk} is succeeded; only a failed or interrupted push can be resumed.")
+        f"refused: Push #{push.pk} is succeeded; only a failed or interrupted push can be resumed."
+    )
 
 
 # --- Create, change and delete: the same rows and the same entries -------------------------------
 
-NEW_CLUSTER = {"name": "db", "network": "198.51.100.0/24", "virtual_router_id": 52,
-               "interface": "eth1", "auth_pass": SECRET}
+NEW_CLUSTER = {
+    "name": "db",
+    "network": "198.51.100.0/24",
+    "virtual_router_id": 52,
+    "interface": "eth1",
+    "auth_pass": SECRET,
+}
 NEW_NODE = {"name": "web-3", "address": "192.0.2.13", "ssh_port": 22, "priority": 100}
 NEW_VIP = {"address": "192.0.2.101/24", "label": "backend"}
 
@@ -723,23 +805,28 @@ def cluster_create_by_service(operator, cluster, **_):
 def cluster_create_by_panel(operator, cluster, login, **_):
     client = login(operator)
     form = panel_form(client, "clusters:cluster-new")
-    client.post(reverse("clusters:cluster-create"),
-                form_data(form, **NEW_CLUSTER, credential=cluster.credential_id))
+    client.post(
+        reverse("clusters:cluster-create"),
+        form_data(form, **NEW_CLUSTER, credential=cluster.credential_id),
+    )
 
 
 def cluster_create_by_api(operator, cluster, **_):
-    answer = api(operator).post("/api/v1/clusters/",
-                                {**NEW_CLUSTER, "credential": cluster.credential_id})
+    answer = api(operator).post(
+        "/api/v1/clusters/", {**NEW_CLUSTER, "credential": cluster.credential_id}
+    )
     assert answer.status_code == 201, answer.content
 
 
-@pytest.mark.parametrize("way", [cluster_create_by_service, cluster_create_by_panel,
-                                 cluster_create_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [cluster_create_by_service, cluster_create_by_panel, cluster_create_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_cluster_is_created_alike(way, operator, cluster, login):
     way(operator=operator, cluster=cluster, login=login)
     made = Cluster.objects.get(name="db")
-    assert (made.network, made.virtual_router_id, made.interface) == ("198.51.100.0/24", 52,
-                                                                      "eth1")
+    assert (made.network, made.virtual_router_id, made.interface) == ("198.51.100.0/24", 52, "eth1")
     created = entry("cluster.create")
     assert (created["object"], created["cluster"], created["result"]) == ("db", made.pk, "created")
     assert created["changes"]["name"] == [None, "db"]
@@ -757,8 +844,9 @@ def cluster_update_by_service(operator, cluster, **_):
 
 def cluster_update_by_panel(operator, cluster, login, **_):
     form = change_form_of_panel(login(operator), cluster)
-    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]),
-                         form_data(form, advert_int="3"))
+    login(operator).post(
+        reverse("clusters:cluster-update", args=[cluster.pk]), form_data(form, advert_int="3")
+    )
 
 
 def cluster_update_by_admin(cluster, admin_client, **_):
@@ -773,17 +861,28 @@ def cluster_update_by_api(operator, cluster, **_):
     assert answer.status_code == 200, answer.content
 
 
-@pytest.mark.parametrize("way", [cluster_update_by_service, cluster_update_by_panel,
-                                 cluster_update_by_admin, cluster_update_by_api],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [
+        cluster_update_by_service,
+        cluster_update_by_panel,
+        cluster_update_by_admin,
+        cluster_update_by_api,
+    ],
+    ids=lambda f: f.__name__,
+)
 def test_a_cluster_is_changed_alike(way, operator, cluster, login, admin_client):
     old = cluster.advert_int
     way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     cluster.refresh_from_db()
     assert cluster.advert_int == 3
-    assert entry("cluster.update") == {"action": "cluster.update", "object": "web",
-                                       "cluster": cluster.pk, "result": "saved",
-                                       "changes": {"advert_int": [old, 3]}}
+    assert entry("cluster.update") == {
+        "action": "cluster.update",
+        "object": "web",
+        "cluster": cluster.pk,
+        "result": "saved",
+        "changes": {"advert_int": [old, 3]},
+    }
 
 
 def cluster_delete_by_service(operator, cluster, **_):
@@ -833,8 +932,9 @@ def node_create_by_service(operator, cluster, **_):
 
 
 def node_create_by_panel(operator, cluster, login, **_):
-    login(operator).post(reverse("clusters:node-add", args=[cluster.pk]),
-                         {k: str(v) for k, v in NEW_NODE.items()})
+    login(operator).post(
+        reverse("clusters:node-add", args=[cluster.pk]), {k: str(v) for k, v in NEW_NODE.items()}
+    )
 
 
 def node_create_by_api(operator, cluster, **_):
@@ -842,20 +942,30 @@ def node_create_by_api(operator, cluster, **_):
     assert answer.status_code == 201, answer.content
 
 
-@pytest.mark.parametrize("way", [node_create_by_service, node_create_by_panel,
-                                 node_create_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [node_create_by_service, node_create_by_panel, node_create_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_node_is_added_alike(way, operator, cluster, login):
     way(operator=operator, cluster=cluster, login=login)
     node = cluster.nodes.get(name="web-3")
     assert (node.address, node.priority) == ("192.0.2.13", 100)
     created = entry("node.create")
-    assert (created["object"], created["cluster"], created["result"]) == (str(node), cluster.pk,
-                                                                          "created")
-    assert created["changes"] == {"address": [None, "192.0.2.13"],
-                                  "host_key_fingerprint": [None, ""],
-                                  "interface": [None, ""], "maintenance": [None, False],
-                                  "name": [None, "web-3"], "priority": [None, 100],
-                                  "ssh_port": [None, 22]}
+    assert (created["object"], created["cluster"], created["result"]) == (
+        str(node),
+        cluster.pk,
+        "created",
+    )
+    assert created["changes"] == {
+        "address": [None, "192.0.2.13"],
+        "host_key_fingerprint": [None, ""],
+        "interface": [None, ""],
+        "maintenance": [None, False],
+        "name": [None, "web-3"],
+        "priority": [None, 100],
+        "ssh_port": [None, 22],
+    }
 
 
 def node_update_by_service(operator, node, **_):
@@ -866,8 +976,9 @@ def node_update_by_service(operator, node, **_):
 
 def node_update_by_panel(operator, node, login, **_):
     form = panel_form(login(operator), "clusters:node-edit", node.pk)
-    login(operator).post(reverse("clusters:node-update", args=[node.pk]),
-                         form_data(form, ssh_port="2222"))
+    login(operator).post(
+        reverse("clusters:node-update", args=[node.pk]), form_data(form, ssh_port="2222")
+    )
 
 
 def node_update_by_admin(node, admin_client, **_):
@@ -880,17 +991,23 @@ def node_update_by_api(operator, node, **_):
     assert answer.status_code == 200, answer.content
 
 
-@pytest.mark.parametrize("way", [node_update_by_service, node_update_by_panel,
-                                 node_update_by_admin, node_update_by_api],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [node_update_by_service, node_update_by_panel, node_update_by_admin, node_update_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_node_is_changed_alike(way, operator, cluster, login, admin_client):
     node = cluster.nodes.get(name="web-1")
     way(operator=operator, node=node, login=login, admin_client=admin_client)
     node.refresh_from_db()
     assert node.ssh_port == 2222
-    assert entry("node.update") == {"action": "node.update", "object": str(node),
-                                    "cluster": cluster.pk, "result": "saved",
-                                    "changes": {"ssh_port": [22, 2222]}}
+    assert entry("node.update") == {
+        "action": "node.update",
+        "object": str(node),
+        "cluster": cluster.pk,
+        "result": "saved",
+        "changes": {"ssh_port": [22, 2222]},
+    }
     assert not ConfigPush.objects.exists()  # only maintenance pushes by itself
 
 
@@ -912,21 +1029,30 @@ def node_delete_by_api(operator, node, **_):
     assert api(operator).delete(f"/api/v1/nodes/{node.pk}/").status_code == 204
 
 
-@pytest.mark.parametrize("way", [node_delete_by_service, node_delete_by_panel,
-                                 node_delete_by_admin, node_delete_by_api],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [node_delete_by_service, node_delete_by_panel, node_delete_by_admin, node_delete_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_node_is_deleted_alike(way, operator, cluster, login, admin_client):
     node = cluster.nodes.get(name="web-2")
     way(operator=operator, node=node, login=login, admin_client=admin_client)
     assert list(cluster.nodes.values_list("name", flat=True)) == ["web-1"]
     deleted = entry("node.delete")
-    assert (deleted["object"], deleted["cluster"], deleted["result"]) == ("web-2", cluster.pk,
-                                                                          "deleted")
-    assert deleted["changes"] == {"address": ["192.0.2.12", None],
-                                  "host_key_fingerprint": ["", None],
-                                  "interface": ["", None], "maintenance": [False, None],
-                                  "name": ["web-2", None], "priority": [110, None],
-                                  "ssh_port": [22, None]}
+    assert (deleted["object"], deleted["cluster"], deleted["result"]) == (
+        "web-2",
+        cluster.pk,
+        "deleted",
+    )
+    assert deleted["changes"] == {
+        "address": ["192.0.2.12", None],
+        "host_key_fingerprint": ["", None],
+        "interface": ["", None],
+        "maintenance": [False, None],
+        "name": ["web-2", None],
+        "priority": [110, None],
+        "ssh_port": [22, None],
+    }
 
 
 def vip_create_by_service(operator, cluster, **_):
@@ -944,13 +1070,16 @@ def vip_create_by_api(operator, cluster, **_):
     assert answer.status_code == 201, answer.content
 
 
-@pytest.mark.parametrize("way", [vip_create_by_service, vip_create_by_panel, vip_create_by_api],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way", [vip_create_by_service, vip_create_by_panel, vip_create_by_api], ids=lambda f: f.__name__
+)
 def test_a_vip_is_added_alike(way, operator, cluster, login):
     way(operator=operator, cluster=cluster, login=login)
     assert cluster.vips.filter(address="192.0.2.101/24", label="backend").exists()
-    assert entry("vip.create")["changes"] == {"address": [None, "192.0.2.101/24"],
-                                              "label": [None, "backend"]}
+    assert entry("vip.create")["changes"] == {
+        "address": [None, "192.0.2.101/24"],
+        "label": [None, "backend"],
+    }
 
 
 def vip_delete_by_service(operator, vip, **_):
@@ -971,16 +1100,18 @@ def vip_delete_by_api(operator, vip, **_):
     assert api(operator).delete(f"/api/v1/vips/{vip.pk}/").status_code == 204
 
 
-@pytest.mark.parametrize("way", [vip_delete_by_service, vip_delete_by_panel, vip_delete_by_admin,
-                                 vip_delete_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [vip_delete_by_service, vip_delete_by_panel, vip_delete_by_admin, vip_delete_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_vip_is_deleted_alike(way, operator, cluster, login, admin_client):
     vip = cluster.vips.get()
     way(operator=operator, vip=vip, login=login, admin_client=admin_client)
     assert not cluster.vips.exists()
     deleted = entry("vip.delete")
     assert (deleted["cluster"], deleted["result"]) == (cluster.pk, "deleted")
-    assert deleted["changes"] == {"address": ["192.0.2.100/24", None],
-                                  "label": ["frontend", None]}
+    assert deleted["changes"] == {"address": ["192.0.2.100/24", None], "label": ["frontend", None]}
 
 
 def credential_create_by_service(admin, key, **_):
@@ -988,21 +1119,27 @@ def credential_create_by_service(admin, key, **_):
 
 
 def credential_create_by_panel(admin, key, login, **_):
-    return login(admin).post(reverse("clusters:credential-create"),
-                      {"name": "k2", "username": "deploy", "private_key": key})
+    return login(admin).post(
+        reverse("clusters:credential-create"),
+        {"name": "k2", "username": "deploy", "private_key": key},
+    )
 
 
 def credential_create_by_api(admin, key, **_):
-    answer = api(admin).post("/api/v1/credentials/",
-                             {"name": "k2", "username": "deploy", "private_key": key})
+    answer = api(admin).post(
+        "/api/v1/credentials/", {"name": "k2", "username": "deploy", "private_key": key}
+    )
     if roles.has_role(admin, roles.ADMIN):
         assert answer.status_code == 201, answer.content
         assert "private_key" not in answer.json()
     return answer
 
 
-@pytest.mark.parametrize("way", [credential_create_by_service, credential_create_by_panel,
-                                 credential_create_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [credential_create_by_service, credential_create_by_panel, credential_create_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_credential_is_stored_alike_and_its_key_never_audited(way, admin, login):
     key = make_private_key()
     way(admin=admin, key=key, login=login)
@@ -1026,8 +1163,10 @@ def key_change_by_service(admin, credential, key, **_):
 def key_change_by_panel(admin, credential, key, login, **_):
     client = login(admin)
     form = panel_form(client, "clusters:credential-edit", credential.pk)
-    client.post(reverse("clusters:credential-update", args=[credential.pk]),
-                form_data(form, private_key=key, passphrase="p2"))
+    client.post(
+        reverse("clusters:credential-update", args=[credential.pk]),
+        form_data(form, private_key=key, passphrase="p2"),
+    )
 
 
 def key_change_by_admin(credential, key, admin_client, **_):
@@ -1035,18 +1174,24 @@ def key_change_by_admin(credential, key, admin_client, **_):
     admin_client.post(admin_url(credential), form_data(form, private_key=key, passphrase="p2"))
 
 
-@pytest.mark.parametrize("way", [key_change_by_service, key_change_by_panel, key_change_by_admin],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [key_change_by_service, key_change_by_panel, key_change_by_admin],
+    ids=lambda f: f.__name__,
+)
 def test_a_changed_ssh_key_is_audited_as_changed(way, admin, login, admin_client):
-    credential = SSHCredential.objects.create(name="k", username="root",
-                                              private_key=make_private_key(), passphrase="p1")
+    credential = SSHCredential.objects.create(
+        name="k", username="root", private_key=make_private_key(), passphrase="p1"
+    )
     key = make_private_key()
     way(admin=admin, credential=credential, key=key, login=login, admin_client=admin_client)
     credential.refresh_from_db()
     assert (credential.private_key.strip(), credential.passphrase) == (key.strip(), "p2")
     changed = entry("credential.update")
-    assert changed["changes"] == {"passphrase": ["(secret)", "(changed)"],
-                                  "private_key": ["(secret)", "(changed)"]}
+    assert changed["changes"] == {
+        "passphrase": ["(secret)", "(changed)"],
+        "private_key": ["(secret)", "(changed)"],
+    }
     assert key.strip().splitlines()[1] not in str(changed) and "p1" not in str(changed)
 
 
@@ -1070,14 +1215,18 @@ def duplicate_priority_by_panel(operator, cluster, login, **_):
 
 
 def duplicate_priority_by_api(operator, cluster, **_):
-    answer = api(operator).post(f"/api/v1/clusters/{cluster.pk}/nodes/",
-                                {**NEW_NODE, "priority": 120})
+    answer = api(operator).post(
+        f"/api/v1/clusters/{cluster.pk}/nodes/", {**NEW_NODE, "priority": 120}
+    )
     assert answer.status_code == 400  # the API's {field: [messages]} shape
     return answer.json()
 
 
-@pytest.mark.parametrize("way", [duplicate_priority_by_service, duplicate_priority_by_panel,
-                                 duplicate_priority_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [duplicate_priority_by_service, duplicate_priority_by_panel, duplicate_priority_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_a_duplicate_priority_is_refused_alike(way, operator, cluster, login):
     errors = way(operator=operator, cluster=cluster, login=login)
     assert list(errors) == ["priority"]
@@ -1097,8 +1246,11 @@ def refused_status(call):
     return answer.status_code
 
 
-@pytest.mark.parametrize("way", [credential_create_by_service, credential_create_by_panel,
-                                 credential_create_by_api], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "way",
+    [credential_create_by_service, credential_create_by_panel, credential_create_by_api],
+    ids=lambda f: f.__name__,
+)
 def test_an_operator_stores_no_credential_anywhere(way, operator, login):
     def call():  # the admin's ways, taken by an operator
         return way(admin=operator, key=make_private_key(), login=login)
@@ -1114,8 +1266,9 @@ def test_a_viewer_changes_no_cluster_anywhere(entry_point, viewer, cluster, logi
         if entry_point == "service":
             return cluster_services.update_cluster(viewer, cluster, {"advert_int": 3})
         if entry_point == "panel":
-            return login(viewer).post(reverse("clusters:cluster-update", args=[cluster.pk]),
-                                      {"advert_int": "3"})
+            return login(viewer).post(
+                reverse("clusters:cluster-update", args=[cluster.pk]), {"advert_int": "3"}
+            )
         return api(viewer).patch(f"/api/v1/clusters/{cluster.pk}/", {"advert_int": 3})
 
     assert refused_status(call) == 403

@@ -22,14 +22,19 @@ def manage(*args, env, cwd=ROOT):
 def secrets_dir(tmp_path):
     from cryptography.fernet import Fernet
 
-    (tmp_path / "sk").write_text("x" * 20 + "-production-secret-key-that-is-long-enough-" + "y" * 20)
+    (tmp_path / "sk").write_text(
+        "x" * 20 + "-production-secret-key-that-is-long-enough-" + "y" * 20
+    )
     (tmp_path / "fk").write_text(Fernet.generate_key().decode())
     return tmp_path
 
 
 def test_production_settings_pass_check_deploy(secrets_dir):
     result = manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         env={
             "DEBUG": "0",
             "VIPANEL_HTTPS": "1",
@@ -44,7 +49,9 @@ def test_production_settings_pass_check_deploy(secrets_dir):
 
 def test_development_defaults_fail_check_deploy(tmp_path):
     # The check must be able to fail, or the test above proves nothing.
-    result = manage("check", "--deploy", "--fail-level", "WARNING", env={"VIPANEL_DATA_DIR": str(tmp_path)})
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env={"VIPANEL_DATA_DIR": str(tmp_path)}
+    )
     assert result.returncode != 0
     assert "SECURE_SSL_REDIRECT" in result.stderr + result.stdout
 

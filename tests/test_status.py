@@ -28,10 +28,14 @@ def test_blocked_vrrp_on_one_node_gives_a_split_brain_verdict(clean_lab, pushed)
     assert status.split_brain_vips == [vip]
     assert sorted(status.holders[vip]) == sorted([clean_lab[0].name, clean_lab[2].name])
     clean_lab[0].unblock_vrrp()
-    wait_until(lambda: not probe_cluster(pushed).split_brain, timeout=10, message="split brain stayed")
+    wait_until(
+        lambda: not probe_cluster(pushed).split_brain, timeout=10, message="split brain stayed"
+    )
 
 
-def test_a_dead_sshd_is_unreachable_within_its_deadline_and_the_others_are_normal(clean_lab, pushed):
+def test_a_dead_sshd_is_unreachable_within_its_deadline_and_the_others_are_normal(
+    clean_lab, pushed
+):
     clean_lab[1].stop_sshd()
     started = time.monotonic()
     status = probe_cluster(pushed, timeout=2)
@@ -86,10 +90,19 @@ def test_the_status_command_prints_json(clean_lab, pushed, capsys):
     call_command("status", pushed.name, "--json")
     data = json.loads(capsys.readouterr().out)
     assert data["split_brain"] is False
-    assert data["vips"] == [{"address": pushed.vips.get().address, "holder": clean_lab[2].name,
-                             "holders": [clean_lab[2].name]}]
+    assert data["vips"] == [
+        {
+            "address": pushed.vips.get().address,
+            "holder": clean_lab[2].name,
+            "holders": [clean_lab[2].name],
+        }
+    ]
     states = {n["name"]: n["vrrp_state"] for n in data["nodes"]}
-    assert states == {clean_lab[0].name: "BACKUP", clean_lab[1].name: "BACKUP", clean_lab[2].name: "MASTER"}
+    assert states == {
+        clean_lab[0].name: "BACKUP",
+        clean_lab[1].name: "BACKUP",
+        clean_lab[2].name: "MASTER",
+    }
 
 
 def test_the_push_command_reports_progress_and_success(clean_lab, pushed, capsys):

@@ -127,9 +127,14 @@ def hostile(lab):
 
 def add_hostile_nodes(cluster, lab, servers):
     for i, (name, server) in enumerate(servers.items()):
-        n = Node(cluster=cluster, name=f"bad-{name}", address=server.address,
-                 ssh_port=server.port, priority=10 + i,
-                 host_key_fingerprint=ssh.fingerprint(HOST_KEY))
+        n = Node(
+            cluster=cluster,
+            name=f"bad-{name}",
+            address=server.address,
+            ssh_port=server.port,
+            priority=10 + i,
+            host_key_fingerprint=ssh.fingerprint(HOST_KEY),
+        )
         n.full_clean()
         n.save()
 

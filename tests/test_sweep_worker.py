@@ -21,7 +21,8 @@ def test_a_sweeps_worker_sweeps_and_leaves_pushes_to_the_push_workers(lab, start
     sweep_task.delay()
     wait_until(
         lambda: NodeState.objects.filter(checked_at__gte=sent, reachable=True).count() == len(lab),
-        timeout=30, message=f"the sweep did not record every node:\n{sweeper.tail()}",
+        timeout=30,
+        message=f"the sweep did not record every node:\n{sweeper.tail()}",
     )
     # The sweeps worker never took the push: it is still queued for a pushes worker.
     push.refresh_from_db()

@@ -16,8 +16,13 @@ def other(db):
 
 
 def test_it_lists_who_did_what_when_and_the_result(login, viewer, operator, cluster):
-    audit.record(operator, "node.update", cluster.nodes.first(),
-                 changes={"priority": [120, 130]}, result="saved")
+    audit.record(
+        operator,
+        "node.update",
+        cluster.nodes.first(),
+        changes={"priority": [120, 130]},
+        result="saved",
+    )
     page = login(viewer).get(reverse("clusters:audit")).content.decode()
     assert "otto-operator" in page and "node.update" in page and "web-1" in page
     assert "<del>120</del> → <ins>130</ins>" in page and "saved" in page
@@ -38,8 +43,13 @@ def test_an_unknown_cluster_in_the_filter_is_a_clear_400(login, viewer):
 
 def test_a_push_entry_shows_what_became_of_the_push(login, viewer, operator, cluster):
     push = ConfigPush.objects.create(cluster=cluster, state="failed")
-    audit.record(operator, "push.start", cluster, changes={"push": [None, push.pk]},
-                 result=f"push #{push.pk} queued")
+    audit.record(
+        operator,
+        "push.start",
+        cluster,
+        changes={"push": [None, push.pk]},
+        result=f"push #{push.pk} queued",
+    )
     page = login(viewer).get(reverse("clusters:audit")).content.decode()
     link = f'<a href="/pushes/{push.pk}/">push #{push.pk}</a>'
     assert f'{link}: <span class="badge bad">failed' in page
@@ -49,15 +59,17 @@ def test_secrets_never_appear(login, admin, operator, cluster):
     before = audit.snapshot(cluster)
     cluster.auth_pass = "t0psecr"
     cluster.save()
-    audit.record(operator, "cluster.update", cluster,
-                 changes=audit.diff(before, audit.snapshot(cluster)))
+    audit.record(
+        operator, "cluster.update", cluster, changes=audit.diff(before, audit.snapshot(cluster))
+    )
     page = login(admin).get(reverse("clusters:audit")).content.decode()
     assert "t0psecr" not in page and "(changed)" in page
     assert cluster.notify_secret not in page
 
 
-def test_it_pages_through_many_entries_in_a_few_queries(login, viewer, operator, cluster,
-                                                         django_assert_max_num_queries):
+def test_it_pages_through_many_entries_in_a_few_queries(
+    login, viewer, operator, cluster, django_assert_max_num_queries
+):
     AuditEntry.objects.bulk_create(
         AuditEntry(username="otto", action="cluster.update", object_repr=f"e{i}", cluster=cluster)
         for i in range(120)
@@ -81,7 +93,12 @@ def test_the_cluster_page_links_to_its_audit(login, viewer, cluster):
 
 def test_a_maintenance_entry_links_its_push(login, viewer, operator, cluster):
     push = ConfigPush.objects.create(cluster=cluster, state="succeeded")
-    audit.record(operator, "maintenance on", cluster.nodes.first(),
-                 changes={"maintenance": [False, True]}, result=f"push #{push.pk}")
+    audit.record(
+        operator,
+        "maintenance on",
+        cluster.nodes.first(),
+        changes={"maintenance": [False, True]},
+        result=f"push #{push.pk}",
+    )
     page = login(viewer).get(reverse("clusters:audit")).content.decode()
     assert f'<a href="/pushes/{push.pk}/">push #{push.pk}</a>: <span class="badge good">' in page

@@ -113,15 +113,23 @@ def test_the_page_shows_nodes_vips_and_settings(login, viewer, cluster):
 
 
 def test_the_page_shows_the_clusters_incidents_and_availability(
-        login, viewer, cluster, django_assert_max_num_queries):
+    login, viewer, cluster, django_assert_max_num_queries
+):
     from django.utils import timezone
 
     from alerts.models import Incident
 
     now = timezone.now()
-    Incident.objects.create(kind="split_brain", cluster=cluster, key="vip:1", subject="x",
-                            title="Split brain of 192.0.2.100/24", started=now, last_seen=now,
-                            opened=now)
+    Incident.objects.create(
+        kind="split_brain",
+        cluster=cluster,
+        key="vip:1",
+        subject="x",
+        title="Split brain of 192.0.2.100/24",
+        started=now,
+        last_seen=now,
+        opened=now,
+    )
     client = login(viewer)
     # 11 queries before these sections; they add 5 for one VIP: the incidents (1), the VIPs
     # (1) and per VIP its coverage and its failover events (3); the VRRP instances' section 5.
@@ -223,8 +231,9 @@ def test_it_rejects_a_vrid_clash_on_the_same_segment_in_place(login, operator, c
 
 def test_only_an_admin_may_set_the_reload_command(login, operator, admin, cluster):
     url = reverse("clusters:cluster-update", args=[cluster.pk])
-    data = cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51",
-                        reload_command="rm -rf /tmp/x")
+    data = cluster_data(
+        name="web", network="192.0.2.0/24", virtual_router_id="51", reload_command="rm -rf /tmp/x"
+    )
     login(operator).post(url, data)
     cluster.refresh_from_db()
     assert cluster.reload_command == "systemctl reload-or-restart keepalived"
@@ -242,8 +251,13 @@ def test_the_operator_sees_the_reload_command_but_cannot_edit_it(login, operator
 
 
 def test_settings_changes_are_audited_with_the_secret_masked(login, operator, cluster):
-    data = cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51",
-                        auth_pass="s3cret", advert_int="2")
+    data = cluster_data(
+        name="web",
+        network="192.0.2.0/24",
+        virtual_router_id="51",
+        auth_pass="s3cret",
+        advert_int="2",
+    )
     response = login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]), data)
     assert response.status_code == 302
     entry = AuditEntry.objects.get(action="cluster.update")
@@ -322,8 +336,9 @@ def test_an_operator_deletes_a_vip(login, operator, cluster):
 # --- Failover drill -----------------------------------------------------------------------
 
 
-def test_the_drill_starts_in_a_worker(login, operator, cluster, drill_queued,
-                                      django_capture_on_commit_callbacks):
+def test_the_drill_starts_in_a_worker(
+    login, operator, cluster, drill_queued, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
     assert response.status_code == 302

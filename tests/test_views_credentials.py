@@ -133,8 +133,13 @@ def test_a_bad_key_is_refused_without_echoing_it(login, admin, stored):
 def test_the_passphrase_can_be_removed(login, admin, stored):
     login(admin).post(
         reverse("clusters:credential-update", args=[stored.pk]),
-        {"name": "ops", "username": "root", "private_key": "", "passphrase": "",
-         "clear_passphrase": "on"},
+        {
+            "name": "ops",
+            "username": "root",
+            "private_key": "",
+            "passphrase": "",
+            "clear_passphrase": "on",
+        },
     )
     stored.refresh_from_db()
     assert stored.passphrase == ""

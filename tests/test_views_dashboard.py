@@ -28,14 +28,25 @@ def observe(cluster, holder, *, split=False, none=False, at=None):
         holds = [v.address for v in vips] if (node == holder or split) else []
         NodeState.objects.update_or_create(
             node=node,
-            defaults=dict(checked_at=at, reachable=True, keepalived_running=True,
-                          vrrp_state="MASTER" if holds else "BACKUP", holds=holds, drift=False),
+            defaults=dict(
+                checked_at=at,
+                reachable=True,
+                keepalived_running=True,
+                vrrp_state="MASTER" if holds else "BACKUP",
+                holds=holds,
+                drift=False,
+            ),
         )
     for vip in vips:
         VipState.objects.update_or_create(
             vip=vip,
-            defaults=dict(holder=None if (split or none) else holder, since=at, checked_at=at,
-                          split_brain=split, no_holder=none),
+            defaults=dict(
+                holder=None if (split or none) else holder,
+                since=at,
+                checked_at=at,
+                split_brain=split,
+                no_holder=none,
+            ),
         )
 
 
@@ -82,7 +93,10 @@ def test_it_shows_each_nodes_health(login, viewer, cluster):
     web1, web2 = cluster.nodes.order_by("name")
     observe(cluster, web1)
     NodeState.objects.filter(node=web2).update(
-        reachable=False, keepalived_running=None, vrrp_state="UNKNOWN", drift=None,
+        reachable=False,
+        keepalived_running=None,
+        vrrp_state="UNKNOWN",
+        drift=None,
         error="web-2: connection refused",
     )
     NodeState.objects.filter(node=web1).update(drift=True)
@@ -122,8 +136,12 @@ def test_it_shows_recent_failovers(login, viewer, cluster):
     now = timezone.now()
     for i in range(5):
         FailoverEvent.objects.create(
-            cluster=cluster, vip_address="192.0.2.100/24", from_node=f"a{i}", to_node=f"b{i}",
-            at=now - dt.timedelta(minutes=i), detected_by="sweep",
+            cluster=cluster,
+            vip_address="192.0.2.100/24",
+            from_node=f"a{i}",
+            to_node=f"b{i}",
+            at=now - dt.timedelta(minutes=i),
+            detected_by="sweep",
         )
     page = login(viewer).get("/").content.decode()
     assert "a0 → b0" in page and "a2 → b2" in page
@@ -173,8 +191,14 @@ def make_fleet(count, *, failed_push=True):
         for k in range(2)
     )
     NodeState.objects.bulk_create(
-        NodeState(node=n, checked_at=now, reachable=True, keepalived_running=True,
-                  vrrp_state="BACKUP", drift=False)
+        NodeState(
+            node=n,
+            checked_at=now,
+            reachable=True,
+            keepalived_running=True,
+            vrrp_state="BACKUP",
+            drift=False,
+        )
         for n in nodes
     )
     holder = {c.pk: n for n in nodes for c in clusters if n.cluster_id == c.pk}
@@ -186,8 +210,14 @@ def make_fleet(count, *, failed_push=True):
         if failed_push:
             ConfigPush.objects.create(cluster=c, state="failed")
     FailoverEvent.objects.bulk_create(
-        FailoverEvent(cluster=c, vip_address=f"10.{i}.0.100/24", from_node="x", to_node="y",
-                      at=now - dt.timedelta(minutes=m), detected_by="sweep")
+        FailoverEvent(
+            cluster=c,
+            vip_address=f"10.{i}.0.100/24",
+            from_node="x",
+            to_node="y",
+            at=now - dt.timedelta(minutes=m),
+            detected_by="sweep",
+        )
         for i, c in enumerate(clusters)
         for m in range(4)
     )
@@ -227,8 +257,11 @@ def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
 
 def shown(page):
     """The names of the clusters on a dashboard page, in order, and whether each is in trouble."""
-    return re.findall(r'<tr class="cluster( trouble)?" id="cluster-\d+">\s*<th scope="row">'
-                      r'<a href="[^"]+">([^<]+)</a>', page)
+    return re.findall(
+        r'<tr class="cluster( trouble)?" id="cluster-\d+">\s*<th scope="row">'
+        r'<a href="[^"]+">([^<]+)</a>',
+        page,
+    )
 
 
 def names(page):
@@ -245,20 +278,26 @@ def healthy_fleet(count):
 PROBLEMS = {
     "unreachable": lambda c: NodeState.objects.filter(node__cluster=c).update(reachable=False),
     "keepalived stopped": lambda c: NodeState.objects.filter(node__cluster=c).update(
-        keepalived_running=False),
+        keepalived_running=False
+    ),
     "FAULT": lambda c: NodeState.objects.filter(node__cluster=c).update(vrrp_state="FAULT"),
     "config drift": lambda c: NodeState.objects.filter(node__cluster=c).update(drift=True),
     "host key changed (probe)": lambda c: NodeState.objects.filter(node__cluster=c).update(
-        host_key_problem=True),
+        host_key_problem=True
+    ),
     "host key changed (offered)": lambda c: Node.objects.filter(cluster=c).update(
-        offered_host_key_fingerprint="SHA256:" + "B" * 43),
+        offered_host_key_fingerprint="SHA256:" + "B" * 43
+    ),
     "stale": lambda c: NodeState.objects.filter(node__cluster=c).update(
-        checked_at=timezone.now() - dt.timedelta(minutes=10)),
+        checked_at=timezone.now() - dt.timedelta(minutes=10)
+    ),
     "failed push": lambda c: ConfigPush.objects.create(cluster=c, state="failed"),
     "split brain": lambda c: VipState.objects.filter(vip__cluster=c).update(
-        split_brain=True, holder=None),
+        split_brain=True, holder=None
+    ),
     "no holder": lambda c: VipState.objects.filter(vip__cluster=c).update(
-        no_holder=True, holder=None),
+        no_holder=True, holder=None
+    ),
 }
 
 

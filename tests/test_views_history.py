@@ -13,7 +13,7 @@ from clusters.models import FailoverEvent, VipState
 from clusters.timeline import HELD, NONE, SPLIT, UNKNOWN, Current, Event, Segment
 from tests.cast import *  # noqa: F403
 
-T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 VIP = "192.0.2.100/24"
 
 
@@ -62,8 +62,9 @@ def test_no_holder_and_its_end():
 
 def test_without_events_in_the_window_the_next_one_tells_who_held_it():
     following = Event(at(90), VIP, "failover", "web-2", "web-1")
-    segs = timeline.intervals([], at(0), at(60), current=Current("web-1", since=at(90)),
-                              following=following)
+    segs = timeline.intervals(
+        [], at(0), at(60), current=Current("web-1", since=at(90)), following=following
+    )
     assert states(segs) == [(HELD, "web-2", at(0), at(60))]
 
 
@@ -82,8 +83,9 @@ def test_events_outside_the_window_are_ignored_and_equal_neighbours_merge():
 
 
 def svg_for(events, current=None):
-    return timeline.timeline_svg([VIP, "192.0.2.101/24"], events, at(0), at(60),
-                                 current=current or {})
+    return timeline.timeline_svg(
+        [VIP, "192.0.2.101/24"], events, at(0), at(60), current=current or {}
+    )
 
 
 def test_the_picture_is_valid_svg_with_one_bar_per_interval_and_a_mark_per_event():
@@ -96,7 +98,10 @@ def test_the_picture_is_valid_svg_with_one_bar_per_interval_and_a_mark_per_event
     ns = "{http://www.w3.org/2000/svg}"
     bars = [r for r in root.iter(f"{ns}rect") if r.get("data-state")]
     assert [(b.get("data-state"), b.get("data-holder")) for b in bars] == [
-        ("held", "web-1"), ("held", "web-2"), ("split", "web-1, web-2"), ("held", "web-1"),
+        ("held", "web-1"),
+        ("held", "web-2"),
+        ("split", "web-1, web-2"),
+        ("held", "web-1"),
     ]
     marks = [g.get("data-kind") for g in root.iter(f"{ns}g")]
     assert marks == ["failover", "split_brain"]
@@ -121,8 +126,13 @@ pytestmark_db = pytest.mark.django_db
 
 def event(cluster, minutes_ago, kind="failover", vip=VIP, src="web-1", dst="web-2"):
     return FailoverEvent.objects.create(
-        cluster=cluster, vip_address=vip, from_node=src, to_node=dst, kind=kind,
-        at=timezone.now() - dt.timedelta(minutes=minutes_ago), detected_by="sweep",
+        cluster=cluster,
+        vip_address=vip,
+        from_node=src,
+        to_node=dst,
+        kind=kind,
+        at=timezone.now() - dt.timedelta(minutes=minutes_ago),
+        detected_by="sweep",
     )
 
 
@@ -205,9 +215,12 @@ def test_an_unknown_vip_or_range_is_refused(login, viewer, cluster):
 def test_the_timeline_starts_from_the_current_holder(login, viewer, aged):
     cluster = aged
     web1 = cluster.nodes.get(name="web-1")
-    VipState.objects.create(vip=cluster.vips.get(), holder=web1,
-                            since=timezone.now() - dt.timedelta(days=3),
-                            checked_at=timezone.now())
+    VipState.objects.create(
+        vip=cluster.vips.get(),
+        holder=web1,
+        since=timezone.now() - dt.timedelta(days=3),
+        checked_at=timezone.now(),
+    )
     page = history(login(viewer), cluster).content.decode()
     assert 'data-state="held" data-holder="web-1"' in page
 
@@ -239,8 +252,9 @@ def test_nothing_is_drawn_before_the_vip_existed():
 @pytestmark_db
 def test_the_picture_starts_when_the_vip_was_created(login, viewer, cluster):
     web1 = cluster.nodes.get(name="web-1")
-    VipState.objects.create(vip=cluster.vips.get(), holder=web1, since=timezone.now(),
-                            checked_at=timezone.now())
+    VipState.objects.create(
+        vip=cluster.vips.get(), holder=web1, since=timezone.now(), checked_at=timezone.now()
+    )
     page = history(login(viewer), cluster).content.decode()
     # Made a moment ago: the bar starts at the right-hand end, not 24 hours back.
     x = float(re.search(r'<rect x="([\d.]+)"[^>]*data-state=', page).group(1))

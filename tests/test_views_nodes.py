@@ -22,8 +22,14 @@ NEW_KEY = "SHA256:" + "N" * 43
 
 
 def node_data(**overrides):
-    data = {"name": "web-3", "address": "192.0.2.13", "ssh_port": "22", "priority": "100",
-            "interface": "", "credential": ""}
+    data = {
+        "name": "web-3",
+        "address": "192.0.2.13",
+        "ssh_port": "22",
+        "priority": "100",
+        "interface": "",
+        "credential": "",
+    }
     data.update(overrides)
     return data
 
@@ -99,15 +105,14 @@ def test_each_mutating_view_enforces_csrf(login, operator, mutating):
 
 def add(client, cluster, htmx=True, **fields):
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
-    return client.post(reverse("clusters:node-add", args=[cluster.pk]), node_data(**fields),
-                       **headers)
+    return client.post(
+        reverse("clusters:node-add", args=[cluster.pk]), node_data(**fields), **headers
+    )
 
 
 def field_errors(body, name):
     """The error list Django renders for field `name` (empty when it has none)."""
-    match = re.search(
-        rf'<ul class="errorlist" id="id_{name}_error">(.*?)</ul>', body, re.S
-    )
+    match = re.search(rf'<ul class="errorlist" id="id_{name}_error">(.*?)</ul>', body, re.S)
     return re.sub(r"<[^>]+>", "", match.group(1)).strip() if match else ""
 
 
@@ -259,8 +264,9 @@ def test_maintenance_off_starts_a_normal_push(login, operator, web1, enqueued):
     assert ConfigPush.objects.get().kind == ConfigPush.Kind.PUSH
 
 
-def test_maintenance_changes_nothing_when_the_push_is_refused(login, operator, cluster, web1,
-                                                               enqueued):
+def test_maintenance_changes_nothing_when_the_push_is_refused(
+    login, operator, cluster, web1, enqueued
+):
     running = ConfigPush.objects.create(cluster=cluster, state="running")
     response = login(operator).post(
         reverse("clusters:node-maintenance", args=[web1.pk]), {"maintenance": "on"}
@@ -293,9 +299,11 @@ def test_the_cluster_page_flags_a_changed_host_key(login, viewer, operator, clus
 
 
 def test_the_host_key_page_shows_old_and_new_fingerprints(login, operator, changed_key):
-    page = login(operator).get(
-        reverse("clusters:node-host-key", args=[changed_key.pk])
-    ).content.decode()
+    page = (
+        login(operator)
+        .get(reverse("clusters:node-host-key", args=[changed_key.pk]))
+        .content.decode()
+    )
     assert f'<code id="old-fingerprint">{OLD_KEY}</code>' in page
     assert f'<code id="new-fingerprint">{NEW_KEY}</code>' in page
 

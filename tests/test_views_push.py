@@ -47,9 +47,12 @@ def previews():
 
 def make_push(cluster, state="running", steps=("applied", "running"), **fields):
     push = ConfigPush.objects.create(cluster=cluster, state=state, **fields)
-    for i, (node, step_state) in enumerate(zip(cluster.nodes.order_by("priority"), steps), 1):
-        PushStep.objects.create(push=push, node=node, node_name=node.name, position=i,
-                                state=step_state)
+    for i, (node, step_state) in enumerate(
+        zip(cluster.nodes.order_by("priority"), steps, strict=False), 1
+    ):
+        PushStep.objects.create(
+            push=push, node=node, node_name=node.name, position=i, state=step_state
+        )
     return push
 
 
@@ -86,8 +89,9 @@ def test_each_mutating_view_enforces_csrf(login, operator, mutating):
 # --- Preview ------------------------------------------------------------------------------
 
 
-def test_preview_shows_what_changes_per_node_and_unchanged_nodes(login, operator, cluster,
-                                                                  previews):
+def test_preview_shows_what_changes_per_node_and_unchanged_nodes(
+    login, operator, cluster, previews
+):
     response = login(operator).post(
         reverse("clusters:push-preview", args=[cluster.pk]), HTTP_HX_REQUEST="true"
     )
@@ -106,9 +110,11 @@ def test_preview_shows_what_changes_per_node_and_unchanged_nodes(login, operator
 def test_preview_shows_a_node_it_could_not_read(login, operator, cluster):
     result = [NodePreview("web-1", 1, None, "", "web-1: connection refused")]
     with mock.patch("clusters.preview.preview_cluster", return_value=result):
-        body = login(operator).post(
-            reverse("clusters:push-preview", args=[cluster.pk])
-        ).content.decode()
+        body = (
+            login(operator)
+            .post(reverse("clusters:push-preview", args=[cluster.pk]))
+            .content.decode()
+        )
     assert "<html" in body  # without htmx: a page of its own
     assert "cannot read" in body and "web-1: connection refused" in body
 
@@ -174,7 +180,7 @@ def test_polling_an_active_push_returns_the_fragment(login, viewer, cluster):
     response = login(viewer).get(reverse("clusters:push", args=[push.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.lstrip().startswith("<div id=\"push-live\"")
+    assert body.lstrip().startswith('<div id="push-live"')
     assert "<html" not in body and "hx-trigger" in body
 
 
@@ -190,8 +196,12 @@ def test_polling_stops_with_286_once_the_push_has_ended(login, viewer, cluster):
 
 
 def test_a_failed_step_shows_keepalived_t_output_and_exit_code(login, viewer, cluster):
-    push = make_push(cluster, "failed", ("applied", "failed"),
-                     detail="web-1: keepalived -t rejected the new config (exit 1).")
+    push = make_push(
+        cluster,
+        "failed",
+        ("applied", "failed"),
+        detail="web-1: keepalived -t rejected the new config (exit 1).",
+    )
     step = push.steps.get(state="failed")
     step.detail = "keepalived -t rejected the new config (exit 1); the node still runs its old one."
     step.exit_code = 1
@@ -249,12 +259,20 @@ def test_the_push_page_scrubs_secrets_from_step_output(login, viewer, cluster):
     """The API and the page scrub with one function (clusters.preview.scrub)."""
     Cluster.objects.filter(pk=cluster.pk).update(auth_pass="pw_9xq")
     cluster.refresh_from_db()
-    push = ConfigPush.objects.create(cluster=cluster, state=ConfigPush.State.FAILED,
-                                     detail="failed near pw_9xq",
-                                     log=f"posted with {cluster.notify_secret}\n")
+    push = ConfigPush.objects.create(
+        cluster=cluster,
+        state=ConfigPush.State.FAILED,
+        detail="failed near pw_9xq",
+        log=f"posted with {cluster.notify_secret}\n",
+    )
     PushStep.objects.create(
-        push=push, node=cluster.nodes.first(), node_name="web-1", position=1,
-        state=PushStep.State.FAILED, exit_code=1, detail="rejected pw_9xq",
+        push=push,
+        node=cluster.nodes.first(),
+        node_name="web-1",
+        position=1,
+        state=PushStep.State.FAILED,
+        exit_code=1,
+        detail="rejected pw_9xq",
         output="Line 12: auth_pass pw_9xq\nbad keyword\n",
     )
     page = login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()

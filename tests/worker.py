@@ -47,16 +47,26 @@ class Process:
         argv = [sys.executable, "-m", "celery", "-A", "vipanel"]
         if self.kind == "worker":
             argv += [
-                "worker", "--loglevel=INFO", f"--concurrency={self.concurrency}",
-                "--pool=prefork", f"--queues={self.queues}",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", f"test-{os.getpid()}-{self.log_path.stem}@%h",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={self.concurrency}",
+                "--pool=prefork",
+                f"--queues={self.queues}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{os.getpid()}-{self.log_path.stem}@%h",
             ]
         else:
             argv += ["beat", "--loglevel=INFO", "-s", str(self.log_path.with_suffix(".schedule"))]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         if self.kind == "worker":
@@ -118,7 +128,10 @@ def start_worker(private_redis, tmp_path):
 
     def start(kind="worker", queues=None, concurrency=1, **extra_env):
         process = Process(
-            kind, tmp_path / f"{kind}-{len(started)}.log", process_env(extra_env), queues,
+            kind,
+            tmp_path / f"{kind}-{len(started)}.log",
+            process_env(extra_env),
+            queues,
             concurrency,
         )
         started.append(process)

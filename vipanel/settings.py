@@ -60,7 +60,9 @@ def env_secret(name, generate):
         try:
             return Path(path).read_text().strip()
         except OSError as e:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r}: cannot read it ({e.strerror})") from None
+            raise ImproperlyConfigured(
+                f"{name}_FILE={path!r}: cannot read it ({e.strerror})"
+            ) from None
     path = DATA_DIR / name.lower()
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -219,7 +221,9 @@ if DEBUG or not STATIC_ROOT.exists():
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Shared by the web server and the workers (e.g. the last sweep's duration for /metrics).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
 # The JSON API (clusters/api/): token only, JSON only, every error as JSON.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["clusters.api.auth.TokenAuthentication"],

@@ -41,8 +41,9 @@ def trust_host_key(user, node, fingerprint=None):
                 host_key_fingerprint=node.host_key_fingerprint,
             ) from None
         # The node offers another key than the one compared: a conflict with its state.
-        raise Conflict(" ".join(str(v) for v in e.errors.values()),
-                       offered_host_key_fingerprint=offered) from None
+        raise Conflict(
+            " ".join(str(v) for v in e.errors.values()), offered_host_key_fingerprint=offered
+        ) from None
 
 
 def start_cluster_push(user, cluster):

@@ -102,4 +102,3 @@ def permission_denied(request, exception=None):
     if _is_api(request):
         return JsonResponse({"detail": str(exception or "") or "Permission denied."}, status=403)
     return defaults.permission_denied(request, exception)
-

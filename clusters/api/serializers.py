@@ -328,8 +328,16 @@ class VrrpInstanceSerializer(ModelCleanSerializer):
 
     class Meta:
         model = VrrpInstance
-        fields = ["id", *INSTANCE_FIELDS, "cluster", "keepalived_name", "auth_pass_set",
-                  "priorities", "created", "auth_pass"]
+        fields = [
+            "id",
+            *INSTANCE_FIELDS,
+            "cluster",
+            "keepalived_name",
+            "auth_pass_set",
+            "priorities",
+            "created",
+            "auth_pass",
+        ]
         read_only_fields = ["cluster"]
         extra_kwargs = {
             "auth_pass": {
@@ -348,12 +356,19 @@ class VrrpInstanceSerializer(ModelCleanSerializer):
         return instance.keepalived_name
 
     @extend_schema_field(
-        {"type": "array", "items": {"type": "object", "properties": {
-            "node": {"type": "integer"}, "priority": {"type": "integer"}}}}
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"node": {"type": "integer"}, "priority": {"type": "integer"}},
+            },
+        }
     )
     def get_priorities(self, instance):
-        return [{"node": node, "priority": priority}
-                for node, priority in instance.node_priorities.values_list("node", "priority")]
+        return [
+            {"node": node, "priority": priority}
+            for node, priority in instance.node_priorities.values_list("node", "priority")
+        ]
 
 
 class NodePrioritySerializer(serializers.Serializer):
@@ -507,8 +522,17 @@ class FailoverSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FailoverEvent
-        fields = ["id", "at", "vip", "vip_id", "from_node", "to_node", "kind", "detected_by",
-                  "detail"]
+        fields = [
+            "id",
+            "at",
+            "vip",
+            "vip_id",
+            "from_node",
+            "to_node",
+            "kind",
+            "detected_by",
+            "detail",
+        ]
         read_only_fields = fields
 
 
@@ -610,8 +634,11 @@ def status_dict(cluster):
                 "holds": list(state.holds) if state else [],
                 "drift": state.drift if state else None,
                 "error": state.error if state else "",
-                "host_key_problem": bool(health.host_key_problem(
-                    node.host_key_fingerprint, node.offered_host_key_fingerprint, state)),
+                "host_key_problem": bool(
+                    health.host_key_problem(
+                        node.host_key_fingerprint, node.offered_host_key_fingerprint, state
+                    )
+                ),
             }
         )
     vip_rows = []

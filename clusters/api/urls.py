@@ -32,9 +32,7 @@ urlpatterns = [
         v.InstancePriority.as_view(),
         name="instance-priorities",
     ),
-    path(
-        "clusters/<int:cluster_id>/sync-groups/", v.SyncGroupList.as_view(), name="sync-groups"
-    ),
+    path("clusters/<int:cluster_id>/sync-groups/", v.SyncGroupList.as_view(), name="sync-groups"),
     path("sync-groups/<int:group_id>/", v.SyncGroupDetail.as_view(), name="sync-group"),
     path("pushes/<int:push_id>/", v.PushDetail.as_view(), name="push"),
     path("pushes/<int:push_id>/resume/", v.PushResume.as_view(), name="push-resume"),

@@ -322,8 +322,11 @@ class InstanceList(mixins.ListModelMixin, mixins.CreateModelMixin, ApiView):
     serializer_class = s.VrrpInstanceSerializer
 
     def get_queryset(self):
-        return VrrpInstance.objects.filter(cluster=self.cluster()).select_related(
-            "cluster").order_by("pk")
+        return (
+            VrrpInstance.objects.filter(cluster=self.cluster())
+            .select_related("cluster")
+            .order_by("pk")
+        )
 
     @extend_schema(summary="A cluster's further VRRP instances (the main one is the cluster)")
     def get(self, request, cluster_id):
@@ -387,8 +390,12 @@ class InstancePriority(ObjectView):
         instance = self.get_object()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        actions.set_priority(request.user, instance, serializer.validated_data["node"],
-                             serializer.validated_data["priority"])
+        actions.set_priority(
+            request.user,
+            instance,
+            serializer.validated_data["node"],
+            serializer.validated_data["priority"],
+        )
         return Response(s.VrrpInstanceSerializer(instance).data)
 
 
@@ -519,9 +526,7 @@ class ClusterPreview(ApiView):
     roles = {"GET": OPERATOR}
     serializer_class = s.PreviewSerializer
 
-    @extend_schema(
-        summary="What a push would change on each node (reads the live files over SSH)"
-    )
+    @extend_schema(summary="What a push would change on each node (reads the live files over SSH)")
     def get(self, request, cluster_id):
         cluster = self.cluster()
         secrets = s.cluster_secrets(cluster)

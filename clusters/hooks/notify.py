@@ -32,7 +32,9 @@ def receive(cluster_id, data):
     node = cluster.nodes.filter(name=fields["node"]).first() if cluster else None
     if node is None:
         return HttpResponseNotFound("unknown cluster or node\n")
-    reason = notify.check_signature(node, fields["state"], fields["ts"], fields["nonce"], fields["sig"])
+    reason = notify.check_signature(
+        node, fields["state"], fields["ts"], fields["nonce"], fields["sig"]
+    )
     if reason:
         return HttpResponseForbidden(f"refused: {reason}\n")
     with transaction.atomic():

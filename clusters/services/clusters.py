@@ -10,10 +10,28 @@ from clusters.services.errors import Busy, Forbidden
 
 # What a person may set on a cluster (the rest is the panel's own bookkeeping).
 FIELDS = [
-    "name", "network", "virtual_router_id", "interface", "advert_int", "auth_pass", "unicast",
-    "preempt", "preempt_delay", "check_type", "check_target", "check_script", "check_interval",
-    "check_weight", "check_fall", "check_rise", "config_path", "reload_command", "credential",
+    "name",
+    "network",
+    "virtual_router_id",
+    "interface",
+    "advert_int",
+    "auth_pass",
+    "unicast",
+    "preempt",
+    "preempt_delay",
+    "check_type",
+    "check_target",
+    "check_script",
+    "check_interval",
+    "check_weight",
+    "check_fall",
+    "check_rise",
+    "config_path",
+    "reload_command",
+    "credential",
 ]
+
+
 def admin_only_fields(user):
     """The fields `user` may not change (the panel disables them in its form)."""
     return () if user is None or roles.can_admin(user) else roles.ADMIN_ONLY_CLUSTER_FIELDS
@@ -38,8 +56,13 @@ def create_cluster(user, data):
     cluster.full_clean()
     with transaction.atomic():
         cluster.save()
-        audit.record(user, "cluster.create", cluster,
-                     changes=audit.diff({}, audit.snapshot(cluster, FIELDS)), result="created")
+        audit.record(
+            user,
+            "cluster.create",
+            cluster,
+            changes=audit.diff({}, audit.snapshot(cluster, FIELDS)),
+            result="created",
+        )
     return cluster
 
 
@@ -56,8 +79,7 @@ def update_cluster(user, cluster, data):
         changes = audit.diff(before, audit.snapshot(cluster, FIELDS))
         # Saving what was already there is no change, and the audit log lists changes.
         if changes:
-            audit.record(user, "cluster.update", cluster, changes=changes,
-                         result="saved")
+            audit.record(user, "cluster.update", cluster, changes=changes, result="saved")
     return cluster
 
 
@@ -65,16 +87,22 @@ def delete_cluster(user, cluster):
     """Refused while a push of it is active: the worker would lose its rows mid-step."""
     _rules.require(user, roles.OPERATOR)
     with transaction.atomic():
-        active = cluster.pushes.select_for_update().filter(
-            state__in=ConfigPush.ACTIVE_STATES).first()
+        active = (
+            cluster.pushes.select_for_update().filter(state__in=ConfigPush.ACTIVE_STATES).first()
+        )
         if active is not None:
-            error = Busy({"__all__": f"Push #{active.pk} of cluster {cluster.name} is "
-                          f"{active.state}; delete the cluster when it has finished."},
-                         active=active)
+            error = Busy(
+                {
+                    "__all__": f"Push #{active.pk} of cluster {cluster.name} is "
+                    f"{active.state}; delete the cluster when it has finished."
+                },
+                active=active,
+            )
         else:
             before = audit.snapshot(cluster, FIELDS)
-            audit.record(user, "cluster.delete", cluster, changes=audit.diff(before, {}),
-                         result="deleted")
+            audit.record(
+                user, "cluster.delete", cluster, changes=audit.diff(before, {}), result="deleted"
+            )
             # The entry keeps the name; its link to the cluster goes with the row.
             cluster.delete()
             return None

@@ -19,8 +19,13 @@ def create_credential(user, data):
     credential.full_clean()
     with transaction.atomic():
         credential.save()
-        audit.record(user, "credential.create", credential,
-                     changes=audit.diff({}, audit.snapshot(credential, FIELDS)), result="created")
+        audit.record(
+            user,
+            "credential.create",
+            credential,
+            changes=audit.diff({}, audit.snapshot(credential, FIELDS)),
+            result="created",
+        )
     return credential
 
 
@@ -36,8 +41,7 @@ def update_credential(user, credential, data):
         changes = audit.diff(before, audit.snapshot(credential, FIELDS))
         # Saving what was already there is no change, and the audit log lists changes.
         if changes:
-            audit.record(user, "credential.update", credential, changes=changes,
-                         result="saved")
+            audit.record(user, "credential.update", credential, changes=changes, result="saved")
     return credential
 
 
@@ -47,11 +51,20 @@ def delete_credential(user, credential):
     before = audit.snapshot(credential, FIELDS)
     try:
         with transaction.atomic():
-            audit.record(user, "credential.delete", credential, changes=audit.diff(before, {}),
-                         result="deleted")
+            audit.record(
+                user,
+                "credential.delete",
+                credential,
+                changes=audit.diff(before, {}),
+                result="deleted",
+            )
             credential.delete()
     except ProtectedError:
-        error = Refused({"__all__": f"Credential {credential.name} is in use by a cluster or "
-                         "node; give those another credential first."})
+        error = Refused(
+            {
+                "__all__": f"Credential {credential.name} is in use by a cluster or "
+                "node; give those another credential first."
+            }
+        )
         _rules.refused(user, "credential.delete", credential, error)
         raise error from None

@@ -46,8 +46,13 @@ def trust_host_key(user, node, fingerprint, typed=False):
         Node.objects.filter(pk=node.pk, **expected).update(
             host_key_fingerprint=fingerprint, offered_host_key_fingerprint=""
         )
-        audit.record(user, action, node, cluster=node.cluster,
-                     changes={"host_key_fingerprint": [old, fingerprint]},
-                     result="re-pinned" if old else "trusted")
+        audit.record(
+            user,
+            action,
+            node,
+            cluster=node.cluster,
+            changes={"host_key_fingerprint": [old, fingerprint]},
+            result="re-pinned" if old else "trusted",
+        )
     node.host_key_fingerprint, node.offered_host_key_fingerprint = fingerprint, ""
     return node

@@ -32,9 +32,13 @@ def switch(user, node, on, queue=True):
     node.maintenance = on
     kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
     push = pushes.queue_push(node.cluster, user, kind=kind, queue=queue)
-    audit.record(user, "maintenance on" if on else "maintenance off", node,
-                 changes={"maintenance": [not on, on], "push": [None, push.pk]},
-                 result=f"push #{push.pk}")
+    audit.record(
+        user,
+        "maintenance on" if on else "maintenance off",
+        node,
+        changes={"maintenance": [not on, on], "push": [None, push.pk]},
+        result=f"push #{push.pk}",
+    )
     return push
 
 

@@ -8,8 +8,16 @@ from clusters.models import Node
 from clusters.services import _rules, instances, maintenance
 from clusters.services.errors import Refused
 
-FIELDS = ["name", "address", "ssh_port", "priority", "interface", "credential", "maintenance",
-          "host_key_fingerprint"]
+FIELDS = [
+    "name",
+    "address",
+    "ssh_port",
+    "priority",
+    "interface",
+    "credential",
+    "maintenance",
+    "host_key_fingerprint",
+]
 
 
 def _pin_typed(node, data):
@@ -29,8 +37,14 @@ def create_node(user, cluster, data):
         node.save()
         # A priority in each further instance too, so the node's file can be rendered.
         instances.add_node_priorities(node)
-        audit.record(user, "node.create", node, cluster=cluster,
-                     changes=audit.diff({}, audit.snapshot(node, FIELDS)), result="created")
+        audit.record(
+            user,
+            "node.create",
+            node,
+            cluster=cluster,
+            changes=audit.diff({}, audit.snapshot(node, FIELDS)),
+            result="created",
+        )
     return node
 
 
@@ -53,8 +67,9 @@ def update_node(user, node, data, queue=True):
             # A maintenance switch alone is audited once, as itself (below); saving what was
             # already there is no change, and the audit log lists changes.
             if changes:
-                audit.record(user, "node.update", node, cluster=node.cluster, changes=changes,
-                             result="saved")
+                audit.record(
+                    user, "node.update", node, cluster=node.cluster, changes=changes, result="saved"
+                )
             if wanted != node.maintenance:
                 # Same rule as the maintenance button: the flag never changes without a push.
                 maintenance.switch(user, node, wanted, queue=queue)
@@ -70,6 +85,12 @@ def delete_node(user, node):
     cluster = node.cluster
     before = audit.snapshot(node, FIELDS)
     with transaction.atomic():
-        audit.record(user, "node.delete", node, cluster=cluster,
-                     changes=audit.diff(before, {}), result="deleted")
+        audit.record(
+            user,
+            "node.delete",
+            node,
+            cluster=cluster,
+            changes=audit.diff(before, {}),
+            result="deleted",
+        )
         node.delete()

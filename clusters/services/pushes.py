@@ -27,11 +27,15 @@ def active_push(cluster):
 
 def _busy(cluster, active):
     if active.kind == ConfigPush.Kind.DRILL:
-        text = (f"A failover drill (#{active.pk}) of cluster {cluster.name} is {active.state}; "
-                "wait for it to finish.")
+        text = (
+            f"A failover drill (#{active.pk}) of cluster {cluster.name} is {active.state}; "
+            "wait for it to finish."
+        )
     else:
-        text = (f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
-                "wait for it to finish (or resume it if it was interrupted).")
+        text = (
+            f"Push #{active.pk} of cluster {cluster.name} is {active.state}; "
+            "wait for it to finish (or resume it if it was interrupted)."
+        )
     return Busy({"__all__": text}, active=active)
 
 
@@ -72,25 +76,36 @@ def requeue_push(push, queue=True):
         with transaction.atomic():
             # A drill is never resumed: it stops keepalived on a holder, run it anew instead.
             # The heartbeat is the database's clock, as the engine's staleness rule reads it.
-            resumed = ConfigPush.objects.filter(
-                pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES
-            ).exclude(kind=ConfigPush.Kind.DRILL).update(
-                state=ConfigPush.State.QUEUED, finished=None, detail="", heartbeat=Now())
+            resumed = (
+                ConfigPush.objects.filter(pk=push.pk, state__in=ConfigPush.RESUMABLE_STATES)
+                .exclude(kind=ConfigPush.Kind.DRILL)
+                .update(state=ConfigPush.State.QUEUED, finished=None, detail="", heartbeat=Now())
+            )
             if not resumed:
                 push.refresh_from_db()
                 if push.kind == ConfigPush.Kind.DRILL:
-                    raise Refused({"__all__": f"#{push.pk} is a failover drill; a drill is "
-                                   "not resumed, start a new one."})
-                raise Refused({"__all__": f"Push #{push.pk} is {push.state}; only a failed "
-                               "or interrupted push can be resumed."})
+                    raise Refused(
+                        {
+                            "__all__": f"#{push.pk} is a failover drill; a drill is "
+                            "not resumed, start a new one."
+                        }
+                    )
+                raise Refused(
+                    {
+                        "__all__": f"Push #{push.pk} is {push.state}; only a failed "
+                        "or interrupted push can be resumed."
+                    }
+                )
             push.steps.filter(state=PushStep.State.FAILED).update(state=PushStep.State.PENDING)
             if queue:
                 transaction.on_commit(lambda: enqueue(push.pk))
     except IntegrityError:
         active = active_push(push.cluster)
         raise Busy(
-            {"__all__": f"Push #{active.pk if active else '?'} of this cluster is active; wait "
-             "for it to finish before resuming this one."},
+            {
+                "__all__": f"Push #{active.pk if active else '?'} of this cluster is active; wait "
+                "for it to finish before resuming this one."
+            },
             active=active,
         ) from None
     push_engine._append_log(push.pk, "resumed")
@@ -105,8 +120,13 @@ def start_push(user, cluster, kind=ConfigPush.Kind.PUSH, queue=True):
     try:
         with transaction.atomic():
             push = queue_push(cluster, user, kind=kind, queue=queue)
-            audit.record(user, "push.start", cluster, changes={"push": [None, push.pk]},
-                         result=f"push #{push.pk} queued")
+            audit.record(
+                user,
+                "push.start",
+                cluster,
+                changes={"push": [None, push.pk]},
+                result=f"push #{push.pk} queued",
+            )
     except Refused as e:
         _rules.refused(user, "push.start", cluster, e)
         raise
@@ -118,8 +138,13 @@ def resume_push(user, push, queue=True):
     try:
         with transaction.atomic():
             push = requeue_push(push, queue=queue)
-            audit.record(user, "push.resume", push.cluster, changes={"push": [None, push.pk]},
-                         result=f"push #{push.pk} queued again")
+            audit.record(
+                user,
+                "push.resume",
+                push.cluster,
+                changes={"push": [None, push.pk]},
+                result=f"push #{push.pk} queued again",
+            )
     except Refused as e:
         _rules.refused(user, "push.resume", push.cluster, e, changes={"push": [None, push.pk]})
         raise

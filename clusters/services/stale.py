@@ -64,13 +64,21 @@ def remove_stale_address(user, node, vip):
             KEEPALIVED_RUNNING: f"refused: keepalived is running on {node.name} again; it "
             "manages its addresses itself",
             NOT_THERE: f"nothing to do: {vip.address} is not on {interface} of {node.name}",
-        }.get(result.exit_status, f"failed: ip addr del exited {result.exit_status}: "
-              f"{result.stderr.strip()[:120]}")
+        }.get(
+            result.exit_status,
+            f"failed: ip addr del exited {result.exit_status}: {result.stderr.strip()[:120]}",
+        )
     finally:
         if conn is not None:
             conn.close()
     remote.settle(target, conn, error)
     with transaction.atomic():
-        audit.record(user, "vip.remove_stale", vip, cluster=node.cluster,
-                     changes={"node": node.name, "interface": interface}, result=outcome)
+        audit.record(
+            user,
+            "vip.remove_stale",
+            vip,
+            cluster=node.cluster,
+            changes={"node": node.name, "interface": interface},
+            result=outcome,
+        )
     return outcome

@@ -27,16 +27,22 @@ def set_role(user, target, role):
     if role not in (*roles.ROLES, NO_ROLE):
         raise Refused({"role": "Pick one of the roles offered."})
     if target.is_superuser and role != roles.ADMIN:
-        raise Refused({"role": f"{target.get_username()} is a superuser: always an admin "
-                       "whatever the role."})
+        raise Refused(
+            {"role": f"{target.get_username()} is a superuser: always an admin whatever the role."}
+        )
     if user is not None and target.pk == user.pk and role != roles.ADMIN:
-        raise Refused({"role": "You cannot take the admin role from yourself; ask another "
-                       "admin."})
+        raise Refused({"role": "You cannot take the admin role from yourself; ask another admin."})
     old = roles.role_of(target) or "none"
     with transaction.atomic():
         _assign(target, role)
-        audit.record(user, "user.role", target, object_type="user",
-                     changes={"role": [old, role or "none"]}, result="saved")
+        audit.record(
+            user,
+            "user.role",
+            target,
+            object_type="user",
+            changes={"role": [old, role or "none"]},
+            result="saved",
+        )
     return target
 
 
@@ -52,8 +58,14 @@ def create_user(user, username, password=None, role=roles.VIEWER):
     with transaction.atomic():
         target.save()
         _assign(target, role)
-        audit.record(user, "user.create", target, object_type="user",
-                     changes={"role": [None, role or "none"]}, result="created")
+        audit.record(
+            user,
+            "user.create",
+            target,
+            object_type="user",
+            changes={"role": [None, role or "none"]},
+            result="created",
+        )
     return target
 
 
@@ -65,8 +77,14 @@ def create_superuser(user, username, password):
         raise Refused({"__all__": "An admin user exists already; log in with it."})
     with transaction.atomic():
         target = User.objects.create_superuser(username=username, password=password, email="")
-        audit.record(user, "user.create", target, object_type="user",
-                     changes={"role": [None, roles.ADMIN]}, result="created (superuser)")
+        audit.record(
+            user,
+            "user.create",
+            target,
+            object_type="user",
+            changes={"role": [None, roles.ADMIN]},
+            result="created (superuser)",
+        )
     return target
 
 
@@ -74,12 +92,19 @@ def issue_api_token(user, target, name=""):
     """-> (ApiToken, key). The key is shown this once; only its hash is stored."""
     _rules.require(user, roles.ADMIN)
     if not target.is_active:
-        raise Refused({"__all__": f"'{target.get_username()}' is inactive: a token for them "
-                       "would not work."})
+        raise Refused(
+            {"__all__": f"'{target.get_username()}' is inactive: a token for them would not work."}
+        )
     with transaction.atomic():
         token, key = ApiToken.issue(target, name=name)
-        audit.record(user, "token.create", target, object_type="user",
-                     changes={"token": [None, token.prefix]}, result="issued")
+        audit.record(
+            user,
+            "token.create",
+            target,
+            object_type="user",
+            changes={"token": [None, token.prefix]},
+            result="issued",
+        )
     return token, key
 
 
@@ -87,8 +112,14 @@ def revoke_api_token(user, token):
     _rules.require(user, roles.ADMIN)
     owner = token.user
     with transaction.atomic():
-        audit.record(user, "token.delete", owner, object_type="user",
-                     changes={"token": [token.prefix, None]}, result="revoked")
+        audit.record(
+            user,
+            "token.delete",
+            owner,
+            object_type="user",
+            changes={"token": [token.prefix, None]},
+            result="revoked",
+        )
         token.delete()
 
 
@@ -98,8 +129,14 @@ def record_admin_change(user, target, action, changes):
     _rules.require(user, roles.ADMIN)
     # Saving what was already there is no change, and the audit log lists changes.
     if changes:
-        audit.record(user, action, target, object_type=target._meta.model_name,
-                     changes=changes, result="saved")
+        audit.record(
+            user,
+            action,
+            target,
+            object_type=target._meta.model_name,
+            changes=changes,
+            result="saved",
+        )
 
 
 def delete_user(user, target):
@@ -107,6 +144,12 @@ def delete_user(user, target):
     if user is not None and target.pk == user.pk:
         raise Refused({"__all__": "You cannot delete yourself; ask another admin."})
     with transaction.atomic():
-        audit.record(user, "user.delete", target, object_type="user",
-                     changes={"role": [roles.role_of(target) or "none", None]}, result="deleted")
+        audit.record(
+            user,
+            "user.delete",
+            target,
+            object_type="user",
+            changes={"role": [roles.role_of(target) or "none", None]},
+            result="deleted",
+        )
         target.delete()

@@ -16,8 +16,14 @@ def create_vip(user, cluster, data):
     vip.full_clean()
     with transaction.atomic():
         vip.save()
-        audit.record(user, "vip.create", vip, cluster=cluster,
-                     changes=audit.diff({}, audit.snapshot(vip, FIELDS)), result="created")
+        audit.record(
+            user,
+            "vip.create",
+            vip,
+            cluster=cluster,
+            changes=audit.diff({}, audit.snapshot(vip, FIELDS)),
+            result="created",
+        )
     return vip
 
 
@@ -32,8 +38,9 @@ def update_vip(user, vip, data):
         changes = audit.diff(before, audit.snapshot(vip, FIELDS))
         # Saving what was already there is no change, and the audit log lists changes.
         if changes:
-            audit.record(user, "vip.update", vip, cluster=vip.cluster, changes=changes,
-                         result="saved")
+            audit.record(
+                user, "vip.update", vip, cluster=vip.cluster, changes=changes, result="saved"
+            )
     return vip
 
 
@@ -42,6 +49,12 @@ def delete_vip(user, vip):
     cluster = vip.cluster
     before = audit.snapshot(vip, FIELDS)
     with transaction.atomic():
-        audit.record(user, "vip.delete", vip, cluster=cluster,
-                     changes=audit.diff(before, {}), result="deleted")
+        audit.record(
+            user,
+            "vip.delete",
+            vip,
+            cluster=cluster,
+            changes=audit.diff(before, {}),
+            result="deleted",
+        )
         vip.delete()

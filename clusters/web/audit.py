@@ -49,4 +49,3 @@ def audit_log(request):
     query.pop("page", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
     return render(request, "clusters/audit.html", context, status=status)
-

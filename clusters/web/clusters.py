@@ -58,7 +58,9 @@ def cluster_status(request, pk):
         "cluster": cluster,
         "nodes": healths,
         "freshness": Freshness(healths),
-        "vips": [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")],
+        "vips": [
+            VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")
+        ],
     }
     return render_page(
         request, "clusters/cluster_status.html", context, fragment="clusters/_cluster_status.html"
@@ -76,16 +78,12 @@ def cluster_new(request):
 def cluster_create(request):
     form = cluster_form(request, request.POST)
     if not form.is_valid():
-        return render(
-            request, "clusters/cluster_form.html", {"form": form}, status=UNPROCESSABLE
-        )
+        return render(request, "clusters/cluster_form.html", {"form": form}, status=UNPROCESSABLE)
     cluster = save_through(
         form, services.create_cluster, request.user, form_data(form, services.FIELDS)
     )
     if cluster is None:
-        return render(
-            request, "clusters/cluster_form.html", {"form": form}, status=UNPROCESSABLE
-        )
+        return render(request, "clusters/cluster_form.html", {"form": form}, status=UNPROCESSABLE)
     messages.success(request, f"Cluster {cluster.name} created. Add its nodes and VIPs.")
     return redirect("clusters:cluster", cluster.pk)
 
@@ -105,7 +103,10 @@ def cluster_update(request, pk):
     form = cluster_form(request, request.POST, instance=cluster)
     if form.is_valid():
         cluster = save_through(
-            form, services.update_cluster, request.user, cluster,
+            form,
+            services.update_cluster,
+            request.user,
+            cluster,
             form_data(form, services.FIELDS),
         )
     if not form.is_valid() or cluster is None:
@@ -117,4 +118,3 @@ def cluster_update(request, pk):
         )
     messages.success(request, f"Settings of {cluster.name} saved. Push to apply them.")
     return redirect("clusters:cluster", cluster.pk)
-

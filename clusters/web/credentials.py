@@ -35,11 +35,13 @@ def credential_create(request):
     form = SSHCredentialForm(request.POST)
     credential = None
     if form.is_valid():
-        credential = save_through(form, services.create_credential, request.user,
-                                  form_data(form, services.FIELDS))
+        credential = save_through(
+            form, services.create_credential, request.user, form_data(form, services.FIELDS)
+        )
     if credential is None:
-        return render(request, "clusters/credential_form.html", {"form": form},
-                      status=UNPROCESSABLE)
+        return render(
+            request, "clusters/credential_form.html", {"form": form}, status=UNPROCESSABLE
+        )
     messages.success(request, f"Credential {credential.name} saved.")
     return redirect("clusters:credentials")
 
@@ -48,8 +50,11 @@ def credential_create(request):
 @require_role(ADMIN)
 def credential_edit(request, pk):
     credential = get_object_or_404(SSHCredential, pk=pk)
-    return render(request, "clusters/credential_form.html",
-                  {"form": SSHCredentialForm(instance=credential), "credential": credential})
+    return render(
+        request,
+        "clusters/credential_form.html",
+        {"form": SSHCredentialForm(instance=credential), "credential": credential},
+    )
 
 
 @require_POST
@@ -59,11 +64,19 @@ def credential_update(request, pk):
     form = SSHCredentialForm(request.POST, instance=credential)
     saved = None
     if form.is_valid():
-        saved = save_through(form, services.update_credential, request.user, credential,
-                             form_data(form, services.FIELDS))
+        saved = save_through(
+            form,
+            services.update_credential,
+            request.user,
+            credential,
+            form_data(form, services.FIELDS),
+        )
     if saved is None:
-        return render(request, "clusters/credential_form.html",
-                      {"form": form, "credential": SSHCredential.objects.get(pk=pk)},
-                      status=UNPROCESSABLE)
+        return render(
+            request,
+            "clusters/credential_form.html",
+            {"form": form, "credential": SSHCredential.objects.get(pk=pk)},
+            status=UNPROCESSABLE,
+        )
     messages.success(request, f"Credential {saved.name} saved.")
     return redirect("clusters:credentials")

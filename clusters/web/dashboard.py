@@ -38,12 +38,19 @@ def dashboard_rows(clusters, now):
         Node.objects.filter(cluster_id__in=ids)
         .order_by("-priority", "name")
         .values(
-            "cluster_id", "name", "priority", "maintenance", "offered_host_key_fingerprint",
+            "cluster_id",
+            "name",
+            "priority",
+            "maintenance",
+            "offered_host_key_fingerprint",
             "host_key_fingerprint",
-            checked_at=F("state__checked_at"), reachable=F("state__reachable"),
+            checked_at=F("state__checked_at"),
+            reachable=F("state__reachable"),
             keepalived_running=F("state__keepalived_running"),
-            vrrp_state=F("state__vrrp_state"), drift=F("state__drift"),
-            error=F("state__error"), holds=F("state__holds"),
+            vrrp_state=F("state__vrrp_state"),
+            drift=F("state__drift"),
+            error=F("state__error"),
+            holds=F("state__holds"),
             host_key_problem=F("state__host_key_problem"),
         )
     )
@@ -53,9 +60,13 @@ def dashboard_rows(clusters, now):
         VirtualIP.objects.filter(cluster_id__in=ids)
         .order_by("id")
         .values(
-            "cluster_id", "address", since=F("state__since"), checked_at=F("state__checked_at"),
+            "cluster_id",
+            "address",
+            since=F("state__since"),
+            checked_at=F("state__checked_at"),
             instance_name=F("instance__name"),
-            split_brain=F("state__split_brain"), no_holder=F("state__no_holder"),
+            split_brain=F("state__split_brain"),
+            no_holder=F("state__no_holder"),
             holder=F("state__holder__name"),
         )
     )
@@ -64,7 +75,11 @@ def dashboard_rows(clusters, now):
     pushes = _latest(
         ConfigPush.objects.filter(cluster_id__in=ids), [F("created").desc(), F("id").desc()], 1
     ).values(
-        "cluster_id", "pk", "state", "kind", "created",
+        "cluster_id",
+        "pk",
+        "state",
+        "kind",
+        "created",
         user=F(f"requested_by__{get_user_model().USERNAME_FIELD}"),
     )
     for p in pushes:
@@ -118,4 +133,3 @@ def dashboard(request):
     return render_page(
         request, "clusters/dashboard.html", context, fragment="clusters/_dashboard.html"
     )
-

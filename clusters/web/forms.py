@@ -41,10 +41,19 @@ def cluster_form(request, *args, **kwargs):
     return form
 
 
-RANGES = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7),
-          "30d": dt.timedelta(days=30)}
-DATE_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S",
-                "%Y-%m-%d"]
+RANGES = {
+    "1h": dt.timedelta(hours=1),
+    "24h": dt.timedelta(days=1),
+    "7d": dt.timedelta(days=7),
+    "30d": dt.timedelta(days=30),
+}
+DATE_FORMATS = [
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d",
+]
 DATE_ERROR = "Enter a date and time like 2025-01-31 or 2025-01-31T14:30."
 MAX_SPAN = dt.timedelta(days=366)
 HISTORY_ROWS = 500
@@ -53,18 +62,23 @@ HISTORY_ROWS = 500
 class HistoryFilter(forms.Form):
     vip = forms.ChoiceField(label="VIP", required=False)
     since = forms.DateTimeField(
-        label="From", required=False, input_formats=DATE_FORMATS,
+        label="From",
+        required=False,
+        input_formats=DATE_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         error_messages={"invalid": DATE_ERROR},
     )
     until = forms.DateTimeField(
-        label="To", required=False, input_formats=DATE_FORMATS,
+        label="To",
+        required=False,
+        input_formats=DATE_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         error_messages={"invalid": DATE_ERROR},
         help_text="Empty: now.",
     )
     last = forms.ChoiceField(
-        label="Or the last", required=False,
+        label="Or the last",
+        required=False,
         choices=[("", "—")] + [(k, k) for k in RANGES],
         help_text="Used when From is empty (default 24h).",
     )
@@ -88,16 +102,21 @@ class HistoryFilter(forms.Form):
         return data
 
 
-
 class AuditFilter(forms.Form):
     cluster = forms.ModelChoiceField(
-        Cluster.objects.all(), required=False, empty_label="all clusters",
+        Cluster.objects.all(),
+        required=False,
+        empty_label="all clusters",
         error_messages={"invalid_choice": "There is no such cluster; pick one from the list."},
     )
 
 
-ROLE_CHOICES = [(roles.VIEWER, "viewer: reads"), (roles.OPERATOR, "operator: edits and pushes"),
-                (roles.ADMIN, "admin: also credentials and users"), (NO_ROLE, "no role: no access")]
+ROLE_CHOICES = [
+    (roles.VIEWER, "viewer: reads"),
+    (roles.OPERATOR, "operator: edits and pushes"),
+    (roles.ADMIN, "admin: also credentials and users"),
+    (NO_ROLE, "no role: no access"),
+]
 
 
 class RoleForm(forms.Form):
@@ -106,4 +125,3 @@ class RoleForm(forms.Form):
 
 class NewUserForm(UserCreationForm):
     role = forms.ChoiceField(choices=ROLE_CHOICES, initial=roles.VIEWER, required=False)
-

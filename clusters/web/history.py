@@ -64,7 +64,13 @@ def cluster_history(request, pk):
     born = {address: cluster.created for address in shown}
     born.update({vip.address: vip.created for vip in current_vips})
     svg = timeline.timeline_svg(
-        shown, in_window, since, until, current=current, following=following, born=born,
+        shown,
+        in_window,
+        since,
+        until,
+        current=current,
+        following=following,
+        born=born,
         tz=timezone.get_current_timezone(),
     )
     context = {
@@ -79,4 +85,3 @@ def cluster_history(request, pk):
         "vip_filter": data.get("vip", ""),
     }
     return render(request, "clusters/history.html", context)
-

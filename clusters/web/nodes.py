@@ -37,8 +37,13 @@ def node_add(request, pk):
     form = PanelNodeForm(request.POST, instance=Node(cluster=cluster))
     node = None
     if form.is_valid():
-        node = save_through(form, services.create_node, request.user, cluster,
-                            form_data(form, PanelNodeForm.Meta.fields))
+        node = save_through(
+            form,
+            services.create_node,
+            request.user,
+            cluster,
+            form_data(form, PanelNodeForm.Meta.fields),
+        )
     if node is None:
         return _nodes_section(request, cluster, form, status=UNPROCESSABLE)
     text = f"Node {node.name} added. Push to send it its config."
@@ -64,8 +69,13 @@ def node_update(request, pk):
     form = PanelNodeForm(request.POST, instance=node)
     saved = None
     if form.is_valid():
-        saved = save_through(form, services.update_node, request.user, node,
-                             form_data(form, PanelNodeForm.Meta.fields))
+        saved = save_through(
+            form,
+            services.update_node,
+            request.user,
+            node,
+            form_data(form, PanelNodeForm.Meta.fields),
+        )
     if saved is None:
         return render(
             request,
@@ -83,8 +93,10 @@ def node_delete(request, pk):
     node = get_node(pk)
     cluster, name = node.cluster, node.name
     services.delete_node(request.user, node)
-    text = (f"Node {name} deleted from vipanel. keepalived on that host keeps running until "
-            "you stop it; push so the other nodes stop expecting it.")
+    text = (
+        f"Node {name} deleted from vipanel. keepalived on that host keeps running until "
+        "you stop it; push so the other nodes stop expecting it."
+    )
     if wants_fragment(request):
         return _nodes_section(request, cluster, flash=text)
     messages.success(request, text)
@@ -109,8 +121,9 @@ def node_maintenance(request, pk):
     messages.success(
         request,
         f"{node.name} is going into maintenance: push #{push.pk} lowers its priority so the "
-        "VIPs move off it." if on else
-        f"{node.name} is leaving maintenance: push #{push.pk} gives it its priority again.",
+        "VIPs move off it."
+        if on
+        else f"{node.name} is leaving maintenance: push #{push.pk} gives it its priority again.",
     )
     return redirect("clusters:push", push.pk)
 

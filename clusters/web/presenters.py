@@ -30,17 +30,27 @@ def instance_views(cluster, nodes, vip_views):
     for v in vip_views:
         by_instance.setdefault(v.vip.instance_id, []).append(v)
     main = InstanceView(
-        cluster.instance_name, None, cluster.virtual_router_id, cluster.interface,
-        by_instance.get(None, []), [(n, n.priority) for n in nodes],
+        cluster.instance_name,
+        None,
+        cluster.virtual_router_id,
+        cluster.interface,
+        by_instance.get(None, []),
+        [(n, n.priority) for n in nodes],
     )
     views = [main]
     for inst in cluster.instances.order_by("id"):
         prios = inst.priorities()
         rows = sorted(((n, prios.get(n.pk)) for n in nodes), key=lambda r: -(r[1] or 0))
-        views.append(InstanceView(
-            inst.keepalived_name, inst, inst.virtual_router_id,
-            inst.interface or cluster.interface, by_instance.get(inst.pk, []), rows,
-        ))
+        views.append(
+            InstanceView(
+                inst.keepalived_name,
+                inst,
+                inst.virtual_router_id,
+                inst.interface or cluster.interface,
+                by_instance.get(inst.pk, []),
+                rows,
+            )
+        )
     return views
 
 
@@ -107,7 +117,8 @@ class DashboardNode:
         self.host_key_problem = row["host_key_problem"]
         checked = self.checked_at is not None
         host_key = health.host_key_problem(
-            row["host_key_fingerprint"], row["offered_host_key_fingerprint"],
+            row["host_key_fingerprint"],
+            row["offered_host_key_fingerprint"],
             self if checked else None,
         )
         problems = health.node_problems(self if checked else None, host_key)
@@ -165,4 +176,3 @@ class DashboardRow:
         self.stale = health.is_stale(self.checked_at, now)
         self.last_push = last_push
         self.failovers = failovers
-

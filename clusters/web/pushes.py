@@ -76,14 +76,10 @@ def _push_context(push):
 @require_role(VIEWER)
 def push_detail(request, pk):
     """A push as it runs; htmx polls this URL and is told to stop (286) once it has ended."""
-    push = get_object_or_404(
-        ConfigPush.objects.select_related("cluster", "requested_by"), pk=pk
-    )
+    push = get_object_or_404(ConfigPush.objects.select_related("cluster", "requested_by"), pk=pk)
     context = _push_context(push)
     if wants_fragment(request) and not push.is_active:
-        return HttpResponseStopPolling(
-            render(request, "clusters/_push_live.html", context).content
-        )
+        return HttpResponseStopPolling(render(request, "clusters/_push_live.html", context).content)
     return render_page(request, "clusters/push.html", context, fragment="clusters/_push_live.html")
 
 

@@ -38,8 +38,12 @@ def user_create(request):
     if not form.is_valid():
         return render(request, "clusters/user_form.html", {"form": form}, status=UNPROCESSABLE)
     # The form checked the password (validators, both fields equal); the service stores it.
-    user = services.create_user(request.user, form.cleaned_data["username"],
-                                form.cleaned_data["password1"], form.cleaned_data["role"])
+    user = services.create_user(
+        request.user,
+        form.cleaned_data["username"],
+        form.cleaned_data["password1"],
+        form.cleaned_data["role"],
+    )
     messages.success(request, f"User {user.get_username()} created.")
     return redirect("clusters:users")
 

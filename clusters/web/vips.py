@@ -30,8 +30,9 @@ def vip_add(request, pk):
     form = VirtualIPForm(request.POST, instance=VirtualIP(cluster=cluster))
     vip = None
     if form.is_valid():
-        vip = save_through(form, services.create_vip, request.user, cluster,
-                           form_data(form, services.FIELDS))
+        vip = save_through(
+            form, services.create_vip, request.user, cluster, form_data(form, services.FIELDS)
+        )
     if vip is None:
         return _vips_section(request, cluster, form, status=UNPROCESSABLE)
     text = f"VIP {vip.address} added. Push to put it on the nodes."

@@ -25,7 +25,9 @@ def pytest_configure(config):
 def lab():
     if os.geteuid() != 0:
         # A skip would count as a pass; without root the lab tests must fail loudly.
-        pytest.fail("the lab needs root (network namespaces, bridge, routes): run make test as root")
+        pytest.fail(
+            "the lab needs root (network namespaces, bridge, routes): run make test as root"
+        )
     the_lab = Lab.up(LAB_NODES, prefix=os.environ.get("VIPANEL_LAB_PREFIX", DEFAULT_PREFIX))
     try:
         yield the_lab

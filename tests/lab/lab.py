@@ -56,6 +56,7 @@ def max_nodes(prefix: str) -> int:
     """How many nodes fit: link names PREFIX-hN must fit in the kernel's 15 characters."""
     return min(MAX_NODES, 10 ** (15 - len(prefix) - len("-h")) - 1)
 
+
 # PID 1 of a node: gives the node its own /run and host name, hides the host's ~/.bashrc (see
 # QUIET_BASHRC), then reaps orphans (sshd and
 # keepalived daemonize, so they are re-parented here) until it is killed with SIGKILL.

@@ -101,7 +101,7 @@ class Command(BaseCommand):
         expected = {}
         for pk, *values in self._select(model, fields, lock=True):
             new_values = []
-            for field, stored in zip(fields, values):
+            for field, stored in zip(fields, values, strict=True):
                 if stored is None or stored == "":
                     new_values.append(stored)
                     continue
@@ -125,7 +125,7 @@ class Command(BaseCommand):
                     )
         # Read back what is now stored: each value must give its plaintext with the new key alone.
         for pk, *values in self._select(model, fields, lock=False):
-            for field, stored in zip(fields, values):
+            for field, stored in zip(fields, values, strict=True):
                 wanted = expected.get((pk, field.name))
                 if wanted is not None and _plaintext_under(first, stored) != wanted:
                     raise ImproperlyConfigured(
@@ -140,7 +140,7 @@ class Command(BaseCommand):
         total = failing = 0
         for model, fields in encrypted_columns():
             for pk, *values in self._select(model, fields, lock=False):
-                for field, stored in zip(fields, values):
+                for field, stored in zip(fields, values, strict=True):
                     if stored is None or stored == "":
                         continue
                     total += 1

@@ -37,4 +37,3 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {n.name}: {n.vrrp_state}, {running}{drift}")
             else:
                 self.stdout.write(f"  {n.name}: UNREACHABLE - {n.error}")
-
