@@ -198,6 +198,8 @@ AXES_FAILURE_LIMIT = env_int("VIPANEL_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("VIPANEL_LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Its start-up banner would open the output of every command and worker process.
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "clusters:dashboard"
 LOGOUT_REDIRECT_URL = "login"
