@@ -236,6 +236,27 @@ def _new_notify_key():
     return new_ed25519_key()
 
 
+def vrrp_instance_constraints():
+    """The database's rules for a VRRP instance's own fields, the same for a cluster's main
+    instance (Cluster) and its further ones (VrrpInstance); named per model by %(class)s."""
+    return [
+        models.CheckConstraint(
+            condition=models.Q(virtual_router_id__gte=constants.VRID_MIN)
+            & models.Q(virtual_router_id__lte=constants.VRID_MAX),
+            name="%(app_label)s_%(class)s_vrid_range",
+        ),
+        models.CheckConstraint(
+            condition=models.Q(advert_int__gte=constants.ADVERT_INT_MIN)
+            & models.Q(advert_int__lte=constants.ADVERT_INT_MAX),
+            name="%(app_label)s_%(class)s_advert_int_range",
+        ),
+        models.CheckConstraint(
+            condition=models.Q(preempt=True) | models.Q(preempt_delay=0),
+            name="%(app_label)s_%(class)s_preempt_delay_needs_preempt",
+        ),
+    ]
+
+
 class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     name = models.CharField(
         max_length=63,
@@ -367,20 +388,7 @@ class Cluster(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model)
                 fields=["network", "virtual_router_id"],
                 name="%(app_label)s_%(class)s_unique_vrid_per_network",
             ),
-            models.CheckConstraint(
-                condition=models.Q(virtual_router_id__gte=constants.VRID_MIN)
-                & models.Q(virtual_router_id__lte=constants.VRID_MAX),
-                name="%(app_label)s_%(class)s_vrid_range",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(advert_int__gte=constants.ADVERT_INT_MIN)
-                & models.Q(advert_int__lte=constants.ADVERT_INT_MAX),
-                name="%(app_label)s_%(class)s_advert_int_range",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(preempt=True) | models.Q(preempt_delay=0),
-                name="%(app_label)s_%(class)s_preempt_delay_needs_preempt",
-            ),
+            *vrrp_instance_constraints(),
         ]
 
     def __str__(self):
@@ -927,20 +935,7 @@ class VrrpInstance(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.M
             models.UniqueConstraint(
                 fields=["cluster", "name"], name="%(app_label)s_%(class)s_unique_name_per_cluster"
             ),
-            models.CheckConstraint(
-                condition=models.Q(virtual_router_id__gte=constants.VRID_MIN)
-                & models.Q(virtual_router_id__lte=constants.VRID_MAX),
-                name="%(app_label)s_%(class)s_vrid_range",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(advert_int__gte=constants.ADVERT_INT_MIN)
-                & models.Q(advert_int__lte=constants.ADVERT_INT_MAX),
-                name="%(app_label)s_%(class)s_advert_int_range",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(preempt=True) | models.Q(preempt_delay=0),
-                name="%(app_label)s_%(class)s_preempt_delay_needs_preempt",
-            ),
+            *vrrp_instance_constraints(),
         ]
 
     def __str__(self):
