@@ -147,7 +147,7 @@ def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
     assert not status.split_brain
     assert [n.drift for n in status.nodes] == [False, False, False]
     clean_lab[2].kill_keepalived()
-    wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=10)
+    wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=30)
 
 
 def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
@@ -198,7 +198,7 @@ def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
     assert clean_lab[2].keepalived_running()
     vip = lab_vip(clean_lab).split("/")[0]
     wait_until(
-        lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10
+        lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=30
     )
 
 
