@@ -5,11 +5,15 @@ save_formset), so it obeys the same rules as the panel and is audited the same w
 maintenance box pushes, reload_command stays an admin's, a secret is logged as "(changed)".
 """
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
@@ -373,6 +377,18 @@ class AuditedAuthAdmin(admin.ModelAdmin):
 
 
 class VipanelUserAdmin(AuditedAuthAdmin, UserAdmin):
+    def user_change_password(self, request, id, form_url=""):
+        """UserAdmin's own password page saves its form without save_model; audited here, in
+        the same transaction, with no value."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:  # saved
+                target = self.get_object(request, unquote(id))
+                users.record_admin_change(
+                    request.user, target, "user.password", {"password": ["(secret)", "(changed)"]}
+                )
+        return response
+
     def delete_model(self, request, obj):
         try:
             users.delete_user(request.user, obj)
@@ -393,7 +409,27 @@ class VipanelGroupAdmin(AuditedAuthAdmin, GroupAdmin):
             records.delete_record(request.user, obj)
 
 
-for _model, _admin in ((get_user_model(), VipanelUserAdmin), (Group, VipanelGroupAdmin)):
+class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+    """django-axes' lockouts: deleting one unlocks a user at an address, an admin's decision,
+    audited like every other change (axes' own admin writes no entry)."""
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            users.record_unlock(request.user, obj.username, obj.ip_address)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                users.record_unlock(request.user, obj.username, obj.ip_address)
+            super().delete_queryset(request, queryset)
+
+
+for _model, _admin in (
+    (get_user_model(), VipanelUserAdmin),
+    (Group, VipanelGroupAdmin),
+    (AccessAttempt, AuditedAccessAttemptAdmin),
+):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin)
