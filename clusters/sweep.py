@@ -158,6 +158,30 @@ def probe_batch(batch, tick_id: str = "") -> int:
     return swept
 
 
+def probe_now(cluster: Cluster):
+    """Probe and record `cluster` now, for a person who asked (the API's refresh, `manage.py
+    status`), under the sweep's lock, so it is never probed twice at once: while a sweep holds
+    the lock this waits for it (at most the lock's expiry) and probes after it. With Redis down
+    there is no lock to take and no sweep running either: it probes all the same.
+    -> (ClusterStatus, events recorded)."""
+    deadline = time.monotonic() + lock_ttl()
+    try:
+        while (token := claim(cluster.pk)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except redis.RedisError:
+        log.warning("Redis unreachable: probing cluster %s without the sweep lock", cluster.pk)
+        token = None
+    try:
+        status = history.probe_cluster(cluster)
+        return status, history.record_status(cluster, status)
+    finally:
+        if token is not None:
+            try:
+                release(cluster.pk, token)
+            except redis.RedisError:
+                log.warning("could not release the sweep lock of cluster %s", cluster.pk)
+
+
 def _batch_done(tick_id: str) -> None:
     key = TICK_PREFIX + tick_id
     try:

@@ -5,7 +5,7 @@ its state, and trusting a host key without a fingerprint accepts the key the nod
 (the caller has read it from the node's resource).
 """
 
-from clusters import history, status
+from clusters import sweep
 from clusters.api.errors import Conflict, field_errors
 from clusters.services import clusters, credentials, hostkeys, instances, nodes, pushes, vips
 from clusters.services.errors import Refused
@@ -62,4 +62,4 @@ def resume_cluster_push(user, push):
 
 def refresh_status(user, cluster):
     """Probe every node now and record what was seen, as a sweep would; the events found."""
-    return history.record_status(cluster, status.probe_cluster(cluster))
+    return sweep.probe_now(cluster)[1]
