@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
 
-from clusters import history
+from clusters import history, remote
 from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,9 @@ def tick() -> tuple[str, list[list[list]]]:
 def probe_batch(batch, tick_id: str = "") -> int:
     """Probe and record the clusters of one batch ([cluster id, token] pairs) whose locks are
     still this batch's; release them. Returns how many clusters were swept."""
+    # Connections of nodes no batch of this process probes any more (deleted, moved to another
+    # worker, or of a cluster now gone) would otherwise stay open until the same node came back.
+    remote.POOL.prune()
     owned = {}
     for cluster_id, token in batch:
         if renew(cluster_id, token):
