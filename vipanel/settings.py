@@ -293,11 +293,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 # One queue per kind of work, each served by workers of its own (scripts/run.sh, demo.sh,
-# docker-compose.yml), so a push of many minutes never delays a sweep. Any task not routed here
-# goes to Celery's default queue, "celery", which the push workers also serve.
+# docker-compose.yml), so a push of many minutes never delays a sweep or an alert. Any task not
+# routed here goes to Celery's default queue, "celery", which the push workers also serve.
 SWEEP_QUEUE, PUSH_QUEUE, DRILL_QUEUE, ALERT_QUEUE = "sweeps", "pushes", "drills", "alerts"
 CELERY_TASK_ROUTES = {
-    # Alert deliveries (alerts/tasks.py): short HTTP calls, served beside pushes and drills.
+    # Alert deliveries (alerts/tasks.py): short HTTP calls with deadlines, served by the
+    # monitoring workers beside the sweeps: two long pushes must not hold back a failover's alert.
     "alerts.tasks.*": {"queue": ALERT_QUEUE},
     "clusters.tasks.sweep_task": {"queue": SWEEP_QUEUE},
     "clusters.tasks.probe_batch_task": {"queue": SWEEP_QUEUE},
@@ -305,8 +306,8 @@ CELERY_TASK_ROUTES = {
     "clusters.tasks.drill_task": {"queue": DRILL_QUEUE},
 }
 # What each kind of worker serves (`celery worker -Q ...`).
-SWEEP_WORKER_QUEUES = SWEEP_QUEUE
-OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},{ALERT_QUEUE},celery"
+SWEEP_WORKER_QUEUES = f"{SWEEP_QUEUE},{ALERT_QUEUE}"
+OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},celery"
 
 # How often beat sweeps every cluster's status, in seconds.
 VIPANEL_SWEEP_INTERVAL = env_int("VIPANEL_SWEEP_INTERVAL", 5)
@@ -384,7 +385,6 @@ VIPANEL_ALERT_COVERAGE_GAP = env_int("VIPANEL_ALERT_COVERAGE_GAP", 3 * VIPANEL_S
 # Deliveries: retries after the first attempt, first back-off in seconds (doubled each time).
 VIPANEL_ALERT_RETRIES = env_int("VIPANEL_ALERT_RETRIES", 5)
 VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
-# The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
 # Failover events, audit entries and finished pushes older than this many days are deleted
 # (daily, by beat): a year of history by default.
 VIPANEL_RETENTION_DAYS = env_int("VIPANEL_RETENTION_DAYS", 365)
