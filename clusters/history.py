@@ -47,7 +47,6 @@ def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail
 
 def notify_yield_seconds():
     """How long the sweep may defer to notify reports newer than its probe (see record_status)."""
-    from django.conf import settings
 
     return 2 * settings.VIPANEL_SWEEP_INTERVAL
 

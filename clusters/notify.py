@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from clusters import constants, crypto
+from clusters.models import NotifyNonce
 
 SCRIPT_PATH = constants.NOTIFY_SCRIPT_PATH
 KEY_PATH = constants.NOTIFY_KEY_PATH
@@ -95,7 +96,6 @@ def check_signature(node, state, ts, nonce, signature, now=None):
 
 def rate_limited(node, now=None):
     """True when `node` has had VIPANEL_NOTIFY_RATE_LIMIT reports accepted within the window."""
-    from clusters.models import NotifyNonce
 
     now = now or timezone.now()
     since = now - timezone.timedelta(seconds=settings.VIPANEL_NOTIFY_RATE_WINDOW)

@@ -3,7 +3,7 @@ credentials and users. One place decides what each role may do."""
 
 from functools import wraps
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
@@ -111,7 +111,6 @@ def admin_only_violations(user, cluster, data):
 
 def check_admin_only(user, cluster, data):
     """Raise a field-keyed ValidationError when admin_only_violations() finds any."""
-    from django.core.exceptions import ValidationError
 
     refused = admin_only_violations(user, cluster, data)
     if refused:

@@ -9,8 +9,10 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -78,8 +80,6 @@ SECRET_KEY = env_secret("SECRET_KEY", lambda: secrets.token_urlsafe(64))
 
 
 def _fernet_key():
-    from cryptography.fernet import Fernet
-
     return Fernet.generate_key().decode()
 
 
@@ -343,8 +343,6 @@ if VIPANEL_NOTIFY_URL:
             f"VIPANEL_NOTIFY_URL={VIPANEL_NOTIFY_URL!r}: use http(s)://host[:port][/path] "
             "with no query, quotes or spaces"
         )
-    from urllib.parse import urlsplit
-
     # The nodes call the panel by this name, so Django must accept it as a host. urlsplit drops
     # an IPv6 address's brackets, and Django compares the Host header with them ("[2001:db8::5]").
     _notify = urlsplit(VIPANEL_NOTIFY_URL)

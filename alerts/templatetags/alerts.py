@@ -3,6 +3,7 @@
 from django import template
 
 from alerts import availability as compute
+from alerts.models import Incident
 
 register = template.Library()
 
@@ -37,7 +38,6 @@ def delta_human(delta):
 @register.inclusion_tag("alerts/_cluster_incidents.html")
 def cluster_incidents(cluster, limit=5):
     """{% cluster_incidents cluster %}: the cluster's active and latest incidents, for its page."""
-    from alerts.models import Incident
 
     latest = Incident.objects.filter(cluster=cluster, opened__isnull=False)[:limit]
     return {"cluster": cluster, "incidents": latest}

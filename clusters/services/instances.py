@@ -10,7 +10,7 @@ from django.db import transaction
 
 from clusters import audit, constants, roles
 from clusters.models import NodePriority, SyncGroup, VrrpInstance, free_vrid
-from clusters.services import _rules
+from clusters.services import _rules, vips
 
 FIELDS = [
     "name",
@@ -82,7 +82,6 @@ def create_active_active(user, cluster, data):
 
     data: name (default "B") and vip (an address with prefix length).
     """
-    from clusters.services import vips
 
     _rules.require(user, roles.OPERATOR)
     data = dict(data)
