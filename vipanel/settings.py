@@ -401,4 +401,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 24 * 3600,
         "options": {"expires": 3600},
     },
+    "alerts-prune": {
+        "task": "alerts.tasks.prune_task",
+        "schedule": 24 * 3600,
+        "options": {"expires": 3600},
+    },
 }
