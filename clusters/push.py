@@ -26,6 +26,7 @@ import base64
 import hashlib
 import logging
 import posixpath
+import re
 import secrets
 import shlex
 import threading
@@ -291,6 +292,8 @@ class NodePlan:
     rules: list | None = None
     notify_sha: str | None = None
     notify_key_sha: str | None = None
+    # A dual-stack node's chain of its other address family: {family: lines or None}.
+    other_rules: dict = field(default_factory=dict)
 
 
 def _plan_command(node, config_path):
@@ -306,8 +309,21 @@ def _plan_command(node, config_path):
         'if [ -f "$k" ]; then echo "notify_key=$(sha256sum < "$k" | cut -c1-64)"; '
         "else echo notify_key=-; fi; "
         f"echo rules:; {iptables_list_command(node)} 2>/dev/null || echo @@nochain; "
-        "echo addresses:; ip -o addr show"
+        + "".join(
+            f"echo rules-v{family}:; {iptables_list_command(node, family)} 2>/dev/null "
+            "|| echo @@nochain; "
+            for family in firewall_families(node)[1:]
+        )
+        + "echo addresses:; ip -o addr show"
     )
+
+
+def _chain_lines(text):
+    """The chain's "-A" lines as iptables -S prints them, or None when it does not exist."""
+    if "@@nochain" in text:
+        return None
+    # iptables prints protocol 112 by its /etc/protocols name where it has one.
+    return [line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(text)]
 
 
 def _parse_plan(plan, stdout, vip_ips):
@@ -325,11 +341,11 @@ def _parse_plan(plan, stdout, vip_ips):
             plan.notify_sha = None if value.strip() == "-" else value.strip()
         elif key == "notify_key":
             plan.notify_key_sha = None if value.strip() == "-" else value.strip()
-    if "@@nochain" not in rules_text:
-        # iptables prints protocol 112 by its /etc/protocols name where it has one.
-        plan.rules = [
-            line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(rules_text)
-        ]
+    # The main family's chain, then "rules-vN:" and each other family's (dual-stack).
+    sections = re.split(r"^rules-v(\d):\n", rules_text, flags=re.M)
+    plan.rules = _chain_lines(sections[0])
+    for family, text in zip(sections[1::2], sections[2::2], strict=True):
+        plan.other_rules[int(family)] = _chain_lines(text)
     _, _, _, addresses = parse_probe("addresses:\n" + addr_text)
     plan.holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
 
@@ -497,6 +513,10 @@ class Rollout:
             and plan.config == rendered.config
             and plan.running
             and plan.rules == iptables_rule_lines(rendered.rules.decode())
+            and all(
+                plan.other_rules.get(family) == iptables_rule_lines(rules.decode())
+                for family, rules in rendered.other_rules
+            )
             and (
                 rendered.notify is None
                 or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest()
@@ -754,6 +774,11 @@ class NodeApply:
             f"if [ -e {path} ]; then cp -p {path} {bak}/config; else : > {bak}/config.absent; fi",
             f"if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi > {bak}/running",
             f"{iptables_list_command(self.node)} > {bak}/rules 2>/dev/null || rm -f {bak}/rules",
+            *(
+                f"{{ {iptables_list_command(self.node, family)} > {bak}/rules-v{family} "
+                f"2>/dev/null || rm -f {bak}/rules-v{family}; }}"
+                for family, _ in self.rendered.other_rules
+            ),
         ]
         if notify_path:
             save.append(
@@ -797,8 +822,8 @@ class NodeApply:
         ]
 
     def other_rules_steps(self, files, rules_temp):
-        """A dual-stack node's second family (ip6tables or iptables), applied like the first.
-        Its chain is not part of the plan's comparison nor of a restore (a follow-up)."""
+        """A dual-stack node's second family (ip6tables or iptables), applied like the first;
+        compared by the plan, saved by the backup and put back by a restore like the first."""
         q = shlex.quote
         steps = []
         for family, rules in self.rendered.other_rules:
@@ -859,7 +884,6 @@ class NodeApply:
     def restore_steps(self):
         q = shlex.quote
         path, bak = q(self.path), q(self.backup)
-        tool = iptables_list_command(self.node).split()[0]
         chain = constants.IPTABLES_CHAIN
         lines = [
             f"[ -e {bak}/saved ] || exit 0",
@@ -880,12 +904,17 @@ class NodeApply:
                 f"{k}.vipanel-tmp-r && mv -f {k}.vipanel-tmp-r {k}; "
                 f"elif [ -e {bak}/notify_key.absent ]; then rm -f {k}; fi"
             )
-        lines.append(
-            f"if [ -e {bak}/rules ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
-            f"grep '^-A ' {bak}/rules | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
-            f"| {self.restore_cmd}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
-            f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true"
-        )
+        families = [(None, "rules"), *((f, f"rules-v{f}") for f, _ in self.rendered.other_rules)]
+        for family, saved in families:
+            # The chain as it was (or none, when there was none), for each address family.
+            tool = iptables_list_command(self.node, family).split()[0]
+            restore = iptables_restore_command(self.node, family)
+            lines.append(
+                f"if [ -e {bak}/{saved} ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
+                f"grep '^-A ' {bak}/{saved} | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
+                f"| {restore}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
+                f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true"
+            )
         # keepalived as it was: reloaded with the old file, or stopped if it was not running.
         lines.append(
             f'if [ "$(cat {bak}/running)" = 1 ]; then {self.cluster.reload_command}; '

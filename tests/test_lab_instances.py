@@ -215,6 +215,37 @@ def test_dual_stack_ipv4_and_ipv6_instances(clean_lab, v6_cleanup):
     )
 
 
+def test_a_dual_stack_nodes_second_chain_is_compared_saved_and_restored(clean_lab, v6_cleanup):
+    """The IPv6 chain of a dual-stack node is part of the plan (a node whose chain was removed
+    by hand is pushed again) and of the backup (a failed push puts it back as it was)."""
+    cluster = make_lab_cluster(clean_lab, name="ds", vrid=86)
+    v6 = instances.create_instance(
+        None, cluster, {"name": "v6", "virtual_router_id": 86, "network": "fd00:86::/64"}
+    )
+    vips.create_vip(None, cluster, {"address": "fd00:86::100/64", "instance": v6})
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    first, second = clean_lab[0], clean_lab[1]
+    second.exec("ip6tables -w -F VIPANEL-VRRP")  # emptied by hand
+    again = push_here(cluster)
+    states = dict(again.steps.values_list("node_name", "state"))
+    assert states[second.name] == "applied" and states[first.name] == "unchanged", states
+    assert "ff02::12" in second.exec("ip6tables -w -S VIPANEL-VRRP").stdout
+
+    marker = "-A VIPANEL-VRRP -s fd00:99::1/128 -j ACCEPT"
+    first.exec(f"ip6tables -w {marker.replace('-A ', '-I ', 1)}")
+    before = first.exec("ip6tables -w -S VIPANEL-VRRP").stdout
+    assert marker in before
+    # A change every node takes, and a reload that fails on the first node of the roll.
+    vips.create_vip(None, cluster, {"address": lab_vip(clean_lab, offset=186)})
+    Cluster.objects.filter(pk=cluster.pk).update(reload_command="exit 3")
+    failed = start_push(None, cluster, queue=False)
+    run_push(failed.pk)
+    failed.refresh_from_db()
+    assert failed.state == ConfigPush.State.FAILED
+    assert failed.steps.get(node_name=first.name).state == "failed"
+    assert first.exec("ip6tables -w -S VIPANEL-VRRP").stdout == before
+
+
 def test_a_vrid_clash_between_instances_of_two_clusters_on_the_segment_is_refused(clean_lab):
     first = make_lab_cluster(clean_lab, name="one", vrid=84)
     instances.create_instance(None, first, {"name": "api", "virtual_router_id": 90})
