@@ -278,7 +278,7 @@ class Layout:
 # A laptop: names left of the bars. A phone: the same window in a narrow picture with names
 # above the bars, so the whole window (its recent end too) is on screen without scrolling.
 WIDE = Layout("wide", 960, 170, 40, 8, 5, 150)
-NARROW = Layout("narrow", 400, 0, 54, 4, 2, 190, right_pad=10)
+NARROW = Layout("narrow", 330, 0, 54, 4, 2, 160, right_pad=10)
 
 TOP = 8
 AXIS_H = 34
@@ -319,6 +319,15 @@ def _ticks(start, end, tz, most=8):
             previous_day = day
         t += step
     return ticks
+
+
+def _anchored(x, width, limit):
+    """x= and text-anchor= for a label centred on x, kept within 0..limit."""
+    if x - width / 2 < 0:
+        return f'x="{max(x - 4, 0)}" text-anchor="start"'
+    if x + width / 2 > limit:
+        return f'x="{min(x + 4, limit)}" text-anchor="end"'
+    return f'x="{x}" text-anchor="middle"'
 
 
 def _colours(tracks):
@@ -403,15 +412,13 @@ def render_svg(rows, tracks, events, start, end, tz=dt.UTC, layout=WIDE, title=N
             f'<line x1="{tx}" y1="{TOP}" x2="{tx}" y2="{TOP + plot_h}" stroke="{GRID}" '
             'stroke-width="1" class="tl-grid"/>'
         )
-        out.append(
-            f'<text x="{tx}" y="{TOP + plot_h + 14}" font-size="11" text-anchor="middle" '
-            f'fill="{MUTED}" class="tl-muted">{escape(label)}</text>'
-        )
-        if date:
-            out.append(
-                f'<text x="{tx}" y="{TOP + plot_h + 28}" font-size="10" text-anchor="middle" '
-                f'fill="{MUTED}" class="tl-muted">{escape(date)}</text>'
-            )
+        for text, dy, size in ((label, 14, 11), (date, 28, 10)):
+            if text:
+                out.append(
+                    f'<text y="{TOP + plot_h + dy}" font-size="{size}" '
+                    f'{_anchored(tx, 0.6 * size * len(text), layout.width)} fill="{MUTED}" '
+                    f'class="tl-muted">{escape(text)}</text>'
+                )
     if not rows:
         out.append(
             f'<text x="{x0 + 8}" y="{TOP + layout.row_h / 2 + 4}" font-size="13" fill="{MUTED}" '
@@ -457,12 +464,15 @@ def render_svg(rows, tracks, events, start, end, tz=dt.UTC, layout=WIDE, title=N
                 f"data-holder={quoteattr(seg.holder)}><title>{escape(tip)}</title></rect>"
             )
             if seg.state != UNKNOWN and w > 7 * len(seg.label) + 8:
-                colour = "#FFFFFF" if seg.state == HELD else TROUBLE
+                colour, css = ("#FFFFFF" if seg.state == HELD else TROUBLE), ""
                 if seg.state == HELD and colours[seg.holder] in LIGHT_COLOURS:
                     colour = INK
+                if row.deleted:
+                    # On a faded bar the page's own ink reads best, whatever the theme.
+                    colour, css = INK, ' class="tl-ink"'
                 out.append(
                     f'<text x="{round(x1s + 4, 1)}" y="{y + layout.bar_h / 2 + 4}" font-size="11" '
-                    f'fill="{colour}" pointer-events="none">{escape(seg.label)}</text>'
+                    f'fill="{colour}"{css} pointer-events="none">{escape(seg.label)}</text>'
                 )
         if row.deleted and row.died is not None and start_utc <= row.died <= end_utc:
             dx = x(row.died)

@@ -75,9 +75,11 @@ class Pages:
         self.contexts = []
         self.outside = []  # URLs a page tried to load from anywhere but the live server
 
-    def __call__(self, viewport=LAPTOP, javascript=True):
+    def __call__(self, viewport=LAPTOP, javascript=True, **options):
+        """options: more of Playwright's context options, e.g. timezone_id="Europe/Berlin" (the
+        browser's zone) or color_scheme="dark" (the system's theme)."""
         context = self.browser.new_context(
-            base_url=self.base, viewport=viewport, java_script_enabled=javascript
+            base_url=self.base, viewport=viewport, java_script_enabled=javascript, **options
         )
         context.set_default_timeout(15_000)
         context.route("**/*", self._only_the_live_server)

@@ -367,6 +367,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_credentials,
         test_views_instances,
         test_views_nodes,
+        test_views_preferences,
         test_views_push,
         test_views_users,
     )
@@ -378,6 +379,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_credentials,
         test_views_users,
         test_views_instances,
+        test_views_preferences,  # a user's own: no role to deny, so GET, login and CSRF only
     ):
         guarded |= set(module.MUTATING)
     client = login(admin)
