@@ -139,9 +139,18 @@ def not_reloaded(page):
     return page.evaluate("window.__noReload") == "still here"
 
 
+LOOKED_AT = Path(tempfile.gettempdir()) / "vipanel-screenshots"
+
+
 def screenshot(page, name, full_page=True):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+
+
+def look_at(page, name, full_page=True):
+    """A picture for a person to judge, never one of the README's: always under LOOKED_AT."""
+    LOOKED_AT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOOKED_AT / name), full_page=full_page)
 
 
 def fits_the_screen(page):

@@ -1,7 +1,7 @@
 """The failover history in Chromium: zooming by a drag and by presets (also without
-JavaScript), the phone's drawing, deleted VIPs and causes as a user sees them. Saves
-history-causes.png, history-zoomed.png and phone-history.png (docs/screenshots/ under `make
-screenshots`)."""
+JavaScript), the phone's drawing, deleted VIPs and causes as a user sees them. Saves the
+README's history-causes.png and phone-history.png (docs/screenshots/ under `make screenshots`)
+and history-zoomed.png (the temporary directory)."""
 
 import datetime as dt
 import re
@@ -18,6 +18,7 @@ from tests.browser import (
     fast_passwords,  # noqa: F401 (fixture)
     fits_the_screen,
     log_in,
+    look_at,
     new_page,  # noqa: F401 (fixture)
     people,  # noqa: F401 (fixture)
     screenshot,
@@ -75,7 +76,7 @@ def test_dragging_across_the_timeline_zooms_into_that_span(new_page, people, clu
     assert page.get_by_label("From").input_value() == (
         timezone.localtime(new_start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     )
-    screenshot(page, "history-zoomed.png")
+    look_at(page, "history-zoomed.png")
     # A click is no drag: nothing moves.
     url = page.url
     page.mouse.click(client_x(0.5), y)

@@ -1,11 +1,10 @@
 """How the pages read in Chromium: times in the browser's zone or the user's choice (Playwright's
 timezone_id plays the browser's zone), and every page in the light and the dark theme (the
-system's setting, Playwright's color_scheme) with its text contrast measured. Saves
-history-dark.png, times-*.png and audit-phone.png beside the other screenshots, and
-theme-<light|dark>-<page>.png under the temporary directory only."""
+system's setting, Playwright's color_scheme) with its text contrast measured. Saves the
+README's history-dark.png; theme-<light|dark>-<page>.png, times-*.png and audit-*.png go to
+the temporary directory, to be looked at."""
 
 import datetime as dt
-import tempfile
 import zoneinfo
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.browser import (
     fast_passwords,  # noqa: F401 (fixture)
     fits_the_screen,
     log_in,
+    look_at,
     new_page,  # noqa: F401 (fixture)
     people,  # noqa: F401 (fixture)
     screenshot,
@@ -32,7 +32,6 @@ from tests.browser import (
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 NEW_YORK, TOKYO = "America/New_York", "Asia/Tokyo"
-LOOKED_AT = Path(tempfile.gettempdir()) / "vipanel-screenshots"
 
 
 def footer(page):
@@ -54,7 +53,7 @@ def test_times_follow_the_browsers_zone_then_the_users_choice(new_page, people, 
     assert "Times are in America/New_York (your browser's zone)." in footer(page)
     recent = page.locator(f"#cluster-{cluster.pk} .failovers time")
     assert recent.inner_text() == local(at, NEW_YORK)  # ISO, with its year
-    screenshot(page, "times-browser-zone.png")
+    look_at(page, "times-browser-zone.png")
 
     # The history's From and To are read in the same zone.
     page.goto(reverse("clusters:history", args=[cluster.pk]))
@@ -79,7 +78,7 @@ def test_times_follow_the_browsers_zone_then_the_users_choice(new_page, people, 
     page.goto("/")
     assert "Times are in Asia/Tokyo." in footer(page)
     assert page.locator(f"#cluster-{cluster.pk} .failovers time").inner_text() == local(at, TOKYO)
-    screenshot(page, "times-preference.png")
+    look_at(page, "times-preference.png")
 
 
 def test_without_javascript_times_are_in_utc_and_the_page_says_so(new_page, people, cluster):
@@ -160,7 +159,7 @@ def test_every_page_reads_well_in_both_themes(new_page, every_page, scheme):
             assert len(page.evaluate(CONTRAST)) == 1
             page.reload()
         # Every page in both themes, for a person to look at (kept out of docs/).
-        page.screenshot(path=str(LOOKED_AT / f"theme-{scheme}-{name}.png"), full_page=True)
+        look_at(page, f"theme-{scheme}-{name}.png")
         if scheme == "dark" and name == "history":
             screenshot(page, "history-dark.png")
 
@@ -183,4 +182,4 @@ def test_the_audit_log_reads_on_a_phone_and_a_path_keeps_its_width(new_page, peo
         box = value.bounding_box()
         assert box["width"] >= 150 and box["height"] <= 3 * 20, box
         assert box["x"] + box["width"] <= viewport["width"]
-        screenshot(page, shot or "audit-phone.png", full_page=shot is None)
+        look_at(page, shot or "audit-phone.png", full_page=shot is None)
