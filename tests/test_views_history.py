@@ -497,3 +497,14 @@ def test_the_history_reads_and_writes_times_in_the_viewers_zone(login, viewer, c
     Preferences.objects.filter(user=viewer).update(time_zone="UTC")
     page = history(login(viewer), cluster, since="2025-03-01T07:00", until="2025-03-01T08:00")
     assert "web-2</td>" not in page.content.decode()
+
+
+@pytestmark_db
+def test_a_cluster_without_vips_shows_an_empty_hour(login, viewer, cluster):
+    cluster.vips.all().delete()
+    response = history(login(viewer), cluster)
+    page = response.content.decode()
+    assert response.status_code == 200 and "No virtual IPs to show." in page
+    start = dt.datetime.fromisoformat(re.search(r'data-start="([^"]+)"', page).group(1))
+    end = dt.datetime.fromisoformat(re.search(r'data-end="([^"]+)"', page).group(1))
+    assert end - start == timeline.MIN_WINDOW

@@ -79,7 +79,7 @@ def _moment_field(label, help_text=""):
 
 class HistoryFilter(forms.Form):
     vip = forms.ChoiceField(label="VIP", required=False)
-    since = _moment_field("From", "Empty: from the first event.")
+    since = _moment_field("From", "Empty: from when the VIPs were made.")
     until = _moment_field("To", "Empty: now.")
     last = forms.ChoiceField(
         label="Or the last",
