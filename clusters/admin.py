@@ -127,14 +127,13 @@ class RecordAdmin(admin.ModelAdmin):
 
 
 class WriteOnlySecretsAdmin(ServiceAdmin):
-    """Lays out the form's "remove the stored secret" boxes only where they exist: on a change."""
+    """Lays out the form's "remove the stored secret" boxes only where they exist: on a change
+    of an object with that secret stored."""
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
-        if obj is None:
-            clear = set(self.form.clear_field_names())
-            fields = [f for f in fields if f not in clear]
-        return fields
+        hidden = set(self.form.clear_field_names()) - set(self.form.clear_fields_for(obj))
+        return [f for f in fields if f not in hidden]
 
 
 @admin.register(SSHCredential)

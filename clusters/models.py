@@ -1435,3 +1435,26 @@ class ApiToken(models.Model):
             user=user, name=name, key_hash=cls.hash_key(key), prefix=key[: len(cls.KEY_PREFIX) + 6]
         )
         return token, key
+
+
+# --- Per-user preferences --------------------------------------------------------------------
+
+
+class Preferences(models.Model):
+    """What a user chose for themselves. One row per user, made when first saved."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_time_zone],
+        help_text="Times on every page are shown in this zone; empty: your browser's.",
+    )
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self):
+        return f"preferences of {self.user}"

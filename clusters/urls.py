@@ -10,6 +10,7 @@ from clusters.web import (
     instances,
     nodes,
     pushes,
+    timezones,
     users,
     vips,
 )
@@ -58,6 +59,8 @@ urlpatterns = [
     path("pushes/<int:pk>/", pushes.push_detail, name="push"),
     path("pushes/<int:pk>/resume/", pushes.push_resume, name="push-resume"),
     path("audit/", audit.audit_log, name="audit"),
+    path("preferences/", timezones.preferences_page, name="preferences"),
+    path("preferences/save/", timezones.preferences_save, name="preferences-save"),
     path("credentials/", credentials.credential_list, name="credentials"),
     path("credentials/new/", credentials.credential_new, name="credential-new"),
     path("credentials/create/", credentials.credential_create, name="credential-create"),

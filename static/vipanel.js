@@ -7,3 +7,21 @@ document.addEventListener("htmx:beforeSwap", function (event) {
     window.location.href = url;
   }
 });
+
+// The browser's time zone, for the server to show times in (clusters/web/timezones.py). A page
+// drawn in UTC only for want of it is reloaded once the cookie is set (GET pages only).
+(function () {
+  var zone;
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (e) {
+    return;
+  }
+  if (!zone) return;
+  var value = encodeURIComponent(zone);
+  var match = document.cookie.match(/(?:^|;\s*)vipanel_tz=([^;]*)/);
+  if (match && match[1] === value) return;
+  var secure = window.location.protocol === "https:" ? "; secure" : "";
+  document.cookie = "vipanel_tz=" + value + "; path=/; max-age=31536000; samesite=lax" + secure;
+  if (document.documentElement.hasAttribute("data-time-zone-reload")) window.location.reload();
+})();

@@ -261,7 +261,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     assert table.count() == 1
     expect_text(table, holder.name)
     expect_text(table, backup.name)
-    svg = page.locator(".timeline-wrap svg")
+    svg = page.locator("svg.timeline.wide")
     assert svg.locator(f'rect[data-holder="{holder.name}"]').count() >= 1
     assert svg.locator(f'rect[data-holder="{backup.name}"]').count() == 1
     assert svg.locator('g.mark[data-kind="failover"]').count() == 1

@@ -411,6 +411,73 @@ def test_a_removed_auth_pass_is_audited_as_removed(way, operator, cluster, login
     assert entry("cluster.update")["changes"] == {"auth_pass": ["(secret)", "(removed)"]}
 
 
+# --- A cluster that never had an auth_pass never shows one in the log ------------------------
+
+
+def other_field_by_service(operator, cluster, **_):
+    cluster_services.update_cluster(operator, cluster, {"advert_int": 3})
+
+
+def other_field_by_panel(operator, cluster, login, **_):
+    form = change_form_of_panel(login(operator), cluster)
+    assert "clear_auth_pass" not in form.fields  # no box to remove what is not there
+    # A box posted all the same (an old page, a hand-made request) removes nothing.
+    data = form_data(form, advert_int="3")
+    data["clear_auth_pass"] = "on"
+    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]), data)
+
+
+def other_field_by_admin(cluster, admin_client, **_):
+    response = admin_client.get(admin_url(cluster))
+    assert "clear_auth_pass" not in response.content.decode()
+    data = form_data(response.context["adminform"].form)
+    data.update(inline_data(response))
+    data.update({"advert_int": "3", "clear_auth_pass": "on"})
+    admin_client.post(admin_url(cluster), data)
+
+
+def other_field_by_api(operator, cluster, **_):
+    # An empty auth_pass is the API's "remove it": with none stored, nothing to remove.
+    answer = api(operator).patch(
+        f"/api/v1/clusters/{cluster.pk}/", {"advert_int": 3, "auth_pass": ""}
+    )
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize(
+    "way",
+    [other_field_by_service, other_field_by_panel, other_field_by_admin, other_field_by_api],
+    ids=lambda f: f.__name__,
+)
+def test_a_cluster_without_an_auth_pass_never_logs_one(way, operator, cluster, login, admin_client):
+    assert cluster.auth_pass == ""
+    way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
+    assert entry("cluster.update")["changes"] == {"advert_int": [1, 3]}
+    cluster_services.delete_cluster(operator, cluster)
+    assert "auth_pass" not in entry("cluster.delete")["changes"]
+
+
+def test_an_instance_without_an_auth_pass_never_logs_one(operator, cluster):
+    from clusters.services import instances
+
+    made = instances.create_instance(operator, cluster, {"name": "B", "virtual_router_id": 60})
+    instances.update_instance(operator, made, {"advert_int": 2, "auth_pass": ""})
+    instances.delete_instance(operator, made)
+    for action in ("instance.create", "instance.update", "instance.delete"):
+        assert "auth_pass" not in entry(action)["changes"], action
+
+
+def test_a_secret_is_logged_by_what_happened_to_it():
+    secret = audit.SecretValue("s3cret")
+    assert audit.secret_change(None, secret) == [None, "(set)"]
+    assert audit.secret_change("", secret) == [None, "(set)"]
+    assert audit.secret_change(secret, audit.SecretValue("0ther")) == ["(secret)", "(changed)"]
+    assert audit.secret_change(secret, "") == ["(secret)", "(removed)"]
+    assert audit.secret_change(secret, None) == ["(secret)", None]  # deleted with its object
+    for old, new in (("", None), (None, ""), ("", ""), (secret, audit.SecretValue("s3cret"))):
+        assert audit.secret_change(old, new) is None
+
+
 def test_an_ssh_key_and_passphrase_changed_are_audited_as_changed(admin):
     credential = SSHCredential.objects.create(
         name="k", username="root", private_key=make_private_key(), passphrase="p1"
@@ -835,7 +902,7 @@ def test_a_cluster_is_created_alike(way, operator, cluster, login):
     assert created["changes"]["reload_command"] == [None, "systemctl reload-or-restart keepalived"]
     assert len(created["changes"]) == 19  # every field, whichever way it came in
     assert made.auth_pass == SECRET and SECRET not in str(created)
-    assert created["changes"]["auth_pass"] == ["(secret)", "(changed)"]
+    assert created["changes"]["auth_pass"] == [None, "(set)"]
 
 
 def cluster_update_by_service(operator, cluster, **_):
@@ -1147,7 +1214,7 @@ def test_a_credential_is_stored_alike_and_its_key_never_audited(way, admin, logi
     assert (stored.username, stored.private_key.strip()) == ("deploy", key.strip())
     created = entry("credential.create")
     # The audit log's one shape for a secret (clusters.audit): never a value, new or old.
-    assert created["changes"]["private_key"] == ["(secret)", "(changed)"]
+    assert created["changes"]["private_key"] == [None, "(set)"]
     assert created["changes"]["username"] == [None, "deploy"]
     assert key.strip().splitlines()[1] not in str(created)
 

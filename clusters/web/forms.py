@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth.forms import UserCreationForm
 from django.utils import timezone
 
-from clusters import roles
+from clusters import roles, timefmt
 from clusters.forms import ClusterForm, NodeForm
 from clusters.models import Cluster
 from clusters.services import clusters as cluster_services
@@ -41,12 +41,14 @@ def cluster_form(request, *args, **kwargs):
     return form
 
 
+# The history's presets; "all" (the default) fits the window to the data (clusters.timeline).
 RANGES = {
     "1h": dt.timedelta(hours=1),
     "24h": dt.timedelta(days=1),
     "7d": dt.timedelta(days=7),
     "30d": dt.timedelta(days=30),
 }
+ALL = "all"
 DATE_FORMATS = [
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%dT%H:%M:%S",
@@ -59,47 +61,72 @@ MAX_SPAN = dt.timedelta(days=366)
 HISTORY_ROWS = 500
 
 
+def _moment_field(label, help_text=""):
+    # Read in the viewer's zone (the current time zone, clusters.web.timezones); an ISO time
+    # with an offset (what a drag on the timeline sends) is taken as it says.
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        input_formats=DATE_FORMATS,
+        # Seconds kept (step 1): a zoomed window is redrawn exactly when Show is pressed.
+        widget=forms.DateTimeInput(
+            attrs={"type": "datetime-local", "step": "1"}, format="%Y-%m-%dT%H:%M:%S"
+        ),
+        error_messages={"invalid": DATE_ERROR},
+        help_text=help_text,
+    )
+
+
 class HistoryFilter(forms.Form):
     vip = forms.ChoiceField(label="VIP", required=False)
-    since = forms.DateTimeField(
-        label="From",
-        required=False,
-        input_formats=DATE_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        error_messages={"invalid": DATE_ERROR},
-    )
-    until = forms.DateTimeField(
-        label="To",
-        required=False,
-        input_formats=DATE_FORMATS,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        error_messages={"invalid": DATE_ERROR},
-        help_text="Empty: now.",
-    )
+    since = _moment_field("From", "Empty: from when the VIPs were made.")
+    until = _moment_field("To", "Empty: now.")
     last = forms.ChoiceField(
         label="Or the last",
         required=False,
-        choices=[("", "—")] + [(k, k) for k in RANGES],
-        help_text="Used when From is empty (default 24h).",
+        choices=[("", "—")] + [(k, k) for k in RANGES] + [(ALL, "all (fits the data)")],
+        help_text="Used when From is empty.",
     )
+    deleted = forms.BooleanField(label="Show deleted VIPs", required=False)
 
-    def __init__(self, *args, vips=(), **kwargs):
+    def __init__(self, *args, vips=(), deleted=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["vip"].choices = [("", "all VIPs")] + [(v, v) for v in vips]
+        self.fields["vip"].choices = [("", "all VIPs")] + [
+            (v, f"{v} (deleted)" if v in deleted else v) for v in vips
+        ]
 
     def clean(self):
+        """data["window"]: (since, until), since None when the window is to fit the data."""
         data = super().clean()
-        now = timezone.now()
-        until = data.get("until") or now
-        since = data.get("since") or until - RANGES.get(data.get("last") or "24h")
         if "since" in self.errors or "until" in self.errors:
             return data
-        if since >= until:
-            raise forms.ValidationError("'From' must be before 'To'.")
-        if until - since > MAX_SPAN:
-            raise forms.ValidationError("Pick a range of at most a year.")
-        data["window"] = (since, min(until, now) if since < now else until)
+        now = timezone.now()
+        until = data.get("until") or now
+        since = data.get("since")
+        if since is None and data.get("last") in RANGES:
+            since = until - RANGES[data["last"]]
+        if since is not None:
+            if since >= until:
+                raise forms.ValidationError("'From' must be before 'To'.")
+            if until - since > MAX_SPAN:
+                raise forms.ValidationError("Pick a range of at most a year.")
+        # A window that reaches into the future ends now: nothing has happened there yet.
+        data["window"] = (since, until if since is not None and since >= now else min(until, now))
         return data
+
+
+class PreferencesForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Every page shows times in this zone, and reads the dates you type in it.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [("", "my browser's zone")] + [
+            (name, name) for name in timefmt.zone_names()
+        ]
 
 
 class AuditFilter(forms.Form):
