@@ -102,13 +102,30 @@ def vrid_hint(network):
     return {"network": net, "free": free_vrid(net), "used": list(vrids_on_segment(net))}
 
 
-def _setup_page(request, form, rows, vip_form, status=200, problems=()):
+def _problems(form, rows, vip_form):
+    """Every error of the three parts, each with where it is ("Node 2 · Address"), for the
+    summary at the top of the page (the same messages stand next to their fields)."""
+    parts = [("", form)]
+    parts += [(f"Node {i + 1}", row) for i, row in enumerate(rows.forms)]
+    parts.append(("VIP", vip_form))
+    problems = []
+    for part, f in parts:
+        if not f.is_bound:
+            continue
+        for name, errors in f.errors.items():
+            label = f.fields[name].label if name in f.fields else ""
+            where = " · ".join(str(x) for x in (part, label) if x)
+            problems.append((where, " ".join(errors)))
+    return problems
+
+
+def _setup_page(request, form, rows, vip_form, status=200):
     context = {
         "form": form,
         "rows": rows,
         "vip_form": vip_form,
         "help": VRRP_HELP,
-        "problems": problems,
+        "problems": _problems(form, rows, vip_form),
         "more_rows": min(len(rows.forms) + 1, NODE_ROWS_MAX),
         "hint": vrid_hint(form["network"].value()),
         # Step 4 opens by itself when one of its fields has something to say.
@@ -140,25 +157,16 @@ def cluster_vrid_hint(request):
 def _spread(error, form, filled, vip_form):
     """Put a service's ValidationError on the field it names: "nodes.1.address" is the second
     filled node row's address, "vips.0.address" the VIP's, anything else the cluster's."""
-    problems = []
     for key, messages_ in error.message_dict.items():
         part, _, rest = key.partition(".")
         index, _, name = rest.partition(".")
         if part == "nodes" and index.isdigit():
             target = filled[int(index)]
-            # The row as the page numbers it (empty rows before it were skipped).
-            label = f"Node {int(target.prefix.rsplit('-', 1)[-1]) + 1}"
         elif part == "vips" and index.isdigit():
-            target, label = vip_form, "VIP"
+            target = vip_form
         else:
-            target, name, label = form, key, ""
-        field = name if name in target.fields else None
-        target.add_error(field, messages_)
-        where = target.fields[field].label if field else ""
-        problems.append(
-            (" · ".join(x for x in (label, str(where or "")) if x), " ".join(messages_))
-        )
-    return problems
+            target, name = form, key
+        target.add_error(name if name in target.fields else None, messages_)
 
 
 @require_POST
@@ -182,8 +190,8 @@ def cluster_create(request):
             [form_data(vip_form, VIP_FIELDS)],
         )
     except ValidationError as e:
-        problems = _spread(e, form, filled, vip_form)
-        return _setup_page(request, form, rows, vip_form, status=UNPROCESSABLE, problems=problems)
+        _spread(e, form, filled, vip_form)
+        return _setup_page(request, form, rows, vip_form, status=UNPROCESSABLE)
     cluster = setup.cluster
     made = list(cluster.nodes.select_related("cluster__credential", "credential"))
     vip = cluster.vips.get()
