@@ -296,6 +296,26 @@ def test_a_vrid_clash_says_which_is_free(login, operator, cluster):
     assert not Cluster.objects.filter(name="db").exists()
 
 
+def test_unicast_with_one_node_leaves_nothing(login, operator, credential):
+    data = setup_data(nodes=[("db-1", "198.51.100.11")], unicast="on")
+    response = login(operator).post(URL, data)
+    assert response.status_code == 422
+    assert "Unicast needs at least two nodes" in field_error(
+        response.content.decode(), "id_unicast"
+    )
+    assert_nothing_made()
+
+
+def test_a_check_weight_too_small_for_the_priorities_names_the_node(login, operator, credential):
+    data = setup_data(check_type="process", check_target="haproxy", check_weight="5")
+    response = login(operator).post(URL, data)
+    assert response.status_code == 422
+    assert "can only move the VIPs while the priorities span less than 5" in field_error(
+        response.content.decode(), "id_nodes-1-priority"
+    )
+    assert_nothing_made()
+
+
 def test_the_first_node_row_is_required(login, operator, credential):
     response = login(operator).post(URL, setup_data(nodes=[]))
     assert response.status_code == 422

@@ -113,5 +113,9 @@ def setup_cluster(user, data, node_rows, vip_rows):
                 made.append(vips.create_vip(user, cluster, row))
             except ValidationError as e:
                 raise _keyed(e, "vips", i) from None
+        # The rules of a cluster with its nodes (unicast needs two, the check weight must
+        # exceed the priorities' spread): checked once the nodes are there, so a flow that
+        # promises a pushable cluster does not end with one that cannot be pushed.
+        cluster.full_clean()
     warnings = [w for w in (v.network_warning() for v in made) if w]
     return Setup(cluster, notes, warnings)
