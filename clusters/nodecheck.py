@@ -138,8 +138,8 @@ def _fill_from_error(check, error, pinned):
         check.set(
             "host_key",
             BAD,
-            f"not trusted yet: the node offers {error.offered}. Compare it with `ssh-keygen -lf "
-            "/etc/ssh/ssh_host_ed25519_key.pub` on its console, then trust it.",
+            f"not trusted yet: the node offers {error.offered}. Compare it with what ssh-keygen "
+            "-lf /etc/ssh/ssh_host_ed25519_key.pub prints on its console, then trust it.",
         )
     elif isinstance(error, ssh.HostKeyMismatch):
         check.changed, check.offered = True, error.offered

@@ -259,3 +259,35 @@ def test_from_an_empty_panel_to_a_pushed_cluster(new_page, people, clean_lab, st
     )
     assert not_reloaded(page)
     screenshot(page, "node-lab.png")
+
+
+@pytest.mark.lab
+def test_adding_a_node_shows_its_ssh_test_in_place_and_its_key_is_trusted_from_there(
+    new_page, people, clean_lab
+):
+    from tests.lab_cluster import make_lab_cluster
+
+    cluster = make_lab_cluster(clean_lab, name="grow")
+    cluster.nodes.get(name=clean_lab[2].name).delete()
+    page = new_page()
+    log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
+    mark_page(page)
+    form = page.locator("#node-add-form")
+    form.get_by_label("Name").fill(clean_lab[2].name)
+    form.get_by_label("Address").fill(clean_lab[2].address)
+    form.get_by_label("Priority").fill("130")
+    form.get_by_role("button", name="Add node").click()
+    check = page.locator("#ssh-check")
+    offered = clean_lab[2].fingerprint
+    expect_text(check, f"host key not trusted yet: {offered}", timeout=30_000)
+    assert not_reloaded(page)
+    assert check.locator('[data-step="host_key"]').get_attribute("data-outcome") == "bad"
+    assert check.locator("button.copy").is_visible()  # shown by the script, in swapped content
+    check.scroll_into_view_if_needed()
+    screenshot(page, "node-added.png", full_page=False)
+    check.get_by_role("button", name=f"Trust {offered}").click()
+    node = cluster.nodes.get(name=clean_lab[2].name)
+    page.wait_for_url(re.compile(rf"/nodes/{node.pk}/$"))
+    expect_text(page.locator("#pinned-fingerprint"), offered)
+    node.refresh_from_db()
+    assert node.host_key_fingerprint == offered
