@@ -152,7 +152,7 @@ def test_the_node_page_copies_the_key_and_downloads_its_files(new_page, people, 
         page.get_by_role("link", name="Download iptables-web-web-1.v4").click()
     assert download.value.suggested_filename == "iptables-web-web-1.v4"
     assert open(download.value.path()).read() == render.render_iptables(node, 4)
-    screenshot(page, "node.png")
+    screenshot(page, "node-viewer.png")
 
     page = new_page(viewport=PHONE)
     log_in(page, "viewer-user", next_path=reverse("clusters:node", args=[node.pk]))
@@ -258,7 +258,7 @@ def test_from_an_empty_panel_to_a_pushed_cluster(new_page, people, clean_lab, st
         page.locator("#live-diff"), "The live file is what a push would send.", timeout=30_000
     )
     assert not_reloaded(page)
-    screenshot(page, "node-lab.png")
+    screenshot(page, "node.png")
 
 
 @pytest.mark.lab

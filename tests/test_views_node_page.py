@@ -103,7 +103,7 @@ def test_a_viewer_reads_the_files_the_state_the_key_and_the_events(login, viewer
     # The pinned key in full, with a copy button that only JavaScript shows.
     assert f'<code id="pinned-fingerprint">{PINNED}</code>' in page
     assert re.search(
-        r'<button type="button" class="copy" data-copy="pinned-fingerprint" hidden>', page
+        r'<button type="button" class="copy" data-copy="pinned-fingerprint" [^>]*hidden>Copy<', page
     )
     # The last probe and when it was.
     assert '<span class="good">MASTER</span>' in page

@@ -103,7 +103,7 @@ def delete_node(user, node):
 # --- What the node page shows ----------------------------------------------------------------
 
 
-def test_ssh(user, nodes):
+def check_ssh(user, nodes):
     """Test SSH to these nodes now, all at once: [clusters.nodecheck.SSHCheck].
 
     An operator's action, like a preview: it connects to the nodes. It changes nothing on them

@@ -205,7 +205,7 @@ def cluster_create(request):
         messages.info(request, note)
     for warning in setup.warnings:
         messages.warning(request, warning)
-    ssh_messages(request, nodes.test_ssh(request.user, made))
+    ssh_messages(request, nodes.check_ssh(request.user, made))
     return redirect("clusters:cluster", cluster.pk)
 
 

@@ -61,7 +61,7 @@ def node_add(request, pk):
     if node is None:
         return _nodes_section(request, cluster, form, status=UNPROCESSABLE)
     # Said at once rather than at the first preview: can vipanel get in, and which key to trust.
-    (check,) = services.test_ssh(request.user, [node])
+    (check,) = services.check_ssh(request.user, [node])
     text = f"Node {node.name} added. Push to send it its config."
     if wants_fragment(request):
         context = cluster_context(request, cluster, flash=text, ssh_checks=[check])
@@ -293,7 +293,7 @@ def node_live_diff(request, pk):
 def node_test_ssh(request, pk):
     """Connect with the pinned key, run a harmless probe, say what was found."""
     node = get_node(pk)
-    (check,) = services.test_ssh(request.user, [node])
+    (check,) = services.check_ssh(request.user, [node])
     node = get_node(pk)  # the key the node offers, when it was recorded just now
     return render_page(
         request,
