@@ -790,6 +790,21 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
     def ip(self):
         return ipaddress.ip_interface(self.address).ip
 
+    def network_warning(self):
+        """Why this VIP looks wrong without being an error, or "": it is outside the segment
+        its instance runs on. keepalived holds any address and a routed VIP may well be
+        elsewhere on purpose, so this is said, never refused; but a typo looks the same."""
+        iface = _parsed(validators.parse_vip, self.address)
+        segment = self.instance.segment if self.instance_id else self.cluster.network
+        net = _parsed(validators.parse_network, segment)
+        if iface is None or net is None or iface.ip in net:
+            return ""
+        return (
+            f"VIP {self.address} is outside the network {net} its VRRP instance runs on. "
+            "That is right only for an address routed to the holder; otherwise check for a "
+            "typo."
+        )
+
     def clean(self):
         iface = _parsed(validators.parse_vip, self.address) if self.field_ok("address") else None
         if iface is None:

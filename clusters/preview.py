@@ -61,7 +61,16 @@ def _fetch(node_target, path):
 
 def preview_cluster(cluster):
     """-> [NodePreview], in node order. Reads each node's config over SSH, concurrently."""
-    nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
+    return preview_nodes(cluster, cluster.nodes.select_related("credential", "cluster__credential"))
+
+
+def preview_node(node):
+    """-> NodePreview of one node: its live file against what a push would send it."""
+    return preview_nodes(node.cluster, [node])[0]
+
+
+def preview_nodes(cluster, nodes):
+    nodes = list(nodes)
     rendered, targets, results = {}, {}, {}
     try:
         path = config_path(cluster)

@@ -11,6 +11,11 @@ ROLES = (VIEWER, OPERATOR, ADMIN)
 _RANK = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
 
 
+# Who may have a secret back (a node's keepalived.conf with its auth_pass, to place by hand):
+# everyone else gets it masked. Forms and the API never show a secret to anyone.
+SECRETS_READER = ADMIN
+
+
 def role_of(user):
     if not user.is_authenticated or not user.is_active:
         return None

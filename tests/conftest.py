@@ -47,3 +47,25 @@ def cluster(db, credential):
     Node.objects.create(cluster=c, name="web-2", address="192.0.2.12", priority=110)
     VirtualIP.objects.create(cluster=c, address="192.0.2.100/24", label="frontend")
     return c
+
+
+@pytest.fixture
+def nodes_refuse_ssh():
+    """Every SSH connection the panel opens is refused at once, as by a node without sshd.
+
+    Adding a node tests SSH to it at once (clusters.nodecheck); the cast's addresses are
+    documentation ranges, and 192.0.2.0/24 may be this machine's own segment: no test but the
+    lab's may reach out. Patched at our own boundary (clusters.remote.connect), never paramiko.
+    """
+    from unittest import mock
+
+    from clusters import ssh
+
+    def refuse(node_target, deadline=None):
+        raise ssh.SSHError(
+            f"connection refused by {node_target.target.where} (is sshd running?)",
+            stage="connect",
+        )
+
+    with mock.patch("clusters.remote.connect", side_effect=refuse) as connect:
+        yield connect

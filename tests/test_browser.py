@@ -82,7 +82,9 @@ def test_the_dashboard_shows_trouble_in_red(new_page, people):
     screenshot(page, "dashboard.png")
 
 
-def test_add_node_shows_the_error_in_place_then_adds_the_row(new_page, people, cluster):
+def test_add_node_shows_the_error_in_place_then_adds_the_row(
+    new_page, people, cluster, nodes_refuse_ssh
+):
     page = new_page()
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     mark_page(page)
@@ -126,7 +128,7 @@ def test_a_viewer_sees_no_push_button_and_is_refused_if_it_posts_anyway(new_page
     assert not ConfigPush.objects.exists()
 
 
-def test_without_javascript_forms_post_and_redirect(new_page, people, cluster):
+def test_without_javascript_forms_post_and_redirect(new_page, people, cluster, nodes_refuse_ssh):
     page = new_page(javascript=False)
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     form = page.locator("#node-add-form")

@@ -49,6 +49,12 @@ def admin_url(obj, view="change"):
     return reverse(f"admin:clusters_{obj._meta.model_name}_{view}", args=[obj.pk])
 
 
+@pytest.fixture(autouse=True)
+def _no_ssh(nodes_refuse_ssh):
+    """Adding a node tests SSH at once; here every node refuses (tests that need a node to
+    answer patch clusters.remote.connect again, on top of this)."""
+
+
 def entry(action):
     """The one audit entry of `action`, as comparable values (who did it aside)."""
     (found,) = AuditEntry.objects.filter(action=action)
@@ -870,12 +876,17 @@ def cluster_create_by_service(operator, cluster, **_):
 
 
 def cluster_create_by_panel(operator, cluster, login, **_):
+    # The panel's guided flow: the cluster with its first node and VIP, in one form.
     client = login(operator)
-    form = panel_form(client, "clusters:cluster-new")
-    client.post(
-        reverse("clusters:cluster-create"),
-        form_data(form, **NEW_CLUSTER, credential=cluster.credential_id),
-    )
+    page = client.get(reverse("clusters:cluster-new")).context
+    data = form_data(page["form"], **NEW_CLUSTER, credential=cluster.credential_id)
+    data.update(form_data(page["vip_form"], address="198.51.100.100/24"))
+    data.update(form_data(page["rows"].management_form))
+    for row in page["rows"]:
+        data.update(form_data(row))
+    data.update({"nodes-0-name": "db-1", "nodes-0-address": "198.51.100.11"})
+    answer = client.post(reverse("clusters:cluster-create"), data)
+    assert answer.status_code == 302, answer.content.decode()[-3000:]
 
 
 def cluster_create_by_api(operator, cluster, **_):

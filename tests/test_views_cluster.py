@@ -43,7 +43,6 @@ def cluster_data(**overrides):
 
 # Every mutating view of this group, with a body that would succeed.
 MUTATING = {
-    "cluster-create": (lambda c: reverse("clusters:cluster-create"), lambda c: cluster_data()),
     "cluster-update": (
         lambda c: reverse("clusters:cluster-update", args=[c.pk]),
         lambda c: cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51"),
@@ -202,31 +201,7 @@ def test_every_form_field_has_a_label(login, admin, cluster):
             assert text.strip(), url
 
 
-# --- Creating a cluster and its settings --------------------------------------------------
-
-
-def test_an_operator_creates_a_cluster(login, operator, credential):
-    response = login(operator).post(
-        reverse("clusters:cluster-create"), cluster_data(credential=str(credential.pk))
-    )
-    cluster = Cluster.objects.get(name="db")
-    assert response.status_code == 302
-    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk])
-    entry = AuditEntry.objects.get(action="cluster.create")
-    assert entry.username == "otto-operator" and entry.cluster == cluster
-    assert entry.changes["network"] == [None, "198.51.100.0/24"]
-
-
-def test_it_rejects_a_vrid_clash_on_the_same_segment_in_place(login, operator, cluster):
-    response = login(operator).post(
-        reverse("clusters:cluster-create"),
-        cluster_data(network="192.0.2.0/24", virtual_router_id="51"),
-    )
-    assert response.status_code == 422
-    page = response.content.decode()
-    assert "VRID 51 is already used by cluster &#x27;web&#x27;" in page
-    assert 'value="192.0.2.0/24"' in page  # the form keeps what was typed
-    assert not Cluster.objects.filter(name="db").exists()
+# --- Its settings (creating one: tests/test_views_cluster_setup.py) -----------------------
 
 
 def test_only_an_admin_may_set_the_reload_command(login, operator, admin, cluster):
@@ -302,6 +277,26 @@ def test_an_operator_adds_a_vip_in_place(login, operator, cluster):
     assert entry.changes["address"] == [None, "192.0.2.101/24"]
 
 
+def test_a_vip_outside_the_network_is_added_with_a_warning(login, operator, cluster):
+    url = reverse("clusters:vip-add", args=[cluster.pk])
+    response = login(operator).post(url, {"address": "203.0.113.7/24"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert VirtualIP.objects.filter(address="203.0.113.7/24").exists()
+    assert re.search(
+        r'<p class="message warning" role="status">VIP 203.0.113.7/24 is outside the network '
+        r"192.0.2.0/24 its VRRP instance runs on\.",
+        body,
+    )
+    # Inside the network: no warning. Without JavaScript: a message after the redirect.
+    body = login(operator).post(url, {"address": "192.0.2.102/24"}, HTTP_HX_REQUEST="true")
+    assert "message warning" not in body.content.decode()
+    client = login(operator)
+    response = client.post(url, {"address": "203.0.113.8/24"})
+    said = [(m.level_tag, str(m)) for m in client.get(response["Location"]).context["messages"]]
+    assert said[1][0] == "warning" and "203.0.113.8/24 is outside" in said[1][1]
+
+
 def test_it_rejects_a_vip_that_is_a_nodes_address_in_place(login, operator, cluster):
     response = login(operator).post(
         reverse("clusters:vip-add", args=[cluster.pk]),
@@ -364,8 +359,10 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
     """A new mutating view cannot slip in without the four guard tests."""
     from clusters.urls import urlpatterns
     from tests import (
+        test_views_cluster_setup,
         test_views_credentials,
         test_views_instances,
+        test_views_node_page,
         test_views_nodes,
         test_views_preferences,
         test_views_push,
@@ -380,6 +377,8 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_users,
         test_views_instances,
         test_views_preferences,  # a user's own: no role to deny, so GET, login and CSRF only
+        test_views_cluster_setup,
+        test_views_node_page,
     ):
         guarded |= set(module.MUTATING)
     client = login(admin)

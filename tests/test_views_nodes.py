@@ -15,7 +15,7 @@ from tests.cast import (
     assert_requires_login,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("nodes_refuse_ssh")]
 
 OLD_KEY = "SHA256:" + "o" * 43
 NEW_KEY = "SHA256:" + "N" * 43

@@ -159,3 +159,10 @@ def preview(user, cluster):
     """
     _rules.require(user, roles.OPERATOR)
     return preview_engine.preview_cluster(cluster)
+
+
+def preview_node(user, node):
+    """One node's live file against what a push would send it (clusters.preview.NodePreview):
+    read over SSH like `preview`, an operator's action, never pinning a host key."""
+    _rules.require(user, roles.OPERATOR)
+    return preview_engine.preview_node(node)

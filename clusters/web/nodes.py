@@ -1,23 +1,37 @@
-"""Node pages: add, edit, delete, maintenance, and the host key a person trusts.
-Changes go through clusters.services (nodes, maintenance, hostkeys)."""
+"""Node pages: the node's own page (its files, state, key, events, "test SSH now"), add,
+edit, delete, maintenance, and the host key a person trusts. Changes go through
+clusters.services (nodes, maintenance, hostkeys)."""
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.db.models import Q
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters.models import Node, VirtualIP
-from clusters.roles import OPERATOR, require_role
-from clusters.services import hostkeys, maintenance, stale
+from clusters.models import FailoverEvent, Node, VirtualIP
+from clusters.roles import OPERATOR, SECRETS_READER, VIEWER, require_role
+from clusters.services import hostkeys, maintenance, pushes, stale
 from clusters.services import nodes as services
 from clusters.services.errors import Refused
 from clusters.web.clusters import cluster_context
-from clusters.web.common import CONFLICT, form_data, get_cluster, get_node, save_through
+from clusters.web.common import (
+    CONFLICT,
+    form_data,
+    get_cluster,
+    get_node,
+    save_through,
+    ssh_messages,
+)
 from clusters.web.forms import PanelNodeForm
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
+from clusters.web.presenters import NodeHealth
 from clusters.web.pushes import push_refused
+
+RECENT_EVENTS = 20
 
 
 def _nodes_section(request, cluster, form=None, status=200, flash=""):
@@ -46,10 +60,16 @@ def node_add(request, pk):
         )
     if node is None:
         return _nodes_section(request, cluster, form, status=UNPROCESSABLE)
+    # Said at once rather than at the first preview: can vipanel get in, and which key to trust.
+    (check,) = services.check_ssh(request.user, [node])
     text = f"Node {node.name} added. Push to send it its config."
     if wants_fragment(request):
-        return _nodes_section(request, cluster, flash=text)
+        context = cluster_context(request, cluster, flash=text, ssh_checks=[check])
+        return render_page(
+            request, "clusters/cluster.html", context, fragment="clusters/_nodes.html"
+        )
     messages.success(request, text)
+    ssh_messages(request, [check])
     return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#nodes")
 
 
@@ -150,6 +170,9 @@ def node_repin(request, pk):
         return render(request, "clusters/host_key.html", {"node": node}, status=CONFLICT)
     verb = "trusted" if first else "now trusted"
     messages.success(request, f"{node.name}: host key {node.host_key_fingerprint} is {verb}.")
+    # Back to the node's page when the key was trusted there; any other place is the cluster.
+    if request.POST.get("next") == reverse("clusters:node", args=[node.pk]):
+        return redirect("clusters:node", node.pk)
     return redirect("clusters:cluster", node.cluster_id)
 
 
@@ -165,3 +188,116 @@ def node_remove_stale(request, pk, vip_pk):
         outcome = "refused: " + " ".join(m for ms in e.message_dict.values() for m in ms)
     messages.info(request, f"Stale address: {outcome}.")
     return redirect("clusters:cluster", node.cluster_id)
+
+
+# --- The node's own page ---------------------------------------------------------------------
+
+
+def events_naming(node):
+    """The cluster's failover events that name this node: moves from or to it, and split
+    brains whose holders include it (to_node lists them, comma-separated)."""
+    name = node.name
+    return FailoverEvent.objects.filter(cluster_id=node.cluster_id).filter(
+        Q(from_node=name)
+        | Q(to_node=name)
+        | Q(to_node__startswith=f"{name}, ")
+        | Q(to_node__endswith=f", {name}")
+        | Q(to_node__contains=f", {name}, ")
+    )
+
+
+def node_context(request, node, **extra):
+    context = {
+        "node": node,
+        "cluster": node.cluster,
+        "h": NodeHealth(node),
+        "config": services.keepalived_file(request.user, node),
+        "rules": services.iptables_files(request.user, node),
+        "events": events_naming(node)[:RECENT_EVENTS],
+        "priorities": [
+            (inst.name, inst.priorities.get(node.pk)) for inst in node.cluster.vrrp_instances()
+        ],
+    }
+    context.update(extra)
+    return context
+
+
+@require_safe
+@require_role(VIEWER)
+def node_detail(request, pk):
+    node = get_node(pk)
+    return render(request, "clusters/node.html", node_context(request, node))
+
+
+def _download(node_file):
+    """A rendered file as a download (never shown inline: it is a file to keep or compare)."""
+    if node_file.error:
+        # The cluster is not ready to render (no VIP yet, ...): say why, as a push would.
+        return HttpResponse(
+            f"{node_file.error}\n", status=409, content_type="text/plain; charset=utf-8"
+        )
+    response = HttpResponse(node_file.text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, node_file.filename)
+    return response
+
+
+@require_safe
+@require_role(VIEWER)
+def node_config_download(request, pk):
+    """keepalived.conf as a push sends it, auth_pass masked (for every role)."""
+    return _download(services.keepalived_file(request.user, get_node(pk)))
+
+
+@require_POST
+@require_role(SECRETS_READER)
+def node_config_secret_download(request, pk):
+    """The same file with its secrets, for an admin who must place it by hand. A POST (with
+    CSRF): a link could be followed or prefetched without anyone meaning to read a secret, and
+    the service writes an audit entry."""
+    response = _download(services.keepalived_file(request.user, get_node(pk), with_secrets=True))
+    add_never_cache_headers(response)
+    return response
+
+
+@require_safe
+@require_role(VIEWER)
+def node_iptables_download(request, pk, family):
+    node = get_node(pk)
+    files = services.iptables_files(request.user, node)
+    if len(files) == 1 and files[0].family is None:
+        return _download(files[0])  # the cluster cannot be rendered yet: say why
+    found = next((f for f in files if f.family == family), None)
+    if found is None:
+        raise Http404(f"{node.name} has no IPv{family} VRRP instance.")
+    return _download(found)
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_live_diff(request, pk):
+    """The live keepalived.conf against what a push would send (read over SSH, bounded, never
+    pinning a key; secrets masked), as the cluster's preview shows it."""
+    node = get_node(pk)
+    diff = pushes.preview_node(request.user, node)
+    node.refresh_from_db()  # the preview may have recorded a key the node offers
+    return render_page(
+        request,
+        "clusters/node.html",
+        node_context(request, node, live=diff),
+        fragment="clusters/_node_diff.html",
+    )
+
+
+@require_POST
+@require_role(OPERATOR)
+def node_test_ssh(request, pk):
+    """Connect with the pinned key, run a harmless probe, say what was found."""
+    node = get_node(pk)
+    (check,) = services.check_ssh(request.user, [node])
+    node = get_node(pk)  # the key the node offers, when it was recorded just now
+    return render_page(
+        request,
+        "clusters/node.html",
+        node_context(request, node, ssh_checks=[check]),
+        fragment="clusters/_ssh_check.html",
+    )

@@ -14,8 +14,8 @@ from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
 
 
-def _vips_section(request, cluster, form=None, status=200, flash=""):
-    context = cluster_context(request, cluster, flash_vips=flash)
+def _vips_section(request, cluster, form=None, status=200, flash="", warning=""):
+    context = cluster_context(request, cluster, flash_vips=flash, warn_vips=warning)
     if form is not None:
         context["vip_form"] = form
     return render_page(
@@ -36,9 +36,13 @@ def vip_add(request, pk):
     if vip is None:
         return _vips_section(request, cluster, form, status=UNPROCESSABLE)
     text = f"VIP {vip.address} added. Push to put it on the nodes."
+    # Added all the same: a VIP outside the segment may be routed there on purpose.
+    warning = vip.network_warning()
     if wants_fragment(request):
-        return _vips_section(request, cluster, flash=text)
+        return _vips_section(request, cluster, flash=text, warning=warning)
     messages.success(request, text)
+    if warning:
+        messages.warning(request, warning)
     return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#vips")
 
 
