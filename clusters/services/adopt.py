@@ -288,6 +288,25 @@ def _apply_edits(plan, edits):
             setattr(node, name, value)
             if name == "priority":
                 plan.instances[0].priorities[key] = value
+    main = plan.instances[0]
+    keeper = next((n for n in plan.nodes if n.key == main.keeper), None)
+    above = [
+        n
+        for n in plan.nodes
+        if keeper is not None
+        and n is not keeper
+        and isinstance(n.priority, int)
+        and isinstance(keeper.priority, int)
+        and n.priority > keeper.priority
+    ]
+    if main.preempt and above:
+        raise ValidationError(
+            {
+                f"nodes.{above[0].key}.priority": f"{above[0].key} would outrank {keeper.key}, "
+                "which holds the VIPs now: the first push would move them. Adopt with the "
+                "keeper on top and change priorities afterwards, with a push of their own."
+            }
+        )
 
 
 def _prefixed(error, prefix):
