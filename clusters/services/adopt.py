@@ -267,18 +267,33 @@ def read_cluster(user, nodes, credential, config_path=constants.DEFAULT_CONFIG_P
     return reading
 
 
+def _plain(value):
+    return value is None or isinstance(value, (str, int))
+
+
 def _apply_edits(plan, edits):
-    edits = dict(edits or {})
+    if edits is None:
+        edits = {}
+    if not isinstance(edits, dict):
+        raise ValidationError({"edits": "Send the changes as an object of fields."})
+    edits = dict(edits)
     node_edits = edits.pop("nodes", None) or {}
     unknown = sorted(set(edits) - set(EDITABLE))
     if unknown:
         raise ValidationError({name: "This field cannot be set here." for name in unknown})
+    odd = sorted(name for name, value in edits.items() if not _plain(value))
+    if odd or not isinstance(node_edits, dict):
+        raise ValidationError(
+            {name: "Give a string or a whole number." for name in odd or ["nodes"]}
+        )
     for name, value in edits.items():
-        setattr(plan, name, value)
+        setattr(plan, name, "" if value is None and name != "check_weight" else value)
     for key, values in node_edits.items():
         node = next((n for n in plan.nodes if n.key == key), None)
         if node is None:
             raise ValidationError({f"nodes.{key}": "No such node in this proposal."})
+        if not isinstance(values, dict) or not all(_plain(v) for v in values.values()):
+            raise ValidationError({f"nodes.{key}": "Give an object of name and priority."})
         extra = sorted(set(values) - set(NODE_EDITABLE))
         if extra:
             raise ValidationError(
@@ -511,3 +526,99 @@ def _audit_changes(plan, reading):
 def split_brain(plan):
     """[(instance key, holders, keeper)] for the instances held by several nodes now."""
     return [(i.key, i.holders, i.keeper) for i in plan.instances if i.split_brain]
+
+
+def describe(reading):
+    """A Reading as plain data (the API's answer, the command's and the panel's source): every
+    node's outcome, the findings side by side, what will be saved, the carried blocks by
+    file:line. No secret: auth_pass is only said to be set."""
+    plan = reading.plan
+    out = {
+        "digest": reading.digest,
+        "config_path": reading.config_path,
+        "errors": dict(reading.errors),
+        "problems": dict(plan.errors) if plan else {},
+        "split_brain": [
+            {"instance": key, "holders": holders, "keeper": keeper}
+            for key, holders, keeper in (split_brain(plan) if plan else [])
+        ],
+        "cluster": None,
+        "nodes": [],
+        "instances": [],
+        "sync_groups": [],
+        "findings": [],
+    }
+    if plan is None:
+        return out
+    out["cluster"] = {name: getattr(plan, name) for name in EDITABLE}
+    out["cluster"]["interface"] = plan.interface
+    for node in plan.nodes:
+        node_reading = reading.readings[node.key]
+        out["nodes"].append(
+            {
+                "key": node.key,
+                "address": node.address,
+                "ssh_port": node.ssh_port,
+                "host_key_fingerprint": node.fingerprint,
+                "name": node.name,
+                "priority": node.priority,
+                "interface": node.interface or plan.interface,
+                "running": node.running,
+                "files": list(node_reading.files),
+                "warnings": list(node_reading.parsed.report()) if node_reading.parsed else [],
+                "carried": [
+                    {
+                        "where": item.where,
+                        "keyword": item.keyword,
+                        "context": context,
+                        "instance": instance or "",
+                        "sync_group": group or "",
+                        "text": item.text,
+                    }
+                    for context, instance, group, item in node.carried
+                ],
+            }
+        )
+    for inst in plan.instances:
+        out["instances"].append(
+            {
+                "key": inst.key,
+                "name": inst.name,
+                "main": inst.main,
+                "virtual_router_id": inst.virtual_router_id,
+                "advert_int": inst.advert_int,
+                "auth_pass_set": bool(inst.auth_pass),
+                "unicast": inst.unicast,
+                "preempt": inst.preempt,
+                "preempt_delay": inst.preempt_delay,
+                "interface": inst.interface,
+                "network": inst.network,
+                "vips": [{"address": a, "advertised": adv} for a, adv in inst.vips],
+                "priorities": dict(inst.priorities),
+                "keeper": inst.keeper or "",
+                "holders": list(inst.holders),
+                "track_check": inst.track_check,
+            }
+        )
+    out["sync_groups"] = [{"name": g.name, "members": list(g.members)} for g in plan.groups]
+    out["findings"] = [
+        {
+            "instance": f.instance,
+            "field": f.field,
+            "values": {k: _jsonable(v) for k, v in f.values.items()},
+            "proposed": _jsonable(f.proposed),
+            "reason": f.reason,
+        }
+        for f in plan.findings
+    ]
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
