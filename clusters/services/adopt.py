@@ -30,6 +30,8 @@ different: the keeper's check becomes the cluster's check and so runs on every n
 why only a typed check (the same test, rendered from one validated parameter) is an operator's.
 """
 
+import copy
+import difflib
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from clusters import audit, constants, roles, ssh, survey, validators
+from clusters import audit, constants, preview, render, roles, ssh, survey, validators
 from clusters.models import (
     CarriedBlock,
     Cluster,
@@ -521,6 +523,40 @@ def _audit_changes(plan, reading):
         "carried": [None, ", ".join(f"{n.key} {item.where}" for n, item in plan.carried)],
         "digest": [None, reading.digest[:16]],
     }
+
+
+def dry_run(reading, credential, edits=None):
+    """What saving the proposal (with `edits`) would write on each node, before anything is
+    saved: ({node key: unified diff of its live config against vipanel's, secrets masked},
+    {field: [messages]} that saving would refuse). The rows are saved in a transaction that is
+    always rolled back, so this is exactly what adopt_cluster would save and render."""
+    plan = copy.deepcopy(reading.plan)
+    diffs, errors = {}, {}
+    try:
+        _apply_edits(plan, edits)
+        with transaction.atomic():
+            cluster = _save(plan, credential, reading.config_path)
+            keys = {(n.address, n.ssh_port): n.key for n in plan.nodes}
+            for node in cluster.nodes.all():
+                key = keys[(node.address, node.ssh_port)]
+                try:
+                    new = render.node_config(node)
+                except ValueError as e:
+                    errors[f"nodes.{key}"] = [str(e)]
+                    continue
+                live = reading.readings[key].files.get(reading.config_path, "")
+                diffs[key] = "".join(
+                    difflib.unified_diff(
+                        preview.mask_secrets(live).splitlines(keepends=True),
+                        preview.mask_secrets(new).splitlines(keepends=True),
+                        fromfile=f"{key}:{reading.config_path} (live)",
+                        tofile=f"{key}:{reading.config_path} (vipanel)",
+                    )
+                )
+            transaction.set_rollback(True)
+    except ValidationError as e:
+        errors = e.message_dict if hasattr(e, "error_dict") else {"__all__": e.messages}
+    return diffs, errors
 
 
 def split_brain(plan):
