@@ -502,3 +502,40 @@ def test_adopted_clusters_round_trip_through_render_and_the_parser(
         assert main[0] == cluster.virtual_router_id and main[1] == node.priority
         # Rendering again from what was parsed gives the same file (a fixed point).
         assert _parsed_model(node) == once
+
+
+# --- manage.py adopt -----------------------------------------------------------------------------
+
+
+def test_the_command_adopts_with_fingerprints_given_and_explains_what_it_found(
+    fake_nodes, credential
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    howto_nodes(fake_nodes)
+    out = StringIO()
+    flags = [f"--fingerprint={a}={n.fingerprint}" for a, n in fake_nodes.items()]
+    call_command(
+        "adopt", *fake_nodes, "--credential=ops", *flags, "--name=swarm", "--yes", stdout=out
+    )
+    text = out.getvalue()
+    assert "Split brain now: VI_1 is held by 192.168.50.11, 192.168.50.12, 192.168.50.13" in text
+    assert "192.168.50.12 keeps it" in text and "never hear each other" in text
+    assert "Adopted cluster swarm (3 nodes)" in text
+    assert Cluster.objects.get(name="swarm").virtual_router_id == 102
+
+
+def test_the_command_never_trusts_a_key_without_a_person(fake_nodes, credential, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    howto_nodes(fake_nodes)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(CommandError, match="--fingerprint 192.168.50.11=SHA256"):
+        call_command("adopt", *fake_nodes, "--credential=ops")
+    wrong = f"--fingerprint=192.168.50.11={fp('other')}"
+    with pytest.raises(CommandError, match="not the given"):
+        call_command("adopt", "192.168.50.11", "--credential=ops", wrong)
+    assert all(not n.commands for n in fake_nodes.values())
+    assert not Cluster.objects.exists()
