@@ -236,7 +236,16 @@ def _reading_context(request, form, nodes, proposal=None):
         "reading": reading,
         "plan": plan,
         "nodes_text": nodes_text(nodes),
-        "split": services.split_brain(plan) if plan else [],
+        "split": [
+            (
+                key,
+                _holder_names(plan, plan.instance(key))["holders"],
+                _holder_names(plan, plan.instance(key))["keeper"],
+            )
+            for key, _, _ in services.split_brain(plan)
+        ]
+        if plan
+        else [],
     }
     if plan is None:
         return context, UNPROCESSABLE
