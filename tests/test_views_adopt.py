@@ -20,6 +20,8 @@ from tests.test_adopt import howto_nodes, style_mix_pair
 pytestmark = pytest.mark.django_db
 
 POSTS = ["/clusters/adopt/keys/", "/clusters/adopt/read/", "/clusters/adopt/save/"]
+# For tests/test_views_cluster.py's table of guarded URLs; the guards are tested below.
+MUTATING = {"adopt-keys", "adopt-read", "adopt-save"}
 
 
 def form(credential, fake_nodes, trust=True, **extra):

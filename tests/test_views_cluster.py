@@ -364,6 +364,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
     """A new mutating view cannot slip in without the four guard tests."""
     from clusters.urls import urlpatterns
     from tests import (
+        test_views_adopt,
         test_views_credentials,
         test_views_instances,
         test_views_nodes,
@@ -378,6 +379,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_credentials,
         test_views_users,
         test_views_instances,
+        test_views_adopt,
     ):
         guarded |= set(module.MUTATING)
     client = login(admin)
