@@ -18,6 +18,7 @@
 No database here: this runs where the services call it, and its results are plain data.
 """
 
+import dataclasses
 import fnmatch
 import hashlib
 import posixpath
@@ -71,16 +72,7 @@ class NodeReading:
 
 def offered_fingerprint(target: ssh.Target) -> str:
     """The SHA256 fingerprint of the key the node offers. Only the key exchange is made."""
-    unpinned = ssh.Target(
-        host=target.host,
-        port=target.port,
-        username=target.username,
-        private_key=target.private_key,
-        passphrase=target.passphrase,
-        expected_fingerprint="",
-        connect_timeout=target.connect_timeout,
-        command_timeout=target.command_timeout,
-    )
+    unpinned = dataclasses.replace(target, expected_fingerprint="")
     try:
         conn = ssh.connect(unpinned)
     except ssh.HostKeyNotTrusted as e:

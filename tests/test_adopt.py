@@ -539,3 +539,52 @@ def test_the_command_never_trusts_a_key_without_a_person(fake_nodes, credential,
         call_command("adopt", "192.168.50.11", "--credential=ops", wrong)
     assert all(not n.commands for n in fake_nodes.values())
     assert not Cluster.objects.exists()
+
+
+# --- The push's settle rule for a split brain it ends (clusters.convergence) ------------------
+
+
+def _status(cluster, holders):
+    from django.utils import timezone
+
+    from clusters.status import ClusterStatus, NodeProbe
+
+    vip = cluster.vips.get().address
+    probes = [
+        NodeProbe(n.name, n.pk, True, True, "MASTER" if n.name in holders else "BACKUP")
+        for n in cluster.nodes.all()
+    ]
+    for probe in probes:
+        probe.holds = [vip] if probe.name in holders else []
+    return ClusterStatus(cluster.name, timezone.now(), probes, {vip: list(holders)}), vip
+
+
+@pytest.mark.parametrize(
+    "before, reloaded, holders, final, problem",
+    [
+        # The split brain from before the push, on nodes not reloaded yet: fine mid-push.
+        (["web-1", "web-2", "web-3"], "web-3", ["web-1", "web-2"], False, None),
+        # ...but not once every node is done, nor without a split brain to begin with.
+        (["web-1", "web-2", "web-3"], "web-1", ["web-1", "web-2"], True, "held by 2 nodes"),
+        ([], "web-3", ["web-1", "web-2"], False, "held by 2 nodes"),
+        # The node just reloaded must have let the VIP go (it now hears the keeper).
+        (["web-1", "web-2", "web-3"], "web-3", ["web-1", "web-3"], False, "held by 2 nodes"),
+        # Nobody who did not hold it may gain it.
+        (["web-1", "web-2"], "web-2", ["web-1", "web-3"], False, "held by 2 nodes"),
+        # The keeper (highest priority running) must be one of those still holding it.
+        (["web-2", "web-3"], "web-1", ["web-2", "web-3"], False, "expected on web-1"),
+    ],
+)
+def test_a_split_brain_found_before_the_push_may_only_shrink_while_it_rolls(
+    cluster, before, reloaded, holders, final, problem
+):
+    from clusters.convergence import settle_problem
+
+    Node.objects.create(cluster=cluster, name="web-3", address="192.0.2.13", priority=100)
+    status, vip = _status(cluster, holders)
+    node = cluster.nodes.get(name=reloaded)
+    found = settle_problem(cluster, status, node, final, split={vip: before} if before else None)
+    if problem is None:
+        assert found is None
+    else:
+        assert found and problem in found

@@ -61,13 +61,7 @@ EDITABLE = [
     "name",
     "network",
     "reload_command",
-    "check_type",
-    "check_target",
-    "check_script",
-    "check_interval",
-    "check_weight",
-    "check_fall",
-    "check_rise",
+    *(name for name in cluster_services.FIELDS if name.startswith("check_")),
 ]
 NODE_EDITABLE = ["name", "priority"]
 

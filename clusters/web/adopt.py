@@ -193,6 +193,10 @@ def _trusted(request, nodes):
     return out
 
 
+def _back_to_nodes(request, form):
+    return render(request, TEMPLATE, {"step": "nodes", "form": form}, status=UNPROCESSABLE)
+
+
 @require_safe
 @require_role(OPERATOR)
 def adopt_start(request):
@@ -212,7 +216,7 @@ def adopt_keys(request):
         except ValidationError as e:
             form.add_error(None, e.messages)
     if offers is None:
-        return render(request, TEMPLATE, {"step": "nodes", "form": form}, status=UNPROCESSABLE)
+        return _back_to_nodes(request, form)
     return render(
         request,
         TEMPLATE,
@@ -281,13 +285,13 @@ def _holder_names(plan, inst):
 def adopt_read(request):
     form = _nodes_form(request, request.POST)
     if not form.is_valid():
-        return render(request, TEMPLATE, {"step": "nodes", "form": form}, status=UNPROCESSABLE)
+        return _back_to_nodes(request, form)
     nodes = _trusted(request, form.cleaned_data["nodes"])
     try:
         context, status = _reading_context(request, form, nodes)
     except (ValidationError, Forbidden) as e:
         form.add_error(None, getattr(e, "messages", None) or str(e))
-        return render(request, TEMPLATE, {"step": "nodes", "form": form}, status=UNPROCESSABLE)
+        return _back_to_nodes(request, form)
     return render(request, TEMPLATE, context, status=status)
 
 
@@ -296,7 +300,7 @@ def adopt_read(request):
 def adopt_save(request):
     form = _nodes_form(request, request.POST)
     if not form.is_valid():
-        return render(request, TEMPLATE, {"step": "nodes", "form": form}, status=UNPROCESSABLE)
+        return _back_to_nodes(request, form)
     nodes = form.cleaned_data["nodes"]
     data = form.cleaned_data
     config_path = data.get("config_path") or constants.DEFAULT_CONFIG_PATH
