@@ -203,6 +203,11 @@ def test_the_howto_split_brain_is_explained_and_the_keeper_named(fake_nodes, cre
     vrid = next(f for f in plan.findings if f.field == "virtual_router_id")
     assert vrid.values == {"192.168.50.11": 101, "192.168.50.12": 102, "192.168.50.13": 103}
     assert "never hear each other" in vrid.reason and "ends the split brain" in vrid.reason
+    # The how-to's comment that the lower priority wins is called out where it stands.
+    comments = [f for f in plan.findings if f.field == "comment"]
+    assert [list(f.values) for f in comments] == [[k] for k in fake_nodes]
+    assert "keepalived.conf:10: priority" in comments[0].values["192.168.50.11"]
+    assert "highest priority wins" in comments[0].reason and comments[0].proposed == 200
     assert [n.name for n in plan.nodes] == ["node1", "node2", "node3"]
     assert plan.network == "192.168.50.0/24" and plan.interface == "eth1"
     assert plan.instances[0].vips == [("192.168.50.250/32", False)]

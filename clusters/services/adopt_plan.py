@@ -244,6 +244,7 @@ def build(readings, config_path, taken_names=()):
     _plan_groups(plan, readings)
     _plan_carried(plan, readings, config_path)
     _check_unicast(plan, readings)
+    _check_comments(plan, readings)
     base = _slug(f"adopted-{main.name}", 63) or "adopted"
     name, n = base, 2
     while name in taken_names:
@@ -611,3 +612,27 @@ def _check_unicast(plan, readings):
                         "those.",
                     )
                 )
+
+
+_LOWER_WINS = re.compile(r"[#!].*\blower\b.*\b(wins?|master|becomes)\b", re.IGNORECASE)
+
+
+def _check_comments(plan, readings):
+    """The how-to's comment that the lower priority wins, said wrong where it stands."""
+    main = plan.instances[0]
+    keeper = plan.node(main.keeper)
+    for node in plan.nodes:
+        for path, text in readings[node.key].files.items():
+            for number, line in enumerate(text.splitlines(), start=1):
+                if _LOWER_WINS.search(line):
+                    plan.findings.append(
+                        _finding(
+                            main.key,
+                            "comment",
+                            {node.key: f"{path}:{number}: {line.strip()[:120]}"},
+                            keeper.priority,
+                            "This comment is wrong: in VRRP the highest priority wins. vipanel "
+                            f"trusts what the nodes do, not comments: {keeper.key} (priority "
+                            f"{keeper.priority}) keeps the VIP.",
+                        )
+                    )
