@@ -40,7 +40,6 @@ def test_an_operator_adopts_the_howto_cluster_in_the_panel(new_page, people, cle
     page.get_by_role("link", name="Adopt a running cluster").first.click()
     page.get_by_label("Nodes").fill("\n".join(n.address for n in lab))
     page.get_by_label("Credential").select_option(label="lab")
-    screenshot(page, "adopt-nodes.png")
     page.get_by_role("button", name="Show the host keys").click()
 
     rows = page.locator("#host-keys tbody tr")
@@ -71,6 +70,5 @@ def test_an_operator_adopts_the_howto_cluster_in_the_panel(new_page, people, cle
     page.get_by_role("button", name="Preview").click()
     page.locator("#preview-result").wait_for(timeout=30_000)
     assert "virtual_router_id 102" in page.locator("#preview-result").inner_text()
-    screenshot(page, "adopt-landing.png")
     # Still nothing changed on the nodes: the split brain is there until the push.
     assert len(lab.vip_holders(vip)) == 3
