@@ -767,6 +767,11 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
         validators=[validators.validate_label],
         help_text="A note for people (not sent to keepalived).",
     )
+    # In the adverts beside the instance's first VIP. vipanel advertises only the first one
+    # (clusters/render.py says why); an adopted instance keeps the list its nodes advertise
+    # now, since a node whose list differs ignores the others' adverts (issue 12: taking a
+    # cluster over must not split it). Set by adoption only.
+    advertised = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     constraints_checked_in_clean = ("clusters_virtualip_unique_host_address",)
@@ -1190,6 +1195,70 @@ class SyncGroup(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
 
     def member_count(self):
         return self.instances.count() + (1 if self.includes_main else 0)
+
+
+class CarriedBlock(models.Model):
+    """A statement of an adopted node's keepalived.conf that vipanel does not model (an LVS
+    virtual_server, vrrp_track_process, garp_* or notify lines, ...), kept byte for byte and
+    written back into that node's file only (clusters/kaconf/model.py says why carried rather
+    than refused; clusters/services/adopt.py who may adopt what).
+
+    Never editable in vipanel: no form, API field or admin page writes one; only the adopt
+    service creates them, from what it read on the node. The text runs as root there (a
+    notify line, an LVS MISC_CHECK), which is why it never goes to another host:
+    clusters.roles.readdress_violation keeps an operator from re-addressing its node."""
+
+    class Context(models.TextChoices):
+        TOP = "top", "top level"
+        GLOBAL_DEFS = "global_defs", "inside global_defs"
+        INSTANCE = "instance", "inside a vrrp_instance"
+        SYNC_GROUP = "sync_group", "inside a vrrp_sync_group"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="carried")
+    context = models.CharField(max_length=16, choices=Context.choices)
+    # With context "instance": None is the cluster's main instance.
+    instance = models.ForeignKey(
+        "VrrpInstance", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    sync_group = models.ForeignKey(
+        "SyncGroup", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    keyword = models.CharField(max_length=100)
+    source = models.CharField(max_length=300, help_text="file:line where it was read.")
+    text = models.TextField()
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["node", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "position"], name="%(app_label)s_%(class)s_unique_position"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.node.name}: {self.keyword} ({self.source})"
+
+    def clean(self):
+        errors = {}
+        if "\x00" in self.text or len(self.text.encode()) > constants.CARRIED_TEXT_MAX:
+            errors["text"] = (
+                f"A carried statement is text of at most {constants.CARRIED_TEXT_MAX} bytes."
+            )
+        if self.node_id is not None:
+            cluster_id = self.node.cluster_id
+            if self.instance_id is not None and (
+                self.context != self.Context.INSTANCE or self.instance.cluster_id != cluster_id
+            ):
+                errors["instance"] = "The instance must be one of the node's cluster."
+            if self.sync_group_id is None and self.context == self.Context.SYNC_GROUP:
+                errors["sync_group"] = "Name the sync group the statement is carried in."
+            if self.sync_group_id is not None and (
+                self.context != self.Context.SYNC_GROUP or self.sync_group.cluster_id != cluster_id
+            ):
+                errors["sync_group"] = "The sync group must be one of the node's cluster."
+        if errors:
+            raise ValidationError(errors)
 
 
 # --- Operations: pushes, observed state, failover history, audit ---------------------------

@@ -384,6 +384,7 @@ class Rollout:
         self.owner = owner
         self.plans = {}
         self.nodes = {}
+        self.split = {}
 
     def log(self, message):
         _append_log(self.push.pk, message, self.owner)
@@ -485,6 +486,19 @@ class Rollout:
             if plan.conn is not None and not self.nodes[plan.node_id].host_key_fingerprint:
                 self.nodes[plan.node_id].host_key_fingerprint = plan.conn.fingerprint
         self.holders = {p.node_id for p in self.plans.values() if p.holds}
+        # VIPs held by several nodes before anything changed (a split brain this push ends,
+        # e.g. an adopted cluster with a VRID per node): see convergence.settle_problem.
+        names = {p.node_id: p.name for p in self.plans.values()}
+        held = {}
+        for plan in self.plans.values():
+            for vip in plan.holds:
+                held.setdefault(vip, []).append(names[plan.node_id])
+        self.split = {vip: sorted(nodes) for vip, nodes in held.items() if len(nodes) > 1}
+        if self.split:
+            self.log(
+                "split brain before the push: "
+                + "; ".join(f"{vip} on {', '.join(n)}" for vip, n in sorted(self.split.items()))
+            )
 
     def order(self, steps):
         """Nodes holding no VIP first, then by how many VIPs a node holds (of every instance),
@@ -974,7 +988,9 @@ class NodeApply:
                     status = self.rollout.probe()
                 return status
 
-            problem = wait_until_settled(self.cluster, node=self.node, probe=probe)
+            problem = wait_until_settled(
+                self.cluster, node=self.node, probe=probe, split=self.rollout.split
+            )
         if problem:
             self.restore()
             raise StepFailed(

@@ -27,6 +27,7 @@ import posixpath
 import secrets
 import select
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -490,6 +491,41 @@ class Connection:
                 permanent=True,
             )
         return data
+
+    def file_kind(self, path: str) -> str | None:
+        """What `path` is (symlinks followed): "file" for a regular file, "executable" for one
+        with an x bit, "dir", "other" (device, FIFO, socket), or None when it does not exist."""
+        try:
+            mode = self._sftp_client().stat(path).st_mode
+        except FileNotFoundError:
+            return None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise self._file_error("checking", path, e) from None
+        if mode is None:
+            return "other"
+        if stat.S_ISDIR(mode):
+            return "dir"
+        if not stat.S_ISREG(mode):
+            return "other"
+        return "executable" if mode & 0o111 else "file"
+
+    def listdir(self, path: str, limit: int = 4096) -> list[str] | None:
+        """The names in a remote directory (unsorted), or None when it is not one. More than
+        `limit` entries is a permanent SSHError: nothing reads an unbounded listing."""
+        try:
+            names = self._sftp_client().listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            if getattr(e, "errno", None) is None and "not a directory" in str(e).lower():
+                return None
+            raise self._file_error("listing", path, e) from None
+        if len(names) > limit:
+            raise SSHError(
+                f"{self.where}: {path} has more than {limit} entries; vipanel lists no more",
+                permanent=True,
+            )
+        return names
 
     def stat_mode(self, path: str) -> int | None:
         """Permission bits of a remote file (e.g. 0o600), or None when it does not exist."""

@@ -2,6 +2,7 @@ from django.urls import path
 
 from clusters.hooks import notify
 from clusters.web import (
+    adopt,
     audit,
     clusters,
     credentials,
@@ -23,6 +24,10 @@ urlpatterns = [
     path("clusters/new/", clusters.cluster_new, name="cluster-new"),
     path("clusters/create/", clusters.cluster_create, name="cluster-create"),
     path("clusters/new/vrid/", clusters.cluster_vrid_hint, name="cluster-vrid-hint"),
+    path("clusters/adopt/", adopt.adopt_start, name="adopt"),
+    path("clusters/adopt/keys/", adopt.adopt_keys, name="adopt-keys"),
+    path("clusters/adopt/read/", adopt.adopt_read, name="adopt-read"),
+    path("clusters/adopt/save/", adopt.adopt_save, name="adopt-save"),
     path("clusters/<int:pk>/", clusters.cluster_detail, name="cluster"),
     path("clusters/<int:pk>/status/", clusters.cluster_status, name="cluster-status"),
     path("clusters/<int:pk>/edit/", clusters.cluster_edit, name="cluster-edit"),

@@ -359,6 +359,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
     """A new mutating view cannot slip in without the four guard tests."""
     from clusters.urls import urlpatterns
     from tests import (
+        test_views_adopt,
         test_views_cluster_setup,
         test_views_credentials,
         test_views_instances,
@@ -379,6 +380,7 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_preferences,  # a user's own: no role to deny, so GET, login and CSRF only
         test_views_cluster_setup,
         test_views_node_page,
+        test_views_adopt,
     ):
         guarded |= set(module.MUTATING)
     client = login(admin)

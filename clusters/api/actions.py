@@ -7,7 +7,16 @@ its state, and trusting a host key without a fingerprint accepts the key the nod
 
 from clusters import sweep
 from clusters.api.errors import Conflict, field_errors
-from clusters.services import clusters, credentials, hostkeys, instances, nodes, pushes, vips
+from clusters.services import (
+    adopt,
+    clusters,
+    credentials,
+    hostkeys,
+    instances,
+    nodes,
+    pushes,
+    vips,
+)
 from clusters.services.errors import Refused
 
 create_credential = credentials.create_credential
@@ -27,6 +36,17 @@ set_priority = instances.set_priority
 create_sync_group = instances.create_sync_group
 update_sync_group = instances.update_sync_group
 delete_sync_group = instances.delete_sync_group
+scan_host_keys = adopt.scan_host_keys
+read_cluster = adopt.read_cluster
+describe = adopt.describe
+
+
+def adopt_cluster(user, nodes, credential, digest, edits=None, **kwargs):
+    try:
+        return adopt.adopt_cluster(user, nodes, credential, digest, edits, **kwargs)
+    except Refused as e:
+        # The nodes changed since the reading the caller reviewed: read again.
+        raise Conflict(" ".join(str(v) for v in e.errors.values())) from None
 
 
 def trust_host_key(user, node, fingerprint=None):

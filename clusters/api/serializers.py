@@ -665,3 +665,110 @@ def status_dict(cluster):
         "vips": vip_rows,
         "nodes": node_rows,
     }
+
+
+# --- Adopting a running cluster (clusters.services.adopt) ------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """A plain serializer that refuses anything but a JSON object of its own fields."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ["Send a JSON object of fields."]})
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            names = ", ".join(self.fields)
+            raise serializers.ValidationError(
+                {name: [f"Unknown field; the fields are {names}."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+class AdoptNodeSerializer(StrictSerializer):
+    address = StrictCharField(help_text="The node's own IP address (SSH and VRRP).")
+    ssh_port = StrictIntegerField(required=False, help_text="Default 22.")
+    host_key_fingerprint = StrictCharField(
+        required=False,
+        allow_blank=True,
+        help_text="The SHA256 fingerprint you compared with the node's own (`ssh-keygen -lf`). "
+        "Required to read; compared with the offered key when scanning.",
+    )
+
+
+class AdoptKeysSerializer(StrictSerializer):
+    nodes = AdoptNodeSerializer(many=True)
+    credential = StrictPrimaryKeyRelatedField(
+        queryset=SSHCredential.objects.all(), help_text="The SSH credential for every node."
+    )
+
+
+class AdoptReadSerializer(AdoptKeysSerializer):
+    config_path = StrictCharField(
+        required=False, help_text="keepalived's config on the nodes (admin only to change)."
+    )
+
+
+class AdoptNodeEditSerializer(StrictSerializer):
+    name = StrictCharField(required=False)
+    priority = StrictIntegerField(required=False)
+
+
+class AdoptEditsSerializer(StrictSerializer):
+    name = StrictCharField(required=False)
+    network = StrictCharField(required=False)
+    reload_command = StrictCharField(required=False, help_text="Admin only.")
+    check_type = StrictCharField(required=False, allow_blank=True)
+    check_target = StrictCharField(required=False, allow_blank=True)
+    check_script = StrictCharField(
+        required=False, allow_blank=True, help_text="Admin only (runs as root on every node)."
+    )
+    check_interval = StrictIntegerField(required=False)
+    check_weight = StrictIntegerField(required=False)
+    check_fall = StrictIntegerField(required=False)
+    check_rise = StrictIntegerField(required=False)
+    nodes = serializers.DictField(
+        child=AdoptNodeEditSerializer(),
+        required=False,
+        help_text="By node key (the address, or address:port): name and main priority.",
+    )
+
+
+class AdoptSerializer(AdoptReadSerializer):
+    digest = StrictCharField(help_text="The digest of the reading you reviewed.")
+    edits = AdoptEditsSerializer(required=False)
+
+
+class AdoptKeySerializer(serializers.Serializer):
+    """The key one node offers."""
+
+    key = serializers.CharField()
+    address = serializers.CharField()
+    ssh_port = serializers.IntegerField()
+    offered = serializers.CharField(allow_blank=True, help_text="SHA256 fingerprint offered.")
+    given = serializers.CharField(allow_blank=True)
+    matches = serializers.BooleanField(
+        allow_null=True, help_text="null when no fingerprint was given: compare it yourself."
+    )
+    error = serializers.CharField(allow_blank=True)
+
+
+class AdoptKeysAnswerSerializer(serializers.Serializer):
+    nodes = AdoptKeySerializer(many=True)
+
+
+class AdoptReadingSerializer(serializers.Serializer):
+    """What the nodes run now and what adopting will save (see clusters.services.adopt)."""
+
+    digest = serializers.CharField(help_text="Send it back with the adopt request.")
+    config_path = serializers.CharField()
+    errors = serializers.DictField(child=serializers.CharField(), help_text="By node key.")
+    problems = serializers.DictField(
+        child=serializers.CharField(), help_text="What stops the proposal being saved."
+    )
+    split_brain = serializers.ListField(child=serializers.DictField())
+    cluster = serializers.DictField(allow_null=True)
+    nodes = serializers.ListField(child=serializers.DictField())
+    instances = serializers.ListField(child=serializers.DictField())
+    sync_groups = serializers.ListField(child=serializers.DictField())
+    findings = serializers.ListField(child=serializers.DictField())

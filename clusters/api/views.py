@@ -624,3 +624,106 @@ class ClusterFailovers(mixins.ListModelMixin, ApiView):
     )
     def get(self, request, cluster_id):
         return self.list(request)
+
+
+# --- Adopting a running cluster --------------------------------------------------------------
+
+
+@extend_schema(tags=["adopt"])
+class AdoptKeys(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptKeysSerializer
+
+    @extend_schema(
+        summary="Step 1 of adopting: the host key each node offers (compare before trusting)",
+        request=s.AdoptKeysSerializer,
+        responses={200: s.AdoptKeysAnswerSerializer},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptKeysSerializer, request)
+        offers = actions.scan_host_keys(request.user, data["nodes"], data["credential"])
+        return Response(
+            {
+                "nodes": [
+                    {
+                        "key": o.key,
+                        "address": o.address,
+                        "ssh_port": o.ssh_port,
+                        "offered": o.offered,
+                        "given": o.given,
+                        "matches": o.matches,
+                        "error": o.error,
+                    }
+                    for o in offers
+                ]
+            }
+        )
+
+
+@extend_schema(tags=["adopt"])
+class AdoptRead(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptReadSerializer
+
+    @extend_schema(
+        summary="Step 2: read every node (confirmed keys only) and propose what to save",
+        request=s.AdoptReadSerializer,
+        responses={200: s.AdoptReadingSerializer},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptReadSerializer, request)
+        reading = actions.read_cluster(
+            request.user, data["nodes"], data["credential"], **_config_path(data)
+        )
+        return Response(actions.describe(reading))
+
+
+@extend_schema(tags=["adopt"])
+class Adopt(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptSerializer
+
+    @extend_schema(
+        summary="Step 3: read the nodes again and save the reviewed proposal as a cluster",
+        request=s.AdoptSerializer,
+        responses={201: s.ClusterSerializer, 409: CONFLICT},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptSerializer, request)
+        cluster = actions.adopt_cluster(
+            request.user,
+            data["nodes"],
+            data["credential"],
+            data["digest"],
+            data.get("edits"),
+            **_config_path(data),
+        )
+        return Response(s.ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+
+
+def _adopt_body(serializer_class, request):
+    """The validated body; nested field errors flattened to dotted names ("nodes.0.address",
+    "edits.name"), as every 400 of the API is {field: [messages]}."""
+    body = serializer_class(data=request.data)
+    if body.is_valid():
+        return body.validated_data
+    flat = {}
+
+    def walk(prefix, detail):
+        if isinstance(detail, dict):
+            for key, value in detail.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(detail, list) and any(isinstance(d, (dict, list)) for d in detail):
+            for index, value in enumerate(detail):
+                walk(f"{prefix}.{index}", value)
+        else:
+            flat[prefix or "__all__"] = [
+                str(m) for m in (detail if isinstance(detail, list) else [detail])
+            ]
+
+    walk("", body.errors)
+    raise exceptions.ValidationError(flat)
+
+
+def _config_path(data):
+    return {"config_path": data["config_path"]} if "config_path" in data else {}

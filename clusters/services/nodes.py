@@ -10,7 +10,7 @@ from django.db import transaction
 from clusters import audit, nodecheck, preview, render, roles
 from clusters.models import Node
 from clusters.services import _rules, instances, maintenance
-from clusters.services.errors import Refused
+from clusters.services.errors import Forbidden, Refused
 
 FIELDS = [
     "name",
@@ -58,6 +58,9 @@ def update_node(user, node, data, queue=True):
     node = Node.objects.select_related("cluster", "credential").get(pk=node.pk)
     before = audit.snapshot(node, FIELDS)
     data = dict(data)
+    refused = roles.readdress_violations(user, node, data, node.carried.exists())
+    if refused:
+        raise Forbidden(" ".join(refused.values()))
     wanted = data.pop("maintenance", node.maintenance)
     if data.get("host_key_fingerprint") == "" and "host_key_fingerprint" in data:
         del data["host_key_fingerprint"]  # empty: keep the pinned key (untrusting is not here)
