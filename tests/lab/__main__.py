@@ -1,8 +1,8 @@
 """python -m tests.lab up --nodes N [--prefix P] [--json] | down [--prefix P]"""
 
 import argparse
-import os
 import json
+import os
 import sys
 
 from .lab import DEFAULT_PREFIX, Lab, LabError, down
