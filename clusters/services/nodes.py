@@ -3,7 +3,7 @@ clusters.services.maintenance (it pushes); a fingerprint typed into the form pin
 
 from django.db import transaction
 
-from clusters import audit, roles
+from clusters import audit, impact, roles
 from clusters.models import Node
 from clusters.services import _rules, instances, maintenance
 from clusters.services.errors import Refused
@@ -48,13 +48,16 @@ def create_node(user, cluster, data):
     return node
 
 
-def update_node(user, node, data, queue=True):
+def update_node(user, node, data, queue=True, *, confirm=None):
+    """A change of `maintenance` among the data pushes, confirmed like the button's."""
     _rules.require(user, roles.OPERATOR)
     # The caller's instance may already carry a form's unsaved values: compare with the row.
     node = Node.objects.select_related("cluster", "credential").get(pk=node.pk)
     before = audit.snapshot(node, FIELDS)
     data = dict(data)
     wanted = data.pop("maintenance", node.maintenance)
+    if wanted != node.maintenance:
+        _rules.confirm(user, node.cluster, confirm, maintenance.what(node, wanted))
     if data.get("host_key_fingerprint") == "" and "host_key_fingerprint" in data:
         del data["host_key_fingerprint"]  # empty: keep the pinned key (untrusting is not here)
     _rules.apply(node, data, FIELDS)
@@ -80,8 +83,17 @@ def update_node(user, node, data, queue=True):
     return node
 
 
-def delete_node(user, node):
+def delete_preview(user, node):
+    """What deleting `node` would do (clusters.impact): nothing on the nodes now; vipanel
+    leaves its keepalived running."""
     _rules.require(user, roles.OPERATOR)
+    return impact.delete_impact(node.cluster, node)
+
+
+def delete_node(user, node, *, confirm=None):
+    """Delete a node from vipanel, confirmed by naming its cluster (its keepalived runs on)."""
+    _rules.require(user, roles.OPERATOR)
+    _rules.confirm(user, node.cluster, confirm, f"Deleting node {node.name}")
     cluster = node.cluster
     before = audit.snapshot(node, FIELDS)
     with transaction.atomic():

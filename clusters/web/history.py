@@ -1,5 +1,8 @@
 """The failover history of a cluster: a timeline and the events of a window."""
 
+from datetime import timedelta
+
+from django.db.models import Q
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
@@ -7,6 +10,7 @@ from django.views.decorators.http import require_safe
 from clusters import timeline
 from clusters.models import FailoverEvent
 from clusters.roles import VIEWER, require_role
+from clusters.services import pushes as push_services
 from clusters.web.common import get_cluster
 from clusters.web.forms import HISTORY_ROWS, RANGES, HistoryFilter
 from clusters.web.presenters import _has_state
@@ -73,9 +77,11 @@ def cluster_history(request, pk):
         born=born,
         tz=timezone.get_current_timezone(),
     )
+    predictions = _predictions(cluster, since, until, rows[:HISTORY_ROWS])
     context = {
         "cluster": cluster,
         "form": form,
+        "predictions": predictions,
         "events": rows[:HISTORY_ROWS],
         "truncated": len(rows) > HISTORY_ROWS,
         "since": since,
@@ -85,3 +91,26 @@ def cluster_history(request, pk):
         "vip_filter": data.get("vip", ""),
     }
     return render(request, "clusters/history.html", context)
+
+
+def _predictions(cluster, since, until, events, limit=20):
+    """[(push or drill, verdict)] of those with a prediction whose window meets [since, until],
+    newest first; each event they judged is marked (predicted_by, as_predicted)."""
+    grace = timedelta(seconds=push_services.verdict_window(cluster))
+    records = (
+        cluster.pushes.exclude(prediction={})
+        .filter(started__isnull=False, started__lte=until)
+        .filter(Q(finished__isnull=True) | Q(finished__gte=since - grace))
+        .order_by("-started")[:limit]
+    )
+    out, judged = [], {}
+    for record in records:
+        verdict = push_services.verdict(record)
+        out.append((record, verdict))
+        for pk in verdict.expected:
+            judged.setdefault(pk, (record, True))
+        for pk in verdict.unexpected:
+            judged.setdefault(pk, (record, False))
+    for event in events:
+        event.predicted_by, event.as_predicted = judged.get(event.pk, (None, None))
+    return out
