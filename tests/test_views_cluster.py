@@ -56,7 +56,11 @@ MUTATING = {
         lambda c: reverse("clusters:vip-delete", args=[c.vips.first().pk]),
         lambda c: {},
     ),
-    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {}),
+    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {"confirm": "web"}),
+    "cluster-delete": (
+        lambda c: reverse("clusters:cluster-delete", args=[c.pk]),
+        lambda c: {"confirm": "web"},
+    ),
 }
 
 
@@ -150,7 +154,8 @@ def test_a_viewer_sees_no_buttons_that_change_things(login, viewer, cluster):
 def test_an_operator_sees_add_forms_and_push_buttons(login, operator, cluster):
     page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert "Add node" in page and "Add VIP" in page
-    assert ">Push</button>" in page and ">Preview</button>" in page
+    # Push and the drill ask first: their buttons open what they will do (…).
+    assert ">Preview and push…</button>" in page and ">Failover drill…</button>" in page
 
 
 def test_an_outsider_cannot_read_it(login, outsider, cluster):
@@ -324,7 +329,7 @@ def test_without_javascript_adding_a_vip_redirects_back(login, operator, cluster
 def test_an_operator_deletes_a_vip(login, operator, cluster):
     vip = cluster.vips.get()
     response = login(operator).post(
-        reverse("clusters:vip-delete", args=[vip.pk]), HTTP_HX_REQUEST="true"
+        reverse("clusters:vip-delete", args=[vip.pk]), {"confirm": "web"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     assert not VirtualIP.objects.filter(pk=vip.pk).exists()
@@ -340,11 +345,14 @@ def test_the_drill_starts_in_a_worker(
     login, operator, cluster, drill_queued, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+        response = login(operator).post(
+            reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+        )
     assert response.status_code == 302
-    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
-    # The drill is a record (kind "drill", queued) handed to the worker by its id.
+    # The drill is a record (kind "drill", queued) handed to the worker by its id; its page
+    # follows it (the record's state, detail and log, with its prediction).
     record = ConfigPush.objects.get(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    assert response["Location"] == reverse("clusters:push", args=[record.pk])
     assert (record.state, record.requested_by) == (ConfigPush.State.QUEUED, operator)
     drill_queued.assert_called_once_with(record.pk)
     assert AuditEntry.objects.get().action == "drill started"
@@ -352,7 +360,9 @@ def test_the_drill_starts_in_a_worker(
 
 def test_the_drill_is_refused_while_a_push_runs(login, operator, cluster, drill_queued):
     ConfigPush.objects.create(cluster=cluster, state="running")
-    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+    response = login(operator).post(
+        reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+    )
     body = response.content.decode()
     assert response.status_code == 409
     assert "The drill did not start" in body and "A push of this cluster is active" in body

@@ -184,10 +184,9 @@ def push_changes(push):
     operator left out (the push's own end adds what changed on each, clusters.push)."""
     steps = list(push.steps.order_by("position").values_list("node_name", flat=True))
     skipped = push.skipped_names
-    changes = {
-        "push": [None, push.pk],
-        "nodes": [None, ", ".join(n for n in steps if n not in skipped)],
-    }
+    changes = {"push": [None, push.pk]}
+    if steps:
+        changes["nodes"] = [None, ", ".join(n for n in steps if n not in skipped)]
     if skipped:
         changes["skipped"] = [None, ", ".join(f"{n} (unreachable)" for n in skipped)]
     return changes
@@ -208,7 +207,7 @@ def start_push(user, cluster, kind=ConfigPush.Kind.PUSH, queue=True, *, confirm=
                 "push.start",
                 cluster,
                 changes=changes,
-                result=f"push #{push.pk} queued for {changes['nodes'][1]}"
+                result=f"push #{push.pk} queued for {changes.get('nodes', [None, ''])[1]}"
                 + (f", skipping {', '.join(push.skipped_names)}" if push.skipped else ""),
             )
     except Refused as e:
