@@ -185,31 +185,27 @@ class Move:
     def sentence(self):
         after = ", ".join(self.after)
         before = ", ".join(self.before)
-        when = _when(self.cause, self.cause_how)
+        # "within ~3.6 s of n3's reload" with an estimate; "when n3 is reloaded" without.
+        when = (
+            f"within {seconds(self.within)} {_event(self.cause, self.cause_how, 'of')}"
+            if self.within is not None
+            else _event(self.cause, self.cause_how, "when")
+        )
+        reason = f" ({self.reason})" if self.reason else ""
         if self.kind == "move":
-            text = f"{after} takes {self.vip} from {before}"
-            if self.within is not None:
-                text += f" within {seconds(self.within)} {when}"
+            text = f"{after} takes {self.vip} from {before} {when}"
             if self.outage:
                 text += f" (no node answers for {seconds(self.outage)})"
             elif self.outage == 0:
                 text += f" ({before} keeps it until then: no gap)"
             return text + (f"; {self.reason}" if self.reason else "") + "."
         if self.kind == "up":
-            text = f"{after} takes {self.vip}"
-            if self.within is not None:
-                text += f" within {seconds(self.within)}"
-            return f"{text} {when}" + (f" ({self.reason})" if self.reason else "") + "."
+            return f"{after} takes {self.vip} {when}{reason}."
         if self.kind == "down":
-            return f"{self.vip} leaves {before} {when}" + (
-                f" ({self.reason})." if self.reason else "."
-            )
+            return f"{self.vip} leaves {before} {when}{reason}."
         if self.kind == "split":
             extra = [n for n in self.after if n not in self.before]
-            text = f"Split brain: {', '.join(extra)} takes {self.vip} too"
-            if self.within is not None:
-                text += f" within {seconds(self.within)}"
-            return f"{text} {when}" + (f" ({self.reason})" if self.reason else "") + "."
+            return f"Split brain: {', '.join(extra)} takes {self.vip} too {when}{reason}."
         return f"The split brain over {self.vip} ends {when}: {after} keeps it."
 
     def as_dict(self):
@@ -217,15 +213,19 @@ class Move:
         return out | {"before": list(self.before), "after": list(self.after)}
 
 
-def _when(node, how):
+def _event(node, how, form):
+    """The cause of a move: form "of" ("of n3's reload") or "when" ("when n3 is reloaded")."""
     if how == "install":
-        return "of the first start"
-    if not node:
-        return ""
+        return "of the first start" if form == "of" else "at the first start"
+    if form == "of":
+        return {
+            "stop": f"of keepalived stopping on {node}",
+            "start": f"of keepalived starting again on {node}",
+        }.get(how, f"of {node}'s reload")
     return {
-        "stop": f"of keepalived stopping on {node}",
-        "start": f"of keepalived starting again on {node}",
-    }.get(how, f"of {node}'s reload")
+        "stop": f"when keepalived stops on {node}",
+        "start": f"when keepalived starts again on {node}",
+    }.get(how, f"when {node} is reloaded")
 
 
 @dataclass
@@ -635,9 +635,8 @@ def predict_push(cluster, nodes, holders, action="push", order=None):
                 impact.warnings.append(_unknown_node_warning(n.name, holders))
             continue
         if not n.readable:
-            impact.nodes.append(
-                NodeImpact(n.name, "not read", [n.error or "its live file could not be read"])
-            )
+            # Its error is shown once, with its file (clusters.preview): not repeated here.
+            impact.nodes.append(NodeImpact(n.name, "not read", ["its live file could not be read"]))
             sent.append(n)
             continue
         if f.running and n.live == n.rendered:

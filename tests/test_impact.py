@@ -213,7 +213,8 @@ def test_deleting_the_advertised_vip_names_the_one_that_takes_its_place():
     nodes = three(vips=(VIP, VIP2))
     result = predict_delete_vip("web", nodes, {VIP: ["n3"], VIP2: ["n3"]}, VIP + "/24")
     assert moves(result.vips, VIP) == [("down", ("n3",), ())]
-    assert only(result.vips, VIP).moves[0].reason == "removed from its config"
+    down = only(result.vips, VIP).moves[0]
+    assert down.sentence() == f"{VIP} leaves n3 when n3 is reloaded (removed from its config)."
     assert any(f"the next one, {VIP2}, takes its place" in n for n in result.notes)
     # The adverts change with it: n1, pushed first, ignores n3's old adverts and holds the VIP
     # too (what the lab showed, 3.6 s after its reload); n2, pushed next, outranks n1 among the
@@ -300,6 +301,7 @@ def test_adding_a_vip_brings_it_up_on_the_holder_when_the_holder_is_pushed():
     [up] = only(result.vips, VIP2).moves
     assert (up.kind, up.after, up.cause) == ("up", ("n3",), "n3")
     assert up.reason == "added to its config"
+    assert up.sentence() == f"n3 takes {VIP2} when n3 is reloaded (added to its config)."
     assert not only(result.vips, VIP).moves
     assert f"VIP {VIP2} added to VI_web" in result.nodes[0].details
 
@@ -330,7 +332,8 @@ def test_an_unreadable_node_is_named_and_left_out_of_the_elections():
     nodes = push_nodes(lambda n, p: conf(n, p), lambda n, p: conf(n, p))
     nodes[0] = dataclasses.replace(nodes[0], readable=False, live=None, error="timed out")
     result = predict_push("web", nodes, {VIP: ["n3"]})
-    assert result.nodes[0].what == "not read" and result.nodes[0].details == ["timed out"]
+    assert result.nodes[0].what == "not read"
+    assert result.nodes[0].details == ["its live file could not be read"]
     assert any("n1 cannot be read" in w for w in result.warnings)
 
 

@@ -104,7 +104,7 @@ def test_a_move_the_prediction_did_not_foresee_is_named(clean_lab, pushed):
     assert push.state == ConfigPush.State.SUCCEEDED, push.detail
     added = lab_vip(clean_lab, offset=111).split("/")[0]
     assert push.prediction["moves"] == [
-        f"{n3} takes {added} of {n3}'s reload (added to its config)."
+        f"{n3} takes {added} when {n3} is reloaded (added to its config)."
     ]
     clean_lab[2].kill_keepalived()
     wait_until(lambda: clean_lab[1].holds(added), timeout=15, message="n2 did not take over")

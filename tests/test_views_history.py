@@ -264,3 +264,57 @@ def test_the_picture_starts_when_the_vip_was_created(login, viewer, cluster):
 def test_a_short_window_gets_second_ticks():
     svg = timeline.timeline_svg([VIP], [], at(0), at(1))
     assert ">12:00:10<" in svg and ">12:00:50<" in svg
+
+
+def test_events_in_a_pushs_window_are_marked_as_foreseen_or_not(login, viewer, cluster):
+    """The history says whether each push's prediction held, event by event (issue 17)."""
+    from clusters import impact
+    from clusters.models import ConfigPush
+    from clusters.services import pushes as push_services
+
+    now = timezone.now()
+    moved = impact.Move(
+        VIP.split("/")[0],
+        "VI_web",
+        0,
+        "web-1",
+        "reload",
+        ("web-1",),
+        ("web-2",),
+        "move",
+        within=3.5,
+        outage=0,
+    )
+    prediction = impact.Impact(
+        "maintenance",
+        "web",
+        vips=[impact.VipImpact(VIP.split("/")[0], "VI_web", ("web-1",), ("web-2",), [moved])],
+    ).as_dict()
+    push = ConfigPush.objects.create(
+        cluster=cluster,
+        kind="maintenance",
+        state="succeeded",
+        started=now - dt.timedelta(minutes=5),
+        finished=now - dt.timedelta(minutes=4),
+        prediction=prediction,
+        observed={VIP: ["web-2"]},
+    )
+    common = dict(cluster=cluster, vip_address=VIP, detected_by="notify")
+    foreseen = FailoverEvent.objects.create(
+        **common, from_node="web-1", to_node="web-2", at=now - dt.timedelta(minutes=4, seconds=30)
+    )
+    page = login(viewer).get(reverse("clusters:history", args=[cluster.pk])).content.decode()
+    assert f"foreseen by maintenance #{push.pk}" in page
+    assert re.search(rf'data-push="{push.pk}" data-status="held"', page)
+    assert "prediction held" in page
+    FailoverEvent.objects.create(
+        **common, from_node="web-2", to_node="web-1", at=now - dt.timedelta(minutes=4, seconds=10)
+    )
+    page = login(viewer).get(reverse("clusters:history", args=[cluster.pk])).content.decode()
+    assert f"not foreseen by maintenance #{push.pk}" in page
+    assert re.search(rf'data-push="{push.pk}" data-status="not held"', page)
+    assert "Not foreseen: failover of 192.0.2.100 (web-2 → web-1)." in page
+    # The first one is still foreseen; the second is not.
+    assert page.count(f">foreseen by maintenance #{push.pk}") == 1
+    assert page.count(f">not foreseen by maintenance #{push.pk}") == 1
+    assert foreseen.pk in push_services.verdict(push).expected

@@ -107,8 +107,8 @@ def test_preview_shows_what_changes_per_node_and_unchanged_nodes(
     # The button that pushes names the cluster, and says how many nodes change.
     assert '<input type="hidden" name="confirm" value="web">' in body
     assert "Push 1 node of web</button>" in body
-    web1 = re.search(r'data-node="web-1".*?</article>', body, re.S).group(0)
-    web2 = re.search(r'data-node="web-2".*?</article>', body, re.S).group(0)
+    web1 = re.search(r'<article[^>]*data-node="web-1".*?</article>', body, re.S).group(0)
+    web2 = re.search(r'<article[^>]*data-node="web-2".*?</article>', body, re.S).group(0)
     assert '<span class="del">-    priority 100</span>' in web1
     assert '<span class="add">+    priority 120</span>' in web1
     assert "auth_pass ********" in web1
