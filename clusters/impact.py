@@ -509,6 +509,19 @@ _EMPTY = InstanceConfig(priority=0)
 # --- Per-node changes ---------------------------------------------------------------------
 
 
+# The settings a change of which is said "old → new" (describe_change).
+_SETTINGS = (
+    ("priority", "priority"),
+    ("preempt_delay", "preempt_delay"),
+    ("advert_int", "advert_int"),
+    ("vrid", "VRID"),
+)
+
+
+def _said(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def describe_change(before, after):
     """What differs between two of a node's files, as far as elections and VIPs go."""
     if before is None or after is None:
@@ -524,20 +537,15 @@ def describe_change(before, after):
         if name not in before:
             continue
         old, new = before[name], after[name]
-        if old.priority != new.priority:
-            lines.append(f"priority {old.priority} → {new.priority} in {name}")
+        for attr, label in _SETTINGS:
+            was, now = getattr(old, attr), getattr(new, attr)
+            if was != now:
+                lines.append(f"{label} {_said(was)} → {_said(now)} in {name}")
         if old.preempt != new.preempt:
             lines.append(f"{'preempt' if new.preempt else 'nopreempt'} in {name}")
-        if old.preempt_delay != new.preempt_delay:
-            lines.append(f"preempt_delay {old.preempt_delay} → {new.preempt_delay} in {name}")
-        if old.advert_int != new.advert_int:
-            lines.append(f"advert_int {old.advert_int:g} → {new.advert_int:g} in {name}")
-        if old.vrid != new.vrid:
-            lines.append(f"VRID {old.vrid} → {new.vrid} in {name}")
-        if old.auth != new.auth:
-            lines.append(f"authentication changed in {name}")
-        if old.peers != new.peers:
-            lines.append(f"unicast peers changed in {name}")
+        for attr, label in (("auth", "authentication"), ("peers", "unicast peers")):
+            if getattr(old, attr) != getattr(new, attr):  # values not shown (a digest, a list)
+                lines.append(f"{label} changed in {name}")
         added = [v for v in new.vips if v not in old.vips]
         removed = [v for v in old.vips if v not in new.vips]
         if added:

@@ -11,7 +11,6 @@ import datetime as dt
 import time
 
 import pytest
-from pytest_django.live_server_helper import LiveServer
 
 from clusters import remote
 from clusters.history import sweep_cluster
@@ -21,17 +20,9 @@ from clusters.services import maintenance, pushes
 from clusters.services.errors import Unreachable
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
+from tests.test_alerts_lab import notify_server  # noqa: F401 (fixture: notify reports)
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def notify_server(lab, settings):
-    server = LiveServer(f"{lab.bridge_address}:0")
-    settings.VIPANEL_NOTIFY_URL = server.url
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, lab.bridge_address]
-    yield server
-    server.stop()
 
 
 def run(push):

@@ -53,7 +53,7 @@ class Confirmation:
         return [value for name, value in self.fields if name == "skip"]
 
 
-def answer(request, confirmation, *, preview=None, status=200, template=None):
+def answer(request, confirmation, *, preview=None, status=200):
     """The confirmation page, or its fragment for htmx (into the page's dialog)."""
     context = {
         "confirmation": confirmation,
@@ -63,7 +63,7 @@ def answer(request, confirmation, *, preview=None, status=200, template=None):
     }
     return render_page(
         request,
-        template or "clusters/confirm.html",
+        "clusters/confirm.html",
         context,
         fragment="clusters/_confirm.html",
         status=status,

@@ -46,10 +46,7 @@ def preview_page(request, cluster, skip=(), error="", status=200):
     """The push's preview, which is also its confirmation page."""
     result = pushes.preview(request.user, cluster, skip=skip)
     confirmation = _push_confirmation(request, cluster, result, skip, error)
-    response = confirm.answer(
-        request, confirmation, preview=result, status=status, template="clusters/preview.html"
-    )
-    return response
+    return confirm.answer(request, confirmation, preview=result, status=status)
 
 
 @require_POST
