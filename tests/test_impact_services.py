@@ -17,7 +17,7 @@ from clusters.models import AuditEntry, ConfigPush, Node, NodeState, VipState, V
 from clusters.render import node_config
 from clusters.services import clusters as cluster_services
 from clusters.services import drills, instances, maintenance, nodes, pushes, vips
-from clusters.services.errors import Unconfirmed, Unreachable
+from clusters.services.errors import Refused, Unconfirmed, Unreachable
 from clusters.ssh import SSHError
 from tests.cast import *  # noqa: F403
 from tests.test_api_support import Api, token_for
@@ -279,9 +279,26 @@ def test_a_skipped_node_is_recorded_on_the_push_and_its_audit_entry(operator, cl
 
 
 def test_a_skip_naming_no_node_of_the_cluster_is_refused(operator, cluster, web1_down):
-    with pytest.raises(Exception) as refused:
-        pushes.start_push(operator, cluster, confirm="web", skip=["db-9"])
-    assert "db-9: not a node of cluster web" in str(refused.value)
+    with pytest.raises(Refused) as refused:
+        pushes.start_push(operator, cluster, confirm="web", skip=["<db-9>"])
+    assert refused.value.errors["skip"] == (
+        "1 of the names to skip is no node of cluster web; its nodes are web-1, web-2."
+    )
+    assert not ConfigPush.objects.exists()
+
+
+def test_the_api_impact_takes_only_the_object_its_action_needs(operator, cluster, live):
+    client = api(operator)
+    url = f"/api/v1/clusters/{cluster.pk}/impact/"
+    node = cluster.nodes.get(name="web-1").pk
+    assert client.get(url, action="drill", node=node).json() == {
+        "node": ["action=drill takes instance."]
+    }
+    assert client.get(url, action="maintenance-on").json() == {"node": ["Name the node (its id)."]}
+    assert client.get(url, action="rm").json()["action"][0].startswith("Pick one of push")
+    assert client.get(url, action="delete", node="x").status_code == 400
+    assert client.get(url, action="delete", node=10**6).status_code == 404
+    assert client.get(url, action="drill").status_code == 200
 
 
 def test_the_api_answers_409_naming_the_unreachable_nodes_and_takes_a_skip(

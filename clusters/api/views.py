@@ -603,14 +603,31 @@ class ClusterImpact(ApiView):
             raise exceptions.ValidationError(
                 {"action": [f"Pick one of {', '.join(IMPACT_ACTIONS)}."]}
             )
+        # Which object each action takes; any other parameter is refused by name.
+        takes = {
+            "push": (),
+            "maintenance-on": ("node",),
+            "maintenance-off": ("node",),
+            "drill": ("instance",),
+            "delete": ("node", "vip", "instance"),
+        }[action]
+        models = {"node": Node, "vip": VirtualIP, "instance": VrrpInstance}
+        given = [name for name in models if params.get(name)]
+        wrong = [name for name in given if name not in takes] + given[1:]
+        if wrong:
+            raise exceptions.ValidationError(
+                {
+                    name: [f"action={action} takes {' or '.join(takes) or 'no object'}."]
+                    for name in wrong
+                }
+            )
         obj = None
-        for name, model in (("node", Node), ("vip", VirtualIP), ("instance", VrrpInstance)):
-            raw = params.get(name)
-            if raw:
-                if not raw.isdigit():
-                    raise exceptions.ValidationError({name: ["Send an id (a number)."]})
-                obj = get_or_404(model.objects.filter(cluster=cluster), int(raw))
-        if action.startswith("maintenance") and not isinstance(obj, Node):
+        if given:
+            raw = params[given[0]]
+            if not raw.isdigit():
+                raise exceptions.ValidationError({given[0]: ["Send an id (a number)."]})
+            obj = get_or_404(models[given[0]].objects.filter(cluster=cluster), int(raw))
+        if action.startswith("maintenance") and obj is None:
             raise exceptions.ValidationError({"node": ["Name the node (its id)."]})
         return Response(actions.impact(request.user, cluster, action, obj).as_dict())
 

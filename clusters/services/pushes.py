@@ -49,10 +49,11 @@ def _skip_list(cluster, skip, user):
     names = set(cluster.nodes.values_list("name", flat=True))
     wrong = [n for n in dict.fromkeys(skip) if n not in names]
     if wrong:
+        # What was sent is not echoed (it may be anything): the names it may take are.
         raise Refused(
             {
-                "skip": f"{', '.join(map(str, wrong))[:200]}: not a node of cluster "
-                f"{cluster.name}; skip names the nodes to leave out."
+                "skip": f"{len(wrong)} of the names to skip {'is' if len(wrong) == 1 else 'are'} "
+                f"no node of cluster {cluster.name}; its nodes are {', '.join(sorted(names))}."
             }
         )
     who = user.get_username() if user is not None and user.is_authenticated else "system"
