@@ -197,6 +197,11 @@ def test_maintenance_of_the_holder_says_who_takes_the_vip_and_the_push_keeps_it(
     assert page.locator("#verdict").get_attribute("data-status") in ("pending", "held")
     assert push.observed == {running.vips.get().address: [n2]}
     screenshot(page, "push-prediction.png")
+    # The history lists the push's prediction with its verdict.
+    page.goto(reverse("clusters:history", args=[running.pk]))
+    item = page.locator(f'#predictions li[data-push="{push.pk}"]')
+    expect_text(item, f"maintenance #{push.pk}")
+    assert item.get_attribute("data-status") in ("pending", "held")
 
 
 @pytest.mark.lab

@@ -5,8 +5,9 @@ from unittest import mock
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from clusters.models import AuditEntry, Cluster, ConfigPush, VirtualIP
+from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, VirtualIP
 from tests.cast import *  # noqa: F403
 from tests.cast import (
     assert_denies,
@@ -399,3 +400,21 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         if client.get(reverse(f"clusters:{pattern.name}", args=args)).status_code == 405:
             post_only.add(pattern.name)
     assert post_only == guarded
+
+
+def test_a_drill_event_says_drill_once(login, viewer, cluster):
+    """Issue 17's "(drill) (drill)": the event's kind and its source were both printed."""
+    FailoverEvent.objects.create(
+        cluster=cluster,
+        vip_address="192.0.2.100/24",
+        from_node="web-1",
+        to_node="web-2",
+        at=timezone.now(),
+        kind=FailoverEvent.Kind.DRILL,
+        detected_by=FailoverEvent.DetectedBy.DRILL,
+        detail="Passed. The VIPs moved to web-2 in 0.6s.",
+    )
+    page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    line = re.search(r'<li class="event-drill">.*?</li>', page, re.S).group(0)
+    assert line.count("drill") == 2  # the class, and "(drill)" once
+    assert "web-1 → web-2 (drill)" in line and "muted" not in line
