@@ -340,3 +340,13 @@ def test_the_preview_says_what_it_would_send_to_a_node_it_cannot_read(
         "what": "skipped",
         "details": ["skipped (unreachable)"],
     }
+
+
+def test_a_drill_keeps_the_prediction_it_was_confirmed_with(operator, cluster, live):
+    shown = drills.preview(operator, cluster).as_dict()
+    record = drills.start_drill(operator, cluster, confirm="web")
+    record.refresh_from_db()
+    assert record.prediction == shown
+    entry = AuditEntry.objects.get(action="drill started")
+    assert entry.changes["predicted"] == [None, shown["summary"]]
+    assert shown["summary"].startswith("no node's config changes; web-1 takes 192.0.2.100")
