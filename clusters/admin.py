@@ -5,6 +5,8 @@ save_formset), so it obeys the same rules as the panel and is audited the same w
 maintenance box pushes, reload_command stays an admin's, a secret is logged as "(changed)".
 """
 
+from functools import partial
+
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin, messages
@@ -33,12 +35,18 @@ from clusters.models import (
     VipState,
     VirtualIP,
 )
+from clusters.services import EXPLICIT, records, users
 from clusters.services import clusters as cluster_services
 from clusters.services import credentials as credential_services
 from clusters.services import nodes as node_services
-from clusters.services import records, users
 from clusters.services import vips as vip_services
 from clusters.services.errors import Refused
+
+
+def _confirmed(service):
+    """The admin's own pages are its confirmation (its "Are you sure?" page for a deletion):
+    the service's confirmation is given (clusters.services.EXPLICIT)."""
+    return partial(service, confirm=EXPLICIT)
 
 
 def _data(form, fields):
@@ -169,7 +177,7 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
     services = (
         cluster_services.create_cluster,
         cluster_services.update_cluster,
-        cluster_services.delete_cluster,
+        _confirmed(cluster_services.delete_cluster),
         cluster_services.FIELDS,
     )
 
@@ -182,9 +190,11 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
         model = formset.model
         service = {Node: node_services, VirtualIP: vip_services}[model]
         verb = "node" if model is Node else "vip"
-        create, update, delete = (
-            getattr(service, f"{v}_{verb}") for v in ("create", "update", "delete")
-        )
+        create = getattr(service, f"create_{verb}")
+        update = getattr(service, f"update_{verb}")
+        if model is Node:
+            update = _confirmed(update)
+        delete = _confirmed(getattr(service, f"delete_{verb}"))
         try:
             for row in formset.deleted_forms:
                 if row.instance.pk:
@@ -210,8 +220,8 @@ class NodeAdmin(ServiceAdmin):
     readonly_fields = ["offered_host_key_fingerprint"]
     services = (
         node_services.create_node,
-        node_services.update_node,
-        node_services.delete_node,
+        _confirmed(node_services.update_node),
+        _confirmed(node_services.delete_node),
         node_services.FIELDS,
     )
     parent = "cluster"
@@ -223,7 +233,7 @@ class VirtualIPAdmin(ServiceAdmin):
     services = (
         vip_services.create_vip,
         vip_services.update_vip,
-        vip_services.delete_vip,
+        _confirmed(vip_services.delete_vip),
         vip_services.FIELDS,
     )
     parent = "cluster"

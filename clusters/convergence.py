@@ -19,19 +19,21 @@ def settle_seconds(cluster):
     return 4 * advert + settings.VIPANEL_VERIFY_MARGIN
 
 
-def wait_until_settled(cluster, node=None, final=False, probe=None, seconds=None, split=None):
+def wait_until_settled(
+    cluster, node=None, final=False, probe=None, seconds=None, split=None, unseen=()
+):
     """Probe until the cluster looks right; -> None, or what was still wrong at the deadline.
-    `split`: see settle_problem."""
+    `split`, `unseen`: see settle_problem."""
     probe = probe or (lambda: probe_cluster(cluster))
     deadline = time.monotonic() + (settle_seconds(cluster) if seconds is None else seconds)
     while True:
-        problem = settle_problem(cluster, probe(), node, final, split)
+        problem = settle_problem(cluster, probe(), node, final, split, unseen)
         if problem is None or time.monotonic() > deadline:
             return problem
         time.sleep(0.1)
 
 
-def settle_problem(cluster, status, node=None, final=False, split=None):
+def settle_problem(cluster, status, node=None, final=False, split=None, unseen=()):
     """What is wrong with the cluster right after `node` was reloaded (None: nothing).
 
     Mid-push, a VIP just added is held by nobody until the holder (pushed last) has it, so
@@ -44,6 +46,9 @@ def settle_problem(cluster, status, node=None, final=False, split=None):
     so mid-push such a VIP may still be held by those of them not reloaded yet, and only by
     them; the expected holder must be one of them, the node just reloaded only if it is that
     one. Nobody else may gain it, and at the end it has one holder like every VIP.
+
+    A VIP no probed node holds is not judged while `unseen` nodes (skipped, never probed) may
+    hold it.
     """
     if node is not None:
         me = next((p for p in status.nodes if p.node_id == node.pk), None)
@@ -69,19 +74,32 @@ def settle_problem(cluster, status, node=None, final=False, split=None):
     reloaded = node.name if node is not None else None
     for inst in instances:
         problem = _instance_problem(
-            inst, status, nodes, candidates, final, len(instances) > 1, ending, reloaded
+            inst,
+            status,
+            nodes,
+            candidates,
+            final,
+            len(instances) > 1,
+            ending,
+            reloaded,
+            bool(unseen),
         )
         if problem:
             return problem
     return None
 
 
-def _instance_problem(inst, status, nodes, candidates, final, named, ending=None, reloaded=None):
+def _instance_problem(
+    inst, status, nodes, candidates, final, named, ending=None, reloaded=None, unseen=False
+):
     """settle_problem for one VRRP instance (Cluster.vrrp_instances): its anchor (the VIP in
     its adverts) must have one holder, none of its VIPs two, and with preemption the holder is
     the running node with the highest priority in this instance."""
     where = f" ({inst.name})" if named else ""
     addresses = [v.address for v in inst.vips if v.address in status.holders]
+    if unseen:
+        # Held by no node we see: it may be on a skipped one, whose keepalived we cannot see.
+        addresses = [a for a in addresses if status.holders[a]]
     if not addresses:
         return None
     anchor = addresses[0]

@@ -1302,6 +1302,13 @@ class ConfigPush(models.Model):
     log = models.TextField(blank=True)
     # The fencing token of the worker that claimed it: every later write is conditional on it.
     owner = models.CharField(max_length=32, blank=True, editable=False)
+    # What it was predicted to do (clusters.impact.Impact.as_dict), made from the live files and
+    # holders before any node was touched; judged afterwards by clusters.impact.push_verdict.
+    prediction = models.JSONField(default=dict, blank=True, editable=False)
+    # Nodes an operator chose to leave untouched (unreachable): [{"node": name, "by": user}].
+    skipped = models.JSONField(default=list, blank=True, editable=False)
+    # Who held each VIP when the push ended ({vip address: [node names]}), for the verdict.
+    observed = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -1325,6 +1332,10 @@ class ConfigPush(models.Model):
     def is_resumable(self):
         # A drill is never run again by a resume: it stops keepalived on a node.
         return self.state in self.RESUMABLE_STATES and self.kind != self.Kind.DRILL
+
+    @property
+    def skipped_names(self):
+        return [s.get("node", "") for s in self.skipped if isinstance(s, dict)]
 
 
 class PushStep(models.Model):

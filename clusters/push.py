@@ -41,7 +41,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
-from clusters import audit, constants, nodeexec, notify, remote, signals, ssh
+from clusters import audit, constants, impact, nodeexec, notify, remote, signals, ssh
 from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep
 from clusters.render import (
@@ -240,8 +240,9 @@ def run_push(push_id):
     return push
 
 
-def _finish(push, state, detail="", owner=None):
-    """The push's outcome, written only while `owner` still owns it; -> whether it was."""
+def _finish(push, state, detail="", owner=None, changes=None, summary=""):
+    """The push's outcome, written only while `owner` still owns it; -> whether it was.
+    `changes` and `summary` go into its audit entry (what the push did on which node)."""
     fields = {"state": state, "finished": Now(), "detail": detail}
     try:
         if owner is not None:
@@ -256,12 +257,13 @@ def _finish(push, state, detail="", owner=None):
     signals.push_finished.send_robust(sender=ConfigPush, push=push)
     # The outcome is audited too, by the user who asked for the push.
     action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
+    result = state + (f": {summary}" if summary else "") + (f". {detail}" if detail else "")
     audit.record(
         push.requested_by,
         action,
         push.cluster,
-        changes={"push": [None, push.pk]},
-        result=f"{state}: {detail}" if detail else state,
+        changes={"push": [None, push.pk], **(changes or {})},
+        result=result,
     )
     return True
 
@@ -385,27 +387,62 @@ class Rollout:
         self.plans = {}
         self.nodes = {}
         self.split = {}
+        self.steps = []
+        self.last_status = None
+        # Nodes the operator chose to leave untouched: {name: who}. Never connected to.
+        self.skipped = {s.get("node"): s.get("by", "") for s in push.skipped if isinstance(s, dict)}
 
     def log(self, message):
         _append_log(self.push.pk, message, self.owner)
 
     def fail(self, detail):
-        _finish(self.push, ConfigPush.State.FAILED, detail, self.owner)
+        _finish(self.push, ConfigPush.State.FAILED, detail, self.owner, *self.outcome(self.steps))
+
+    def outcome(self, steps):
+        """(audit changes, one-line summary): each node's step, and what the prediction said
+        would change (the audit entry of the push names the nodes and the changes)."""
+        by_state = {}
+        for step in steps:
+            by_state.setdefault(step.state, []).append(step.node_name)
+        nodes = "; ".join(f"{state}: {', '.join(names)}" for state, names in by_state.items())
+        changes = {"nodes": [None, nodes]}
+        prediction = self.push.prediction or {}
+        details = [
+            f"{n['node']}: {', '.join(n['details'])}"
+            for n in prediction.get("nodes", [])
+            if n.get("what") == "changes" and n.get("details")
+        ]
+        if details:
+            changes["changes"] = [None, "; ".join(details)]
+        if prediction.get("summary"):
+            changes["predicted"] = [None, prediction["summary"]]
+        return changes, nodes
 
     def run(self):
-        steps = list(self.push.steps.select_related("node"))
+        steps = self.steps = list(self.push.steps.select_related("node"))
         fresh = all(s.state == PushStep.State.PENDING for s in steps)
         for step in steps:
             if step.node_id is None and not step.is_done:
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
+            elif step.node_name in self.skipped and not step.is_done:
+                who = self.skipped[step.node_name]
+                self.finish_step(
+                    step,
+                    PushStep.State.SKIPPED,
+                    f"Skipped{f' by {who}' if who else ''}: left as it is, never connected to.",
+                )
         self.nodes = {
             n.pk: n
             for n in Node.objects.filter(
-                pk__in=[s.node_id for s in steps if s.node_id]
+                pk__in=[s.node_id for s in steps if s.node_id and s.node_name not in self.skipped]
             ).select_related("cluster", "credential", "cluster__credential")
         }
         for step in steps:
-            if step.node_id and step.node_id not in self.nodes:
+            if (
+                step.node_id
+                and step.node_id not in self.nodes
+                and step.node_name not in self.skipped
+            ):
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
         todo = [s for s in steps if not s.is_done]
         rendered = {}
@@ -419,13 +456,15 @@ class Rollout:
         try:
             self.plan()
             if fresh:
-                steps = self.order(steps)
+                steps = self.steps = self.order(steps)
                 todo = [s for s in steps if not s.is_done]
+            if not self.reachable(todo) or not self.predict(steps, rendered):
+                return
             self.log(f"push started: {', '.join(s.node_name for s in steps)}")
             roll = []
             for step in todo:
                 node, plan = self.nodes[step.node_id], self.plans[step.node_id]
-                if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
+                if self.left_alone(node):
                     self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
                 # A step found "running", or started before and failed, was interrupted: its
                 # file may already be new while keepalived was never reloaded, so "identical"
@@ -450,7 +489,10 @@ class Rollout:
                 return
             if roll and not self.verify_all():
                 return
-            _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner)
+            self.observe(self.last_status)
+            _finish(
+                self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *self.outcome(self.steps)
+            )
         finally:
             for plan in self.plans.values():
                 if plan.conn is not None:
@@ -467,6 +509,139 @@ class Rollout:
                 for family in firewall_families(node)[1:]
             ),
         )
+
+    def left_alone(self, node):
+        """A node in maintenance keeps what it has in a normal push (a maintenance push, which
+        lowers its priority, is what changes it)."""
+        return node.maintenance and self.push.kind == ConfigPush.Kind.PUSH
+
+    def reachable(self, todo):
+        """Refuse to start while a node the push must change cannot be reached: nothing has
+        been touched yet, and the operator may resume skipping it (clusters.services.pushes).
+        -> whether the push may go on."""
+        missing = [
+            s
+            for s in todo
+            if not self.left_alone(self.nodes[s.node_id])
+            and self.plans[s.node_id].error is not None
+        ]
+        for step in missing:
+            self.finish_step(step, PushStep.State.FAILED, self.plans[step.node_id].error.message)
+        if not missing:
+            return True
+        names = ", ".join(s.node_name for s in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        self.fail(
+            f"{names} could not be reached, so no node was changed. Resume skipping {names} "
+            f"to push the others, or resume once {'it' if len(missing) == 1 else 'they'} "
+            f"{verb} back."
+        )
+        return False
+
+    def predict(self, steps, rendered):
+        """Record what this push will do (clusters.impact) from the live files and holders the
+        plan just read, before any node is touched; refuse a skip that would split the brain.
+        -> whether the push may go on."""
+        nodes = []
+        for step in steps:
+            node = self.nodes.get(step.node_id)
+            if step.node_name in self.skipped:
+                who = self.skipped[step.node_name]
+                nodes.append(
+                    impact.PushNode(
+                        name=step.node_name,
+                        readable=False,
+                        rendered=None,
+                        running=None,
+                        left=f"skipped{f' by {who}' if who else ''}",
+                        assumed=self.assumed.get(step.node_name),
+                    )
+                )
+                continue
+            if node is None:
+                continue
+            plan = self.plans[node.pk]
+            live = plan.config.decode(errors="replace") if plan.config is not None else None
+            sent = rendered.get(node.pk)
+            left = "in maintenance: left as it is" if self.left_alone(node) else ""
+            nodes.append(
+                impact.PushNode(
+                    name=node.name,
+                    address=node.address,
+                    priority=node.priority,
+                    live=live,
+                    readable=plan.error is None,
+                    rendered=None if left else (sent.config.decode() if sent else live),
+                    running=plan.running if plan.error is None else None,
+                    maintenance=node.maintenance,
+                    left=left,
+                )
+            )
+        holders = self.plan_holders()
+        problem = impact.skip_problem(nodes)
+        prediction = impact.predict_push(
+            self.cluster.name,
+            nodes,
+            holders,
+            action=self.push.kind,
+            order=[s.node_name for s in steps],
+        )
+        self.push.prediction = prediction.as_dict()
+        fields = {"prediction": self.push.prediction}
+        if self.owner is not None:
+            self.owner.update(**fields)
+        else:
+            ConfigPush.objects.filter(pk=self.push.pk).update(**fields)
+        self.log(f"predicted: {prediction.summary()}")
+        if problem:
+            self.fail(f"{problem} No node was changed.")
+            return False
+        return True
+
+    def plan_holders(self):
+        """{vip: [names]} as the plan's probe saw them; a VIP no probed node holds keeps the
+        holder last recorded when that is a skipped node (it may still hold it)."""
+        holders = {}
+        for plan in self.plans.values():
+            for vip in plan.holds:
+                holders.setdefault(impact.host(vip), []).append(plan.name)
+        for vip, names in impact.observed_holders(self.cluster).items():
+            if not holders.get(vip) and any(n in self.skipped for n in names):
+                holders[vip] = [n for n in names if n in self.skipped]
+        return holders
+
+    @property
+    def assumed(self):
+        """What a skipped node is assumed to run: vipanel's file for it as the database has it
+        (the prediction says so; it is never read)."""
+        from clusters.render import node_config
+
+        out = {}
+        for node in Node.objects.filter(cluster=self.cluster, name__in=list(self.skipped)):
+            try:
+                out[node.name] = node_config(node)
+            except ValueError:
+                pass
+        return out
+
+    def observe(self, status):
+        """Who holds each VIP as the push ends (its verdict compares it with the prediction).
+        A VIP no probed node holds is left out while nodes are skipped: it may be on one."""
+        if status is None:
+            holders = {}
+            for plan in self.plans.values():
+                for vip in plan.holds:
+                    holders.setdefault(vip, []).append(plan.name)
+            held = {v.address: holders.get(v.address, []) for v in self.cluster.vips.all()}
+        else:
+            held = dict(status.holders)
+        if self.skipped:
+            held = {vip: names for vip, names in held.items() if names}
+        self.push.observed = {vip: sorted(names) for vip, names in held.items()}
+        if self.owner is not None:
+            self.owner.update(observed=self.push.observed)
+        else:
+            ConfigPush.objects.filter(pk=self.push.pk).update(observed=self.push.observed)
 
     def plan(self):
         """Every node connected and probed at once; the connections stay open for the push."""
@@ -509,7 +684,8 @@ class Rollout:
 
         def key(s):
             node = self.nodes.get(s.node_id)
-            return (held.get(s.node_id, 0), node.priority if node else 0, s.pk)
+            rank = impact.rollout_key(held.get(s.node_id, 0), node.priority if node else 0)
+            return (*rank, s.pk)
 
         steps.sort(key=key)
         with transaction.atomic():
@@ -584,8 +760,8 @@ class Rollout:
         plan = self.plans[step.node_id]
         if plan.conn is None:
             error = plan.error.message if plan.error else "not connected"
-            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {error}")
-            self.fail(f"{step.node_name}: cannot connect: {error} Later nodes were not touched.")
+            self.finish_step(step, PushStep.State.FAILED, error)
+            self.fail(f"{step.node_name} could not be reached; later nodes were not touched.")
             return False
         apply = self.node_apply(step, rendered)
         try:
@@ -622,7 +798,9 @@ class Rollout:
         errors = _in_parallel(apply_one, applies)
         problem = next((e for e in errors if e is not None), None)
         if problem is None:
-            problem = wait_until_settled(self.cluster, final=True, probe=self.probe)
+            problem = wait_until_settled(
+                self.cluster, final=True, probe=self.probe, unseen=list(self.skipped)
+            )
             if problem:
                 problem = StepFailed(
                     f"The cluster did not elect within {settle_seconds(self.cluster)}s: {problem}."
@@ -635,7 +813,10 @@ class Rollout:
                     "Installed with every node at once; the election verified.",
                     commands=apply.commands,
                 )
-            _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner)
+            self.observe(self.last_status)
+            _finish(
+                self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *self.outcome(self.steps)
+            )
             return False  # finished here: nothing more to verify
         # Nothing was served before: every node goes back to that, not only the one that failed.
         _in_parallel(lambda a: a.restore(), applies)
@@ -691,9 +872,12 @@ class Rollout:
         self.holders = {p.node_id for p in probes if p.holds} | (
             set() if node_ids is None else self.holders - set(ids)
         )
-        return ClusterStatus(
+        status = ClusterStatus(
             cluster=self.cluster.name, checked_at=timezone.now(), nodes=probes, holders=holders
         )
+        if node_ids is None:
+            self.last_status = status
+        return status
 
     def verify_all(self):
         """The whole cluster once at the end. Every node is updated by now, so nothing will be
@@ -705,7 +889,9 @@ class Rollout:
             prefix, first[0] = (drop if first[0] else ""), False
             return self.probe(prefix=prefix)
 
-        problem = wait_until_settled(self.cluster, final=True, probe=probe)
+        problem = wait_until_settled(
+            self.cluster, final=True, probe=probe, unseen=list(self.skipped)
+        )
         if problem:
             self.fail(f"Every node is updated, but the cluster did not settle: {problem}.")
             return False
@@ -989,7 +1175,11 @@ class NodeApply:
                 return status
 
             problem = wait_until_settled(
-                self.cluster, node=self.node, probe=probe, split=self.rollout.split
+                self.cluster,
+                node=self.node,
+                probe=probe,
+                split=self.rollout.split,
+                unseen=list(self.rollout.skipped),
             )
         if problem:
             self.restore()

@@ -32,6 +32,7 @@ urlpatterns = [
     path("clusters/<int:pk>/status/", clusters.cluster_status, name="cluster-status"),
     path("clusters/<int:pk>/edit/", clusters.cluster_edit, name="cluster-edit"),
     path("clusters/<int:pk>/update/", clusters.cluster_update, name="cluster-update"),
+    path("clusters/<int:pk>/delete/", clusters.cluster_delete, name="cluster-delete"),
     path("clusters/<int:pk>/nodes/add/", nodes.node_add, name="node-add"),
     path("clusters/<int:pk>/vips/add/", vips.vip_add, name="vip-add"),
     path("clusters/<int:pk>/preview/", pushes.push_preview, name="push-preview"),

@@ -179,7 +179,11 @@ def test_maintenance_through_the_api_pushes_like_the_panel(
     assert push.kind == ConfigPush.Kind.MAINTENANCE and push.requested_by == operator
     assert len(callbacks) == 1  # the push is enqueued once the change commits
     entry = AuditEntry.objects.get(action="maintenance on")
-    assert entry.changes == {"maintenance": [False, True], "push": [None, push.pk]}
+    assert entry.changes == {
+        "maintenance": [False, True],
+        "push": [None, push.pk],
+        "nodes": [None, "web-2, web-1"],
+    }
     # Sent back unchanged: no second push.
     assert operator_api.patch(node_url(node), {"maintenance": True}).status_code == 200
     assert ConfigPush.objects.count() == 1

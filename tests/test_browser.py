@@ -173,16 +173,18 @@ def test_preview_then_push_and_watch_the_live_view_to_the_end(
     worker = start_worker()
     page = new_page()
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview and push…").click()
     previews = page.locator("#preview .node-preview")
     expect_text(page.locator("#preview"), "3 of 3 nodes would change", timeout=30_000)
+    # What the push will do: nothing runs keepalived yet, so one election after the install.
+    expect_text(page.locator("#preview .impact-moves"), "within ~3.5 s of the first start")
     assert previews.count() == 3
     first = previews.nth(0)
     assert first.get_attribute("data-changed") == "yes"
     expect_text(first.locator("pre.diff"), "virtual_router_id 78")
     screenshot(page, "cluster.png")
 
-    page.get_by_role("button", name="Push these changes").click()
+    page.get_by_role("button", name="Push 3 nodes of lab-web").click()
     page.wait_for_url(re.compile(r"/pushes/\d+/$"))
     mark_page(page)
     live = page.locator("#push-live")
@@ -211,7 +213,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     start_worker()
     from clusters.services.pushes import start_push
 
-    push = start_push(people["operator"], cluster)
+    push = start_push(people["operator"], cluster, confirm=cluster.name)
     wait_until(
         lambda: not ConfigPush.objects.get(pk=push.pk).is_active,
         timeout=120,

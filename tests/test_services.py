@@ -3,7 +3,7 @@ refusal (issue 10, item 2): the service itself, the panel, the admin, the JSON A
 management command where one exists. Where the API answers a refusal by its own contract (a 409
 or 403 with a JSON body instead of a page) its tests assert that equivalent. The API offers
 no user roles, no change or deletion of a credential and no change of a VIP, so those tests
-have no API way; the panel has no cluster deletion.
+have no API way.
 
 Only our own boundaries are patched: the Celery hand-off (clusters.services.pushes.enqueue)
 and the SSH connection (clusters.remote.connect).
@@ -80,12 +80,13 @@ def api(user):
 
 
 def maintenance_by_service(operator, node, **_):
-    maintenance.set_maintenance(operator, node, True)
+    maintenance.set_maintenance(operator, node, True, confirm="web")
 
 
 def maintenance_by_panel(operator, node, login, **_):
     login(operator).post(
-        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "on"}
+        reverse("clusters:node-maintenance", args=[node.pk]),
+        {"maintenance": "on", "confirm": "web"},
     )
 
 
@@ -130,7 +131,11 @@ def test_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, log
         "action": "maintenance on",
         "object": str(node),
         "cluster": cluster.pk,
-        "changes": {"maintenance": [False, True], "push": [None, push.pk]},
+        "changes": {
+            "maintenance": [False, True],
+            "push": [None, push.pk],
+            "nodes": [None, "web-2, web-1"],
+        },
         "result": f"push #{push.pk}",
     }
 
@@ -157,12 +162,13 @@ def test_maintenance_is_refused_alike_while_a_push_runs(
 
 
 def maintenance_off_by_service(operator, node, **_):
-    maintenance.set_maintenance(operator, node, False)
+    maintenance.set_maintenance(operator, node, False, confirm="web")
 
 
 def maintenance_off_by_panel(operator, node, login, **_):
     login(operator).post(
-        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "off"}
+        reverse("clusters:node-maintenance", args=[node.pk]),
+        {"maintenance": "off", "confirm": "web"},
     )
 
 
@@ -199,7 +205,11 @@ def test_leaving_maintenance_pushes_whatever_the_entry_point(
         "action": "maintenance off",
         "object": str(node),
         "cluster": cluster.pk,
-        "changes": {"maintenance": [True, False], "push": [None, push.pk]},
+        "changes": {
+            "maintenance": [True, False],
+            "push": [None, push.pk],
+            "nodes": [None, "web-2, web-1"],
+        },
         "result": f"push #{push.pk}",
     }
 
@@ -207,7 +217,7 @@ def test_leaving_maintenance_pushes_whatever_the_entry_point(
 def port_and_maintenance_by_service(operator, node, **_):
     from clusters.services import nodes
 
-    nodes.update_node(operator, node, {"ssh_port": 2222, "maintenance": True})
+    nodes.update_node(operator, node, {"ssh_port": 2222, "maintenance": True}, confirm="web")
 
 
 def port_and_maintenance_by_admin(node, admin_client, **_):
@@ -240,6 +250,7 @@ def test_an_edit_with_maintenance_is_two_entries_and_one_push(
     assert entry("maintenance on")["changes"] == {
         "maintenance": [False, True],
         "push": [None, push.pk],
+        "nodes": [None, "web-2, web-1"],
     }
 
 
@@ -306,11 +317,11 @@ def test_a_preview_never_pins_a_host_key(way, operator, cluster, login, node_ans
 
 
 def push_by_service(operator, cluster, **_):
-    pushes.start_push(operator, cluster)
+    pushes.start_push(operator, cluster, confirm="web")
 
 
 def push_by_panel(operator, cluster, login, **_):
-    login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    login(operator).post(reverse("clusters:push-start", args=[cluster.pk]), {"confirm": "web"})
 
 
 def push_by_command(cluster, **_):
@@ -339,8 +350,8 @@ def test_a_push_starts_alike_everywhere(
         "action": "push.start",
         "object": "web",
         "cluster": cluster.pk,
-        "changes": {"push": [None, push.pk]},
-        "result": f"push #{push.pk} queued",
+        "changes": {"push": [None, push.pk], "nodes": [None, "web-2, web-1"]},
+        "result": f"push #{push.pk} queued for web-2, web-1",
     }
 
 
@@ -802,11 +813,11 @@ def test_deleting_a_user_in_the_admin_is_audited(admin_client, viewer):
 
 
 def resume_by_service(operator, push, **_):
-    pushes.resume_push(operator, push)
+    pushes.resume_push(operator, push, confirm="web")
 
 
 def resume_by_panel(operator, push, login, **_):
-    return login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    return login(operator).post(reverse("clusters:push-resume", args=[push.pk]), {"confirm": "web"})
 
 
 def resume_by_api(operator, push, **_):
@@ -964,7 +975,12 @@ def test_a_cluster_is_changed_alike(way, operator, cluster, login, admin_client)
 
 
 def cluster_delete_by_service(operator, cluster, **_):
-    cluster_services.delete_cluster(operator, cluster)
+    cluster_services.delete_cluster(operator, cluster, confirm="web")
+
+
+def cluster_delete_by_panel(operator, cluster, login, **_):
+    # Typed by the operator: the panel asks for the name (clusters.web.confirm).
+    login(operator).post(reverse("clusters:cluster-delete", args=[cluster.pk]), {"confirm": "web"})
 
 
 def cluster_delete_by_admin(cluster, admin_client, **_):
@@ -975,12 +991,17 @@ def cluster_delete_by_api(operator, cluster, **_):
     return api(operator).delete(f"/api/v1/clusters/{cluster.pk}/")
 
 
-CLUSTER_DELETE = [cluster_delete_by_service, cluster_delete_by_admin, cluster_delete_by_api]
+CLUSTER_DELETE = [
+    cluster_delete_by_service,
+    cluster_delete_by_panel,
+    cluster_delete_by_admin,
+    cluster_delete_by_api,
+]
 
 
 @pytest.mark.parametrize("way", CLUSTER_DELETE, ids=lambda f: f.__name__)
 def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client):
-    answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+    answer = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     if way is cluster_delete_by_api:
         assert answer.status_code == 204
     assert not Cluster.objects.exists()
@@ -994,7 +1015,7 @@ def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client)
 def test_a_busy_cluster_is_deleted_nowhere(way, operator, cluster, login, admin_client):
     running = busy(cluster)
     try:
-        answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+        answer = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     except Busy:
         assert way is cluster_delete_by_service
     if way is cluster_delete_by_api:
@@ -1092,11 +1113,11 @@ def test_a_node_is_changed_alike(way, operator, cluster, login, admin_client):
 def node_delete_by_service(operator, node, **_):
     from clusters.services import nodes
 
-    nodes.delete_node(operator, node)
+    nodes.delete_node(operator, node, confirm="web")
 
 
 def node_delete_by_panel(operator, node, login, **_):
-    login(operator).post(reverse("clusters:node-delete", args=[node.pk]))
+    login(operator).post(reverse("clusters:node-delete", args=[node.pk]), {"confirm": "web"})
 
 
 def node_delete_by_admin(node, admin_client, **_):
@@ -1163,11 +1184,11 @@ def test_a_vip_is_added_alike(way, operator, cluster, login):
 def vip_delete_by_service(operator, vip, **_):
     from clusters.services import vips
 
-    vips.delete_vip(operator, vip)
+    vips.delete_vip(operator, vip, confirm="web")
 
 
 def vip_delete_by_panel(operator, vip, login, **_):
-    login(operator).post(reverse("clusters:vip-delete", args=[vip.pk]))
+    login(operator).post(reverse("clusters:vip-delete", args=[vip.pk]), {"confirm": "web"})
 
 
 def vip_delete_by_admin(vip, admin_client, **_):

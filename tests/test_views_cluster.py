@@ -5,8 +5,9 @@ from unittest import mock
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from clusters.models import AuditEntry, Cluster, ConfigPush, VirtualIP
+from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, VirtualIP
 from tests.cast import *  # noqa: F403
 from tests.cast import (
     assert_denies,
@@ -55,7 +56,11 @@ MUTATING = {
         lambda c: reverse("clusters:vip-delete", args=[c.vips.first().pk]),
         lambda c: {},
     ),
-    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {}),
+    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {"confirm": "web"}),
+    "cluster-delete": (
+        lambda c: reverse("clusters:cluster-delete", args=[c.pk]),
+        lambda c: {"confirm": "web"},
+    ),
 }
 
 
@@ -149,7 +154,8 @@ def test_a_viewer_sees_no_buttons_that_change_things(login, viewer, cluster):
 def test_an_operator_sees_add_forms_and_push_buttons(login, operator, cluster):
     page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert "Add node" in page and "Add VIP" in page
-    assert ">Push</button>" in page and ">Preview</button>" in page
+    # Push and the drill ask first: their buttons open what they will do (…).
+    assert ">Preview and push…</button>" in page and ">Failover drill…</button>" in page
 
 
 def test_an_outsider_cannot_read_it(login, outsider, cluster):
@@ -319,7 +325,7 @@ def test_without_javascript_adding_a_vip_redirects_back(login, operator, cluster
 def test_an_operator_deletes_a_vip(login, operator, cluster):
     vip = cluster.vips.get()
     response = login(operator).post(
-        reverse("clusters:vip-delete", args=[vip.pk]), HTTP_HX_REQUEST="true"
+        reverse("clusters:vip-delete", args=[vip.pk]), {"confirm": "web"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     assert not VirtualIP.objects.filter(pk=vip.pk).exists()
@@ -335,11 +341,14 @@ def test_the_drill_starts_in_a_worker(
     login, operator, cluster, drill_queued, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+        response = login(operator).post(
+            reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+        )
     assert response.status_code == 302
-    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
-    # The drill is a record (kind "drill", queued) handed to the worker by its id.
+    # The drill is a record (kind "drill", queued) handed to the worker by its id; its page
+    # follows it (the record's state, detail and log, with its prediction).
     record = ConfigPush.objects.get(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    assert response["Location"] == reverse("clusters:push", args=[record.pk])
     assert (record.state, record.requested_by) == (ConfigPush.State.QUEUED, operator)
     drill_queued.assert_called_once_with(record.pk)
     assert AuditEntry.objects.get().action == "drill started"
@@ -347,7 +356,9 @@ def test_the_drill_starts_in_a_worker(
 
 def test_the_drill_is_refused_while_a_push_runs(login, operator, cluster, drill_queued):
     ConfigPush.objects.create(cluster=cluster, state="running")
-    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+    response = login(operator).post(
+        reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+    )
     body = response.content.decode()
     assert response.status_code == 409
     assert "The drill did not start" in body and "A push of this cluster is active" in body
@@ -392,3 +403,21 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         if client.get(reverse(f"clusters:{pattern.name}", args=args)).status_code == 405:
             post_only.add(pattern.name)
     assert post_only == guarded
+
+
+def test_a_drill_event_says_drill_once(login, viewer, cluster):
+    """Issue 17's "(drill) (drill)": the event's kind and its source were both printed."""
+    FailoverEvent.objects.create(
+        cluster=cluster,
+        vip_address="192.0.2.100/24",
+        from_node="web-1",
+        to_node="web-2",
+        at=timezone.now(),
+        kind=FailoverEvent.Kind.DRILL,
+        detected_by=FailoverEvent.DetectedBy.DRILL,
+        detail="Passed. The VIPs moved to web-2 in 0.6s.",
+    )
+    page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    line = re.search(r'<li class="event-drill">.*?</li>', page, re.S).group(0)
+    assert line.count("drill") == 2  # the class, and "(drill)" once
+    assert "web-1 → web-2 (drill)" in line and "muted" not in line

@@ -508,3 +508,57 @@ def test_a_cluster_without_vips_shows_an_empty_hour(login, viewer, cluster):
     start = dt.datetime.fromisoformat(re.search(r'data-start="([^"]+)"', page).group(1))
     end = dt.datetime.fromisoformat(re.search(r'data-end="([^"]+)"', page).group(1))
     assert end - start == timeline.MIN_WINDOW
+
+
+def test_events_in_a_pushs_window_are_marked_as_foreseen_or_not(login, viewer, cluster):
+    """The history says whether each push's prediction held, event by event (issue 17)."""
+    from clusters import impact
+    from clusters.models import ConfigPush
+    from clusters.services import pushes as push_services
+
+    now = timezone.now()
+    moved = impact.Move(
+        VIP.split("/")[0],
+        "VI_web",
+        0,
+        "web-1",
+        "reload",
+        ("web-1",),
+        ("web-2",),
+        "move",
+        within=3.5,
+        outage=0,
+    )
+    prediction = impact.Impact(
+        "maintenance",
+        "web",
+        vips=[impact.VipImpact(VIP.split("/")[0], "VI_web", ("web-1",), ("web-2",), [moved])],
+    ).as_dict()
+    push = ConfigPush.objects.create(
+        cluster=cluster,
+        kind="maintenance",
+        state="succeeded",
+        started=now - dt.timedelta(minutes=5),
+        finished=now - dt.timedelta(minutes=4),
+        prediction=prediction,
+        observed={VIP: ["web-2"]},
+    )
+    common = dict(cluster=cluster, vip_address=VIP, detected_by="notify")
+    foreseen = FailoverEvent.objects.create(
+        **common, from_node="web-1", to_node="web-2", at=now - dt.timedelta(minutes=4, seconds=30)
+    )
+    page = login(viewer).get(reverse("clusters:history", args=[cluster.pk])).content.decode()
+    assert f"foreseen by maintenance #{push.pk}" in page
+    assert re.search(rf'data-push="{push.pk}" data-status="held"', page)
+    assert "prediction held" in page
+    FailoverEvent.objects.create(
+        **common, from_node="web-2", to_node="web-1", at=now - dt.timedelta(minutes=4, seconds=10)
+    )
+    page = login(viewer).get(reverse("clusters:history", args=[cluster.pk])).content.decode()
+    assert f"not foreseen by maintenance #{push.pk}" in page
+    assert re.search(rf'data-push="{push.pk}" data-status="not held"', page)
+    assert "Not foreseen: failover of 192.0.2.100 (web-2 → web-1)." in page
+    # The first one is still foreseen; the second is not.
+    assert page.count(f">foreseen by maintenance #{push.pk}") == 1
+    assert page.count(f">not foreseen by maintenance #{push.pk}") == 1
+    assert foreseen.pk in push_services.verdict(push).expected

@@ -18,6 +18,7 @@ urlpatterns = [
     path("clusters/<int:cluster_id>/vips/", v.VipList.as_view(), name="cluster-vips"),
     path("clusters/<int:cluster_id>/pushes/", v.PushList.as_view(), name="cluster-pushes"),
     path("clusters/<int:cluster_id>/preview/", v.ClusterPreview.as_view(), name="preview"),
+    path("clusters/<int:cluster_id>/impact/", v.ClusterImpact.as_view(), name="impact"),
     path("clusters/<int:cluster_id>/status/", v.ClusterStatus.as_view(), name="status"),
     path("clusters/<int:cluster_id>/refresh/", v.ClusterRefresh.as_view(), name="refresh"),
     path("clusters/<int:cluster_id>/failovers/", v.ClusterFailovers.as_view(), name="failovers"),

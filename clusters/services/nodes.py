@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from clusters import audit, nodecheck, preview, render, roles
+from clusters import audit, impact, nodecheck, preview, render, roles
 from clusters.models import Node
 from clusters.services import _rules, instances, maintenance
 from clusters.services.errors import Forbidden, Refused
@@ -52,7 +52,8 @@ def create_node(user, cluster, data):
     return node
 
 
-def update_node(user, node, data, queue=True):
+def update_node(user, node, data, queue=True, *, confirm=None):
+    """A change of `maintenance` among the data pushes, confirmed like the button's."""
     _rules.require(user, roles.OPERATOR)
     # The caller's instance may already carry a form's unsaved values: compare with the row.
     node = Node.objects.select_related("cluster", "credential").get(pk=node.pk)
@@ -62,6 +63,8 @@ def update_node(user, node, data, queue=True):
     if refused:
         raise Forbidden(" ".join(refused.values()))
     wanted = data.pop("maintenance", node.maintenance)
+    if wanted != node.maintenance:
+        _rules.confirm(user, node.cluster, confirm, maintenance.what(node, wanted))
     if data.get("host_key_fingerprint") == "" and "host_key_fingerprint" in data:
         del data["host_key_fingerprint"]  # empty: keep the pinned key (untrusting is not here)
     _rules.apply(node, data, FIELDS)
@@ -87,8 +90,17 @@ def update_node(user, node, data, queue=True):
     return node
 
 
-def delete_node(user, node):
+def delete_preview(user, node):
+    """What deleting `node` would do (clusters.impact): nothing on the nodes now; vipanel
+    leaves its keepalived running."""
     _rules.require(user, roles.OPERATOR)
+    return impact.delete_impact(node.cluster, node)
+
+
+def delete_node(user, node, *, confirm=None):
+    """Delete a node from vipanel, confirmed by naming its cluster (its keepalived runs on)."""
+    _rules.require(user, roles.OPERATOR)
+    _rules.confirm(user, node.cluster, confirm, f"Deleting node {node.name}")
     cluster = node.cluster
     before = audit.snapshot(node, FIELDS)
     with transaction.atomic():

@@ -4,6 +4,7 @@ Changes go through clusters.services.clusters."""
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from clusters import validators
@@ -19,7 +20,15 @@ from clusters.models import (
 from clusters.roles import OPERATOR, VIEWER, require_role
 from clusters.services import cluster_setup, nodes
 from clusters.services import clusters as services
-from clusters.web.common import form_data, get_cluster, save_through, ssh_messages
+from clusters.services.errors import Refused, Unconfirmed
+from clusters.web import confirm
+from clusters.web.common import (
+    form_data,
+    get_cluster,
+    refusal_status,
+    save_through,
+    ssh_messages,
+)
 from clusters.web.forms import (
     NODE_ROWS,
     NODE_ROWS_MAX,
@@ -239,3 +248,40 @@ def cluster_update(request, pk):
         )
     messages.success(request, f"Settings of {cluster.name} saved. Push to apply them.")
     return redirect("clusters:cluster", cluster.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def cluster_delete(request, pk):
+    """Delete a cluster from vipanel (its nodes keep running keepalived). The name is typed:
+    this cannot be undone and the cluster's history goes with it (clusters.web.confirm)."""
+    cluster = get_cluster(pk)
+    given = request.POST.get("confirm")
+    try:
+        services.delete_cluster(request.user, cluster, confirm=given)
+    except Unconfirmed:
+        return confirm.answer(
+            request,
+            confirm.Confirmation(
+                title=f"Delete cluster {cluster.name}?",
+                cluster=cluster,
+                impact=services.delete_preview(request.user, cluster).as_dict(),
+                action=reverse("clusters:cluster-delete", args=[cluster.pk]),
+                label=f"Delete cluster {cluster.name}",
+                typed=True,
+                danger=True,
+                cancel=reverse("clusters:cluster", args=[cluster.pk]),
+                error="That is not the cluster's name; nothing was deleted." if given else "",
+            ),
+            status=UNPROCESSABLE if given else 200,
+        )
+    except Refused as e:
+        context = cluster_context(request, cluster, push_errors=e.errors, refused_by=e.active)
+        context["refused_title"] = "The cluster was not deleted"
+        return render(request, "clusters/cluster.html", context, status=refusal_status(e))
+    messages.success(
+        request,
+        f"Cluster {cluster.name} deleted from vipanel. keepalived on its nodes keeps running "
+        "with the files last pushed.",
+    )
+    return redirect("clusters:dashboard")

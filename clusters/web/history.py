@@ -17,6 +17,7 @@ from django.views.decorators.http import require_safe
 from clusters import timeline
 from clusters.models import AuditEntry, ConfigPush, FailoverEvent
 from clusters.roles import VIEWER, require_role
+from clusters.services import pushes as push_services
 from clusters.web.common import get_cluster
 from clusters.web.forms import ALL, HISTORY_ROWS, MAX_SPAN, RANGES, HistoryFilter
 from clusters.web.presenters import _has_state
@@ -178,9 +179,11 @@ def cluster_history(request, pk):
         deleted=deleted,
     )
     out_since, out_until = timeline.zoom_out(since, until, now)
+    predictions = _predictions(cluster, since, until, table[:HISTORY_ROWS])
     context = {
         "cluster": cluster,
         "form": form,
+        "predictions": predictions,
         "events": table[:HISTORY_ROWS],
         "truncated": len(table) > HISTORY_ROWS,
         "since": since,
@@ -198,3 +201,26 @@ def cluster_history(request, pk):
         "vip_filter": vip_filter,
     }
     return render(request, "clusters/history.html", context)
+
+
+def _predictions(cluster, since, until, events, limit=20):
+    """[(push or drill, verdict)] of those with a prediction whose window meets [since, until],
+    newest first; each event they judged is marked (predicted_by, as_predicted)."""
+    grace = dt.timedelta(seconds=push_services.verdict_window(cluster))
+    records = (
+        cluster.pushes.exclude(prediction={})
+        .filter(started__isnull=False, started__lte=until)
+        .filter(Q(finished__isnull=True) | Q(finished__gte=since - grace))
+        .order_by("-started")[:limit]
+    )
+    out, judged = [], {}
+    for record in records:
+        verdict = push_services.verdict(record)
+        out.append((record, verdict))
+        for pk in verdict.expected:
+            judged.setdefault(pk, (record, True))
+        for pk in verdict.unexpected:
+            judged.setdefault(pk, (record, False))
+    for event in events:
+        event.predicted_by, event.as_predicted = judged.get(event.pk, (None, None))
+    return out

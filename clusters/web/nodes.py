@@ -16,7 +16,8 @@ from clusters.models import FailoverEvent, Node, VirtualIP
 from clusters.roles import OPERATOR, SECRETS_READER, VIEWER, require_role
 from clusters.services import hostkeys, maintenance, pushes, stale
 from clusters.services import nodes as services
-from clusters.services.errors import Refused
+from clusters.services.errors import Refused, Unconfirmed, Unreachable
+from clusters.web import confirm
 from clusters.web.clusters import cluster_context
 from clusters.web.common import (
     CONFLICT,
@@ -112,7 +113,17 @@ def node_update(request, pk):
 def node_delete(request, pk):
     node = get_node(pk)
     cluster, name = node.cluster, node.name
-    services.delete_node(request.user, node)
+    try:
+        services.delete_node(request.user, node, confirm=request.POST.get("confirm"))
+    except Unconfirmed:
+        return confirm.delete_confirmation(
+            request,
+            cluster,
+            services.delete_preview(request.user, node),
+            what=f"node {name}",
+            action=reverse("clusters:node-delete", args=[node.pk]),
+            hx_target="#nodes",
+        )
     text = (
         f"Node {name} deleted from vipanel. keepalived on that host keeps running until "
         "you stop it; push so the other nodes stop expecting it."
@@ -123,19 +134,61 @@ def node_delete(request, pk):
     return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#nodes")
 
 
+def _maintenance_confirmation(request, node, on, skip, error="", status=200):
+    cluster = node.cluster
+    result = maintenance.preview(request.user, node, on, skip=skip)
+    label = (
+        f"Put {node.name} of {cluster.name} into maintenance"
+        if on
+        else f"Take {node.name} of {cluster.name} out of maintenance"
+    )
+    if skip:
+        label += f", skipping {', '.join(skip)}"
+    flag = [("maintenance", "on" if on else "off")]
+    url = reverse("clusters:node-maintenance", args=[node.pk])
+    return confirm.answer(
+        request,
+        confirm.Confirmation(
+            title=f"{maintenance.what(node, on)}?",
+            cluster=cluster,
+            impact=result.impact.as_dict(),
+            action=url,
+            label=label,
+            fields=flag + [("skip", name) for name in skip],
+            blocked=result.blocked,
+            skippable=[] if result.skip_problem else result.unreachable,
+            skip_action=url,
+            skip_fields=flag,
+            cancel=reverse("clusters:cluster", args=[cluster.pk]),
+            error=error,
+        ),
+        preview=result,
+        status=status,
+    )
+
+
 @require_POST
 @require_role(OPERATOR)
 def node_maintenance(request, pk):
     """Put a node in maintenance (a push gives it the lowest priority, so the VIPs move off it
     by election) or take it out (a normal push gives its priority back). The service does
-    both and audits them; if the push cannot start, nothing changes."""
+    both and audits them; if the push cannot start, nothing changes. Asked first, with what
+    the push will do."""
     node = get_node(pk)
     wanted = request.POST.get("maintenance")
     if wanted not in ("on", "off"):
         return HttpResponse("maintenance must be 'on' or 'off'", status=400)
     on = wanted == "on"
+    skip = confirm.skip_names(request)
     try:
-        push = maintenance.set_maintenance(request.user, node, on)
+        push = maintenance.set_maintenance(
+            request.user, node, on, confirm=request.POST.get("confirm"), skip=skip
+        )
+    except Unconfirmed:
+        return _maintenance_confirmation(request, node, on, skip)
+    except Unreachable as e:
+        node.refresh_from_db()
+        return _maintenance_confirmation(request, node, on, skip, error=e.text, status=CONFLICT)
     except Refused as e:
         return push_refused(request, node.cluster, e)
     messages.success(

@@ -9,6 +9,8 @@ from clusters.forms import VirtualIPForm
 from clusters.models import VirtualIP
 from clusters.roles import OPERATOR, require_role
 from clusters.services import vips as services
+from clusters.services.errors import Unconfirmed
+from clusters.web import confirm
 from clusters.web.clusters import cluster_context
 from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
@@ -51,7 +53,17 @@ def vip_add(request, pk):
 def vip_delete(request, pk):
     vip = get_object_or_404(VirtualIP.objects.select_related("cluster"), pk=pk)
     cluster, address = vip.cluster, vip.address
-    services.delete_vip(request.user, vip)
+    try:
+        services.delete_vip(request.user, vip, confirm=request.POST.get("confirm"))
+    except Unconfirmed:
+        return confirm.delete_confirmation(
+            request,
+            cluster,
+            services.delete_preview(request.user, vip),
+            what=f"VIP {address}",
+            action=reverse("clusters:vip-delete", args=[vip.pk]),
+            hx_target="#vips",
+        )
     text = f"VIP {address} removed. Push to take it off the nodes."
     if wants_fragment(request):
         return _vips_section(request, cluster, flash=text)
