@@ -78,7 +78,7 @@ def host(address):
 def configs_from_text(text):
     """{instance name: InstanceConfig} of a keepalived.conf, or None when it cannot be parsed
     (then nothing can be said about that node's elections)."""
-    from clusters import kaconf
+    from clusters import kaconf  # loaded when a file is read: the election core needs no parser
 
     try:
         parsed = kaconf.parse_string(text)
@@ -1084,6 +1084,8 @@ def node_facts(cluster, maintenance=None):
     """{name: NodeFacts} with the files vipanel renders for each node (what it pushed, when
     nothing is pending) and keepalived's state as last probed. `maintenance` {node id: flag}
     overrides nodes' flags (a maintenance switch not made yet)."""
+    # The core of this module is pure (plain values in, plain values out): Django's models and
+    # the renderer load only for the helpers that read the database.
     from clusters.render import node_config
 
     maintenance = maintenance or {}
@@ -1130,7 +1132,7 @@ def drill_impact(cluster, instance=None):
 
 def delete_impact(cluster, obj=None):
     """Deleting `obj` (a Node, VirtualIP or VrrpInstance of `cluster`), or the cluster itself."""
-    from clusters.models import Node, VirtualIP, VrrpInstance
+    from clusters.models import Node, VirtualIP, VrrpInstance  # as above: only when reading rows
 
     facts = node_facts(cluster)
     holders = observed_holders(cluster)

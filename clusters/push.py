@@ -614,8 +614,6 @@ class Rollout:
     def assumed(self):
         """What a skipped node is assumed to run: vipanel's file for it as the database has it
         (the prediction says so; it is never read)."""
-        from clusters.render import node_config
-
         out = {}
         for node in Node.objects.filter(cluster=self.cluster, name__in=list(self.skipped)):
             try:

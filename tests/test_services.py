@@ -470,7 +470,7 @@ def test_a_cluster_without_an_auth_pass_never_logs_one(way, operator, cluster, l
     assert cluster.auth_pass == ""
     way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     assert entry("cluster.update")["changes"] == {"advert_int": [1, 3]}
-    cluster_services.delete_cluster(operator, cluster)
+    cluster_services.delete_cluster(operator, cluster, confirm=cluster.name)
     assert "auth_pass" not in entry("cluster.delete")["changes"]
 
 
@@ -479,7 +479,7 @@ def test_an_instance_without_an_auth_pass_never_logs_one(operator, cluster):
 
     made = instances.create_instance(operator, cluster, {"name": "B", "virtual_router_id": 60})
     instances.update_instance(operator, made, {"advert_int": 2, "auth_pass": ""})
-    instances.delete_instance(operator, made)
+    instances.delete_instance(operator, made, confirm=cluster.name)
     for action in ("instance.create", "instance.update", "instance.delete"):
         assert "auth_pass" not in entry(action)["changes"], action
 
