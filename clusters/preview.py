@@ -93,17 +93,60 @@ def preview_cluster(cluster):
                 node.name, node.pk, None, "", e.message, node.maintenance
             )
             continue
-        old = mask_secrets((live or b"").decode(errors="replace"))
-        new = mask_secrets(rendered[node.pk])
-        diff = "".join(
-            difflib.unified_diff(
-                old.splitlines(keepends=True),
-                new.splitlines(keepends=True),
-                fromfile=f"{node.name}:{cluster.config_path} (live)"
-                if live is not None
-                else "/dev/null",
-                tofile=f"{node.name}:{cluster.config_path} (vipanel)",
-            )
+        diff = masked_diff(
+            (live or b"").decode(errors="replace"),
+            rendered[node.pk],
+            f"{node.name}:{cluster.config_path} (live)" if live is not None else "/dev/null",
+            f"{node.name}:{cluster.config_path} (vipanel)",
         )
         results[node.pk] = NodePreview(node.name, node.pk, bool(diff), diff, "", node.maintenance)
     return [results[n.pk] for n in nodes]
+
+
+def masked_diff(old, new, fromfile, tofile):
+    """A unified diff of two texts with their secrets masked on both sides ("" when equal)."""
+    return "".join(
+        difflib.unified_diff(
+            mask_secrets(old).splitlines(keepends=True),
+            mask_secrets(new).splitlines(keepends=True),
+            fromfile=fromfile,
+            tofile=tofile,
+        )
+    )
+
+
+@dataclass
+class Drift:
+    """What was edited on a node: the file vipanel last pushed there against the live one the
+    probe read (no SSH here: the sweep kept it). `against` says what the live file is compared
+    with: "pushed", or "rendered" when vipanel has no copy of what it pushed (a node an upgrade
+    adopted with a file vipanel would not render)."""
+
+    diff: str
+    against: str
+    checked_at: object
+
+
+def drift_of(node, state):
+    """-> Drift, or None when the last probe found no drift (or kept no copy of the file)."""
+    if state is None or not state.drift or not state.drift_config_sha:
+        return None
+    path = node.cluster.config_path
+    live = f"{node.name}:{path} (live, edited on the node)"
+    if node.pushed_config:
+        pushed = f"{node.name}:{path} (pushed by vipanel"
+        pushed += f" {node.pushed_at:%Y-%m-%d %H:%M:%S %Z})" if node.pushed_at else ")"
+        return Drift(
+            masked_diff(node.pushed_config, state.drift_config, pushed, live),
+            "pushed",
+            state.checked_at,
+        )
+    try:
+        rendered = node_config(node)
+    except ValueError as e:
+        rendered = f"# vipanel cannot render this node's config now: {e}\n"
+    return Drift(
+        masked_diff(rendered, state.drift_config, f"{node.name}:{path} (vipanel now)", live),
+        "rendered",
+        state.checked_at,
+    )

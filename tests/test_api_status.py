@@ -50,8 +50,10 @@ def test_a_cluster_never_probed_shows_unknowns(viewer_api, cluster):
             "since": None,
             "split_brain": False,
             "no_holder": False,
+            "pending_push": False,
         }
     ]
+    assert body["pending_push"] is False
     assert [(n["name"], n["reachable"], n["vrrp_state"]) for n in body["nodes"]] == [
         ("web-1", None, "UNKNOWN"),
         ("web-2", None, "UNKNOWN"),

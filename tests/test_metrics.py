@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clusters import metrics
 from clusters.models import ConfigPush, FailoverEvent, Node, NodeState, VipState, VirtualIP
+from tests.pushed import mark_pushed
 from tests.test_api_support import make_user, token_for
 
 pytestmark = pytest.mark.django_db
@@ -277,6 +278,7 @@ def test_vip_metrics_name_their_instance(cluster):
     for node, priority in zip(cluster.nodes.order_by("name"), (110, 120), strict=True):
         NodePriority.objects.create(instance=b, node=node, priority=priority)
     VirtualIP.objects.create(cluster=cluster, instance=b, address="192.0.2.200/24")
+    mark_pushed(cluster)
     s = parse(scrape().content.decode())
     assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 0
     assert (

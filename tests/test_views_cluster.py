@@ -165,7 +165,7 @@ def test_the_status_part_refreshes_itself(login, viewer, cluster):
     client = login(viewer)
     page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     status_url = reverse("clusters:cluster-status", args=[cluster.pk])
-    assert f'hx-get="{status_url}" hx-trigger="every 5s"' in page
+    assert f'hx-get="{status_url}" hx-trigger="every 5s, cluster-changed from:body"' in page
     fragment = client.get(status_url, HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "web-1" in fragment
     # Without JavaScript the same URL is a page of its own.

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from clusters.models import AuditEntry, NodePriority, VirtualIP, VrrpInstance
 from tests.cast import *  # noqa: F403
+from tests.pushed import mark_pushed
 from tests.cast import (
     assert_denies,
     assert_enforces_csrf,
@@ -146,6 +147,7 @@ def test_the_dashboard_shows_each_instances_holder(login, viewer, cluster):
     from clusters.models import VipState
 
     inst = b_instance(cluster)
+    mark_pushed(cluster)
     now = timezone.now()
     web1, web2 = cluster.nodes.get(name="web-1"), cluster.nodes.get(name="web-2")
     VipState.objects.create(

@@ -11,7 +11,7 @@ from django.utils import timezone
 from clusters import audit, roles, tasks
 from clusters import preview as preview_engine
 from clusters import push as push_engine
-from clusters.models import ConfigPush, PushStep
+from clusters.models import ConfigPush, NodeState, PushStep
 from clusters.services import _rules
 from clusters.services.errors import Busy, Refused
 
@@ -159,3 +159,12 @@ def preview(user, cluster):
     """
     _rules.require(user, roles.OPERATOR)
     return preview_engine.preview_cluster(cluster)
+
+
+def drift(user, node):
+    """What was edited on `node`: its live file (as the last probe kept it) against what vipanel
+    last pushed there, secrets masked (clusters.preview.Drift), or None with no drift. An
+    operator's, like the preview: a file edited by hand may hold anything."""
+    _rules.require(user, roles.OPERATOR)
+    state = NodeState.objects.filter(node=node).first()
+    return preview_engine.drift_of(node, state)

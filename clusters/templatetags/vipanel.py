@@ -48,4 +48,6 @@ def state_class(value):
         return "bad"
     if value in ("running", "queued"):
         return "busy"
+    if value == "pending":
+        return "pending"  # saved, not pushed: amber, not a problem
     return "neutral"

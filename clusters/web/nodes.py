@@ -8,12 +8,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
+from clusters import health
 from clusters.models import Node, VirtualIP
 from clusters.roles import OPERATOR, require_role
-from clusters.services import hostkeys, maintenance, stale
+from clusters.services import hostkeys, maintenance, pushes, stale
 from clusters.services import nodes as services
 from clusters.services.errors import Refused
-from clusters.web.clusters import cluster_context
+from clusters.web.clusters import changed, cluster_context
 from clusters.web.common import CONFLICT, form_data, get_cluster, get_node, save_through
 from clusters.web.forms import PanelNodeForm
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
@@ -25,9 +26,11 @@ def _nodes_section(request, cluster, form=None, status=200, flash=""):
     context = cluster_context(request, cluster, flash=flash)
     if form is not None:
         context["node_form"] = form
-    return render_page(
+    response = render_page(
         request, "clusters/cluster.html", context, fragment="clusters/_nodes.html", status=status
     )
+    # A change was made (the flash says which): the page's live parts follow at once.
+    return changed(response) if flash else response
 
 
 @require_POST
@@ -126,6 +129,21 @@ def node_maintenance(request, pk):
         else f"{node.name} is leaving maintenance: push #{push.pk} gives it its priority again.",
     )
     return redirect("clusters:push", push.pk)
+
+
+@require_safe
+@require_role(OPERATOR)
+def node_drift(request, pk):
+    """A node's config as edited on the node, against what vipanel last pushed there (the
+    sweep kept the file when it drifted, so this reads no node)."""
+    node = get_node(pk)
+    context = {
+        "node": node,
+        "cluster": node.cluster,
+        "drift": pushes.drift(request.user, node),
+        "drift_definition": health.DRIFT_DEFINITION,
+    }
+    return render(request, "clusters/node_drift.html", context)
 
 
 @require_safe
