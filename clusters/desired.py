@@ -42,10 +42,13 @@ def store(node_id, sha, before):
 
 
 def _queued():
+    """The refreshes queued in this same transaction (at the same savepoint depth: one queued
+    by an enclosing block that may yet be rolled back is not relied on)."""
+    here = set(connection.savepoint_ids)
     return [
         entry[1]
         for entry in getattr(connection, "run_on_commit", [])
-        if getattr(entry[1], "desired_cluster_id", None) is not None
+        if entry[0] == here and getattr(entry[1], "desired_cluster_id", None) is not None
     ]
 
 

@@ -135,7 +135,7 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             if probe.node_id in reported and probe.reachable:
                 # keepalived reported a transition after this probe started (its STOP as it
                 # goes down, say): the report is newer. The next sweep judges again.
-                del fields["keepalived_running"], fields["vrrp_state"]
+                del fields["keepalived_running"], fields["vrrp_state"], fields["holds"]
             NodeState.objects.update_or_create(node_id=probe.node_id, defaults=fields)
         unknown = bool(status.unreachable)
         # A VIP never pushed is configuration only: no holder is looked for, nothing recorded.
@@ -306,11 +306,16 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
         # The report comes from keepalived itself: it runs, in that state, unless it says STOP
         # (it is going down). A sweep whose probe started before this does not undo it.
         running = vrrp_state != "STOP"
-        NodeState.objects.filter(node=node).update(
+        fields = dict(
             vrrp_state=vrrp_state if running else "STOPPED",
             keepalived_running=running,
             reported_at=at,
         )
+        if not running:
+            # A keepalived that stops gives its addresses up (SIGTERM); one killed outright
+            # reports nothing, and the sweep finds what it left behind.
+            fields["holds"] = []
+        NodeState.objects.filter(node=node).update(**fields)
         if vrrp_state != "MASTER":
             return events
         if cluster.instances.exists():

@@ -58,6 +58,8 @@ from clusters.status import ClusterStatus, NodeProbe, _probe_command, _vrrp_stat
 log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
+# The steps after which a node has what this push rendered for it (a skipped one has not).
+WROTE_OR_FOUND = (PushStep.State.APPLIED, PushStep.State.UNCHANGED)
 
 
 class StepFailed(Exception):
@@ -544,7 +546,7 @@ class Rollout:
             self.owner.update_step(step.pk, **fields)
         else:
             PushStep.objects.filter(pk=step.pk).update(**fields)
-        if config is not None and step.node_id and state in PushStep.DONE_STATES:
+        if config is not None and step.node_id and state in WROTE_OR_FOUND:
             Node.objects.filter(pk=step.node_id).update(
                 pushed_config_sha=hashlib.sha256(config).hexdigest(),
                 pushed_config=config.decode(),

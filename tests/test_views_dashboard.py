@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from clusters.models import (
@@ -270,7 +271,7 @@ def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
 def shown(page):
     """The names of the clusters on a dashboard page, in order, and whether each is in trouble."""
     return re.findall(
-        r'<tr class="cluster( trouble)?" id="cluster-\d+">\s*<th scope="row">'
+        r'<tr class="cluster( trouble)?(?: pending)?" id="cluster-\d+">\s*<th scope="row">'
         r'<a href="[^"]+">([^<]+)</a>',
         page,
     )
@@ -292,6 +293,14 @@ PROBLEMS = {
     "keepalived stopped": lambda c: NodeState.objects.filter(node__cluster=c).update(
         keepalived_running=False
     ),
+    # keepalived said STOP to its notify script (it is going down): not running, whatever the
+    # last probe said.
+    "keepalived stopping (reported)": lambda c: NodeState.objects.filter(node__cluster=c).update(
+        vrrp_state="STOPPED"
+    ),
+    "keepalived stopping (an older release's report)": lambda c: NodeState.objects.filter(
+        node__cluster=c
+    ).update(vrrp_state="STOP"),
     "FAULT": lambda c: NodeState.objects.filter(node__cluster=c).update(vrrp_state="FAULT"),
     "config drift": lambda c: NodeState.objects.filter(node__cluster=c).update(drift=True),
     "host key changed (probe)": lambda c: NodeState.objects.filter(node__cluster=c).update(
@@ -310,6 +319,27 @@ PROBLEMS = {
     "no holder": lambda c: VipState.objects.filter(vip__cluster=c).update(
         no_holder=True, holder=None
     ),
+}
+
+
+# Saved in vipanel, not pushed: amber, never a problem (issue 17). Done to the last cluster.
+def _one_node_changed(c):
+    first = Node.objects.filter(cluster=c).order_by("name").first()
+    Node.objects.filter(pk=first.pk).update(desired_config_sha="cd" * 32)
+
+
+def _vip_never_pushed_with_old_state(c):
+    VirtualIP.objects.filter(cluster=c).update(pushed_at=None)
+    VipState.objects.filter(vip__cluster=c).update(no_holder=True, holder=None)
+
+
+PENDING = {
+    "a VIP never pushed": lambda c: VirtualIP.objects.filter(
+        cluster=c, address__endswith=".101/24"
+    ).update(pushed_at=None),
+    "a VIP never pushed, with an older release's no-holder state": _vip_never_pushed_with_old_state,
+    "a node's change not pushed": _one_node_changed,
+    "a node never pushed": lambda c: Node.objects.filter(cluster=c).update(pushed_config_sha=""),
 }
 
 
@@ -416,3 +446,69 @@ def test_a_poll_asks_for_the_same_page_and_filter(login, viewer, page_of_10):
     assert 'hx-get="/?page=2" hx-trigger="every 5s"' in page
     fragment = client.get("/?page=2", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "clusters 11–20 of 25" in fragment
+
+
+# --- Pending push: amber, no problem; an order that does not move ------------------------------
+
+
+@pytest.mark.parametrize("change", PENDING)
+def test_a_change_not_pushed_is_amber_and_never_a_problem(login, viewer, change):
+    clusters = healthy_fleet(3)
+    PENDING[change](clusters[-1])
+    page = login(viewer).get("/").content.decode()
+    # Not in trouble, not moved up: the rows stay in name order.
+    assert shown(page) == [("", "c0"), ("", "c1"), ("", "c2")]
+    assert '<tr class="cluster pending" id="cluster-' in page
+    assert '<span class="good">3 OK</span>' in page and "none with problems" in page
+    assert "1 with changes not pushed" in page
+    row = page.split(f'id="cluster-{clusters[-1].pk}"')[1].split("</tr>")[0]
+    assert "no holder" not in row and 'class="badge bad"' not in row
+    assert 'class="badge pending"' in row or "changes not pushed" in row
+
+
+def test_a_vip_never_pushed_says_pending_push_with_its_definition(login, viewer, cluster):
+    observe(cluster, cluster.nodes.get(name="web-1"))
+    VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    page = login(viewer).get("/").content.decode()
+    row = re.search(r'<li class="vip-pending" data-vip="192.0.2.101/24">.*?</li>', page, re.S)
+    assert 'class="badge pending" title="Saved in vipanel but not pushed yet' in row.group(0)
+    assert ">pending push</span>" in row.group(0)
+    assert "with a VIP nobody holds" not in page and "cluster trouble" not in page
+
+
+def test_an_operator_gets_the_diff_of_a_pending_push_in_one_click(login, operator, viewer, cluster):
+    VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    preview = reverse("clusters:push-preview", args=[cluster.pk])
+    page = login(operator).get("/").content.decode()
+    row = page.split(f'id="cluster-{cluster.pk}"')[1].split("</tr>")[0]
+    assert f'<form method="post" action="{preview}"' in row and "see the diff" in row
+    # A viewer may not preview (it reads every node over SSH): the badge, no button.
+    row = login(viewer).get("/").content.decode().split(f'id="cluster-{cluster.pk}"')[1]
+    assert "changes not pushed" in row.split("</tr>")[0] and preview not in row
+
+
+def test_the_order_does_not_move_between_refreshes_that_changed_nothing(login, viewer):
+    clusters = healthy_fleet(6)
+    PROBLEMS["no holder"](clusters[4])
+    PROBLEMS["config drift"](clusters[1])
+    PROBLEMS["split brain"](clusters[2])
+    PENDING["a node's change not pushed"](clusters[0])
+    client = login(viewer)
+    first = names(client.get("/").content.decode())
+    assert first == ["c1", "c2", "c4", "c0", "c3", "c5"]
+    for _ in range(3):
+        # A sweep that saw the same again: only the probe times moved.
+        NodeState.objects.update(checked_at=timezone.now())
+        VipState.objects.update(checked_at=timezone.now())
+        assert names(client.get("/", HTTP_HX_REQUEST="true").content.decode()) == first
+
+
+def test_pending_clusters_keep_the_query_budget(login, viewer, django_assert_num_queries):
+    clusters = make_fleet(30)
+    for c in clusters[::3]:
+        PENDING["a VIP never pushed"](c)
+        PENDING["a node's change not pushed"](c)
+    client = login(viewer)
+    with django_assert_num_queries(DASHBOARD_QUERIES):
+        page = client.get("/").content.decode()
+    assert "10 with changes not pushed" in page

@@ -8,13 +8,13 @@ from django.urls import reverse
 
 from clusters.models import AuditEntry, NodePriority, VirtualIP, VrrpInstance
 from tests.cast import *  # noqa: F403
-from tests.pushed import mark_pushed
 from tests.cast import (
     assert_denies,
     assert_enforces_csrf,
     assert_rejects_get,
     assert_requires_login,
 )
+from tests.pushed import mark_pushed
 
 pytestmark = pytest.mark.django_db
 
