@@ -128,9 +128,12 @@ class Drift:
 
 
 def drift_of(node, state):
-    """-> Drift, or None when the last probe found no drift (or kept no copy of the file)."""
-    if state is None or not state.drift or not state.drift_config_sha:
+    """-> Drift, or None when the last probe found no drift. A drift whose file the sweep has
+    not kept yet (an older release's record, or the read failed) has no diff: against="unread"."""
+    if state is None or not state.drift:
         return None
+    if not state.drift_config_sha:
+        return Drift("", "unread", state.checked_at)
     path = node.cluster.config_path
     live = f"{node.name}:{path} (live, edited on the node)"
     if node.pushed_config:

@@ -179,7 +179,8 @@ def _probe_one(node_target, config_path, shas, vip_ips, deadline):
                 left = max(0.1, deadline - time.monotonic())
                 path = shlex.quote(config_path)
                 read = conn.run(f"head -c {ssh.READ_LIMIT} {path}", timeout=left)
-                result["live_config"] = read.stdout
+                if read.exit_status == 0:
+                    result["live_config"] = read.stdout
         holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
         result.update(
             reachable=True,

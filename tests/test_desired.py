@@ -331,3 +331,10 @@ def test_a_stop_report_is_not_undone_by_an_older_probe(cluster):
     record_status(cluster, status(cluster, t + timedelta(seconds=6), {OLD: ["web-1"]}))
     state.refresh_from_db()
     assert (state.keepalived_running, state.vrrp_state) == (True, "BACKUP")
+
+
+def test_a_drift_whose_file_was_not_read_yet_says_so(login, operator, cluster):
+    web1 = cluster.nodes.get(name="web-1")
+    NodeState.objects.create(node=web1, checked_at=timezone.now(), reachable=True, drift=True)
+    page = login(operator).get(f"/nodes/{web1.pk}/drift/").content.decode()
+    assert "found the file edited but kept no copy of it yet" in page
