@@ -16,7 +16,13 @@ from django.utils import timezone
 
 from clusters import desired, render
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
-from clusters.status import ClusterStatus, probe_cluster, probe_clusters, stale_address_message
+from clusters.status import (
+    ABSENT,
+    ClusterStatus,
+    probe_cluster,
+    probe_clusters,
+    stale_address_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +134,7 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             if probe.live_config is not None:
                 fields.update(
                     drift_config=probe.live_config,
-                    drift_config_sha=probe.config_sha or "",
+                    drift_config_sha=probe.config_sha or ABSENT,
                 )
             elif probe.drift is False:
                 fields.update(drift_config="", drift_config_sha="")

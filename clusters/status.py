@@ -22,6 +22,9 @@ from clusters import constants, health, remote, ssh
 from clusters.models import Cluster
 from clusters.render import node_config
 
+# NodeState.drift_config_sha of a drifted config file that is not there at all.
+ABSENT = "-"
+
 
 @dataclass
 class NodeProbe:
@@ -173,14 +176,17 @@ def _probe_one(node_target, config_path, shas, vip_ips, deadline):
             out = conn.run(_probe_command(config_path), timeout=left)
             running, reported, sha, addresses = parse_probe(out.stdout)
             drift = health.config_drift(sha, pushed_sha, expected_sha)
-            if drift and sha != captured_sha:
+            if drift and (sha or ABSENT) != captured_sha:
                 # A file edited on the node: read it once, so its diff can be shown without
                 # going back to the node (and after it becomes unreachable).
-                left = max(0.1, deadline - time.monotonic())
-                path = shlex.quote(config_path)
-                read = conn.run(f"head -c {ssh.READ_LIMIT} {path}", timeout=left)
-                if read.exit_status == 0:
-                    result["live_config"] = read.stdout
+                if not sha:
+                    result["live_config"] = ""  # removed on the node
+                else:
+                    left = max(0.1, deadline - time.monotonic())
+                    path = shlex.quote(config_path)
+                    read = conn.run(f"head -c {ssh.READ_LIMIT} {path}", timeout=left)
+                    if read.exit_status == 0:
+                        result["live_config"] = read.stdout
         holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
         result.update(
             reachable=True,

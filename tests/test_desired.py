@@ -338,3 +338,13 @@ def test_a_drift_whose_file_was_not_read_yet_says_so(login, operator, cluster):
     NodeState.objects.create(node=web1, checked_at=timezone.now(), reachable=True, drift=True)
     page = login(operator).get(f"/nodes/{web1.pk}/drift/").content.decode()
     assert "found the file edited but kept no copy of it yet" in page
+
+
+def test_a_config_removed_on_the_node_is_drift_with_everything_removed(cluster):
+    web1 = cluster.nodes.get(name="web-1")
+    probe = {"config_sha": "", "drift": True, "live_config": ""}
+    record_status(cluster, status(cluster, timezone.now(), {OLD: ["web-1"]}, **{"web-1": probe}))
+    state = NodeState.objects.get(node=web1)
+    assert state.drift_config_sha == "-"  # kept: the next sweeps read nothing more
+    diff = preview.drift_of(web1, state).diff
+    assert diff.count("\n-") >= 10 and "\n+" not in diff.replace("\n+++", "")
