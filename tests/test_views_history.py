@@ -138,10 +138,11 @@ def event(cluster, minutes_ago, kind="failover", vip=VIP, src="web-1", dst="web-
 
 @pytest.fixture
 def aged(cluster):
-    """The cluster and its VIP made a month ago, so the picture has something to draw."""
+    """The cluster and its VIP made and pushed a month ago, so the picture has something to
+    draw."""
     month_ago = timezone.now() - dt.timedelta(days=30)
     type(cluster).objects.filter(pk=cluster.pk).update(created=month_ago)
-    cluster.vips.update(created=month_ago)
+    cluster.vips.update(created=month_ago, pushed_at=month_ago)
     cluster.refresh_from_db()
     return cluster
 
@@ -264,3 +265,11 @@ def test_the_picture_starts_when_the_vip_was_created(login, viewer, cluster):
 def test_a_short_window_gets_second_ticks():
     svg = timeline.timeline_svg([VIP], [], at(0), at(1))
     assert ">12:00:10<" in svg and ">12:00:50<" in svg
+
+
+@pytestmark_db
+def test_a_vip_never_pushed_is_not_drawn(login, viewer, aged):
+    aged.vips.create(address="192.0.2.101/24")
+    page = history(login(viewer), aged).content.decode()
+    assert "<svg" in page and "192.0.2.100/24" in page.split("<svg")[1]
+    assert "192.0.2.101/24" not in page.split("<svg")[1].split("</svg>")[0]

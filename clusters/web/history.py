@@ -16,7 +16,10 @@ from clusters.web.presenters import _has_state
 @require_role(VIEWER)
 def cluster_history(request, pk):
     cluster = get_cluster(pk)
-    current_vips = list(cluster.vips.select_related("state__holder"))
+    # Only what was pushed has a history: a VIP saved but never pushed is not drawn.
+    current_vips = list(
+        cluster.vips.filter(pushed_at__isnull=False).select_related("state__holder")
+    )
     addresses = [v.address for v in current_vips]
     for address in (
         FailoverEvent.objects.filter(cluster=cluster)
@@ -60,9 +63,9 @@ def cluster_history(request, pk):
                 split_brain=state.split_brain,
                 no_holder=state.no_holder,
             )
-    # Nothing held a VIP before it existed; one since deleted is bounded by its cluster.
+    # Nothing held a VIP before its first push; one since deleted is bounded by its cluster.
     born = {address: cluster.created for address in shown}
-    born.update({vip.address: vip.created for vip in current_vips})
+    born.update({vip.address: vip.pushed_at for vip in current_vips})
     svg = timeline.timeline_svg(
         shown,
         in_window,
