@@ -8,7 +8,6 @@ import time
 
 import pytest
 from django.utils import timezone
-from pytest_django.live_server_helper import LiveServer
 
 from alerts.models import Incident, VipCoverage
 from clusters import health, preview
@@ -24,18 +23,9 @@ from tests.cast import *  # noqa: F403
 from tests.lab import wait_until
 from tests.lab_cluster import lab_vip, make_lab_cluster, place_configs
 from tests.receiver import eager_alerts  # noqa: F401
+from tests.test_alerts_lab import notify_server  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.lab, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def notify_server(lab, settings):
-    """The panel's notify endpoint on the lab bridge: keepalived's reports reach it."""
-    server = LiveServer(f"{lab.bridge_address}:0")
-    settings.VIPANEL_NOTIFY_URL = server.url
-    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, lab.bridge_address]
-    yield server
-    server.stop()
 
 
 def push_now(cluster):

@@ -394,6 +394,16 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
 # --- One poll for every part that shows state; pending and drift where they are shown --------
 
 
+def probed(node, **fields):
+    """A NodeState as a sweep records it: reachable, keepalived running, then `fields`."""
+    from django.utils import timezone
+
+    from clusters.models import NodeState
+
+    defaults = dict(checked_at=timezone.now(), reachable=True, keepalived_running=True)
+    return NodeState.objects.create(node=node, **{**defaults, **fields})
+
+
 def live_fragment(client, cluster):
     url = reverse("clusters:cluster-status", args=[cluster.pk])
     return client.get(url, HTTP_HX_REQUEST="true").content.decode()
@@ -469,14 +479,7 @@ def test_a_node_with_a_change_not_pushed_says_pending_not_drift(login, viewer, c
 
     web2 = cluster.nodes.get(name="web-2")
     Node.objects.filter(pk=web2.pk).update(desired_config_sha="0" * 64)
-    NodeState.objects.create(
-        node=web2,
-        checked_at=timezone.now(),
-        reachable=True,
-        keepalived_running=True,
-        vrrp_state="BACKUP",
-        drift=False,
-    )
+    probed(web2, vrrp_state="BACKUP", drift=False)
     fragment = live_fragment(login(viewer), cluster)
     cells = re.search(r'<tr data-node="web-2">.*?</tr>', fragment, re.S).group(0)
     assert ">pending push</span>" in cells and "drift" not in cells
@@ -491,16 +494,7 @@ def test_a_drifted_node_links_to_its_diff_with_the_definition(login, operator, v
 
     web1 = cluster.nodes.get(name="web-1")
     edited = web1.pushed_config.replace("priority 120", "priority 7")
-    NodeState.objects.create(
-        node=web1,
-        checked_at=timezone.now(),
-        reachable=True,
-        keepalived_running=True,
-        vrrp_state="MASTER",
-        drift=True,
-        drift_config=edited,
-        drift_config_sha="f" * 64,
-    )
+    probed(web1, vrrp_state="MASTER", drift=True, drift_config=edited, drift_config_sha="f" * 64)
     drift_url = reverse("clusters:node-drift", args=[web1.pk])
     cells = re.search(
         r'<tr data-node="web-1">.*?</tr>', live_fragment(login(operator), cluster), re.S
