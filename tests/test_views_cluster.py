@@ -473,9 +473,7 @@ def test_a_vip_not_pushed_is_pending_with_the_diff_one_click_away(login, operato
 
 
 def test_a_node_with_a_change_not_pushed_says_pending_not_drift(login, viewer, cluster):
-    from django.utils import timezone
-
-    from clusters.models import Node, NodeState
+    from clusters.models import Node
 
     web2 = cluster.nodes.get(name="web-2")
     Node.objects.filter(pk=web2.pk).update(desired_config_sha="0" * 64)
@@ -488,10 +486,6 @@ def test_a_node_with_a_change_not_pushed_says_pending_not_drift(login, viewer, c
 
 
 def test_a_drifted_node_links_to_its_diff_with_the_definition(login, operator, viewer, cluster):
-    from django.utils import timezone
-
-    from clusters.models import NodeState
-
     web1 = cluster.nodes.get(name="web-1")
     edited = web1.pushed_config.replace("priority 120", "priority 7")
     probed(web1, vrrp_state="MASTER", drift=True, drift_config=edited, drift_config_sha="f" * 64)
