@@ -500,3 +500,27 @@ def test_a_drifted_node_links_to_its_diff_with_the_definition(login, operator, v
     # The file was edited by hand and may hold anything: an operator's, like the preview.
     assert login(viewer).get(drift_url).status_code == 403
     assert login(operator).post(drift_url).status_code == 405
+
+
+def test_the_poll_costs_the_same_for_2_or_6_nodes(login, viewer, cluster):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clusters.models import Node
+    from tests.pushed import mark_pushed
+
+    client = login(viewer)
+
+    def queries():
+        with CaptureQueriesContext(connection) as ctx:
+            live_fragment(client, cluster)
+        return len(ctx.captured_queries)
+
+    two = queries()
+    for i in range(4):
+        node = Node.objects.create(
+            cluster=cluster, name=f"web-{3 + i}", address=f"192.0.2.{13 + i}", priority=100 - i
+        )
+        probed(node, vrrp_state="BACKUP", drift=False)
+    mark_pushed(cluster)
+    assert queries() == two <= 20
