@@ -78,6 +78,12 @@ def config_drift(live_sha, pushed_sha, desired_sha):
     return live_sha != pushed_sha and live_sha != desired_sha
 
 
+def ever_pushed(node):
+    """Whether vipanel put a config on `node` (a Node, or a row with its fields): until then
+    keepalived not running there is what is expected of a node not set up yet, no problem."""
+    return bool(node.pushed_config_sha) or node.adopt_live_config
+
+
 def node_pending(node):
     """Whether `node` (a Node, or a row with its fields) has a change saved but not pushed:
     what vipanel would send it now is not what it last pushed there, or it was never pushed.
@@ -92,15 +98,16 @@ def vip_pending(vip):
     return vip.pushed_at is None
 
 
-def node_problems(state, host_key=""):
-    """What is wrong with a node, in words; `host_key` from host_key_problem()."""
+def node_problems(state, host_key="", pushed=True):
+    """What is wrong with a node, in words; `host_key` from host_key_problem(); `pushed` from
+    ever_pushed() (keepalived not running on a node never pushed is no problem yet)."""
     if state is None:
         problems = [NOT_CHECKED]
     else:
         problems = []
         if not state.reachable:
             problems.append(UNREACHABLE)
-        elif keepalived_down(state):
+        elif keepalived_down(state) and pushed:
             # A dead keepalived's address left behind (kill -9) is a stale address, not a split
             # brain: say where it is, so the operator removes it (clusters.services.stale).
             stale = list(getattr(state, "holds", None) or [])
@@ -122,7 +129,9 @@ def problems_of_node(node, state, now=None):
     """node_problems for a Node instance, plus STALE when `now` is given and its status is
     older than the sweep's limit."""
     problems = node_problems(
-        state, host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint, state)
+        state,
+        host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint, state),
+        ever_pushed(node),
     )
     if now is not None and state is not None and is_stale(state.checked_at, now):
         problems.append(STALE)

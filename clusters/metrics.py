@@ -121,7 +121,8 @@ class DatabaseCollector:
         )
         up = GaugeMetricFamily(
             "vipanel_node_keepalived_up",
-            "1 if keepalived ran on the node at the last probe (absent when unreachable).",
+            "1 if keepalived ran on the node at the last probe (absent when unreachable, or "
+            "before vipanel's first push there).",
             labels=labels,
         )
         vrrp = GaugeMetricFamily(
@@ -153,7 +154,12 @@ class DatabaseCollector:
             values = [node.cluster.name, node.name]
             state = getattr(node, "state", None)
             reachable.add_metric(values, int(bool(state and state.reachable)))
-            if state is not None and state.keepalived_running is not None:
+            # Not before vipanel pushed there: a node not set up yet is not a keepalived down.
+            if (
+                state is not None
+                and state.keepalived_running is not None
+                and health.ever_pushed(node)
+            ):
                 up.add_metric(values, int(state.keepalived_running))
             current = state.vrrp_state if state is not None else "UNKNOWN"
             for vrrp_state in VRRP_STATES + ((current,) if current not in VRRP_STATES else ()):

@@ -30,10 +30,11 @@ def problem_annotations(now):
     of_cluster = OuterRef("pk")
     # A VIP never pushed has no holder to look for (health.vip_status).
     vip_states = VipState.objects.filter(vip__cluster=of_cluster, vip__pushed_at__isnull=False)
+    # health.ever_pushed: keepalived not running on a node never pushed is expected.
+    ever_pushed = ~Q(node__pushed_config_sha="") | Q(node__adopt_live_config=True)
     bad_node = (
         Q(reachable=False)
-        | Q(keepalived_running=False)
-        | Q(vrrp_state__in=health.STOPPED_STATES)
+        | ((Q(keepalived_running=False) | Q(vrrp_state__in=health.STOPPED_STATES)) & ever_pushed)
         | Q(vrrp_state="FAULT")
         | Q(drift=True)
         | Q(host_key_problem=True)

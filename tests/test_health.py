@@ -11,8 +11,16 @@ from tests.test_views_dashboard import PENDING, PROBLEMS, healthy_fleet
 
 pytestmark = pytest.mark.django_db
 
+
+def _new_node_not_set_up(c):
+    """A node added in vipanel and never pushed: no keepalived there yet, as expected."""
+    Node.objects.filter(cluster=c).update(pushed_config_sha="")
+    NodeState.objects.filter(node__cluster=c).update(keepalived_running=False, vrrp_state="STOPPED")
+
+
 NEVER_A_PROBLEM = {
     "never checked": lambda c: NodeState.objects.filter(node__cluster=c).delete(),
+    "keepalived not running where vipanel never pushed": _new_node_not_set_up,
     "maintenance": lambda c: Node.objects.filter(cluster=c).update(maintenance=True),
     "no key pinned, none offered": lambda c: Node.objects.filter(cluster=c).update(
         host_key_fingerprint=""

@@ -303,6 +303,20 @@ def test_a_change_not_pushed_is_pending_and_never_a_vip_without_holders(cluster)
         and k[0] != "vipanel_vip_pending_push"
     ]
     assert value(s, "vipanel_node_pending_push", cluster="web", node="web-2") == 1
+    # A node vipanel never pushed to: keepalived not running there is not "down" yet.
+    NodeState.objects.create(
+        node=Node.objects.get(name="web-2"),
+        checked_at=timezone.now(),
+        reachable=True,
+        keepalived_running=False,
+        vrrp_state="STOPPED",
+    )
+    Node.objects.filter(name="web-2").update(pushed_config_sha="")
+    s = parse(scrape().content.decode())
+    assert (
+        "vipanel_node_keepalived_up",
+        frozenset({("cluster", "web"), ("node", "web-2")}),
+    ) not in s
     assert value(s, "vipanel_node_pending_push", cluster="web", node="web-1") == 0
     # Nor in the availability figures: it is counted from its first push.
     assert not [

@@ -512,3 +512,15 @@ def test_pending_clusters_keep_the_query_budget(login, viewer, django_assert_num
     with django_assert_num_queries(DASHBOARD_QUERIES):
         page = client.get("/").content.decode()
     assert "10 with changes not pushed" in page
+
+
+def test_a_node_never_pushed_without_keepalived_is_not_red(login, viewer, cluster):
+    web2 = cluster.nodes.get(name="web-2")
+    observe(cluster, cluster.nodes.get(name="web-1"))
+    NodeState.objects.filter(node=web2).update(keepalived_running=False, vrrp_state="STOPPED")
+    Node.objects.filter(pk=web2.pk).update(pushed_config_sha="")  # added, never pushed
+    page = login(viewer).get("/").content.decode()
+    row = re.search(r'<li data-node="web-2">.*?</li>', page, re.S).group(0)
+    assert 'class="badge bad"' not in row and "keepalived stopped" not in row
+    assert '<span class="badge neutral" title="VRRP state">STOPPED</span>' in row
+    assert ">pending push</span>" in row and "cluster trouble" not in page

@@ -98,7 +98,8 @@ class NodeHealth:
         )
         # No key pinned and one offered: a person decides (the Trust button).
         self.untrusted = bool(node.offered_host_key_fingerprint) and not node.host_key_fingerprint
-        self.problems = health.node_problems(self.state, self.host_key_problem)
+        self.ever_pushed = health.ever_pushed(node)
+        self.problems = health.node_problems(self.state, self.host_key_problem, self.ever_pushed)
         self.pending = health.node_pending(node)
         self.drift = bool(self.state is not None and self.state.drift)
 
@@ -138,12 +139,17 @@ class DashboardNode:
             row["offered_host_key_fingerprint"],
             self if checked else None,
         )
-        problems = health.node_problems(self if checked else None, host_key)
+        problems = health.node_problems(
+            self if checked else None, host_key, health.ever_pushed(self)
+        )
         self.trouble = health.is_trouble(problems)
         # (css class, text, title) for each badge, in the order they read.
         badges = []
         if checked and self.reachable:
-            badges.append((state_class(self.vrrp_state), self.vrrp_state, "VRRP state"))
+            css = state_class(self.vrrp_state)
+            if not health.ever_pushed(self) and self.vrrp_state in health.STOPPED_STATES:
+                css = "neutral"  # nothing pushed here yet: not running is expected
+            badges.append((css, self.vrrp_state, "VRRP state"))
         for problem in problems:
             if problem == health.NOT_CHECKED:
                 badges.append(("neutral", problem, ""))
