@@ -5,8 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need: real keepalived, sshd and iptables for the lab, Chromium for
-# the browser tests, redis-server for a private Redis when none runs.
-TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping procps curl openssl chromium redis-server postgresql-client
+# the browser tests, redis-server for a private Redis when none runs, Debian's python3 for the
+# lab's health-check targets (a node's sshd runs /usr/bin/python3, not this venv), pg_dump.
+# Checked against every program the tests run (strace of a whole run, in the note of issue 10).
+TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping procps curl openssl chromium redis-server postgresql-client python3
 RUN_APT := redis-server
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 

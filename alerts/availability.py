@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from alerts.models import VipCoverage
-from clusters.models import FailoverEvent
+from clusters.models import FailoverEvent, VirtualIP
 
 WINDOWS = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 Kind = FailoverEvent.Kind
@@ -167,7 +167,6 @@ def metric_samples(now=None):
     Three queries for all VIPs together (a scrape costs the same however many there are): the
     VIPs with their state before the longest window, every coverage span, every event.
     """
-    from clusters.models import VirtualIP
 
     now = now or timezone.now()
     longest = now - WINDOWS[-1][1]

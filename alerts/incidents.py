@@ -289,7 +289,7 @@ def channels_for(incident):
 
 def queue(incident, purpose):
     """One Delivery per channel, sent by a worker once this transaction commits."""
-    from alerts.tasks import deliver_task
+    from alerts.tasks import deliver_task  # alerts.tasks imports this module
 
     for channel in channels_for(incident):
         delivery = Delivery.objects.create(

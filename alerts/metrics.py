@@ -12,6 +12,7 @@ import logging
 from prometheus_client.core import GaugeMetricFamily
 
 from alerts import availability
+from clusters.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,5 @@ class AvailabilityCollector:
 
 def register():
     """Add the collector to /metrics' registry (once, from AlertsConfig.ready)."""
-    from clusters.metrics import REGISTRY
 
     REGISTRY.register(AvailabilityCollector())

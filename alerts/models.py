@@ -9,6 +9,7 @@ it. Each message to each channel is a Delivery with its outcome.
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from alerts import transport
 from clusters.crypto import EncryptedTextField
 from clusters.models import Cluster, FailoverEvent, Node, VirtualIP
 
@@ -60,7 +61,6 @@ class Channel(models.Model):
         return self.name
 
     def clean(self):
-        from alerts import transport
 
         errors = {}
         if self.url:

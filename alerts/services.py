@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from alerts.models import Channel, Delivery
+from alerts.tasks import deliver_task
 from clusters import audit, roles
 from clusters.services.errors import Forbidden
 
@@ -94,7 +95,6 @@ def delete_channel(user, channel):
 
 def test_channel(user, channel):
     """Queue a test message; its Delivery shows the outcome (sent, or failed and why)."""
-    from alerts.tasks import deliver_task
 
     _require_admin(user)
     with transaction.atomic():

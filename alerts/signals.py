@@ -13,6 +13,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils.dateparse import parse_datetime
 
+from alerts import incidents
 from alerts.models import VipCoverage
 from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState, VirtualIP
 from clusters.signals import push_finished
@@ -35,8 +36,6 @@ def evaluate_after_commit(cluster_id):
         return
 
     def run():
-        from alerts import incidents
-
         run.done = True
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is not None:
@@ -83,8 +82,6 @@ def failover_event_saved(sender, instance, created, raw=False, **kwargs):
         pk = instance.pk
 
         def run():
-            from alerts import incidents
-
             event = FailoverEvent.objects.filter(pk=pk).select_related("cluster").first()
             if event is not None:
                 incidents.record_event(event)

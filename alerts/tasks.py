@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from alerts import incidents, transport
+from alerts import incidents, retention, transport
 from alerts.models import Delivery
 
 log = logging.getLogger(__name__)
@@ -62,3 +62,9 @@ def deliver_task(self, delivery_id):
     if wait is not None:
         # Exponential back-off: 10 s, 20 s, 40 s... by default.
         raise self.retry(countdown=wait)
+
+
+@shared_task
+def prune_task():
+    """Daily, from beat: the alerts' rows past the retention age (alerts.retention)."""
+    log.info("pruned %s", retention.prune())

@@ -5,11 +5,17 @@ save_formset), so it obeys the same rules as the panel and is audited the same w
 maintenance box pushes, reload_command stays an admin's, a secret is logged as "(changed)".
 """
 
+from functools import partial
+
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 
@@ -29,12 +35,18 @@ from clusters.models import (
     VipState,
     VirtualIP,
 )
+from clusters.services import EXPLICIT, records, users
 from clusters.services import clusters as cluster_services
 from clusters.services import credentials as credential_services
 from clusters.services import nodes as node_services
-from clusters.services import records, users
 from clusters.services import vips as vip_services
 from clusters.services.errors import Refused
+
+
+def _confirmed(service):
+    """The admin's own pages are its confirmation (its "Are you sure?" page for a deletion):
+    the service's confirmation is given (clusters.services.EXPLICIT)."""
+    return partial(service, confirm=EXPLICIT)
 
 
 def _data(form, fields):
@@ -123,14 +135,13 @@ class RecordAdmin(admin.ModelAdmin):
 
 
 class WriteOnlySecretsAdmin(ServiceAdmin):
-    """Lays out the form's "remove the stored secret" boxes only where they exist: on a change."""
+    """Lays out the form's "remove the stored secret" boxes only where they exist: on a change
+    of an object with that secret stored."""
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
-        if obj is None:
-            clear = set(self.form.clear_field_names())
-            fields = [f for f in fields if f not in clear]
-        return fields
+        hidden = set(self.form.clear_field_names()) - set(self.form.clear_fields_for(obj))
+        return [f for f in fields if f not in hidden]
 
 
 @admin.register(SSHCredential)
@@ -166,7 +177,7 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
     services = (
         cluster_services.create_cluster,
         cluster_services.update_cluster,
-        cluster_services.delete_cluster,
+        _confirmed(cluster_services.delete_cluster),
         cluster_services.FIELDS,
     )
 
@@ -179,9 +190,11 @@ class ClusterAdmin(WriteOnlySecretsAdmin):
         model = formset.model
         service = {Node: node_services, VirtualIP: vip_services}[model]
         verb = "node" if model is Node else "vip"
-        create, update, delete = (
-            getattr(service, f"{v}_{verb}") for v in ("create", "update", "delete")
-        )
+        create = getattr(service, f"create_{verb}")
+        update = getattr(service, f"update_{verb}")
+        if model is Node:
+            update = _confirmed(update)
+        delete = _confirmed(getattr(service, f"delete_{verb}"))
         try:
             for row in formset.deleted_forms:
                 if row.instance.pk:
@@ -207,8 +220,8 @@ class NodeAdmin(ServiceAdmin):
     readonly_fields = ["offered_host_key_fingerprint"]
     services = (
         node_services.create_node,
-        node_services.update_node,
-        node_services.delete_node,
+        _confirmed(node_services.update_node),
+        _confirmed(node_services.delete_node),
         node_services.FIELDS,
     )
     parent = "cluster"
@@ -220,7 +233,7 @@ class VirtualIPAdmin(ServiceAdmin):
     services = (
         vip_services.create_vip,
         vip_services.update_vip,
-        vip_services.delete_vip,
+        _confirmed(vip_services.delete_vip),
         vip_services.FIELDS,
     )
     parent = "cluster"
@@ -376,6 +389,18 @@ class AuditedAuthAdmin(admin.ModelAdmin):
 
 
 class VipanelUserAdmin(AuditedAuthAdmin, UserAdmin):
+    def user_change_password(self, request, id, form_url=""):
+        """UserAdmin's own password page saves its form without save_model; audited here, in
+        the same transaction, with no value."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:  # saved
+                target = self.get_object(request, unquote(id))
+                users.record_admin_change(
+                    request.user, target, "user.password", {"password": ["(secret)", "(changed)"]}
+                )
+        return response
+
     def delete_model(self, request, obj):
         try:
             users.delete_user(request.user, obj)
@@ -396,7 +421,27 @@ class VipanelGroupAdmin(AuditedAuthAdmin, GroupAdmin):
             records.delete_record(request.user, obj)
 
 
-for _model, _admin in ((get_user_model(), VipanelUserAdmin), (Group, VipanelGroupAdmin)):
+class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+    """django-axes' lockouts: deleting one unlocks a user at an address, an admin's decision,
+    audited like every other change (axes' own admin writes no entry)."""
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            users.record_unlock(request.user, obj.username, obj.ip_address)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                users.record_unlock(request.user, obj.username, obj.ip_address)
+            super().delete_queryset(request, queryset)
+
+
+for _model, _admin in (
+    (get_user_model(), VipanelUserAdmin),
+    (Group, VipanelGroupAdmin),
+    (AccessAttempt, AuditedAccessAttemptAdmin),
+):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin)

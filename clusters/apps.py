@@ -9,3 +9,5 @@ class ClustersConfig(AppConfig):
         from clusters import desired
 
         desired.connect()
+        # The login receiver that keeps each user's time zone in their session.
+        from clusters.web import timezones  # noqa: F401

@@ -59,19 +59,31 @@ def snapshot(instance, fields=None):
     return values
 
 
+def secret_change(old, new):
+    """[old, new] as the log shows a secret's change, never its value; None when there is
+    none. It says only what happened: "(set)" where there was no secret before, "(changed)"
+    where one replaced another, "(removed)" only where one really was there and is gone, and
+    nothing for an object deleted or made without one ("" and None: no secret either way)."""
+    if old == new or (not old and not new):
+        return None
+    if not old:
+        return [None, "(set)"]
+    if new is None:
+        return ["(secret)", None]  # the object itself was deleted
+    return ["(secret)", "(changed)" if new else "(removed)"]
+
+
 def diff(before, after):
-    """{field: [old, new]} for the fields that differ. A secret never shows its value: it is
-    "(changed)" when set or replaced, "(removed)" only when it really was removed."""
+    """{field: [old, new]} for the fields that differ; secrets as secret_change() says."""
     changes = {}
     for name in sorted(set(before) | set(after)):
         old, new = before.get(name), after.get(name)
-        if old != new:
-            if name in SECRET_FIELDS:
-                if not old and not new:
-                    continue  # "" and None: no secret either way
-                changes[name] = ["(secret)", "(changed)" if new else "(removed)"]
-            else:
-                changes[name] = [old, new]
+        if name in SECRET_FIELDS:
+            change = secret_change(old, new)
+            if change is not None:
+                changes[name] = change
+        elif old != new:
+            changes[name] = [old, new]
     return changes
 
 

@@ -36,3 +36,7 @@ NOTIFY_STATE_FILE = "/run/vipanel-vrrp.state"
 KEEPALIVED_PID_FILE = "/run/keepalived.pid"
 # The node's notify signing key (ed25519, PEM), readable by root only.
 NOTIFY_KEY_PATH = "/etc/keepalived/vipanel-notify.key"
+
+# A statement carried through from an adopted node's file (clusters.models.CarriedBlock): as
+# large as the parser reads a whole file (clusters/kaconf/parser.py).
+CARRIED_TEXT_MAX = 1024 * 1024

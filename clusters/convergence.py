@@ -19,24 +19,36 @@ def settle_seconds(cluster):
     return 4 * advert + settings.VIPANEL_VERIFY_MARGIN
 
 
-def wait_until_settled(cluster, node=None, final=False, probe=None, seconds=None):
-    """Probe until the cluster looks right; -> None, or what was still wrong at the deadline."""
+def wait_until_settled(
+    cluster, node=None, final=False, probe=None, seconds=None, split=None, unseen=()
+):
+    """Probe until the cluster looks right; -> None, or what was still wrong at the deadline.
+    `split`, `unseen`: see settle_problem."""
     probe = probe or (lambda: probe_cluster(cluster))
     deadline = time.monotonic() + (settle_seconds(cluster) if seconds is None else seconds)
     while True:
-        problem = settle_problem(cluster, probe(), node, final)
+        problem = settle_problem(cluster, probe(), node, final, split, unseen)
         if problem is None or time.monotonic() > deadline:
             return problem
         time.sleep(0.1)
 
 
-def settle_problem(cluster, status, node=None, final=False):
+def settle_problem(cluster, status, node=None, final=False, split=None, unseen=()):
     """What is wrong with the cluster right after `node` was reloaded (None: nothing).
 
     Mid-push, a VIP just added is held by nobody until the holder (pushed last) has it, so
     only the advertised VIP must have exactly one holder; no VIP may have two. At the end
     (`final`), every VIP must have exactly one holder. `status` may cover only some nodes
     (the one reloaded and the current holders): the expected holder is chosen among those.
+
+    `split` ({vip: [node names]}) names the VIPs several nodes held when the push began (a
+    split brain, e.g. a cluster adopted with a VRID per node): the push ends it node by node,
+    so mid-push such a VIP may still be held by those of them not reloaded yet, and only by
+    them; the expected holder must be one of them, the node just reloaded only if it is that
+    one. Nobody else may gain it, and at the end it has one holder like every VIP.
+
+    A VIP no probed node holds is not judged while `unseen` nodes (skipped, never probed) may
+    hold it.
     """
     if node is not None:
         me = next((p for p in status.nodes if p.node_id == node.pk), None)
@@ -58,25 +70,45 @@ def settle_problem(cluster, status, node=None, final=False):
     running = [p.name for p in status.nodes if p.keepalived_running and p.name in nodes]
     candidates = [n for n in running if not nodes[n].maintenance] or running
     instances = cluster.vrrp_instances()
+    ending = {} if final else dict(split or {})
+    reloaded = node.name if node is not None else None
     for inst in instances:
-        problem = _instance_problem(inst, status, nodes, candidates, final, len(instances) > 1)
+        problem = _instance_problem(
+            inst,
+            status,
+            nodes,
+            candidates,
+            final,
+            len(instances) > 1,
+            ending,
+            reloaded,
+            bool(unseen),
+        )
         if problem:
             return problem
     return None
 
 
-def _instance_problem(inst, status, nodes, candidates, final, named):
+def _instance_problem(
+    inst, status, nodes, candidates, final, named, ending=None, reloaded=None, unseen=False
+):
     """settle_problem for one VRRP instance (Cluster.vrrp_instances): its anchor (the VIP in
     its adverts) must have one holder, none of its VIPs two, and with preemption the holder is
     the running node with the highest priority in this instance."""
     where = f" ({inst.name})" if named else ""
     addresses = [v.address for v in inst.vips if v.address in status.holders]
+    if unseen:
+        # Held by no node we see: it may be on a skipped one, whose keepalived we cannot see.
+        addresses = [a for a in addresses if status.holders[a]]
     if not addresses:
         return None
     anchor = addresses[0]
+    ending = ending or {}
     for vip in addresses:
         holders = status.holders[vip]
-        if len(holders) > 1:
+        if len(holders) > 1 and not (
+            set(holders) <= set(ending.get(vip, ())) and reloaded not in holders
+        ):
             return f"{vip}{where} is held by {len(holders)} nodes ({', '.join(holders)})"
         if not holders and (final or vip == anchor):
             return f"{vip}{where} is held by no node"
@@ -85,6 +117,8 @@ def _instance_problem(inst, status, nodes, candidates, final, named):
         expected = max(ranked, key=lambda n: inst.priorities[nodes[n].pk])
         for vip in addresses if final else [anchor]:
             holders = status.holders[vip]
+            if len(holders) > 1 and expected in holders:
+                continue  # a split brain from before the push, on nodes not reloaded yet
             if holders != [expected]:
                 return (
                     f"{vip}{where} is on {holders[0]}, expected on {expected} "

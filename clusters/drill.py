@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clusters import audit, history, remote, render, ssh
+from clusters import push as engine
 from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, FailoverEvent
 from clusters.status import probe_cluster
@@ -57,7 +58,6 @@ def create_drill(cluster, user=None, instance=None):
 def run_drill_record(record_id):
     """Claim a queued drill record and run it (the Celery task): -> the FailoverEvent, or
     None when it was not ours to run (redelivered, or already claimed)."""
-    from clusters import push as engine
 
     owner = engine.claim(record_id, kinds=[ConfigPush.Kind.DRILL])
     if owner is None:

@@ -40,13 +40,26 @@ class WriteOnlySecretsForm(forms.ModelForm):
             if editing:
                 field.required = False
                 field.help_text = "Stored encrypted, never shown. Leave empty to keep it."
+        offered = self.clear_fields_for(self.instance)
         for name in self.clear_field_names():
-            if not editing:
+            if name not in offered:
                 del self.fields[name]
 
     @classmethod
     def clear_field_names(cls):
         return [f"clear_{name}" for name in cls.secret_fields if f"clear_{name}" in cls.base_fields]
+
+    @classmethod
+    def clear_fields_for(cls, instance):
+        """The "remove the stored ..." boxes that mean something for `instance`: only for a
+        secret it has stored (a box to remove what is not there only invites a no-op)."""
+        if instance is None or instance.pk is None:
+            return []
+        return [
+            f"clear_{name}"
+            for name in cls.secret_fields
+            if f"clear_{name}" in cls.base_fields and getattr(instance, name)
+        ]
 
     def get_initial_for_field(self, field, field_name):
         if field_name in self.secret_fields:

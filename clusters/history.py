@@ -53,7 +53,6 @@ def _event(cluster, vip, kind, detected_by, at, from_node="", to_node="", detail
 
 def notify_yield_seconds():
     """How long the sweep may defer to notify reports newer than its probe (see record_status)."""
-    from django.conf import settings
 
     return 2 * settings.VIPANEL_SWEEP_INTERVAL
 
@@ -297,9 +296,22 @@ def _record_desired(node, probe):
     probe.drift = False
 
 
-def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
-    """A node reported a transition. MASTER means it now holds every VIP of the cluster, when
-    the cluster has one instance.
+def _instance_vips(cluster: Cluster, name: str):
+    """The VIPs of the cluster's vrrp_instance that keepalived calls `name` (none when no
+    instance has that name any more: renamed or removed since the node's last push)."""
+    if name == cluster.instance_name:
+        return cluster.vips.filter(instance__isnull=True)
+    for inst in cluster.instances.all():
+        if inst.keepalived_name == name:
+            return cluster.vips.filter(instance=inst)
+    return cluster.vips.none()
+
+
+def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None, instance=None):
+    """A node reported a transition of one vrrp_instance (`instance`, keepalived's name of it).
+    MASTER means the node now holds that instance's VIPs. A report that names no instance (from
+    a script pushed before reports named it) speaks for every VIP only when the cluster has one
+    instance; with several, the sweep records the holders.
 
     A report speaks for its own node only: it can make that node the holder, never another.
     VIPs never pushed are left alone, as by the sweep.
@@ -324,12 +336,13 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None):
         NodeState.objects.filter(node=node).update(**fields)
         if vrrp_state != "MASTER":
             return events
-        if cluster.instances.exists():
-            # A report does not say which instance went MASTER (keepalived's NAME is not in
-            # the signed message yet): with several instances a node is master of some, not
-            # all, so the VIPs' holders are left to the sweep, which sees each address.
+        if instance is not None:
+            vips = _instance_vips(cluster, instance)
+        elif cluster.instances.exists():
             return events
-        for vip in cluster.vips.filter(pushed_at__isnull=False):
+        else:
+            vips = cluster.vips.all()
+        for vip in vips.filter(pushed_at__isnull=False):
             state = (
                 VipState.objects.select_for_update(of=("self",))
                 .select_related("holder")

@@ -651,8 +651,9 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     # The pushed file itself, to show a drift's diff: it holds auth_pass, so it is encrypted.
     pushed_config = EncryptedTextField(blank=True, editable=False)
     pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Set by the upgrade for nodes an earlier release had pushed (it kept no record of what):
-    # the next probe takes the live file as the one last pushed (clusters.history).
+    # Set by the upgrade for nodes an earlier release had pushed (it kept no record of what),
+    # and by adoption (the node runs its own file): the next probe takes the live file as the
+    # one last pushed (clusters.history).
     adopt_live_config = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -780,9 +781,15 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
         validators=[validators.validate_label],
         help_text="A note for people (not sent to keepalived).",
     )
+    # In the adverts beside the instance's first VIP. vipanel advertises only the first one
+    # (clusters/render.py says why); an adopted instance keeps the list its nodes advertise
+    # now, since a node whose list differs ignores the others' adverts (issue 12: taking a
+    # cluster over must not split it). Set by adoption only.
+    advertised = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
-    # When a push that carried this VIP first succeeded; None: never pushed ("pending push").
-    # Until then the VIP is configuration only: no holder is looked for, no event recorded.
+    # When a push that carried this VIP first succeeded (or it was adopted from nodes already
+    # serving it); None: never pushed ("pending push"). Until then the VIP is configuration
+    # only: no holder is looked for, no event recorded.
     pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     constraints_checked_in_clean = ("clusters_virtualip_unique_host_address",)
@@ -805,6 +812,21 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
     @property
     def ip(self):
         return ipaddress.ip_interface(self.address).ip
+
+    def network_warning(self):
+        """Why this VIP looks wrong without being an error, or "": it is outside the segment
+        its instance runs on. keepalived holds any address and a routed VIP may well be
+        elsewhere on purpose, so this is said, never refused; but a typo looks the same."""
+        iface = _parsed(validators.parse_vip, self.address)
+        segment = self.instance.segment if self.instance_id else self.cluster.network
+        net = _parsed(validators.parse_network, segment)
+        if iface is None or net is None or iface.ip in net:
+            return ""
+        return (
+            f"VIP {self.address} is outside the network {net} its VRRP instance runs on. "
+            "That is right only for an address routed to the holder; otherwise check for a "
+            "typo."
+        )
 
     def clean(self):
         iface = _parsed(validators.parse_vip, self.address) if self.field_ok("address") else None
@@ -1193,6 +1215,70 @@ class SyncGroup(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
         return self.instances.count() + (1 if self.includes_main else 0)
 
 
+class CarriedBlock(models.Model):
+    """A statement of an adopted node's keepalived.conf that vipanel does not model (an LVS
+    virtual_server, vrrp_track_process, garp_* or notify lines, ...), kept byte for byte and
+    written back into that node's file only (clusters/kaconf/model.py says why carried rather
+    than refused; clusters/services/adopt.py who may adopt what).
+
+    Never editable in vipanel: no form, API field or admin page writes one; only the adopt
+    service creates them, from what it read on the node. The text runs as root there (a
+    notify line, an LVS MISC_CHECK), which is why it never goes to another host:
+    clusters.roles.readdress_violation keeps an operator from re-addressing its node."""
+
+    class Context(models.TextChoices):
+        TOP = "top", "top level"
+        GLOBAL_DEFS = "global_defs", "inside global_defs"
+        INSTANCE = "instance", "inside a vrrp_instance"
+        SYNC_GROUP = "sync_group", "inside a vrrp_sync_group"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="carried")
+    context = models.CharField(max_length=16, choices=Context.choices)
+    # With context "instance": None is the cluster's main instance.
+    instance = models.ForeignKey(
+        "VrrpInstance", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    sync_group = models.ForeignKey(
+        "SyncGroup", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    keyword = models.CharField(max_length=100)
+    source = models.CharField(max_length=300, help_text="file:line where it was read.")
+    text = models.TextField()
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["node", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "position"], name="%(app_label)s_%(class)s_unique_position"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.node.name}: {self.keyword} ({self.source})"
+
+    def clean(self):
+        errors = {}
+        if "\x00" in self.text or len(self.text.encode()) > constants.CARRIED_TEXT_MAX:
+            errors["text"] = (
+                f"A carried statement is text of at most {constants.CARRIED_TEXT_MAX} bytes."
+            )
+        if self.node_id is not None:
+            cluster_id = self.node.cluster_id
+            if self.instance_id is not None and (
+                self.context != self.Context.INSTANCE or self.instance.cluster_id != cluster_id
+            ):
+                errors["instance"] = "The instance must be one of the node's cluster."
+            if self.sync_group_id is None and self.context == self.Context.SYNC_GROUP:
+                errors["sync_group"] = "Name the sync group the statement is carried in."
+            if self.sync_group_id is not None and (
+                self.context != self.Context.SYNC_GROUP or self.sync_group.cluster_id != cluster_id
+            ):
+                errors["sync_group"] = "The sync group must be one of the node's cluster."
+        if errors:
+            raise ValidationError(errors)
+
+
 # --- Operations: pushes, observed state, failover history, audit ---------------------------
 
 
@@ -1234,6 +1320,13 @@ class ConfigPush(models.Model):
     log = models.TextField(blank=True)
     # The fencing token of the worker that claimed it: every later write is conditional on it.
     owner = models.CharField(max_length=32, blank=True, editable=False)
+    # What it was predicted to do (clusters.impact.Impact.as_dict), made from the live files and
+    # holders before any node was touched; judged afterwards by clusters.impact.push_verdict.
+    prediction = models.JSONField(default=dict, blank=True, editable=False)
+    # Nodes an operator chose to leave untouched (unreachable): [{"node": name, "by": user}].
+    skipped = models.JSONField(default=list, blank=True, editable=False)
+    # Who held each VIP when the push ended ({vip address: [node names]}), for the verdict.
+    observed = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created"]
@@ -1257,6 +1350,10 @@ class ConfigPush(models.Model):
     def is_resumable(self):
         # A drill is never run again by a resume: it stops keepalived on a node.
         return self.state in self.RESUMABLE_STATES and self.kind != self.Kind.DRILL
+
+    @property
+    def skipped_names(self):
+        return [s.get("node", "") for s in self.skipped if isinstance(s, dict)]
 
 
 class PushStep(models.Model):
@@ -1462,3 +1559,26 @@ class ApiToken(models.Model):
             user=user, name=name, key_hash=cls.hash_key(key), prefix=key[: len(cls.KEY_PREFIX) + 6]
         )
         return token, key
+
+
+# --- Per-user preferences --------------------------------------------------------------------
+
+
+class Preferences(models.Model):
+    """What a user chose for themselves. One row per user, made when first saved."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validators.validate_time_zone],
+        help_text="Times on every page are shown in this zone; empty: your browser's.",
+    )
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self):
+        return f"preferences of {self.user}"

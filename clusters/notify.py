@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from clusters import constants, crypto
+from clusters.models import NotifyNonce
 
 SCRIPT_PATH = constants.NOTIFY_SCRIPT_PATH
 KEY_PATH = constants.NOTIFY_KEY_PATH
@@ -58,20 +59,36 @@ def _private_key(node):
     return serialization.load_pem_private_key(node.notify_key.encode(), password=None)
 
 
-def message(cluster_id, node, state, ts, nonce):
-    return f"vipanel-notify-v2|{cluster_id}|{node}|{state}|{ts}|{nonce}".encode()
+def message(cluster_id, node, state, ts, nonce, instance=None):
+    """What a report signs. v3 names the vrrp_instance (keepalived's NAME argument), so a
+    MASTER report claims that instance's VIPs; v2, from scripts pushed before v3, names none."""
+    if instance is None:
+        return f"vipanel-notify-v2|{cluster_id}|{node}|{state}|{ts}|{nonce}".encode()
+    return f"vipanel-notify-v3|{cluster_id}|{node}|{instance}|{state}|{ts}|{nonce}".encode()
 
 
-def sign(node, state, ts, nonce) -> str:
+def sign(node, state, ts, nonce, instance=None) -> str:
     """The hex signature the node's script sends (for tests and tools; the node signs itself)."""
-    data = message(node.cluster_id, node.name, state, ts, nonce)
+    data = message(node.cluster_id, node.name, state, ts, nonce, instance)
     return _private_key(node).sign(data).hex()
 
 
-def check_signature(node, state, ts, nonce, signature, now=None):
+def valid_instance(name):
+    """keepalived instance names as vipanel renders them (VI_<cluster>[_<instance>])."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 100
+        and name.isascii()
+        and all(c.isalnum() or c in "_.-" for c in name)
+    )
+
+
+def check_signature(node, state, ts, nonce, signature, now=None, instance=None):
     """-> None when the report is authentic (signed by `node`'s key) and fresh, else why not."""
     if state not in STATES:
         return "unknown state"
+    if instance is not None and not valid_instance(instance):
+        return "bad instance name"
     if not (
         isinstance(nonce, str) and nonce.isascii() and nonce.isalnum() and 8 <= len(nonce) <= 64
     ):
@@ -84,7 +101,7 @@ def check_signature(node, state, ts, nonce, signature, now=None):
     try:
         raw = bytes.fromhex(signature or "")
         public = _private_key(node).public_key()
-        public.verify(raw, message(node.cluster_id, node.name, state, ts, nonce))
+        public.verify(raw, message(node.cluster_id, node.name, state, ts, nonce, instance))
     except (ValueError, InvalidSignature):
         return "bad signature"
     return None
@@ -95,7 +112,6 @@ def check_signature(node, state, ts, nonce, signature, now=None):
 
 def rate_limited(node, now=None):
     """True when `node` has had VIPANEL_NOTIFY_RATE_LIMIT reports accepted within the window."""
-    from clusters.models import NotifyNonce
 
     now = now or timezone.now()
     since = now - timezone.timedelta(seconds=settings.VIPANEL_NOTIFY_RATE_WINDOW)
@@ -117,17 +133,20 @@ def render_script(node):
 # Signed with the node's own key, {KEY_PATH} (root only); no secret is on a command line.
 state="$3"
 case "$state" in MASTER|BACKUP|FAULT|STOP) ;; *) exit 0 ;; esac
+instance="$2"
+case "$instance" in ""|*[!A-Za-z0-9_.-]*) exit 0 ;; esac
 printf '%s\\n' "$state" > {constants.NOTIFY_STATE_FILE}
 command -v curl >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || exit 0
 [ -r {KEY_PATH} ] || exit 0
 ts=$(date +%s)
 nonce=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n')
 msg=$(umask 077 && mktemp) || exit 0
-printf '%s' "vipanel-notify-v2|{cluster.pk}|{node.name}|$state|$ts|$nonce" > "$msg"
+printf '%s' "vipanel-notify-v3|{cluster.pk}|{node.name}|$instance|$state|$ts|$nonce" > "$msg"
 sig=$(openssl pkeyutl -sign -inkey {KEY_PATH} -rawin -in "$msg" | od -An -v -tx1 | tr -d ' \\n')
 rm -f "$msg"
 # In the background with a deadline: keepalived waits for nobody.
-curl -fsS -m 5 -o /dev/null -d "node={node.name}&state=$state&ts=$ts&nonce=$nonce&sig=$sig" \\
+curl -fsS -m 5 -o /dev/null \\
+  -d "node={node.name}&instance=$instance&state=$state&ts=$ts&nonce=$nonce&sig=$sig" \\
   '{notify_url(cluster)}' </dev/null >/dev/null 2>&1 &
 exit 0
 """

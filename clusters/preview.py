@@ -8,7 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from clusters import remote, ssh
+from clusters import impact, remote, ssh
 from clusters.render import config_path, node_config
 
 _AUTH_PASS = re.compile(r"^(\s*auth_pass\s+)\S+", re.MULTILINE)
@@ -42,6 +42,17 @@ class NodePreview:
     diff: str
     error: str = ""
     maintenance: bool = False
+    # What the push would send, secrets masked: shown whole when the live file cannot be read.
+    rendered: str = ""
+    # Left out by the operator (skip): not connected to, nothing sent.
+    skipped: bool = False
+    # Not sent by this push (in maintenance during a normal push).
+    left: str = ""
+
+    @property
+    def unreachable(self):
+        """Could not be read, and the push would have to change it."""
+        return self.changed is None and not self.skipped and not self.left and bool(self.error)
 
     def as_dict(self):
         return {
@@ -51,7 +62,40 @@ class NodePreview:
             "diff": self.diff,
             "error": self.error,
             "maintenance": self.maintenance,
+            "rendered": self.rendered if self.changed is None else "",
+            "skipped": self.skipped,
         }
+
+
+@dataclass
+class Preview:
+    """What a push would do: each node's diff, and the prediction (clusters.impact)."""
+
+    nodes: list
+    impact: object
+    # Why the skip asked for is unsafe ("" when it is not, or nothing is skipped).
+    skip_problem: str = ""
+
+    @property
+    def unreachable(self):
+        return [p.node for p in self.nodes if p.unreachable]
+
+    @property
+    def changed(self):
+        return sum(1 for p in self.nodes if p.changed)
+
+    @property
+    def blocked(self):
+        """Why a push of this preview would be refused now ("" when it would start)."""
+        if self.skip_problem:
+            return self.skip_problem
+        if self.unreachable:
+            names = ", ".join(self.unreachable)
+            return (
+                f"{names} could not be read. A push is refused while a node it must change is "
+                f"unreachable: skip {names} (left as it is, never connected to) or bring it back."
+            )
+        return ""
 
 
 def _fetch(node_target, path):
@@ -59,30 +103,46 @@ def _fetch(node_target, path):
         return conn.get(path), conn
 
 
-def preview_cluster(cluster):
-    """-> [NodePreview], in node order. Reads each node's config over SSH, concurrently."""
-    nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
-    rendered, targets, results = {}, {}, {}
+def preview_cluster(cluster, maintenance=None, skip=(), action="push"):
+    """-> Preview, nodes in node order. Reads each node's config over SSH, concurrently, except
+    the `skip`ped ones (names). `maintenance` {node id: flag} previews a maintenance switch
+    before it is made (its push renders with the flag)."""
+    maintenance = maintenance or {}
+    nodes = list(cluster.nodes.select_related("credential", "cluster__credential", "state"))
+    for node in nodes:
+        node.maintenance = maintenance.get(node.pk, node.maintenance)
+    # A normal push leaves nodes in maintenance as they are; a maintenance push sends them all.
+    leave_alone = action == "push"
+    rendered, targets, results, live = {}, {}, {}, {}
     try:
         path = config_path(cluster)
     except ValueError as e:
         # Never read a file that is not keepalived's (a row saved without validation).
-        return [NodePreview(n.name, n.pk, None, "", str(e), n.maintenance) for n in nodes]
+        previews = [NodePreview(n.name, n.pk, None, "", str(e), n.maintenance) for n in nodes]
+        return Preview(previews, impact.Impact(action=action, cluster=cluster.name))
     for node in nodes:
+        if node.name in skip:
+            results[node.pk] = NodePreview(
+                node.name, node.pk, None, "", "", node.maintenance, skipped=True
+            )
+            continue
         try:
             rendered[node.pk] = node_config(node)
             targets[node.pk] = remote.target_for(node)
         except (ValueError, ssh.SSHError) as e:
             results[node.pk] = NodePreview(
-                node.name, node.pk, None, "", str(getattr(e, "message", e))
+                node.name, node.pk, None, "", str(getattr(e, "message", e)), node.maintenance
             )
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets) or 1))) as pool:
         futures = {pk: pool.submit(_fetch, t, path) for pk, t in targets.items()}
     for node in nodes:
+        left = "in maintenance: left as it is" if leave_alone and node.maintenance else ""
         if node.pk in results:
+            results[node.pk].left = left
+            results[node.pk].rendered = mask_secrets(rendered.get(node.pk, ""))
             continue
         try:
-            live, conn = futures[node.pk].result()
+            text, conn = futures[node.pk].result()
             if targets[node.pk].target.expected_fingerprint:
                 # Only a pinned key is confirmed; a preview never pins one (a person trusts it,
                 # clusters.services.hostkeys), so a first contact is not settled here.
@@ -90,17 +150,72 @@ def preview_cluster(cluster):
         except ssh.SSHError as e:
             remote.settle(targets[node.pk], None, e)
             results[node.pk] = NodePreview(
-                node.name, node.pk, None, "", e.message, node.maintenance
+                node.name,
+                node.pk,
+                None,
+                "",
+                e.message,
+                node.maintenance,
+                rendered=mask_secrets(rendered[node.pk]),
+                left=left,
             )
             continue
+        live[node.pk] = text
         diff = masked_diff(
-            (live or b"").decode(errors="replace"),
+            (text or b"").decode(errors="replace"),
             rendered[node.pk],
-            f"{node.name}:{cluster.config_path} (live)" if live is not None else "/dev/null",
+            f"{node.name}:{cluster.config_path} (live)" if text is not None else "/dev/null",
             f"{node.name}:{cluster.config_path} (vipanel)",
         )
-        results[node.pk] = NodePreview(node.name, node.pk, bool(diff), diff, "", node.maintenance)
-    return [results[n.pk] for n in nodes]
+        results[node.pk] = NodePreview(
+            node.name, node.pk, bool(diff), diff, "", node.maintenance, left=left
+        )
+    previews = [results[n.pk] for n in nodes]
+    push_nodes = [_push_node(n, results[n.pk], live, rendered) for n in nodes]
+    holders = impact.observed_holders(cluster)
+    return Preview(
+        previews,
+        impact.predict_push(cluster.name, push_nodes, holders, action=action),
+        impact.skip_problem(push_nodes),
+    )
+
+
+def preview_node(node):
+    """-> NodePreview of one node (its page's live diff): its live file against what a push
+    would send it. Only that node is read: the others are left out as skipped."""
+    others = list(node.cluster.nodes.exclude(pk=node.pk).values_list("name", flat=True))
+    preview = preview_cluster(node.cluster, skip=others)
+    return next(p for p in preview.nodes if p.node_id == node.pk)
+
+
+def _push_node(node, preview, live, rendered):
+    """The prediction's view of one node (clusters.impact.PushNode)."""
+    state = impact.state_of(node)
+    readable = node.pk in live
+    text = live.get(node.pk)
+    sent = rendered.get(node.pk)
+    if preview.skipped:
+        left = "skipped (unreachable)"
+    else:
+        left = preview.left
+    return impact.PushNode(
+        name=node.name,
+        address=node.address,
+        priority=node.priority,
+        live=text.decode(errors="replace") if text is not None else None,
+        readable=readable,
+        rendered=None if left or sent is None else sent,
+        # As last probed; never probed: running if it has a file (a first push finds none).
+        running=(
+            state.keepalived_running
+            if state is not None and state.reachable
+            else (text is not None if readable else None)
+        ),
+        maintenance=node.maintenance,
+        left=left,
+        error=preview.error,
+        assumed=sent if not readable else None,
+    )
 
 
 def masked_diff(old, new, fromfile, tofile):

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import logging
 import posixpath
+import re
 import secrets
 import shlex
 import threading
@@ -40,7 +41,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, Value
 from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
-from clusters import audit, constants, nodeexec, notify, remote, signals, ssh
+from clusters import audit, constants, impact, nodeexec, notify, remote, signals, ssh
 from clusters.convergence import settle_seconds, wait_until_settled
 from clusters.models import ConfigPush, Node, PushStep, VirtualIP
 from clusters.render import (
@@ -241,8 +242,9 @@ def run_push(push_id):
     return push
 
 
-def _finish(push, state, detail="", owner=None):
-    """The push's outcome, written only while `owner` still owns it; -> whether it was."""
+def _finish(push, state, detail="", owner=None, changes=None, summary=""):
+    """The push's outcome, written only while `owner` still owns it; -> whether it was.
+    `changes` and `summary` go into its audit entry (what the push did on which node)."""
     fields = {"state": state, "finished": Now(), "detail": detail}
     try:
         if owner is not None:
@@ -257,12 +259,13 @@ def _finish(push, state, detail="", owner=None):
     signals.push_finished.send_robust(sender=ConfigPush, push=push)
     # The outcome is audited too, by the user who asked for the push.
     action = "drill.finish" if push.kind == ConfigPush.Kind.DRILL else "push.finish"
+    result = state + (f": {summary}" if summary else "") + (f". {detail}" if detail else "")
     audit.record(
         push.requested_by,
         action,
         push.cluster,
-        changes={"push": [None, push.pk]},
-        result=f"{state}: {detail}" if detail else state,
+        changes={"push": [None, push.pk], **(changes or {})},
+        result=result,
     )
     return True
 
@@ -293,6 +296,8 @@ class NodePlan:
     rules: list | None = None
     notify_sha: str | None = None
     notify_key_sha: str | None = None
+    # A dual-stack node's chain of its other address family: {family: lines or None}.
+    other_rules: dict = field(default_factory=dict)
 
 
 def _plan_command(node, config_path):
@@ -308,8 +313,21 @@ def _plan_command(node, config_path):
         'if [ -f "$k" ]; then echo "notify_key=$(sha256sum < "$k" | cut -c1-64)"; '
         "else echo notify_key=-; fi; "
         f"echo rules:; {iptables_list_command(node)} 2>/dev/null || echo @@nochain; "
-        "echo addresses:; ip -o addr show"
+        + "".join(
+            f"echo rules-v{family}:; {iptables_list_command(node, family)} 2>/dev/null "
+            "|| echo @@nochain; "
+            for family in firewall_families(node)[1:]
+        )
+        + "echo addresses:; ip -o addr show"
     )
+
+
+def _chain_lines(text):
+    """The chain's "-A" lines as iptables -S prints them, or None when it does not exist."""
+    if "@@nochain" in text:
+        return None
+    # iptables prints protocol 112 by its /etc/protocols name where it has one.
+    return [line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(text)]
 
 
 def _parse_plan(plan, stdout, vip_ips):
@@ -327,11 +345,11 @@ def _parse_plan(plan, stdout, vip_ips):
             plan.notify_sha = None if value.strip() == "-" else value.strip()
         elif key == "notify_key":
             plan.notify_key_sha = None if value.strip() == "-" else value.strip()
-    if "@@nochain" not in rules_text:
-        # iptables prints protocol 112 by its /etc/protocols name where it has one.
-        plan.rules = [
-            line.replace(" -p vrrp ", " -p 112 ") for line in iptables_rule_lines(rules_text)
-        ]
+    # The main family's chain, then "rules-vN:" and each other family's (dual-stack).
+    sections = re.split(r"^rules-v(\d):\n", rules_text, flags=re.M)
+    plan.rules = _chain_lines(sections[0])
+    for family, text in zip(sections[1::2], sections[2::2], strict=True):
+        plan.other_rules[int(family)] = _chain_lines(text)
     _, _, _, addresses = parse_probe("addresses:\n" + addr_text)
     plan.holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
 
@@ -370,27 +388,63 @@ class Rollout:
         self.owner = owner
         self.plans = {}
         self.nodes = {}
+        self.split = {}
+        self.steps = []
+        self.last_status = None
+        # Nodes the operator chose to leave untouched: {name: who}. Never connected to.
+        self.skipped = {s.get("node"): s.get("by", "") for s in push.skipped if isinstance(s, dict)}
 
     def log(self, message):
         _append_log(self.push.pk, message, self.owner)
 
     def fail(self, detail):
-        _finish(self.push, ConfigPush.State.FAILED, detail, self.owner)
+        _finish(self.push, ConfigPush.State.FAILED, detail, self.owner, *self.outcome(self.steps))
+
+    def outcome(self, steps):
+        """(audit changes, one-line summary): each node's step, and what the prediction said
+        would change (the audit entry of the push names the nodes and the changes)."""
+        by_state = {}
+        for step in steps:
+            by_state.setdefault(step.state, []).append(step.node_name)
+        nodes = "; ".join(f"{state}: {', '.join(names)}" for state, names in by_state.items())
+        changes = {"nodes": [None, nodes]}
+        prediction = self.push.prediction or {}
+        details = [
+            f"{n['node']}: {', '.join(n['details'])}"
+            for n in prediction.get("nodes", [])
+            if n.get("what") == "changes" and n.get("details")
+        ]
+        if details:
+            changes["changes"] = [None, "; ".join(details)]
+        if prediction.get("summary"):
+            changes["predicted"] = [None, prediction["summary"]]
+        return changes, nodes
 
     def run(self):
-        steps = list(self.push.steps.select_related("node"))
+        steps = self.steps = list(self.push.steps.select_related("node"))
         fresh = all(s.state == PushStep.State.PENDING for s in steps)
         for step in steps:
             if step.node_id is None and not step.is_done:
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
+            elif step.node_name in self.skipped and not step.is_done:
+                who = self.skipped[step.node_name]
+                self.finish_step(
+                    step,
+                    PushStep.State.SKIPPED,
+                    f"Skipped{f' by {who}' if who else ''}: left as it is, never connected to.",
+                )
         self.nodes = {
             n.pk: n
             for n in Node.objects.filter(
-                pk__in=[s.node_id for s in steps if s.node_id]
+                pk__in=[s.node_id for s in steps if s.node_id and s.node_name not in self.skipped]
             ).select_related("cluster", "credential", "cluster__credential")
         }
         for step in steps:
-            if step.node_id and step.node_id not in self.nodes:
+            if (
+                step.node_id
+                and step.node_id not in self.nodes
+                and step.node_name not in self.skipped
+            ):
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
         todo = [s for s in steps if not s.is_done]
         # The VIPs this push carries: rendered now, so one added meanwhile is not among them.
@@ -406,13 +460,15 @@ class Rollout:
         try:
             self.plan()
             if fresh:
-                steps = self.order(steps)
+                steps = self.steps = self.order(steps)
                 todo = [s for s in steps if not s.is_done]
+            if not self.reachable(todo) or not self.predict(steps, rendered):
+                return
             self.log(f"push started: {', '.join(s.node_name for s in steps)}")
             roll = []
             for step in todo:
                 node, plan = self.nodes[step.node_id], self.plans[step.node_id]
-                if node.maintenance and self.push.kind == ConfigPush.Kind.PUSH:
+                if self.left_alone(node):
                     self.finish_step(step, PushStep.State.SKIPPED, "In maintenance: left as it is.")
                 # A step found "running", or started before and failed, was interrupted: its
                 # file may already be new while keepalived was never reloaded, so "identical"
@@ -456,6 +512,137 @@ class Rollout:
             ),
         )
 
+    def left_alone(self, node):
+        """A node in maintenance keeps what it has in a normal push (a maintenance push, which
+        lowers its priority, is what changes it)."""
+        return node.maintenance and self.push.kind == ConfigPush.Kind.PUSH
+
+    def reachable(self, todo):
+        """Refuse to start while a node the push must change cannot be reached: nothing has
+        been touched yet, and the operator may resume skipping it (clusters.services.pushes).
+        -> whether the push may go on."""
+        missing = [
+            s
+            for s in todo
+            if not self.left_alone(self.nodes[s.node_id])
+            and self.plans[s.node_id].error is not None
+        ]
+        for step in missing:
+            self.finish_step(step, PushStep.State.FAILED, self.plans[step.node_id].error.message)
+        if not missing:
+            return True
+        names = ", ".join(s.node_name for s in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        self.fail(
+            f"{names} could not be reached, so no node was changed. Resume skipping {names} "
+            f"to push the others, or resume once {'it' if len(missing) == 1 else 'they'} "
+            f"{verb} back."
+        )
+        return False
+
+    def predict(self, steps, rendered):
+        """Record what this push will do (clusters.impact) from the live files and holders the
+        plan just read, before any node is touched; refuse a skip that would split the brain.
+        -> whether the push may go on."""
+        nodes = []
+        for step in steps:
+            node = self.nodes.get(step.node_id)
+            if step.node_name in self.skipped:
+                who = self.skipped[step.node_name]
+                nodes.append(
+                    impact.PushNode(
+                        name=step.node_name,
+                        readable=False,
+                        rendered=None,
+                        running=None,
+                        left=f"skipped{f' by {who}' if who else ''}",
+                        assumed=self.assumed.get(step.node_name),
+                    )
+                )
+                continue
+            if node is None:
+                continue
+            plan = self.plans[node.pk]
+            live = plan.config.decode(errors="replace") if plan.config is not None else None
+            sent = rendered.get(node.pk)
+            left = "in maintenance: left as it is" if self.left_alone(node) else ""
+            nodes.append(
+                impact.PushNode(
+                    name=node.name,
+                    address=node.address,
+                    priority=node.priority,
+                    live=live,
+                    readable=plan.error is None,
+                    rendered=None if left else (sent.config.decode() if sent else live),
+                    running=plan.running if plan.error is None else None,
+                    maintenance=node.maintenance,
+                    left=left,
+                )
+            )
+        holders = self.plan_holders()
+        problem = impact.skip_problem(nodes)
+        prediction = impact.predict_push(
+            self.cluster.name,
+            nodes,
+            holders,
+            action=self.push.kind,
+            order=[s.node_name for s in steps],
+        )
+        self.push.prediction = prediction.as_dict()
+        fields = {"prediction": self.push.prediction}
+        if self.owner is not None:
+            self.owner.update(**fields)
+        else:
+            ConfigPush.objects.filter(pk=self.push.pk).update(**fields)
+        self.log(f"predicted: {prediction.summary()}")
+        if problem:
+            self.fail(f"{problem} No node was changed.")
+            return False
+        return True
+
+    def plan_holders(self):
+        """{vip: [names]} as the plan's probe saw them; a VIP no probed node holds keeps the
+        holder last recorded when that is a skipped node (it may still hold it)."""
+        holders = {}
+        for plan in self.plans.values():
+            for vip in plan.holds:
+                holders.setdefault(impact.host(vip), []).append(plan.name)
+        for vip, names in impact.observed_holders(self.cluster).items():
+            if not holders.get(vip) and any(n in self.skipped for n in names):
+                holders[vip] = [n for n in names if n in self.skipped]
+        return holders
+
+    @property
+    def assumed(self):
+        """What a skipped node is assumed to run: vipanel's file for it as the database has it
+        (the prediction says so; it is never read)."""
+        out = {}
+        for node in Node.objects.filter(cluster=self.cluster, name__in=list(self.skipped)):
+            try:
+                out[node.name] = node_config(node)
+            except ValueError:
+                pass
+        return out
+
+    def observe(self, status):
+        """Who holds each VIP as the push ends (its verdict compares it with the prediction).
+        A VIP no probed node holds is left out while nodes are skipped: it may be on one."""
+        if status is None:
+            holders = {}
+            for plan in self.plans.values():
+                for vip in plan.holds:
+                    holders.setdefault(vip, []).append(plan.name)
+            held = {v.address: holders.get(v.address, []) for v in self.cluster.vips.all()}
+        else:
+            held = dict(status.holders)
+        if self.skipped:
+            held = {vip: names for vip, names in held.items() if names}
+        self.push.observed = {vip: sorted(names) for vip, names in held.items()}
+        if self.owner is not None:
+            self.owner.update(observed=self.push.observed)
+        else:
+            ConfigPush.objects.filter(pk=self.push.pk).update(observed=self.push.observed)
+
     def plan(self):
         """Every node connected and probed at once; the connections stay open for the push."""
         vip_ips = {v.address: v.ip for v in self.cluster.vips.all()}
@@ -474,6 +661,19 @@ class Rollout:
             if plan.conn is not None and not self.nodes[plan.node_id].host_key_fingerprint:
                 self.nodes[plan.node_id].host_key_fingerprint = plan.conn.fingerprint
         self.holders = {p.node_id for p in self.plans.values() if p.holds}
+        # VIPs held by several nodes before anything changed (a split brain this push ends,
+        # e.g. an adopted cluster with a VRID per node): see convergence.settle_problem.
+        names = {p.node_id: p.name for p in self.plans.values()}
+        held = {}
+        for plan in self.plans.values():
+            for vip in plan.holds:
+                held.setdefault(vip, []).append(names[plan.node_id])
+        self.split = {vip: sorted(nodes) for vip, nodes in held.items() if len(nodes) > 1}
+        if self.split:
+            self.log(
+                "split brain before the push: "
+                + "; ".join(f"{vip} on {', '.join(n)}" for vip, n in sorted(self.split.items()))
+            )
 
     def order(self, steps):
         """Nodes holding no VIP first, then by how many VIPs a node holds (of every instance),
@@ -484,7 +684,8 @@ class Rollout:
 
         def key(s):
             node = self.nodes.get(s.node_id)
-            return (held.get(s.node_id, 0), node.priority if node else 0, s.pk)
+            rank = impact.rollout_key(held.get(s.node_id, 0), node.priority if node else 0)
+            return (*rank, s.pk)
 
         steps.sort(key=key)
         with transaction.atomic():
@@ -502,6 +703,10 @@ class Rollout:
             and plan.config == rendered.config
             and plan.running
             and plan.rules == iptables_rule_lines(rendered.rules.decode())
+            and all(
+                plan.other_rules.get(family) == iptables_rule_lines(rules.decode())
+                for family, rules in rendered.other_rules
+            )
             and (
                 rendered.notify is None
                 or plan.notify_sha == hashlib.sha256(rendered.notify).hexdigest()
@@ -518,9 +723,12 @@ class Rollout:
         return bool(plans) and all(p.error is None and not p.running and not p.holds for p in plans)
 
     def succeed(self):
-        """The push's success; the VIPs it carried are pushed from now on (their first holder
-        is observed, not a failover; until now they were configuration only)."""
-        if _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner):
+        """The push's success (with who holds each VIP now, for its verdict); the VIPs it
+        carried are pushed from now on (their first holder is observed, not a failover; until
+        now they were configuration only)."""
+        self.observe(self.last_status)
+        outcome = self.outcome(self.steps)
+        if _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *outcome):
             VirtualIP.objects.filter(pk__in=self.vip_ids, pushed_at__isnull=True).update(
                 pushed_at=timezone.now()
             )
@@ -575,8 +783,8 @@ class Rollout:
         plan = self.plans[step.node_id]
         if plan.conn is None:
             error = plan.error.message if plan.error else "not connected"
-            self.finish_step(step, PushStep.State.FAILED, f"Cannot connect: {error}")
-            self.fail(f"{step.node_name}: cannot connect: {error} Later nodes were not touched.")
+            self.finish_step(step, PushStep.State.FAILED, error)
+            self.fail(f"{step.node_name} could not be reached; later nodes were not touched.")
             return False
         apply = self.node_apply(step, rendered)
         try:
@@ -614,7 +822,9 @@ class Rollout:
         errors = _in_parallel(apply_one, applies)
         problem = next((e for e in errors if e is not None), None)
         if problem is None:
-            problem = wait_until_settled(self.cluster, final=True, probe=self.probe)
+            problem = wait_until_settled(
+                self.cluster, final=True, probe=self.probe, unseen=list(self.skipped)
+            )
             if problem:
                 problem = StepFailed(
                     f"The cluster did not elect within {settle_seconds(self.cluster)}s: {problem}."
@@ -684,9 +894,12 @@ class Rollout:
         self.holders = {p.node_id for p in probes if p.holds} | (
             set() if node_ids is None else self.holders - set(ids)
         )
-        return ClusterStatus(
+        status = ClusterStatus(
             cluster=self.cluster.name, checked_at=timezone.now(), nodes=probes, holders=holders
         )
+        if node_ids is None:
+            self.last_status = status
+        return status
 
     def verify_all(self):
         """The whole cluster once at the end. Every node is updated by now, so nothing will be
@@ -698,7 +911,9 @@ class Rollout:
             prefix, first[0] = (drop if first[0] else ""), False
             return self.probe(prefix=prefix)
 
-        problem = wait_until_settled(self.cluster, final=True, probe=probe)
+        problem = wait_until_settled(
+            self.cluster, final=True, probe=probe, unseen=list(self.skipped)
+        )
         if problem:
             self.fail(f"Every node is updated, but the cluster did not settle: {problem}.")
             return False
@@ -781,6 +996,11 @@ class NodeApply:
             f"if [ -e {path} ]; then cp -p {path} {bak}/config; else : > {bak}/config.absent; fi",
             f"if pidof keepalived >/dev/null 2>&1; then echo 1; else echo 0; fi > {bak}/running",
             f"{iptables_list_command(self.node)} > {bak}/rules 2>/dev/null || rm -f {bak}/rules",
+            *(
+                f"{{ {iptables_list_command(self.node, family)} > {bak}/rules-v{family} "
+                f"2>/dev/null || rm -f {bak}/rules-v{family}; }}"
+                for family, _ in self.rendered.other_rules
+            ),
         ]
         if notify_path:
             save.append(
@@ -824,8 +1044,8 @@ class NodeApply:
         ]
 
     def other_rules_steps(self, files, rules_temp):
-        """A dual-stack node's second family (ip6tables or iptables), applied like the first.
-        Its chain is not part of the plan's comparison nor of a restore (a follow-up)."""
+        """A dual-stack node's second family (ip6tables or iptables), applied like the first;
+        compared by the plan, saved by the backup and put back by a restore like the first."""
         q = shlex.quote
         steps = []
         for family, rules in self.rendered.other_rules:
@@ -886,7 +1106,6 @@ class NodeApply:
     def restore_steps(self):
         q = shlex.quote
         path, bak = q(self.path), q(self.backup)
-        tool = iptables_list_command(self.node).split()[0]
         chain = constants.IPTABLES_CHAIN
         lines = [
             f"[ -e {bak}/saved ] || exit 0",
@@ -907,12 +1126,17 @@ class NodeApply:
                 f"{k}.vipanel-tmp-r && mv -f {k}.vipanel-tmp-r {k}; "
                 f"elif [ -e {bak}/notify_key.absent ]; then rm -f {k}; fi"
             )
-        lines.append(
-            f"if [ -e {bak}/rules ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
-            f"grep '^-A ' {bak}/rules | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
-            f"| {self.restore_cmd}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
-            f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true"
-        )
+        families = [(None, "rules"), *((f, f"rules-v{f}") for f, _ in self.rendered.other_rules)]
+        for family, saved in families:
+            # The chain as it was (or none, when there was none), for each address family.
+            tool = iptables_list_command(self.node, family).split()[0]
+            restore = iptables_restore_command(self.node, family)
+            lines.append(
+                f"if [ -e {bak}/{saved} ]; then {{ echo '*filter'; echo ':{chain} - [0:0]'; "
+                f"grep '^-A ' {bak}/{saved} | sed 's/ -p vrrp / -p 112 /'; echo COMMIT; }} "
+                f"| {restore}; else {tool} -w -D INPUT -j {chain} 2>/dev/null; "
+                f"{tool} -w -F {chain} 2>/dev/null; {tool} -w -X {chain} 2>/dev/null; fi; true"
+            )
         # keepalived as it was: reloaded with the old file, or stopped if it was not running.
         lines.append(
             f'if [ "$(cat {bak}/running)" = 1 ]; then {self.cluster.reload_command}; '
@@ -972,7 +1196,13 @@ class NodeApply:
                     status = self.rollout.probe()
                 return status
 
-            problem = wait_until_settled(self.cluster, node=self.node, probe=probe)
+            problem = wait_until_settled(
+                self.cluster,
+                node=self.node,
+                probe=probe,
+                split=self.rollout.split,
+                unseen=list(self.rollout.skipped),
+            )
         if problem:
             self.restore()
             raise StepFailed(

@@ -87,21 +87,23 @@ def _address(value, field):
 
 def _vips(cluster, instance=None):
     """The VIPs of one instance (the cluster's main one by default) in id order, checked, with
-    their one address family."""
+    their one address family: [(ip_interface, advertised)] (VirtualIP.advertised: in the
+    adverts beside the first one)."""
     vips = []
     rows = cluster.vips.filter(instance=instance).order_by("id")
-    for value in rows.values_list("address", flat=True):
+    for value, advertised in rows.values_list("address", "advertised"):
         _safe(value, "vip.address", _SAFE_PREFIXED)
         try:
-            vips.append(ipaddress.ip_interface(value))
+            vip = ipaddress.ip_interface(value)
         except ValueError:
             raise ValueError(
                 f"vip.address: {value!r} is not an address with a prefix length."
             ) from None
+        vips.append((vip, bool(advertised)))
     where = f"instance {instance.name}" if instance is not None else "the cluster"
     if not vips:
         raise ValueError(f"vips: {where} has no virtual IP; add at least one.")
-    families = {v.version for v in vips}
+    families = {v.version for v, _ in vips}
     if len(families) > 1:
         raise ValueError(
             f"vip.address: {where} mixes IPv4 and IPv6 VIPs; keepalived takes one family "
@@ -128,6 +130,7 @@ class _Instance:
     peers: tuple  # the other nodes' addresses, in address order
     vips: tuple  # "address/prefix", in id order
     track: bool  # tracks the cluster's health check
+    advertised: tuple = ()  # further VIPs in the adverts (VirtualIP.advertised), in id order
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,17 @@ class _Facts:
     check_weight: int
     check_fall: int
     check_rise: int
+    # Statements carried through from an adopted node's own file (CarriedBlock):
+    # ((where, text), ...) in the order read; where is "top", "global_defs", or the
+    # keepalived name of the instance or sync group they sit in.
+    carried: tuple = ()
 
     @property
     def main(self):
         return self.instances[0]
+
+    def carried_in(self, where):
+        return [text for place, text in self.carried if place == where]
 
 
 def _checked_interface(value, field):
@@ -202,8 +212,9 @@ def _instance(node, source, *, name, interface, field, vips, family, priority):
         unicast=bool(source.unicast),
         address=str(address),
         peers=tuple(str(p) for p in peers),
-        vips=tuple(str(v) for v in vips),
+        vips=tuple(str(v) for v, _ in vips),
         track=field == "cluster" or bool(source.track_check),
+        advertised=tuple(str(v) for v, advertised in vips[1:] if advertised),
     )
 
 
@@ -267,7 +278,9 @@ def _facts(node, priority_override=None):
                 f"sync_group: group {group.name} has fewer than two instances; keepalived "
                 "ignores it. Add an instance or delete the group."
             )
-        groups.append((f"VG_{cluster_name}_{_safe(group.name, 'sync_group.name')}", tuple(members)))
+        group_name = f"VG_{cluster_name}_{_safe(group.name, 'sync_group.name')}"
+        groups.append((group_name, tuple(members)))
+        names[("group", group.pk)] = group_name
 
     check_script = check_command(cluster)
     return _Facts(
@@ -280,7 +293,61 @@ def _facts(node, priority_override=None):
         check_weight=_number(cluster.check_weight, "cluster.check_weight", *_WEIGHT),
         check_fall=_number(cluster.check_fall, "cluster.check_fall", *_FALL_RISE),
         check_rise=_number(cluster.check_rise, "cluster.check_rise", *_FALL_RISE),
+        carried=_carried(node, instances[0].name, names),
     )
+
+
+def _carried(node, main_name, names):
+    """The node's CarriedBlock rows as ((where, text), ...); see _Facts.carried."""
+    out = []
+    rows = node.carried.order_by("position").values_list(
+        "context", "instance_id", "sync_group_id", "source", "text"
+    )
+    for context, instance_id, group_id, source, text in rows:
+        if context == "instance":
+            where = names.get(instance_id) if instance_id else main_name
+        elif context == "sync_group":
+            where = names.get(("group", group_id))
+        else:
+            where = context
+        if where is None:
+            raise ValueError(f"carried: the block read at {source} belongs to nothing here.")
+        out.append((where, _carried_text(text, source)))
+    return tuple(out)
+
+
+def _carried_text(text, source):
+    """A carried statement as read from the node, checked to be one whole statement: its
+    braces (outside quotes and comments, as keepalived reads them) balance, so it cannot end
+    the block it is written into, and it holds no NUL. The text itself is the node's own (it
+    came from that node's file and goes back to it only), so it is not held to vipanel's
+    alphabets; it is never editable in vipanel (clusters.models.CarriedBlock)."""
+    if not isinstance(text, str) or not text.strip() or "\x00" in text:
+        raise ValueError(f"carried: the block read at {source} is empty or not text.")
+    depth = 0
+    for line in text.splitlines():
+        quoted = False
+        for char in line:
+            if char == '"':
+                quoted = not quoted
+            elif quoted:
+                continue
+            elif char in "#!":
+                break
+            elif char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth < 0:
+                    break
+        if depth < 0:
+            break
+    if depth != 0:
+        raise ValueError(
+            f"carried: the block read at {source} does not close its braces; it was saved "
+            "without the adopt flow."
+        )
+    return text
 
 
 # The typed health checks: a fixed command per type, its one parameter checked again here (the
@@ -321,8 +388,13 @@ def check_command(cluster) -> str:
 
 
 def _block(name, body):
-    """A keepalived block; nested blocks come out indented one level more."""
-    return [f"{name} {{", *(f"{INDENT}{line}" for line in body), "}"]
+    """A keepalived block; nested blocks come out indented one level more (a carried
+    statement's later lines, _Verbatim, stay as they were)."""
+    return [
+        f"{name} {{",
+        *(line if isinstance(line, _Verbatim) else f"{INDENT}{line}" for line in body),
+        "}",
+    ]
 
 
 def _with_header(facts, body):
@@ -340,7 +412,7 @@ def _with_header(facts, body):
     )
 
 
-def _instance_body(inst, track, notify):
+def _instance_body(inst, track, notify, carried=()):
     # Every node starts BACKUP: the election picks the highest priority, and nopreempt and
     # preempt_delay only work from BACKUP.
     body = [
@@ -363,8 +435,11 @@ def _instance_body(inst, track, notify):
     # keepalived discards adverts whose address list differs from its own (issue #1515), so
     # while a push rolls an added or removed VIP through the nodes, old and new configs would
     # otherwise disagree and every node would become master. Excluded VIPs move all the same.
-    anchor, *others = inst.vips
-    body += _block("virtual_ipaddress", [f"{anchor} dev {inst.interface}"])
+    # An adopted instance keeps advertising what its nodes advertised (VirtualIP.advertised).
+    anchor, *rest = inst.vips
+    listed = [anchor, *inst.advertised]
+    others = [vip for vip in rest if vip not in inst.advertised]
+    body += _block("virtual_ipaddress", [f"{vip} dev {inst.interface}" for vip in listed])
     if others:
         body += _block(
             "virtual_ipaddress_excluded", [f"{vip} dev {inst.interface}" for vip in others]
@@ -373,7 +448,22 @@ def _instance_body(inst, track, notify):
         body += _block("track_script", [SCRIPT_NAME])
     if notify:
         body.append(f'notify "{notify}"')
-    return body
+    return body + _carried_lines(carried)
+
+
+def _carried_lines(texts):
+    """Carried statements as lines of a block body: each first line is indented like the
+    rest of the body, the lines after it stay exactly as they were in the node's file."""
+    lines = []
+    for text in texts:
+        first, *rest = text.split("\n")
+        lines.append(first)
+        lines += [_Verbatim(line) for line in rest]
+    return lines
+
+
+class _Verbatim(str):
+    """A line _block writes without indenting it (the continuation of a carried statement)."""
 
 
 def render_keepalived(node, *, priority_override=None, notify_script=None) -> str:
@@ -394,7 +484,17 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
     global_defs = [f"router_id {f.node}"]
     if scripts:
         global_defs += ["enable_script_security", "script_user root"]
-    lines = _block("global_defs", global_defs)
+    carried_defs = f.carried_in("global_defs")
+    if scripts:
+        # vipanel's own script settings stand; the node's are for its carried scripts only.
+        carried_defs = [
+            text
+            for text in carried_defs
+            if text.split(None, 1)[0] not in ("enable_script_security", "script_user")
+        ]
+    lines = _block("global_defs", global_defs + _carried_lines(carried_defs))
+    for text in f.carried_in("top"):
+        lines += [""] + text.split("\n")
 
     if f.check_script:
         lines += [""] + _block(
@@ -411,10 +511,13 @@ def render_keepalived(node, *, priority_override=None, notify_script=None) -> st
     for inst in f.instances:
         lines += [""] + _block(
             f"vrrp_instance {inst.name}",
-            _instance_body(inst, bool(f.check_script and inst.track), notify),
+            _instance_body(
+                inst, bool(f.check_script and inst.track), notify, f.carried_in(inst.name)
+            ),
         )
     for name, members in f.sync_groups:
-        lines += [""] + _block(f"vrrp_sync_group {name}", _block("group", list(members)))
+        body = _block("group", list(members)) + _carried_lines(f.carried_in(name))
+        lines += [""] + _block(f"vrrp_sync_group {name}", body)
 
     return _with_header(f, "\n".join(lines) + "\n")
 

@@ -3,12 +3,17 @@ credentials and users. One place decides what each role may do."""
 
 from functools import wraps
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
 VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 # Each role includes the ones before it.
 _RANK = {VIEWER: 1, OPERATOR: 2, ADMIN: 3}
+
+
+# Who may have a secret back (a node's keepalived.conf with its auth_pass, to place by hand):
+# everyone else gets it masked. Forms and the API never show a secret to anyone.
+SECRETS_READER = ADMIN
 
 
 def role_of(user):
@@ -111,8 +116,28 @@ def admin_only_violations(user, cluster, data):
 
 def check_admin_only(user, cluster, data):
     """Raise a field-keyed ValidationError when admin_only_violations() finds any."""
-    from django.core.exceptions import ValidationError
 
     refused = admin_only_violations(user, cluster, data)
     if refused:
         raise ValidationError(refused)
+
+
+# Where a node is reached (address, SSH port) decides which host receives its file. A node
+# adopted with carried text (clusters.models.CarriedBlock: its own LVS blocks, notify lines...)
+# gets that text back in every push; on another host it would run someone else's commands as
+# root there. So moving such a node is an admin's, like the other root-level fields.
+READDRESS_FIELDS = ("address", "ssh_port")
+
+
+def readdress_violations(user, node, data, carried):
+    """{field: message} for each of READDRESS_FIELDS `data` would change on a `node` that has
+    `carried` text, unless `user` is an admin (None is the system)."""
+    if not carried or user is None or can_admin(user):
+        return {}
+    return {
+        name: f"Only an admin may change the {name.replace('_', ' ')} of node {node.name}: it "
+        "carries statements adopted from its own keepalived.conf (run as root there), which "
+        "vipanel writes back to the host it reaches at this address only."
+        for name in READDRESS_FIELDS
+        if name in data and str(data[name]) != str(getattr(node, name))
+    }

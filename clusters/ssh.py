@@ -27,6 +27,7 @@ import posixpath
 import secrets
 import select
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -41,12 +42,18 @@ _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
 class SSHError(Exception):
-    """Anything that went wrong talking to a host. ``permanent``: retrying will not help."""
+    """Anything that went wrong talking to a host. ``permanent``: retrying will not help.
 
-    def __init__(self, message: str, permanent: bool = False):
+    ``stage`` says how far ``connect`` got before it failed, for a person testing a node:
+    "credential" (our private key), "connect" (TCP), "handshake" (SSH key exchange),
+    "host_key" (not trusted or changed), "auth"; "" for everything after (commands, files).
+    """
+
+    def __init__(self, message: str, permanent: bool = False, stage: str = ""):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.stage = stage
 
 
 class HostKeyMismatch(SSHError):
@@ -57,6 +64,7 @@ class HostKeyMismatch(SSHError):
             f"host key of {host} changed: expected {expected}, offered {offered}; "
             "nothing was run. If the host was reinstalled, compare and pin the new key.",
             permanent=True,
+            stage="host_key",
         )
         self.expected = expected
         self.offered = offered
@@ -71,7 +79,7 @@ class HostKeyNotTrusted(SSHError):
     compare and trust. Authentication was not attempted; nothing was sent."""
 
     def __init__(self, host: str, offered: str):
-        super().__init__(f"host key not trusted yet: {offered}", permanent=True)
+        super().__init__(f"host key not trusted yet: {offered}", permanent=True, stage="host_key")
         self.host = host
         self.offered = offered
 
@@ -161,7 +169,11 @@ def connect(target: Target, deadline: float | None = None) -> Connection:
     ``deadline`` (time.monotonic()) also bounds them all together, so a host that answers each
     step slowly still costs no more than the caller's deadline.
     """
-    pkey = load_private_key(target.private_key, target.passphrase)
+    try:
+        pkey = load_private_key(target.private_key, target.passphrase)
+    except SSHError as e:
+        e.stage = "credential"
+        raise
     where = target.where
 
     def left() -> float:
@@ -172,23 +184,34 @@ def connect(target: Target, deadline: float | None = None) -> Connection:
             raise SSHError(f"no answer from {where} within the deadline")
         return remaining
 
-    timeout = left()
+    try:
+        timeout = left()
+    except SSHError as e:
+        e.stage = "connect"
+        raise
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except TimeoutError:
-        raise SSHError(f"timed out connecting to {where} after {timeout:g}s") from None
+        raise SSHError(
+            f"timed out connecting to {where} after {timeout:g}s", stage="connect"
+        ) from None
     except ConnectionRefusedError:
-        raise SSHError(f"connection refused by {where} (is sshd running?)") from None
+        raise SSHError(
+            f"connection refused by {where} (is sshd running?)", stage="connect"
+        ) from None
     except socket.gaierror as e:
-        raise SSHError(f"cannot resolve {target.host}: {e.strerror}") from None
+        raise SSHError(f"cannot resolve {target.host}: {e.strerror}", stage="connect") from None
     except OSError as e:
-        raise SSHError(f"cannot connect to {where}: {e.strerror or e}") from None
+        raise SSHError(f"cannot connect to {where}: {e.strerror or e}", stage="connect") from None
 
     try:
         transport = paramiko.Transport(sock)
     except Exception as e:
         sock.close()
-        raise SSHError(f"SSH setup with {where} failed: {type(e).__name__}: {e}") from None
+        raise SSHError(
+            f"SSH setup with {where} failed: {type(e).__name__}: {e}", stage="handshake"
+        ) from None
+    stage = "handshake"
     try:
         timeout = left()
         transport.banner_timeout = timeout
@@ -219,6 +242,7 @@ def connect(target: Target, deadline: float | None = None) -> Connection:
         if offered != expected:
             raise HostKeyMismatch(where, expected, offered)
 
+        stage = "auth"
         timeout = left()
         transport.auth_timeout = timeout
         try:
@@ -243,13 +267,14 @@ def connect(target: Target, deadline: float | None = None) -> Connection:
             raise SSHError(f"authentication on {where} failed: {e or type(e).__name__}") from None
         if not transport.is_authenticated():
             raise SSHError(f"authentication failed for {target.username}@{where}", permanent=True)
-    except SSHError:
+    except SSHError as e:
         transport.close()
+        e.stage = e.stage or stage
         raise
     except Exception as e:
         # Whatever else paramiko raises for a misbehaving server is that host's failure.
         transport.close()
-        raise SSHError(f"SSH with {where} failed: {type(e).__name__}: {e}") from None
+        raise SSHError(f"SSH with {where} failed: {type(e).__name__}: {e}", stage=stage) from None
     except BaseException:
         transport.close()
         raise
@@ -466,6 +491,41 @@ class Connection:
                 permanent=True,
             )
         return data
+
+    def file_kind(self, path: str) -> str | None:
+        """What `path` is (symlinks followed): "file" for a regular file, "executable" for one
+        with an x bit, "dir", "other" (device, FIFO, socket), or None when it does not exist."""
+        try:
+            mode = self._sftp_client().stat(path).st_mode
+        except FileNotFoundError:
+            return None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise self._file_error("checking", path, e) from None
+        if mode is None:
+            return "other"
+        if stat.S_ISDIR(mode):
+            return "dir"
+        if not stat.S_ISREG(mode):
+            return "other"
+        return "executable" if mode & 0o111 else "file"
+
+    def listdir(self, path: str, limit: int = 4096) -> list[str] | None:
+        """The names in a remote directory (unsorted), or None when it is not one. More than
+        `limit` entries is a permanent SSHError: nothing reads an unbounded listing."""
+        try:
+            names = self._sftp_client().listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            if getattr(e, "errno", None) is None and "not a directory" in str(e).lower():
+                return None
+            raise self._file_error("listing", path, e) from None
+        if len(names) > limit:
+            raise SSHError(
+                f"{self.where}: {path} has more than {limit} entries; vipanel lists no more",
+                permanent=True,
+            )
+        return names
 
     def stat_mode(self, path: str) -> int | None:
         """Permission bits of a remote file (e.g. 0o600), or None when it does not exist."""

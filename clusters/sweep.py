@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
 
-from clusters import history
+from clusters import history, remote
 from clusters.models import Cluster
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,9 @@ def tick() -> tuple[str, list[list[list]]]:
 def probe_batch(batch, tick_id: str = "") -> int:
     """Probe and record the clusters of one batch ([cluster id, token] pairs) whose locks are
     still this batch's; release them. Returns how many clusters were swept."""
+    # Connections of nodes no batch of this process probes any more (deleted, moved to another
+    # worker, or of a cluster now gone) would otherwise stay open until the same node came back.
+    remote.POOL.prune()
     owned = {}
     for cluster_id, token in batch:
         if renew(cluster_id, token):
@@ -156,6 +159,30 @@ def probe_batch(batch, tick_id: str = "") -> int:
         if tick_id:
             _batch_done(tick_id)
     return swept
+
+
+def probe_now(cluster: Cluster):
+    """Probe and record `cluster` now, for a person who asked (the API's refresh, `manage.py
+    status`), under the sweep's lock, so it is never probed twice at once: while a sweep holds
+    the lock this waits for it (at most the lock's expiry) and probes after it. With Redis down
+    there is no lock to take and no sweep running either: it probes all the same.
+    -> (ClusterStatus, events recorded)."""
+    deadline = time.monotonic() + lock_ttl()
+    try:
+        while (token := claim(cluster.pk)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except redis.RedisError:
+        log.warning("Redis unreachable: probing cluster %s without the sweep lock", cluster.pk)
+        token = None
+    try:
+        status = history.probe_cluster(cluster)
+        return status, history.record_status(cluster, status)
+    finally:
+        if token is not None:
+            try:
+                release(cluster.pk, token)
+            except redis.RedisError:
+                log.warning("could not release the sweep lock of cluster %s", cluster.pk)
 
 
 def _batch_done(tick_id: str) -> None:

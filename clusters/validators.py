@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from clusters import constants
+from clusters import constants, timefmt
 
 # Names become keepalived's router_id and instance name, and appear in a config comment.
 name_validator = RegexValidator(
@@ -38,6 +38,15 @@ def validate_one_line(value):
     # would garble logs, and PostgreSQL cannot even store a NUL byte.
     if re.search(r"[\x00-\x1f\x7f]", value):
         raise ValidationError("Use one line of text, without tabs or control characters.")
+
+
+def validate_time_zone(value):
+    # A user's preference: empty means "my browser's zone"; anything else an IANA name.
+    if value and timefmt.zone(value) is None:
+        raise ValidationError(
+            f"'{value[:64]}' is not a time zone this server knows; pick one from the list "
+            "(an IANA name such as Europe/Berlin or America/New_York)."
+        )
 
 
 def validate_interface(value):

@@ -166,9 +166,9 @@ DEMO_PASSWORD="$PASSWORD" "$PY" scripts/demo_setup.py setup "$PREFIX"
 
 # Sweeps on a worker of their own, pushes and drills on the other (CELERY_TASK_ROUTES).
 start sweeper "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=1 -n "demo-sweeper@%h" \
-    --queues=sweeps
+    --queues=sweeps,alerts
 start worker "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "demo@%h" \
-    --queues=pushes,drills,alerts,celery
+    --queues=pushes,drills,celery
 # gunicorn, as in production, because it can listen on two addresses; no control socket, which
 # would be left in ~/.gunicorn.
 start web "$PY" -m gunicorn vipanel.wsgi --bind "127.0.0.1:$PORT" --bind "$BRIDGE:$PORT" \

@@ -33,13 +33,13 @@ fi
 
 "$PY" manage.py migrate --noinput -v0
 "$PY" manage.py create_admin
-# Two workers: sweeps apart from pushes and drills, so a long push never delays monitoring
-# (queues: CELERY_TASK_ROUTES in vipanel/settings.py).
+# Two workers: monitoring (sweeps, alert deliveries) apart from pushes and drills, so a long
+# push never delays a sweep or an alert (queues: CELERY_TASK_ROUTES in vipanel/settings.py).
 "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "sweeper@%h" \
-    --queues=sweeps --logfile="$PWD/data/sweeper.log" &
+    --queues=sweeps,alerts --logfile="$PWD/data/sweeper.log" &
 pids+=($!)
 "$PY" -m celery -A vipanel worker --loglevel=INFO --concurrency=2 -n "worker@%h" \
-    --queues=pushes,drills,alerts,celery --logfile="$PWD/data/worker.log" &
+    --queues=pushes,drills,celery --logfile="$PWD/data/worker.log" &
 pids+=($!)
 "$PY" -m celery -A vipanel beat --loglevel=INFO --schedule="$PWD/data/celerybeat-schedule" \
     --logfile="$PWD/data/beat.log" &

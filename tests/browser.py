@@ -76,9 +76,11 @@ class Pages:
         self.contexts = []
         self.outside = []  # URLs a page tried to load from anywhere but the live server
 
-    def __call__(self, viewport=LAPTOP, javascript=True):
+    def __call__(self, viewport=LAPTOP, javascript=True, **options):
+        """options: more of Playwright's context options, e.g. timezone_id="Europe/Berlin" (the
+        browser's zone) or color_scheme="dark" (the system's theme)."""
         context = self.browser.new_context(
-            base_url=self.base, viewport=viewport, java_script_enabled=javascript
+            base_url=self.base, viewport=viewport, java_script_enabled=javascript, **options
         )
         context.set_default_timeout(15_000)
         context.route("**/*", self._only_the_live_server)
@@ -138,9 +140,18 @@ def not_reloaded(page):
     return page.evaluate("window.__noReload") == "still here"
 
 
+LOOKED_AT = Path(tempfile.gettempdir()) / "vipanel-screenshots"
+
+
 def screenshot(page, name, full_page=True):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+
+
+def look_at(page, name, full_page=True):
+    """A picture for a person to judge, never one of the README's: always under LOOKED_AT."""
+    LOOKED_AT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(LOOKED_AT / name), full_page=full_page)
 
 
 def fits_the_screen(page):

@@ -50,3 +50,25 @@ def cluster(db, credential):
     VirtualIP.objects.create(cluster=c, address="192.0.2.100/24", label="frontend")
     # As a push left it: nothing pending (tests of what is pending add or change something).
     return mark_pushed(c)
+
+
+@pytest.fixture
+def nodes_refuse_ssh():
+    """Every SSH connection the panel opens is refused at once, as by a node without sshd.
+
+    Adding a node tests SSH to it at once (clusters.nodecheck); the cast's addresses are
+    documentation ranges, and 192.0.2.0/24 may be this machine's own segment: no test but the
+    lab's may reach out. Patched at our own boundary (clusters.remote.connect), never paramiko.
+    """
+    from unittest import mock
+
+    from clusters import ssh
+
+    def refuse(node_target, deadline=None):
+        raise ssh.SSHError(
+            f"connection refused by {node_target.target.where} (is sshd running?)",
+            stage="connect",
+        )
+
+    with mock.patch("clusters.remote.connect", side_effect=refuse) as connect:
+        yield connect

@@ -80,7 +80,7 @@ def place_configs(lab, cluster):
     vip = str(ipaddress.ip_interface(cluster.vips.order_by("id").first().address).ip)
     wait_until(
         lambda: [n.name for n in lab.vip_holders(vip)] == [holder],
-        timeout=15,
+        timeout=30,
         message="the placed configs did not elect the highest priority",
     )
     # Recorded as a push records it: these files are what vipanel put there, every VIP is live.

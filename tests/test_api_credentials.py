@@ -46,7 +46,7 @@ def test_an_admin_stores_a_credential_and_never_sees_the_secrets_again(admin_api
     stored = SSHCredential.objects.get(name="deploy")
     assert stored.private_key == key and stored.passphrase == PASSPHRASE
     entry = AuditEntry.objects.get(action="credential.create")
-    assert entry.changes["private_key"] == ["(secret)", "(changed)"]
+    assert entry.changes["private_key"] == [None, "(set)"]
     assert key not in repr(entry.changes) and PASSPHRASE not in repr(entry.changes)
 
 

@@ -180,7 +180,11 @@ def test_maintenance_through_the_api_pushes_like_the_panel(
     # Once the change commits: the push is enqueued, and what vipanel would push is refreshed.
     assert len(callbacks) == 2
     entry = AuditEntry.objects.get(action="maintenance on")
-    assert entry.changes == {"maintenance": [False, True], "push": [None, push.pk]}
+    assert entry.changes == {
+        "maintenance": [False, True],
+        "push": [None, push.pk],
+        "nodes": [None, "web-2, web-1"],
+    }
     # Sent back unchanged: no second push.
     assert operator_api.patch(node_url(node), {"maintenance": True}).status_code == 200
     assert ConfigPush.objects.count() == 1

@@ -135,6 +135,33 @@ def test_refresh_probes_records_and_returns_the_fresh_status(
     assert NodeState.objects.count() == 2
 
 
+@pytest.mark.django_db(transaction=True)  # the refresh runs in a thread: its own connection
+def test_refresh_waits_for_a_sweep_probing_the_cluster_and_never_probes_alongside_it(
+    operator_api, cluster, fake_ssh, private_redis
+):
+    """The sweep's lock (clusters.sweep) covers a refresh too: while a sweep holds it, the
+    refresh waits; it probes once the lock is released, and releases it after."""
+    import threading
+
+    from clusters import sweep
+
+    fake_ssh["192.0.2.11"] = FakeHost(state="MASTER", addresses=["192.0.2.11/24", "192.0.2.100/24"])
+    fake_ssh["192.0.2.12"] = FakeHost(state="BACKUP", addresses=["192.0.2.12/24"])
+    token = sweep.claim(cluster.pk)  # a sweep is probing the cluster
+    answer = {}
+    refresh = threading.Thread(
+        target=lambda: answer.update(r=operator_api.post(url(cluster, "refresh")))
+    )
+    refresh.start()
+    refresh.join(timeout=0.5)
+    assert refresh.is_alive() and not NodeState.objects.exists()  # waiting, not probing
+    assert sweep.release(cluster.pk, token)
+    refresh.join(timeout=30)
+    assert answer["r"].status_code == 200, answer["r"].content
+    assert NodeState.objects.count() == 2
+    assert sweep.claim(cluster.pk) is not None  # the refresh released the lock
+
+
 def test_refresh_never_pins_a_host_key_only_records_the_offered_one(
     operator_api, cluster, fake_ssh
 ):

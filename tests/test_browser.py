@@ -82,7 +82,9 @@ def test_the_dashboard_shows_trouble_in_red(new_page, people):
     screenshot(page, "dashboard.png")
 
 
-def test_add_node_shows_the_error_in_place_then_adds_the_row(new_page, people, cluster):
+def test_add_node_shows_the_error_in_place_then_adds_the_row(
+    new_page, people, cluster, nodes_refuse_ssh
+):
     page = new_page()
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     mark_page(page)
@@ -126,7 +128,7 @@ def test_a_viewer_sees_no_push_button_and_is_refused_if_it_posts_anyway(new_page
     assert not ConfigPush.objects.exists()
 
 
-def test_without_javascript_forms_post_and_redirect(new_page, people, cluster):
+def test_without_javascript_forms_post_and_redirect(new_page, people, cluster, nodes_refuse_ssh):
     page = new_page(javascript=False)
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
     form = page.locator("#node-add-form")
@@ -171,16 +173,18 @@ def test_preview_then_push_and_watch_the_live_view_to_the_end(
     worker = start_worker()
     page = new_page()
     log_in(page, "operator-user", next_path=reverse("clusters:cluster", args=[cluster.pk]))
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview and push…").click()
     previews = page.locator("#preview .node-preview")
     expect_text(page.locator("#preview"), "3 of 3 nodes would change", timeout=30_000)
+    # What the push will do: nothing runs keepalived yet, so one election after the install.
+    expect_text(page.locator("#preview .impact-moves"), "within ~3.5 s of the first start")
     assert previews.count() == 3
     first = previews.nth(0)
     assert first.get_attribute("data-changed") == "yes"
     expect_text(first.locator("pre.diff"), "virtual_router_id 78")
     screenshot(page, "cluster.png")
 
-    page.get_by_role("button", name="Push these changes").click()
+    page.get_by_role("button", name="Push 3 nodes of lab-web").click()
     page.wait_for_url(re.compile(r"/pushes/\d+/$"))
     mark_page(page)
     live = page.locator("#push-live")
@@ -209,7 +213,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     start_worker()
     from clusters.services.pushes import start_push
 
-    push = start_push(people["operator"], cluster)
+    push = start_push(people["operator"], cluster, confirm=cluster.name)
     wait_until(
         lambda: not ConfigPush.objects.get(pk=push.pk).is_active,
         timeout=120,
@@ -261,7 +265,7 @@ def test_killing_the_holders_keepalived_shows_the_failover_on_the_dashboard_and_
     assert table.count() == 1
     expect_text(table, holder.name)
     expect_text(table, backup.name)
-    svg = page.locator(".timeline-wrap svg")
+    svg = page.locator("svg.timeline.wide")
     assert svg.locator(f'rect[data-holder="{holder.name}"]').count() >= 1
     assert svg.locator(f'rect[data-holder="{backup.name}"]').count() == 1
     assert svg.locator('g.mark[data-kind="failover"]').count() == 1

@@ -253,7 +253,9 @@ def test_every_routed_queue_is_served_and_sweeps_apart_from_pushes():
 
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert routed | {"celery"} == queues("worker") | queues("sweeper")
-    assert queues("sweeper") == {settings.SWEEP_QUEUE}
+    assert queues("sweeper") == set(settings.SWEEP_WORKER_QUEUES.split(","))
+    assert queues("worker") == set(settings.OPERATION_WORKER_QUEUES.split(","))
+    assert settings.ALERT_QUEUE not in queues("worker")  # never behind a long push
     assert settings.SWEEP_QUEUE not in queues("worker")
 
 

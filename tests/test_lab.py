@@ -89,10 +89,10 @@ def test_keepalived_moves_the_vip_to_the_next_priority_when_the_master_dies(clea
     def holders():
         return [n.name for n in lab.vip_holders(vip)]
 
-    wait_until(lambda: holders() == [high.name], timeout=15, message=f"holders {holders()}")
+    wait_until(lambda: holders() == [high.name], timeout=30, message=f"holders {holders()}")
 
     high.kill_keepalived()
-    wait_until(lambda: holders() == [mid.name], timeout=15, message=f"holders {holders()}")
+    wait_until(lambda: holders() == [mid.name], timeout=30, message=f"holders {holders()}")
     assert low.keepalived_running() and mid.keepalived_running()
 
 

@@ -67,7 +67,7 @@ def test_active_active_three_nodes_each_instance_on_its_master(clean_lab):
     push_here(cluster)
     wait_until(
         lambda: holders(clean_lab, vip_a) == [n1] and holders(clean_lab, vip_b) == [n2],
-        timeout=15,
+        timeout=30,
         message="A on node 1 and B on node 2 after the first push",
     )
     # Each node runs one keepalived with both instances.
@@ -77,7 +77,7 @@ def test_active_active_three_nodes_each_instance_on_its_master(clean_lab):
     clean_lab[0].kill_keepalived()
     wait_until(
         lambda: holders(clean_lab, vip_a) == [n2],
-        timeout=15,
+        timeout=30,
         message="A moved to its next priority (node 2)",
     )
     assert holders(clean_lab, vip_b) == [n2]  # B never left node 2
@@ -151,7 +151,7 @@ def test_a_sync_group_moves_both_instances_when_one_interface_fails(clean_lab, s
             holders(clean_lab, outside_vip) == [n3]
             and holders(clean_lab, inside_vip, "eth1") == [n3]
         ),
-        timeout=15,
+        timeout=30,
         message="both instances on node 3 (highest priority)",
     )
     assert (
@@ -165,7 +165,7 @@ def test_a_sync_group_moves_both_instances_when_one_interface_fails(clean_lab, s
             holders(clean_lab, outside_vip) == [n2]
             and holders(clean_lab, inside_vip, "eth1") == [n2]
         ),
-        timeout=15,
+        timeout=30,
         message="both instances moved together to node 2",
     )
 
@@ -195,7 +195,7 @@ def test_dual_stack_ipv4_and_ipv6_instances(clean_lab, v6_cleanup):
         lambda: (
             holders(clean_lab, v4_vip) == [n3] and holders(clean_lab, "fd00:83::100/64") == [n3]
         ),
-        timeout=15,
+        timeout=30,
         message="the IPv4 and the IPv6 instance on node 3",
     )
     assert probe_cluster(cluster).holders == {v4_vip: [n3], "fd00:83::100/64": [n3]}
@@ -210,9 +210,40 @@ def test_dual_stack_ipv4_and_ipv6_instances(clean_lab, v6_cleanup):
         lambda: (
             holders(clean_lab, v4_vip) == [n2] and holders(clean_lab, "fd00:83::100/64") == [n2]
         ),
-        timeout=15,
+        timeout=30,
         message="both families moved to node 2",
     )
+
+
+def test_a_dual_stack_nodes_second_chain_is_compared_saved_and_restored(clean_lab, v6_cleanup):
+    """The IPv6 chain of a dual-stack node is part of the plan (a node whose chain was removed
+    by hand is pushed again) and of the backup (a failed push puts it back as it was)."""
+    cluster = make_lab_cluster(clean_lab, name="ds", vrid=86)
+    v6 = instances.create_instance(
+        None, cluster, {"name": "v6", "virtual_router_id": 86, "network": "fd00:86::/64"}
+    )
+    vips.create_vip(None, cluster, {"address": "fd00:86::100/64", "instance": v6})
+    assert push_here(cluster).state == ConfigPush.State.SUCCEEDED
+    first, second = clean_lab[0], clean_lab[1]
+    second.exec("ip6tables -w -F VIPANEL-VRRP")  # emptied by hand
+    again = push_here(cluster)
+    states = dict(again.steps.values_list("node_name", "state"))
+    assert states[second.name] == "applied" and states[first.name] == "unchanged", states
+    assert "ff02::12" in second.exec("ip6tables -w -S VIPANEL-VRRP").stdout
+
+    marker = "-A VIPANEL-VRRP -s fd00:99::1/128 -j ACCEPT"
+    first.exec(f"ip6tables -w {marker.replace('-A ', '-I ', 1)}")
+    before = first.exec("ip6tables -w -S VIPANEL-VRRP").stdout
+    assert marker in before
+    # A change every node takes, and a reload that fails on the first node of the roll.
+    vips.create_vip(None, cluster, {"address": lab_vip(clean_lab, offset=186)})
+    Cluster.objects.filter(pk=cluster.pk).update(reload_command="exit 3")
+    failed = start_push(None, cluster, queue=False)
+    run_push(failed.pk)
+    failed.refresh_from_db()
+    assert failed.state == ConfigPush.State.FAILED
+    assert failed.steps.get(node_name=first.name).state == "failed"
+    assert first.exec("ip6tables -w -S VIPANEL-VRRP").stdout == before
 
 
 def test_a_vrid_clash_between_instances_of_two_clusters_on_the_segment_is_refused(clean_lab):
@@ -246,7 +277,7 @@ def active_active_three(lab, name, vrid):
     vip_a, vip_b = lab_vip(lab), lab_vip(lab, offset=101)
     wait_until(
         lambda: holders(lab, vip_a) == [n1] and holders(lab, vip_b) == [n2],
-        timeout=15,
+        timeout=30,
         message="A on node 1 and B on node 2",
     )
     return cluster, b, vip_a, vip_b
@@ -268,7 +299,7 @@ def test_maintenance_moves_every_instance_off_the_node(clean_lab):
     clean_lab[0].kill_keepalived()
     wait_until(
         lambda: holders(clean_lab, vip_a) == [n3],
-        timeout=15,
+        timeout=30,
         message="A skips the node in maintenance",
     )
 
@@ -283,5 +314,5 @@ def test_a_drill_targets_one_instance(clean_lab):
     assert (event.from_node, event.to_node, event.instance_name) == (n2, n3, "VI_dr_B")
     assert event.vip_address == vip_b
     # keepalived is back on node 2, which takes B back (preempt); A never moved.
-    wait_until(lambda: holders(clean_lab, vip_b) == [n2], timeout=15, message="B back on node 2")
+    wait_until(lambda: holders(clean_lab, vip_b) == [n2], timeout=30, message="B back on node 2")
     assert holders(clean_lab, vip_a) == [n1]

@@ -102,16 +102,16 @@ def test_the_script_signs_like_the_server(cluster, settings, tmp_path):
     start = next(i for i, line in enumerate(lines) if line.startswith("msg="))
     end = next(i for i, line in enumerate(lines) if line.startswith('rm -f "$msg"'))
     command = (
-        "state=MASTER; ts=1700000000; nonce=abcdef012345\n"
+        "state=MASTER; instance=VI_web; ts=1700000000; nonce=abcdef012345\n"
         + "\n".join(lines[start : end + 1])
         + '\nprintf %s "$sig"'
     )
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    signed = {"now": 1700000000, "instance": "VI_web"}
     assert (
-        notify.check_signature(node, "MASTER", "1700000000", "abcdef012345", out, now=1700000000)
-        is None
+        notify.check_signature(node, "MASTER", "1700000000", "abcdef012345", out, **signed) is None
     )
-    assert out == notify.sign(node, "MASTER", "1700000000", "abcdef012345")
+    assert out == notify.sign(node, "MASTER", "1700000000", "abcdef012345", instance="VI_web")
 
 
 def test_the_script_holds_no_secret(cluster, settings):
@@ -138,3 +138,86 @@ def test_the_script_contains_no_shell_syntax_from_data(cluster, settings):
     script = notify.render_script(cluster.nodes.get(name="web-1"))
     syntax = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
+
+
+def test_the_script_signs_the_instance_it_was_called_for(cluster, settings, tmp_path):
+    """keepalived calls the script with TYPE NAME STATE PRIORITY: the report names NAME, signed,
+    and a NAME outside keepalived's alphabet as vipanel renders it sends nothing."""
+    settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    node = cluster.nodes.get(name="web-1")
+    key = tmp_path / "key"
+    key.write_text(node.notify_key)
+    key.chmod(0o600)
+    posted = tmp_path / "posted"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A curl that records what it would post (the real one would need a server).
+    (bin_dir / "curl").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {posted}\n')
+    (bin_dir / "curl").chmod(0o755)
+    script = (
+        notify.render_script(node)
+        .replace(notify.KEY_PATH, str(key))
+        .replace(notify.constants.NOTIFY_STATE_FILE, str(tmp_path / "state"))
+        .replace(" </dev/null >/dev/null 2>&1 &", " </dev/null")
+    )
+    path = tmp_path / "notify.sh"
+    path.write_text(script)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    subprocess.run(["sh", str(path), "INSTANCE", "VI_web_b", "MASTER", "100"], env=env, check=True)
+    [body] = [line for line in posted.read_text().splitlines() if line.startswith("node=")]
+    fields = dict(pair.split("=", 1) for pair in body.split("&"))
+    assert fields["instance"] == "VI_web_b"
+    assert (
+        notify.check_signature(
+            node, "MASTER", fields["ts"], fields["nonce"], fields["sig"], instance="VI_web_b"
+        )
+        is None
+    )
+    # The same signature does not pass for another instance, nor as a v2 report.
+    assert (
+        notify.check_signature(
+            node, "MASTER", fields["ts"], fields["nonce"], fields["sig"], instance="VI_web"
+        )
+        == "bad signature"
+    )
+    posted.unlink()
+    subprocess.run(
+        ["sh", str(path), "INSTANCE", "VI_$(reboot)", "MASTER", "1"], env=env, check=True
+    )
+    assert not posted.exists()
+
+
+def test_a_master_report_naming_an_instance_claims_that_instances_vips_only(cluster):
+    from clusters.services import instances, vips
+
+    b = instances.create_instance(None, cluster, {"name": "b", "virtual_router_id": 52})
+    b_vip = vips.create_vip(None, cluster, {"address": "192.0.2.101/24", "instance": b})
+    main_vip = cluster.vips.get(instance__isnull=True)
+    web1, web2 = cluster.nodes.get(name="web-1"), cluster.nodes.get(name="web-2")
+    for vip in (main_vip, b_vip):
+        VipState.objects.create(
+            vip=vip, holder=web1, since="2026-01-01T00:00Z", checked_at="2026-01-01T00:00Z"
+        )
+    ts, nonce = str(int(time.time())), "b1b2c3d4e5f6"
+    sig = notify.sign(web2, "MASTER", ts, nonce, instance=b.keepalived_name)
+    response = report(
+        cluster, node="web-2", ts=ts, nonce=nonce, sig=sig, instance=b.keepalived_name
+    )
+    assert response.status_code == 204, response.content
+    assert VipState.objects.get(vip=b_vip).holder == web2
+    assert VipState.objects.get(vip=main_vip).holder == web1  # the other instance stays
+    event = FailoverEvent.objects.get()
+    assert (event.vip_address, event.from_node, event.to_node) == (b_vip.address, "web-1", "web-2")
+    # A report without an instance (a v2 script) claims nothing while there are several.
+    assert report(cluster, node="web-2", nonce="c1c2c3d4e5f6").status_code == 204
+    assert VipState.objects.get(vip=main_vip).holder == web1
+
+
+def test_a_report_with_a_hostile_instance_name_is_refused(cluster):
+    ts, nonce = str(int(time.time())), "d1d2c3d4e5f6"
+    node = cluster.nodes.get(name="web-2")
+    name = "VI_web\n}"
+    sig = notify.sign(node, "MASTER", ts, nonce, instance=name)
+    response = report(cluster, ts=ts, nonce=nonce, sig=sig, instance=name)
+    assert response.status_code == 403 and b"bad instance name" in response.content
+    assert not NotifyNonce.objects.exists()

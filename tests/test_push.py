@@ -41,6 +41,56 @@ def test_first_push_starts_keepalived_everywhere_and_highest_priority_holds(clea
     assert pinned == {n.name: n.fingerprint for n in clean_lab}
 
 
+def test_a_bare_cluster_is_installed_at_once_with_one_election(clean_lab):
+    """No node runs keepalived: all are installed together and one election is verified."""
+    cluster = make_lab_cluster(clean_lab)
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, push.log)
+    assert "no node runs keepalived: installing every node at once" in push.log
+    assert set(push.steps.values_list("detail", flat=True)) == {
+        "Installed with every node at once; the election verified."
+    }
+    # One election: the three steps started together, not one after the other's VRRP wait.
+    started = sorted(push.steps.values_list("started", flat=True))
+    assert (started[-1] - started[0]).total_seconds() < 1
+
+
+def test_a_cluster_where_one_node_serves_is_rolled_node_by_node(clean_lab):
+    """One running keepalived already holds the VIP: never all at once."""
+    cluster = place_configs(clean_lab, make_lab_cluster(clean_lab))
+    for node in clean_lab[:2]:
+        node.kill_keepalived()
+        node.exec(f"rm -f {cluster.config_path}")
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.SUCCEEDED, (push.detail, push.log)
+    assert "every node at once" not in push.log
+    assert steps(push)[-1] == (clean_lab[2].name, "unchanged")
+    assert "Installed with every node at once; the election verified." not in set(
+        push.steps.values_list("detail", flat=True)
+    )
+    vip = lab_vip(clean_lab).split("/")[0]
+    assert [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name]
+
+
+def test_a_failed_first_install_puts_every_node_back_to_nothing(clean_lab):
+    """keepalived -t fails on one node of a bare cluster: no node keeps a config, none runs
+    keepalived, no VIP is up anywhere, and each step says why."""
+    cluster = make_lab_cluster(clean_lab)
+    cluster.nodes.filter(name=clean_lab[1].name).update(interface="eth9")
+    push = push_here(cluster)
+    assert push.state == ConfigPush.State.FAILED
+    assert "First install failed" in push.detail and "put back" in push.detail
+    failed = push.steps.get(node_name=clean_lab[1].name)
+    assert failed.state == "failed" and "eth9" in failed.output
+    vip = lab_vip(clean_lab).split("/")[0]
+    for node in clean_lab:
+        assert live_config(node, cluster) is None, node.name
+        assert not node.keepalived_running(), node.name
+        assert not node.holds(vip), node.name
+    for step in push.steps.exclude(node_name=clean_lab[1].name):
+        assert step.state == "failed" and step.detail.startswith("Put back as it was"), step.detail
+
+
 def test_a_push_to_a_node_nobody_trusted_fails_that_step_and_records_the_offered_key(clean_lab):
     cluster = make_lab_cluster(clean_lab)
     cluster.nodes.filter(name=clean_lab[0].name).update(host_key_fingerprint="")
@@ -147,7 +197,7 @@ def test_the_probe_sees_the_holder_and_a_failover(clean_lab):
     assert not status.split_brain
     assert [n.drift for n in status.nodes] == [False, False, False]
     clean_lab[2].kill_keepalived()
-    wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=10)
+    wait_until(lambda: probe_cluster(cluster).holders == {vip: [clean_lab[1].name]}, timeout=30)
 
 
 def test_maintenance_moves_the_vip_off_the_holder_and_back(clean_lab):
@@ -198,7 +248,7 @@ def test_a_failover_drill_moves_the_vip_and_records_the_outcome(clean_lab):
     assert clean_lab[2].keepalived_running()
     vip = lab_vip(clean_lab).split("/")[0]
     wait_until(
-        lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=10
+        lambda: [n.name for n in clean_lab.vip_holders(vip)] == [clean_lab[2].name], timeout=30
     )
 
 

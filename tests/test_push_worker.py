@@ -111,7 +111,7 @@ def test_a_notify_report_records_the_failover_within_a_second(
     killed_at = timezone.now()
     clean_lab[2].kill_keepalived()
     after_kill = FailoverEvent.objects.filter(cluster=cluster, kind="failover", at__gte=killed_at)
-    wait_until(after_kill.exists, timeout=10, message="no notify report recorded the failover")
+    wait_until(after_kill.exists, timeout=30, message="no notify report recorded the failover")
     event = after_kill.get()
     assert (event.from_node, event.to_node, event.detected_by) == (
         clean_lab[2].name,

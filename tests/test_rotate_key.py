@@ -9,7 +9,7 @@ from django.db import connection
 
 from clusters import crypto
 from clusters.management.commands.rotate_encryption_key import encrypted_columns
-from clusters.models import Cluster, SSHCredential
+from clusters.models import AuditEntry, Cluster, SSHCredential
 from tests.conftest import make_private_key
 from tests.test_crypto import raw
 
@@ -106,6 +106,17 @@ def test_it_rotates_every_value_to_the_new_key_without_loss(settings, old, store
     assert "All 6 value(s) decrypt with the first key." in rotate("--check")
 
 
+def test_a_rotation_is_audited_with_its_count_and_no_key(settings, old, stored):
+    new = new_key()
+    settings.FIELD_ENCRYPTION_KEY = f"{new},{old}"
+    rotate()
+    rotate("--check")  # changes nothing, so it writes nothing
+    [entry] = AuditEntry.objects.filter(action="secrets.rotate")
+    assert (entry.username, entry.result) == ("system", "rotated")
+    assert entry.changes == {"values re-encrypted": [None, 6]}
+    assert new not in str(entry.changes) and old not in str(entry.changes)
+
+
 def test_check_fails_while_values_need_the_old_key(settings, old, stored):
     settings.FIELD_ENCRYPTION_KEY = f"{new_key()},{old}"
     with pytest.raises(CommandError, match="6 of 6 value"):
@@ -127,6 +138,7 @@ def test_a_value_no_key_decrypts_stops_everything(settings, old, stored):
     with pytest.raises(CommandError, match=rf"SSHCredential.private_key \(id {lost.pk}\).*Nothing"):
         rotate()
     assert raw_values(stored) == before
+    assert not AuditEntry.objects.filter(action="secrets.rotate").exists()
 
 
 def test_a_plaintext_value_in_an_encrypted_column_stops_everything(settings, old, stored):

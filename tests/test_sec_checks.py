@@ -335,7 +335,7 @@ def test_preview_never_reads_a_path_saved_without_validation(cluster, monkeypatc
     Cluster.objects.filter(pk=cluster.pk).update(config_path="/etc/shadow")
     cluster.refresh_from_db()
     monkeypatch.setattr(ssh, "connect", lambda target: pytest.fail("connected"))
-    previews = preview.preview_cluster(cluster)
+    previews = preview.preview_cluster(cluster).nodes
     assert previews and all(p.changed is None for p in previews)
     assert all("config_path" in p.error for p in previews)
 

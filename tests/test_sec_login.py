@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from clusters.models import AuditEntry
 from tests.cast import make_user
 from tests.test_settings import manage
 
@@ -88,6 +89,25 @@ def test_an_admin_unlocks_through_the_admin_site(person, settings, db):
     url = reverse("admin:axes_accessattempt_delete", args=[attempt_row.pk])
     assert client.post(url, {"post": "yes"}).status_code == 302
     assert logged_in(attempt(PASSWORD)[1])
+    [entry] = AuditEntry.objects.filter(action="login.unlock")
+    assert (entry.username, entry.result) == ("root-admin", "unlocked")
+    assert entry.changes == {"locked out": ["pat from 192.0.2.50", None]}
+
+
+def test_a_password_changed_in_the_admin_site_is_audited_without_its_value(person, db):
+    admin = make_user("root-admin", "admin", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
+    url = reverse("admin:auth_user_password_change", args=[person.pk])
+    new = "another-long-password-7"
+    response = client.post(url, {"password1": new, "password2": new, "usable_password": "true"})
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.check_password(new)
+    [entry] = AuditEntry.objects.filter(action="user.password")
+    assert (entry.username, entry.object_repr) == ("root-admin", "pat")
+    assert entry.changes == {"password": ["(secret)", "(changed)"]}
+    assert new not in str(entry.changes)
 
 
 # --- The notify URL: ALLOWED_HOSTS and the HTTPS redirect -------------------------------------

@@ -60,3 +60,54 @@ def test_beat_runs_the_prune_daily(cluster, settings):
     make_rows(cluster, 2)
     tasks.prune_task.apply()
     assert not FailoverEvent.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_the_alerts_rows_past_the_age_go_and_open_incidents_and_coverage_stay(cluster, settings):
+    from alerts import retention as alerts_retention
+    from alerts import tasks as alerts_tasks
+    from alerts.models import Delivery, Incident, VipCoverage
+
+    settings.VIPANEL_RETENTION_DAYS = 10
+    now = timezone.now()
+    vip = cluster.vips.get()
+
+    def incident(key, days_ago, state):
+        at = now - timedelta(days=days_ago)
+        resolved = at if state == Incident.State.RESOLVED else None
+        made = Incident.objects.create(
+            kind="split_brain",
+            cluster=cluster,
+            key=key,
+            subject="x",
+            title="Split brain",
+            started=at,
+            last_seen=at,
+            state=state,
+            resolved=resolved,
+        )
+        Delivery.objects.create(incident=made, channel_name="hook", purpose="open")
+        return made
+
+    old = incident("vip:old", 11, Incident.State.RESOLVED)
+    recent = incident("vip:recent", 9, Incident.State.RESOLVED)
+    still_open = incident("vip:open", 40, Incident.State.OPEN)
+    test_message = Delivery.objects.create(
+        channel_name="hook", purpose="test", state="sent", finished=now - timedelta(days=11)
+    )
+    # Coverage stays for the 30-day availability window even with a 10-day retention.
+    kept_span = VipCoverage.objects.create(
+        vip=vip, start=now - timedelta(days=29), end=now - timedelta(days=20)
+    )
+    gone_span = VipCoverage.objects.create(
+        vip=vip, start=now - timedelta(days=60), end=now - timedelta(days=45)
+    )
+    assert alerts_retention.prune() == {"incidents": 1, "deliveries": 2, "coverage": 1}
+    assert set(Incident.objects.values_list("pk", flat=True)) == {recent.pk, still_open.pk}
+    assert not Delivery.objects.filter(pk=test_message.pk).exists()
+    assert Delivery.objects.filter(incident=old).count() == 0
+    assert set(VipCoverage.objects.values_list("pk", flat=True)) == {kept_span.pk}
+    assert gone_span.pk not in VipCoverage.objects.values_list("pk", flat=True)
+    entry = settings.CELERY_BEAT_SCHEDULE["alerts-prune"]
+    assert entry["task"] == "alerts.tasks.prune_task" and entry["schedule"] == 86400
+    alerts_tasks.prune_task.apply()
+    assert Incident.objects.count() == 2

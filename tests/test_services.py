@@ -3,7 +3,7 @@ refusal (issue 10, item 2): the service itself, the panel, the admin, the JSON A
 management command where one exists. Where the API answers a refusal by its own contract (a 409
 or 403 with a JSON body instead of a page) its tests assert that equivalent. The API offers
 no user roles, no change or deletion of a credential and no change of a VIP, so those tests
-have no API way; the panel has no cluster deletion.
+have no API way.
 
 Only our own boundaries are patched: the Celery hand-off (clusters.services.pushes.enqueue)
 and the SSH connection (clusters.remote.connect).
@@ -49,6 +49,12 @@ def admin_url(obj, view="change"):
     return reverse(f"admin:clusters_{obj._meta.model_name}_{view}", args=[obj.pk])
 
 
+@pytest.fixture(autouse=True)
+def _no_ssh(nodes_refuse_ssh):
+    """Adding a node tests SSH at once; here every node refuses (tests that need a node to
+    answer patch clusters.remote.connect again, on top of this)."""
+
+
 def entry(action):
     """The one audit entry of `action`, as comparable values (who did it aside)."""
     (found,) = AuditEntry.objects.filter(action=action)
@@ -74,12 +80,13 @@ def api(user):
 
 
 def maintenance_by_service(operator, node, **_):
-    maintenance.set_maintenance(operator, node, True)
+    maintenance.set_maintenance(operator, node, True, confirm="web")
 
 
 def maintenance_by_panel(operator, node, login, **_):
     login(operator).post(
-        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "on"}
+        reverse("clusters:node-maintenance", args=[node.pk]),
+        {"maintenance": "on", "confirm": "web"},
     )
 
 
@@ -124,7 +131,11 @@ def test_maintenance_pushes_whatever_the_entry_point(way, operator, cluster, log
         "action": "maintenance on",
         "object": str(node),
         "cluster": cluster.pk,
-        "changes": {"maintenance": [False, True], "push": [None, push.pk]},
+        "changes": {
+            "maintenance": [False, True],
+            "push": [None, push.pk],
+            "nodes": [None, "web-2, web-1"],
+        },
         "result": f"push #{push.pk}",
     }
 
@@ -151,12 +162,13 @@ def test_maintenance_is_refused_alike_while_a_push_runs(
 
 
 def maintenance_off_by_service(operator, node, **_):
-    maintenance.set_maintenance(operator, node, False)
+    maintenance.set_maintenance(operator, node, False, confirm="web")
 
 
 def maintenance_off_by_panel(operator, node, login, **_):
     login(operator).post(
-        reverse("clusters:node-maintenance", args=[node.pk]), {"maintenance": "off"}
+        reverse("clusters:node-maintenance", args=[node.pk]),
+        {"maintenance": "off", "confirm": "web"},
     )
 
 
@@ -193,7 +205,11 @@ def test_leaving_maintenance_pushes_whatever_the_entry_point(
         "action": "maintenance off",
         "object": str(node),
         "cluster": cluster.pk,
-        "changes": {"maintenance": [True, False], "push": [None, push.pk]},
+        "changes": {
+            "maintenance": [True, False],
+            "push": [None, push.pk],
+            "nodes": [None, "web-2, web-1"],
+        },
         "result": f"push #{push.pk}",
     }
 
@@ -201,7 +217,7 @@ def test_leaving_maintenance_pushes_whatever_the_entry_point(
 def port_and_maintenance_by_service(operator, node, **_):
     from clusters.services import nodes
 
-    nodes.update_node(operator, node, {"ssh_port": 2222, "maintenance": True})
+    nodes.update_node(operator, node, {"ssh_port": 2222, "maintenance": True}, confirm="web")
 
 
 def port_and_maintenance_by_admin(node, admin_client, **_):
@@ -234,6 +250,7 @@ def test_an_edit_with_maintenance_is_two_entries_and_one_push(
     assert entry("maintenance on")["changes"] == {
         "maintenance": [False, True],
         "push": [None, push.pk],
+        "nodes": [None, "web-2, web-1"],
     }
 
 
@@ -300,11 +317,11 @@ def test_a_preview_never_pins_a_host_key(way, operator, cluster, login, node_ans
 
 
 def push_by_service(operator, cluster, **_):
-    pushes.start_push(operator, cluster)
+    pushes.start_push(operator, cluster, confirm="web")
 
 
 def push_by_panel(operator, cluster, login, **_):
-    login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    login(operator).post(reverse("clusters:push-start", args=[cluster.pk]), {"confirm": "web"})
 
 
 def push_by_command(cluster, **_):
@@ -333,8 +350,8 @@ def test_a_push_starts_alike_everywhere(
         "action": "push.start",
         "object": "web",
         "cluster": cluster.pk,
-        "changes": {"push": [None, push.pk]},
-        "result": f"push #{push.pk} queued",
+        "changes": {"push": [None, push.pk], "nodes": [None, "web-2, web-1"]},
+        "result": f"push #{push.pk} queued for web-2, web-1",
     }
 
 
@@ -409,6 +426,73 @@ def test_a_removed_auth_pass_is_audited_as_removed(way, operator, cluster, login
     cluster.refresh_from_db()
     assert cluster.auth_pass == ""
     assert entry("cluster.update")["changes"] == {"auth_pass": ["(secret)", "(removed)"]}
+
+
+# --- A cluster that never had an auth_pass never shows one in the log ------------------------
+
+
+def other_field_by_service(operator, cluster, **_):
+    cluster_services.update_cluster(operator, cluster, {"advert_int": 3})
+
+
+def other_field_by_panel(operator, cluster, login, **_):
+    form = change_form_of_panel(login(operator), cluster)
+    assert "clear_auth_pass" not in form.fields  # no box to remove what is not there
+    # A box posted all the same (an old page, a hand-made request) removes nothing.
+    data = form_data(form, advert_int="3")
+    data["clear_auth_pass"] = "on"
+    login(operator).post(reverse("clusters:cluster-update", args=[cluster.pk]), data)
+
+
+def other_field_by_admin(cluster, admin_client, **_):
+    response = admin_client.get(admin_url(cluster))
+    assert "clear_auth_pass" not in response.content.decode()
+    data = form_data(response.context["adminform"].form)
+    data.update(inline_data(response))
+    data.update({"advert_int": "3", "clear_auth_pass": "on"})
+    admin_client.post(admin_url(cluster), data)
+
+
+def other_field_by_api(operator, cluster, **_):
+    # An empty auth_pass is the API's "remove it": with none stored, nothing to remove.
+    answer = api(operator).patch(
+        f"/api/v1/clusters/{cluster.pk}/", {"advert_int": 3, "auth_pass": ""}
+    )
+    assert answer.status_code == 200, answer.content
+
+
+@pytest.mark.parametrize(
+    "way",
+    [other_field_by_service, other_field_by_panel, other_field_by_admin, other_field_by_api],
+    ids=lambda f: f.__name__,
+)
+def test_a_cluster_without_an_auth_pass_never_logs_one(way, operator, cluster, login, admin_client):
+    assert cluster.auth_pass == ""
+    way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
+    assert entry("cluster.update")["changes"] == {"advert_int": [1, 3]}
+    cluster_services.delete_cluster(operator, cluster, confirm=cluster.name)
+    assert "auth_pass" not in entry("cluster.delete")["changes"]
+
+
+def test_an_instance_without_an_auth_pass_never_logs_one(operator, cluster):
+    from clusters.services import instances
+
+    made = instances.create_instance(operator, cluster, {"name": "B", "virtual_router_id": 60})
+    instances.update_instance(operator, made, {"advert_int": 2, "auth_pass": ""})
+    instances.delete_instance(operator, made, confirm=cluster.name)
+    for action in ("instance.create", "instance.update", "instance.delete"):
+        assert "auth_pass" not in entry(action)["changes"], action
+
+
+def test_a_secret_is_logged_by_what_happened_to_it():
+    secret = audit.SecretValue("s3cret")
+    assert audit.secret_change(None, secret) == [None, "(set)"]
+    assert audit.secret_change("", secret) == [None, "(set)"]
+    assert audit.secret_change(secret, audit.SecretValue("0ther")) == ["(secret)", "(changed)"]
+    assert audit.secret_change(secret, "") == ["(secret)", "(removed)"]
+    assert audit.secret_change(secret, None) == ["(secret)", None]  # deleted with its object
+    for old, new in (("", None), (None, ""), ("", ""), (secret, audit.SecretValue("s3cret"))):
+        assert audit.secret_change(old, new) is None
 
 
 def test_an_ssh_key_and_passphrase_changed_are_audited_as_changed(admin):
@@ -729,11 +813,11 @@ def test_deleting_a_user_in_the_admin_is_audited(admin_client, viewer):
 
 
 def resume_by_service(operator, push, **_):
-    pushes.resume_push(operator, push)
+    pushes.resume_push(operator, push, confirm="web")
 
 
 def resume_by_panel(operator, push, login, **_):
-    return login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    return login(operator).post(reverse("clusters:push-resume", args=[push.pk]), {"confirm": "web"})
 
 
 def resume_by_api(operator, push, **_):
@@ -803,12 +887,17 @@ def cluster_create_by_service(operator, cluster, **_):
 
 
 def cluster_create_by_panel(operator, cluster, login, **_):
+    # The panel's guided flow: the cluster with its first node and VIP, in one form.
     client = login(operator)
-    form = panel_form(client, "clusters:cluster-new")
-    client.post(
-        reverse("clusters:cluster-create"),
-        form_data(form, **NEW_CLUSTER, credential=cluster.credential_id),
-    )
+    page = client.get(reverse("clusters:cluster-new")).context
+    data = form_data(page["form"], **NEW_CLUSTER, credential=cluster.credential_id)
+    data.update(form_data(page["vip_form"], address="198.51.100.100/24"))
+    data.update(form_data(page["rows"].management_form))
+    for row in page["rows"]:
+        data.update(form_data(row))
+    data.update({"nodes-0-name": "db-1", "nodes-0-address": "198.51.100.11"})
+    answer = client.post(reverse("clusters:cluster-create"), data)
+    assert answer.status_code == 302, answer.content.decode()[-3000:]
 
 
 def cluster_create_by_api(operator, cluster, **_):
@@ -835,7 +924,7 @@ def test_a_cluster_is_created_alike(way, operator, cluster, login):
     assert created["changes"]["reload_command"] == [None, "systemctl reload-or-restart keepalived"]
     assert len(created["changes"]) == 19  # every field, whichever way it came in
     assert made.auth_pass == SECRET and SECRET not in str(created)
-    assert created["changes"]["auth_pass"] == ["(secret)", "(changed)"]
+    assert created["changes"]["auth_pass"] == [None, "(set)"]
 
 
 def cluster_update_by_service(operator, cluster, **_):
@@ -886,7 +975,12 @@ def test_a_cluster_is_changed_alike(way, operator, cluster, login, admin_client)
 
 
 def cluster_delete_by_service(operator, cluster, **_):
-    cluster_services.delete_cluster(operator, cluster)
+    cluster_services.delete_cluster(operator, cluster, confirm="web")
+
+
+def cluster_delete_by_panel(operator, cluster, login, **_):
+    # Typed by the operator: the panel asks for the name (clusters.web.confirm).
+    login(operator).post(reverse("clusters:cluster-delete", args=[cluster.pk]), {"confirm": "web"})
 
 
 def cluster_delete_by_admin(cluster, admin_client, **_):
@@ -897,12 +991,17 @@ def cluster_delete_by_api(operator, cluster, **_):
     return api(operator).delete(f"/api/v1/clusters/{cluster.pk}/")
 
 
-CLUSTER_DELETE = [cluster_delete_by_service, cluster_delete_by_admin, cluster_delete_by_api]
+CLUSTER_DELETE = [
+    cluster_delete_by_service,
+    cluster_delete_by_panel,
+    cluster_delete_by_admin,
+    cluster_delete_by_api,
+]
 
 
 @pytest.mark.parametrize("way", CLUSTER_DELETE, ids=lambda f: f.__name__)
 def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client):
-    answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+    answer = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     if way is cluster_delete_by_api:
         assert answer.status_code == 204
     assert not Cluster.objects.exists()
@@ -916,7 +1015,7 @@ def test_a_cluster_is_deleted_alike(way, operator, cluster, login, admin_client)
 def test_a_busy_cluster_is_deleted_nowhere(way, operator, cluster, login, admin_client):
     running = busy(cluster)
     try:
-        answer = way(operator=operator, cluster=cluster, admin_client=admin_client)
+        answer = way(operator=operator, cluster=cluster, login=login, admin_client=admin_client)
     except Busy:
         assert way is cluster_delete_by_service
     if way is cluster_delete_by_api:
@@ -1014,11 +1113,11 @@ def test_a_node_is_changed_alike(way, operator, cluster, login, admin_client):
 def node_delete_by_service(operator, node, **_):
     from clusters.services import nodes
 
-    nodes.delete_node(operator, node)
+    nodes.delete_node(operator, node, confirm="web")
 
 
 def node_delete_by_panel(operator, node, login, **_):
-    login(operator).post(reverse("clusters:node-delete", args=[node.pk]))
+    login(operator).post(reverse("clusters:node-delete", args=[node.pk]), {"confirm": "web"})
 
 
 def node_delete_by_admin(node, admin_client, **_):
@@ -1085,11 +1184,11 @@ def test_a_vip_is_added_alike(way, operator, cluster, login):
 def vip_delete_by_service(operator, vip, **_):
     from clusters.services import vips
 
-    vips.delete_vip(operator, vip)
+    vips.delete_vip(operator, vip, confirm="web")
 
 
 def vip_delete_by_panel(operator, vip, login, **_):
-    login(operator).post(reverse("clusters:vip-delete", args=[vip.pk]))
+    login(operator).post(reverse("clusters:vip-delete", args=[vip.pk]), {"confirm": "web"})
 
 
 def vip_delete_by_admin(vip, admin_client, **_):
@@ -1147,7 +1246,7 @@ def test_a_credential_is_stored_alike_and_its_key_never_audited(way, admin, logi
     assert (stored.username, stored.private_key.strip()) == ("deploy", key.strip())
     created = entry("credential.create")
     # The audit log's one shape for a secret (clusters.audit): never a value, new or old.
-    assert created["changes"]["private_key"] == ["(secret)", "(changed)"]
+    assert created["changes"]["private_key"] == [None, "(set)"]
     assert created["changes"]["username"] == [None, "deploy"]
     assert key.strip().splitlines()[1] not in str(created)
 

@@ -69,7 +69,7 @@ def test_a_bad_private_key_is_a_permanent_error_that_does_not_quote_it():
     target = Target("198.18.77.11", 22, "root", private_key=garbage)
     with pytest.raises(SSHError) as e:
         connect(target)
-    assert e.value.permanent
+    assert e.value.permanent and e.value.stage == "credential"
     assert "private key" in e.value.message
     assert "c2VjcmV0" not in e.value.message
     assert garbage not in repr(target)
@@ -85,7 +85,7 @@ def test_a_silent_server_hits_the_banner_deadline(tmp_path):
     try:
         with pytest.raises(SSHError) as e:
             connect(target)
-        assert not e.value.permanent
+        assert not e.value.permanent and e.value.stage == "handshake"
         assert "127.0.0.1" in e.value.message
     finally:
         server.close()
@@ -114,6 +114,7 @@ def test_an_untrusted_host_is_refused_before_authentication_with_its_offered_key
     with pytest.raises(ssh.HostKeyNotTrusted) as e:
         connect(node.target(expected_fingerprint=""))
     assert e.value.permanent and e.value.offered == node.original_fingerprint
+    assert e.value.stage == "host_key"
     assert e.value.message == f"host key not trusted yet: {node.original_fingerprint}"
     assert e.value.offered.startswith("SHA256:") and not e.value.offered.endswith("=")
     attempt = sshd_log(node)[log_before:]
@@ -128,7 +129,7 @@ def test_a_wrong_pinned_key_is_refused_before_authentication(lab):
     target = node.target(expected_fingerprint=wrong)
     with pytest.raises(HostKeyMismatch) as e, connect(target) as conn:
         conn.run("touch /tmp/vipanel-test-must-not-exist")
-    assert e.value.permanent
+    assert e.value.permanent and e.value.stage == "host_key"
     assert (e.value.expected, e.value.offered) == (wrong, node.fingerprint)
     assert node.address in e.value.message and wrong in e.value.message
     assert node.exec("test -e /tmp/vipanel-test-must-not-exist", check=False).returncode == 1
@@ -191,7 +192,7 @@ def test_a_stopped_sshd_is_a_temporary_error(clean_lab):
     node.stop_sshd()
     with pytest.raises(SSHError) as e:
         connect(node.target())
-    assert not e.value.permanent
+    assert not e.value.permanent and e.value.stage == "connect"
     assert "refused" in e.value.message and node.address in e.value.message
 
 
@@ -202,6 +203,7 @@ def test_an_address_nobody_answers_is_a_temporary_error(lab):
     with pytest.raises(SSHError) as e:
         connect(target)
     assert not e.value.permanent and absent in e.value.message
+    assert e.value.stage == "connect"
 
 
 @pytest.mark.lab
@@ -209,7 +211,7 @@ def test_a_key_the_host_does_not_accept_is_a_permanent_error(lab, tmp_path):
     stranger = keygen(tmp_path, "ed25519").read_text()
     with pytest.raises(SSHError) as e:
         connect(lab[0].target(private_key=stranger))
-    assert e.value.permanent
+    assert e.value.permanent and e.value.stage == "auth"
     assert "authentication failed for root@" in e.value.message
 
 

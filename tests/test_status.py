@@ -23,13 +23,13 @@ def pushed(clean_lab):
 def test_blocked_vrrp_on_one_node_gives_a_split_brain_verdict(clean_lab, pushed):
     vip = pushed.vips.get().address
     clean_lab[0].block_vrrp()
-    wait_until(lambda: probe_cluster(pushed).split_brain, timeout=10, message="no split brain seen")
+    wait_until(lambda: probe_cluster(pushed).split_brain, timeout=30, message="no split brain seen")
     status = probe_cluster(pushed)
     assert status.split_brain_vips == [vip]
     assert sorted(status.holders[vip]) == sorted([clean_lab[0].name, clean_lab[2].name])
     clean_lab[0].unblock_vrrp()
     wait_until(
-        lambda: not probe_cluster(pushed).split_brain, timeout=10, message="split brain stayed"
+        lambda: not probe_cluster(pushed).split_brain, timeout=30, message="split brain stayed"
     )
 
 

@@ -222,6 +222,25 @@ def test_a_batch_whose_lock_expired_and_was_taken_skips_the_cluster(cluster, red
     assert redis_db.get(sweep.lock_key(cluster.pk)).decode() == other
 
 
+@pytest.mark.django_db
+def test_a_batch_closes_the_connections_idle_too_long(redis_db):
+    """A deleted node's connection is never asked for again: the batches' pruning closes it."""
+
+    class Idle:
+        active, closed = True, False
+
+        def close(self):
+            self.closed = True
+
+    old, fresh = Idle(), Idle()
+    now = time.monotonic()
+    remote.POOL._idle[1] = ((), now - remote.POOL.idle_seconds - 1, old)
+    remote.POOL._idle[2] = ((), now, fresh)
+    sweep.probe_batch([])
+    assert old.closed and not fresh.closed
+    assert len(remote.POOL) == 1
+
+
 def test_the_lock_outlives_the_probe_deadline():
     from django.conf import settings
 

@@ -5,8 +5,9 @@ from unittest import mock
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from clusters.models import AuditEntry, Cluster, ConfigPush, VirtualIP
+from clusters.models import AuditEntry, Cluster, ConfigPush, FailoverEvent, VirtualIP
 from tests.cast import *  # noqa: F403
 from tests.cast import (
     assert_denies,
@@ -43,7 +44,6 @@ def cluster_data(**overrides):
 
 # Every mutating view of this group, with a body that would succeed.
 MUTATING = {
-    "cluster-create": (lambda c: reverse("clusters:cluster-create"), lambda c: cluster_data()),
     "cluster-update": (
         lambda c: reverse("clusters:cluster-update", args=[c.pk]),
         lambda c: cluster_data(name="web", network="192.0.2.0/24", virtual_router_id="51"),
@@ -56,7 +56,11 @@ MUTATING = {
         lambda c: reverse("clusters:vip-delete", args=[c.vips.first().pk]),
         lambda c: {},
     ),
-    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {}),
+    "drill": (lambda c: reverse("clusters:drill", args=[c.pk]), lambda c: {"confirm": "web"}),
+    "cluster-delete": (
+        lambda c: reverse("clusters:cluster-delete", args=[c.pk]),
+        lambda c: {"confirm": "web"},
+    ),
 }
 
 
@@ -150,7 +154,8 @@ def test_a_viewer_sees_no_buttons_that_change_things(login, viewer, cluster):
 def test_an_operator_sees_add_forms_and_push_buttons(login, operator, cluster):
     page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     assert "Add node" in page and "Add VIP" in page
-    assert ">Push</button>" in page and ">Preview</button>" in page
+    # Push and the drill ask first: their buttons open what they will do (…).
+    assert ">Preview and push…</button>" in page and ">Failover drill…</button>" in page
 
 
 def test_an_outsider_cannot_read_it(login, outsider, cluster):
@@ -202,31 +207,7 @@ def test_every_form_field_has_a_label(login, admin, cluster):
             assert text.strip(), url
 
 
-# --- Creating a cluster and its settings --------------------------------------------------
-
-
-def test_an_operator_creates_a_cluster(login, operator, credential):
-    response = login(operator).post(
-        reverse("clusters:cluster-create"), cluster_data(credential=str(credential.pk))
-    )
-    cluster = Cluster.objects.get(name="db")
-    assert response.status_code == 302
-    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk])
-    entry = AuditEntry.objects.get(action="cluster.create")
-    assert entry.username == "otto-operator" and entry.cluster == cluster
-    assert entry.changes["network"] == [None, "198.51.100.0/24"]
-
-
-def test_it_rejects_a_vrid_clash_on_the_same_segment_in_place(login, operator, cluster):
-    response = login(operator).post(
-        reverse("clusters:cluster-create"),
-        cluster_data(network="192.0.2.0/24", virtual_router_id="51"),
-    )
-    assert response.status_code == 422
-    page = response.content.decode()
-    assert "VRID 51 is already used by cluster &#x27;web&#x27;" in page
-    assert 'value="192.0.2.0/24"' in page  # the form keeps what was typed
-    assert not Cluster.objects.filter(name="db").exists()
+# --- Its settings (creating one: tests/test_views_cluster_setup.py) -----------------------
 
 
 def test_only_an_admin_may_set_the_reload_command(login, operator, admin, cluster):
@@ -262,7 +243,7 @@ def test_settings_changes_are_audited_with_the_secret_masked(login, operator, cl
     assert response.status_code == 302
     entry = AuditEntry.objects.get(action="cluster.update")
     assert entry.changes["advert_int"] == [1, 2]
-    assert entry.changes["auth_pass"] == ["(secret)", "(changed)"]
+    assert entry.changes["auth_pass"] == [None, "(set)"]  # it had none
     assert "s3cret" not in str(entry.changes)
     page = login(operator).get(reverse("clusters:audit")).content.decode()
     assert "s3cret" not in page
@@ -302,6 +283,26 @@ def test_an_operator_adds_a_vip_in_place(login, operator, cluster):
     assert entry.changes["address"] == [None, "192.0.2.101/24"]
 
 
+def test_a_vip_outside_the_network_is_added_with_a_warning(login, operator, cluster):
+    url = reverse("clusters:vip-add", args=[cluster.pk])
+    response = login(operator).post(url, {"address": "203.0.113.7/24"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert VirtualIP.objects.filter(address="203.0.113.7/24").exists()
+    assert re.search(
+        r'<p class="message warning" role="status">VIP 203.0.113.7/24 is outside the network '
+        r"192.0.2.0/24 its VRRP instance runs on\.",
+        body,
+    )
+    # Inside the network: no warning. Without JavaScript: a message after the redirect.
+    body = login(operator).post(url, {"address": "192.0.2.102/24"}, HTTP_HX_REQUEST="true")
+    assert "message warning" not in body.content.decode()
+    client = login(operator)
+    response = client.post(url, {"address": "203.0.113.8/24"})
+    said = [(m.level_tag, str(m)) for m in client.get(response["Location"]).context["messages"]]
+    assert said[1][0] == "warning" and "203.0.113.8/24 is outside" in said[1][1]
+
+
 def test_it_rejects_a_vip_that_is_a_nodes_address_in_place(login, operator, cluster):
     response = login(operator).post(
         reverse("clusters:vip-add", args=[cluster.pk]),
@@ -324,7 +325,7 @@ def test_without_javascript_adding_a_vip_redirects_back(login, operator, cluster
 def test_an_operator_deletes_a_vip(login, operator, cluster):
     vip = cluster.vips.get()
     response = login(operator).post(
-        reverse("clusters:vip-delete", args=[vip.pk]), HTTP_HX_REQUEST="true"
+        reverse("clusters:vip-delete", args=[vip.pk]), {"confirm": "web"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     assert not VirtualIP.objects.filter(pk=vip.pk).exists()
@@ -340,11 +341,14 @@ def test_the_drill_starts_in_a_worker(
     login, operator, cluster, drill_queued, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+        response = login(operator).post(
+            reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+        )
     assert response.status_code == 302
-    assert response["Location"] == reverse("clusters:cluster", args=[cluster.pk]) + "#failovers"
-    # The drill is a record (kind "drill", queued) handed to the worker by its id.
+    # The drill is a record (kind "drill", queued) handed to the worker by its id; its page
+    # follows it (the record's state, detail and log, with its prediction).
     record = ConfigPush.objects.get(cluster=cluster, kind=ConfigPush.Kind.DRILL)
+    assert response["Location"] == reverse("clusters:push", args=[record.pk])
     assert (record.state, record.requested_by) == (ConfigPush.State.QUEUED, operator)
     drill_queued.assert_called_once_with(record.pk)
     assert AuditEntry.objects.get().action == "drill started"
@@ -352,7 +356,9 @@ def test_the_drill_starts_in_a_worker(
 
 def test_the_drill_is_refused_while_a_push_runs(login, operator, cluster, drill_queued):
     ConfigPush.objects.create(cluster=cluster, state="running")
-    response = login(operator).post(reverse("clusters:drill", args=[cluster.pk]))
+    response = login(operator).post(
+        reverse("clusters:drill", args=[cluster.pk]), {"confirm": "web"}
+    )
     body = response.content.decode()
     assert response.status_code == 409
     assert "The drill did not start" in body and "A push of this cluster is active" in body
@@ -364,9 +370,13 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
     """A new mutating view cannot slip in without the four guard tests."""
     from clusters.urls import urlpatterns
     from tests import (
+        test_views_adopt,
+        test_views_cluster_setup,
         test_views_credentials,
         test_views_instances,
+        test_views_node_page,
         test_views_nodes,
+        test_views_preferences,
         test_views_push,
         test_views_users,
     )
@@ -378,6 +388,10 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         test_views_credentials,
         test_views_users,
         test_views_instances,
+        test_views_preferences,  # a user's own: no role to deny, so GET, login and CSRF only
+        test_views_cluster_setup,
+        test_views_node_page,
+        test_views_adopt,
     ):
         guarded |= set(module.MUTATING)
     client = login(admin)
@@ -389,6 +403,24 @@ def test_every_post_only_url_is_in_a_guard_table(login, admin):
         if client.get(reverse(f"clusters:{pattern.name}", args=args)).status_code == 405:
             post_only.add(pattern.name)
     assert post_only == guarded
+
+
+def test_a_drill_event_says_drill_once(login, viewer, cluster):
+    """Issue 17's "(drill) (drill)": the event's kind and its source were both printed."""
+    FailoverEvent.objects.create(
+        cluster=cluster,
+        vip_address="192.0.2.100/24",
+        from_node="web-1",
+        to_node="web-2",
+        at=timezone.now(),
+        kind=FailoverEvent.Kind.DRILL,
+        detected_by=FailoverEvent.DetectedBy.DRILL,
+        detail="Passed. The VIPs moved to web-2 in 0.6s.",
+    )
+    page = login(viewer).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    line = re.search(r'<li class="event-drill">.*?</li>', page, re.S).group(0)
+    assert line.count("drill") == 2  # the class, and "(drill)" once
+    assert "web-1 → web-2 (drill)" in line and "muted" not in line
 
 
 # --- One poll for every part that shows state; pending and drift where they are shown --------

@@ -94,7 +94,7 @@ def test_an_admin_adds_a_credential(login, admin, key):
     saved = SSHCredential.objects.get(name="lab")
     assert saved.private_key.strip() == key.strip() and saved.passphrase == PASSPHRASE
     entry = AuditEntry.objects.get(action="credential.create")
-    assert entry.changes["private_key"] == ["(secret)", "(changed)"]
+    assert entry.changes["private_key"] == [None, "(set)"]
     assert key.splitlines()[1] not in str(entry.changes) and PASSPHRASE not in str(entry.changes)
 
 

@@ -54,7 +54,7 @@ MUTATING = {
     ),
     "instance-delete": (
         lambda c: reverse("clusters:instance-delete", args=[c.instances.get(name="B").pk]),
-        lambda c: {},
+        lambda c: {"confirm": "web"},
     ),
     "sync-group-add": (
         lambda c: reverse("clusters:sync-group-add", args=[c.pk]),

@@ -15,7 +15,7 @@ from tests.cast import (
     assert_requires_login,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("nodes_refuse_ssh")]
 
 OLD_KEY = "SHA256:" + "o" * 43
 NEW_KEY = "SHA256:" + "N" * 43
@@ -216,7 +216,7 @@ def test_an_edit_with_a_clashing_priority_shows_the_error(login, operator, web1)
 
 def test_it_deletes_a_node_in_place(login, operator, cluster, web1):
     response = login(operator).post(
-        reverse("clusters:node-delete", args=[web1.pk]), HTTP_HX_REQUEST="true"
+        reverse("clusters:node-delete", args=[web1.pk]), {"confirm": "web"}, HTTP_HX_REQUEST="true"
     )
     body = response.content.decode()
     assert response.status_code == 200
@@ -228,7 +228,16 @@ def test_it_deletes_a_node_in_place(login, operator, cluster, web1):
 
 def test_the_delete_button_asks_first(login, operator, cluster, web1):
     page = login(operator).get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
-    assert 'hx-confirm="Delete node web-1 from vipanel?"' in page
+    url = reverse("clusters:node-delete", args=[web1.pk])
+    # With htmx the confirmation opens in the page's dialog; without, it is a page.
+    assert f'hx-post="{url}" hx-target="#confirm-dialog"' in page
+    client = login(operator)
+    asked = client.post(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in asked and "Delete node web-1 from web?" in asked
+    assert f'hx-post="{url}" hx-target="#nodes" hx-swap="outerHTML"' in asked
+    assert "vipanel never connects to it again" in asked
+    assert "<html" in client.post(url).content.decode()
+    assert Node.objects.filter(pk=web1.pk).exists() and not AuditEntry.objects.exists()
 
 
 # --- Maintenance --------------------------------------------------------------------------
@@ -239,7 +248,8 @@ def test_maintenance_on_marks_the_node_and_starts_a_maintenance_push(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = login(operator).post(
-            reverse("clusters:node-maintenance", args=[web1.pk]), {"maintenance": "on"}
+            reverse("clusters:node-maintenance", args=[web1.pk]),
+            {"maintenance": "on", "confirm": "web"},
         )
     push = ConfigPush.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse(
@@ -250,14 +260,19 @@ def test_maintenance_on_marks_the_node_and_starts_a_maintenance_push(
     web1.refresh_from_db()
     assert web1.maintenance
     entry = AuditEntry.objects.get(action="maintenance on")
-    assert entry.changes == {"maintenance": [False, True], "push": [None, push.pk]}
+    assert entry.changes == {
+        "maintenance": [False, True],
+        "push": [None, push.pk],
+        "nodes": [None, "web-2, web-1"],
+    }
     assert entry.result == f"push #{push.pk}"
 
 
 def test_maintenance_off_starts_a_normal_push(login, operator, web1, enqueued):
     Node.objects.filter(pk=web1.pk).update(maintenance=True)
     login(operator).post(
-        reverse("clusters:node-maintenance", args=[web1.pk]), {"maintenance": "off"}
+        reverse("clusters:node-maintenance", args=[web1.pk]),
+        {"maintenance": "off", "confirm": "web"},
     )
     web1.refresh_from_db()
     assert not web1.maintenance
@@ -269,7 +284,8 @@ def test_maintenance_changes_nothing_when_the_push_is_refused(
 ):
     running = ConfigPush.objects.create(cluster=cluster, state="running")
     response = login(operator).post(
-        reverse("clusters:node-maintenance", args=[web1.pk]), {"maintenance": "on"}
+        reverse("clusters:node-maintenance", args=[web1.pk]),
+        {"maintenance": "on", "confirm": "web"},
     )
     body = response.content.decode()
     assert response.status_code == 409

@@ -7,8 +7,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from clusters import impact
 from clusters.models import AuditEntry, Cluster, ConfigPush, PushStep
-from clusters.preview import NodePreview
+from clusters.preview import NodePreview, Preview
 from tests.cast import *  # noqa: F403
 from tests.cast import (
     assert_denies,
@@ -37,10 +38,14 @@ def previews():
         "+    priority 120\n"
         "     auth_pass ********\n"
     )
-    result = [
-        NodePreview("web-1", 1, True, diff),
-        NodePreview("web-2", 2, False, ""),
-    ]
+    result = Preview(
+        [NodePreview("web-1", 1, True, diff), NodePreview("web-2", 2, False, "")],
+        impact.Impact(
+            "push",
+            "web",
+            nodes=[impact.NodeImpact("web-1", "changes"), impact.NodeImpact("web-2", "unchanged")],
+        ),
+    )
     with mock.patch("clusters.preview.preview_cluster", return_value=result) as patched:
         yield patched
 
@@ -97,10 +102,13 @@ def test_preview_shows_what_changes_per_node_and_unchanged_nodes(
     )
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
-    previews.assert_called_once_with(cluster)
+    previews.assert_called_once_with(cluster, maintenance=None, skip=(), action="push")
     assert "1 of 2 nodes would change" in body
-    web1 = re.search(r'data-node="web-1".*?</article>', body, re.S).group(0)
-    web2 = re.search(r'data-node="web-2".*?</article>', body, re.S).group(0)
+    # The button that pushes names the cluster, and says how many nodes change.
+    assert '<input type="hidden" name="confirm" value="web">' in body
+    assert "Push 1 node of web</button>" in body
+    web1 = re.search(r'<article[^>]*data-node="web-1".*?</article>', body, re.S).group(0)
+    web2 = re.search(r'<article[^>]*data-node="web-2".*?</article>', body, re.S).group(0)
     assert '<span class="del">-    priority 100</span>' in web1
     assert '<span class="add">+    priority 120</span>' in web1
     assert "auth_pass ********" in web1
@@ -108,7 +116,8 @@ def test_preview_shows_what_changes_per_node_and_unchanged_nodes(
 
 
 def test_preview_shows_a_node_it_could_not_read(login, operator, cluster):
-    result = [NodePreview("web-1", 1, None, "", "web-1: connection refused")]
+    node = NodePreview("web-1", 1, None, "", "web-1: connection refused")
+    result = Preview([node], impact.Impact("push", "web"))
     with mock.patch("clusters.preview.preview_cluster", return_value=result):
         body = (
             login(operator)
@@ -117,6 +126,7 @@ def test_preview_shows_a_node_it_could_not_read(login, operator, cluster):
         )
     assert "<html" in body  # without htmx: a page of its own
     assert "cannot read" in body and "web-1: connection refused" in body
+    assert 'id="confirm-button"' not in body and "Preview skipping web-1" in body
 
 
 def test_preview_is_not_audited(login, operator, cluster, previews):
@@ -131,19 +141,32 @@ def test_push_starts_the_rolling_push_and_shows_it(
     login, operator, cluster, enqueued, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+        response = login(operator).post(
+            reverse("clusters:push-start", args=[cluster.pk]), {"confirm": "web"}
+        )
     push = ConfigPush.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("clusters:push", args=[push.pk])
     assert push.requested_by == operator and push.kind == ConfigPush.Kind.PUSH
     enqueued.assert_called_once_with(push.pk)
     entry = AuditEntry.objects.get(action="push.start")
-    assert entry.changes == {"push": [None, push.pk]} and entry.result == f"push #{push.pk} queued"
+    assert entry.changes == {"push": [None, push.pk], "nodes": [None, "web-2, web-1"]}
+    assert entry.result == f"push #{push.pk} queued for web-2, web-1"
+
+
+def test_push_without_the_confirmation_shows_the_preview_and_starts_nothing(
+    login, operator, cluster, enqueued, previews
+):
+    response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    assert response.status_code == 200 and b"Push 1 node of web" in response.content
+    assert not ConfigPush.objects.exists() and not AuditEntry.objects.exists()
 
 
 def test_push_refused_names_the_push_already_running(login, operator, cluster, enqueued):
     running = make_push(cluster)
-    response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    response = login(operator).post(
+        reverse("clusters:push-start", args=[cluster.pk]), {"confirm": "web"}
+    )
     body = response.content.decode()
     assert response.status_code == 409
     assert f"Push #{running.pk} of cluster web is running" in body
@@ -154,7 +177,9 @@ def test_push_refused_names_the_push_already_running(login, operator, cluster, e
 
 def test_push_refused_says_what_the_cluster_lacks(login, operator, cluster, enqueued):
     cluster.vips.all().delete()
-    response = login(operator).post(reverse("clusters:push-start", args=[cluster.pk]))
+    response = login(operator).post(
+        reverse("clusters:push-start", args=[cluster.pk]), {"confirm": "web"}
+    )
     assert response.status_code == 422
     assert "Add at least one virtual IP." in response.content.decode()
     assert not ConfigPush.objects.exists()
@@ -228,19 +253,66 @@ def test_resume_queues_a_failed_push_again(
 ):
     push = make_push(cluster, "failed", ("applied", "failed"))
     with django_capture_on_commit_callbacks(execute=True):
-        response = login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+        response = login(operator).post(
+            reverse("clusters:push-resume", args=[push.pk]), {"confirm": "web"}
+        )
     assert response.status_code == 302
     push.refresh_from_db()
     assert push.state == "queued"
     assert list(push.steps.values_list("state", flat=True)) == ["applied", "pending"]
     enqueued.assert_called_once_with(push.pk)
     entry = AuditEntry.objects.get(action="push.resume")
-    assert entry.changes == {"push": [None, push.pk]} and "queued again" in entry.result
+    assert entry.changes == {"push": [None, push.pk], "nodes": [None, "web-2, web-1"]}
+    assert "queued again" in entry.result
+
+
+def test_resume_without_the_confirmation_is_refused_and_says_so(login, operator, cluster, enqueued):
+    push = make_push(cluster, "failed", ("applied", "failed"))
+    response = login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    assert response.status_code == 422
+    assert "send the cluster&#x27;s name, web" in response.content.decode()
+    push.refresh_from_db()
+    assert push.state == "failed" and not AuditEntry.objects.exists()
+
+
+def test_a_push_that_could_not_reach_a_node_offers_to_resume_skipping_it(
+    login, operator, viewer, cluster, enqueued
+):
+    push = make_push(
+        cluster,
+        "failed",
+        ("pending", "failed"),
+        detail="web-1 could not be reached, so no node was changed.",
+    )
+    push.steps.filter(state="failed").update(detail="connection refused by 192.0.2.11:22")
+    page = login(operator).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    assert "Resume skipping web-1</button>" in page
+    assert '<input type="hidden" name="skip" value="web-1">' in page
+    assert f"Resume push #{push.pk} of web</button>" in page
+    # The words once: the push's detail says what happened, the step why.
+    assert page.count("connection refused") == 1 and page.count("could not be reached") == 1
+    assert (
+        "Resume skipping"
+        not in login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    )
+    response = login(operator).post(
+        reverse("clusters:push-resume", args=[push.pk]), {"confirm": "web", "skip": "web-1"}
+    )
+    assert response.status_code == 302
+    push.refresh_from_db()
+    assert push.state == "queued" and push.skipped_names == ["web-1"]
+    entry = AuditEntry.objects.get(action="push.resume")
+    assert entry.changes["skipped"] == [None, "web-1 (unreachable)"]
+    assert entry.result.endswith("skipping web-1")
+    page = login(viewer).get(reverse("clusters:push", args=[push.pk])).content.decode()
+    assert "Skipped: web-1 (by otto-operator)" in page
 
 
 def test_resume_refuses_a_push_that_succeeded(login, operator, cluster, enqueued):
     push = make_push(cluster, "succeeded", ("applied", "applied"))
-    response = login(operator).post(reverse("clusters:push-resume", args=[push.pk]))
+    response = login(operator).post(
+        reverse("clusters:push-resume", args=[push.pk]), {"confirm": "web"}
+    )
     assert response.status_code == 409
     assert "only a failed or interrupted push can be resumed" in response.content.decode()
     assert AuditEntry.objects.get(action="push.resume").result.startswith("refused:")
@@ -249,7 +321,11 @@ def test_resume_refuses_a_push_that_succeeded(login, operator, cluster, enqueued
 def test_resume_refuses_while_another_push_runs(login, operator, cluster, enqueued):
     failed = make_push(cluster, "failed", ("applied", "failed"))
     running = make_push(cluster)
-    body = login(operator).post(reverse("clusters:push-resume", args=[failed.pk])).content.decode()
+    body = (
+        login(operator)
+        .post(reverse("clusters:push-resume", args=[failed.pk]), {"confirm": "web"})
+        .content.decode()
+    )
     assert f"Push #{running.pk} of this cluster is active" in body
     failed.refresh_from_db()
     assert failed.state == "failed"

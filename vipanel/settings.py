@@ -9,8 +9,10 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -78,8 +80,6 @@ SECRET_KEY = env_secret("SECRET_KEY", lambda: secrets.token_urlsafe(64))
 
 
 def _fernet_key():
-    from cryptography.fernet import Fernet
-
     return Fernet.generate_key().decode()
 
 
@@ -132,6 +132,8 @@ MIDDLEWARE = [
     # Login on every page: views opt out explicitly with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The viewer's time zone for every page and form (after the user is known).
+    "clusters.web.timezones.TimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a 429 page.
@@ -151,6 +153,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "clusters.web.timezones.time_zone",
             ],
         },
     },
@@ -293,11 +296,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 # One queue per kind of work, each served by workers of its own (scripts/run.sh, demo.sh,
-# docker-compose.yml), so a push of many minutes never delays a sweep. Any task not routed here
-# goes to Celery's default queue, "celery", which the push workers also serve.
+# docker-compose.yml), so a push of many minutes never delays a sweep or an alert. Any task not
+# routed here goes to Celery's default queue, "celery", which the push workers also serve.
 SWEEP_QUEUE, PUSH_QUEUE, DRILL_QUEUE, ALERT_QUEUE = "sweeps", "pushes", "drills", "alerts"
 CELERY_TASK_ROUTES = {
-    # Alert deliveries (alerts/tasks.py): short HTTP calls, served beside pushes and drills.
+    # Alert deliveries (alerts/tasks.py): short HTTP calls with deadlines, served by the
+    # monitoring workers beside the sweeps: two long pushes must not hold back a failover's alert.
     "alerts.tasks.*": {"queue": ALERT_QUEUE},
     "clusters.tasks.sweep_task": {"queue": SWEEP_QUEUE},
     "clusters.tasks.probe_batch_task": {"queue": SWEEP_QUEUE},
@@ -305,8 +309,8 @@ CELERY_TASK_ROUTES = {
     "clusters.tasks.drill_task": {"queue": DRILL_QUEUE},
 }
 # What each kind of worker serves (`celery worker -Q ...`).
-SWEEP_WORKER_QUEUES = SWEEP_QUEUE
-OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},{ALERT_QUEUE},celery"
+SWEEP_WORKER_QUEUES = f"{SWEEP_QUEUE},{ALERT_QUEUE}"
+OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},celery"
 
 # How often beat sweeps every cluster's status, in seconds.
 VIPANEL_SWEEP_INTERVAL = env_int("VIPANEL_SWEEP_INTERVAL", 5)
@@ -342,8 +346,6 @@ if VIPANEL_NOTIFY_URL:
             f"VIPANEL_NOTIFY_URL={VIPANEL_NOTIFY_URL!r}: use http(s)://host[:port][/path] "
             "with no query, quotes or spaces"
         )
-    from urllib.parse import urlsplit
-
     # The nodes call the panel by this name, so Django must accept it as a host. urlsplit drops
     # an IPv6 address's brackets, and Django compares the Host header with them ("[2001:db8::5]").
     _notify = urlsplit(VIPANEL_NOTIFY_URL)
@@ -384,7 +386,6 @@ VIPANEL_ALERT_COVERAGE_GAP = env_int("VIPANEL_ALERT_COVERAGE_GAP", 3 * VIPANEL_S
 # Deliveries: retries after the first attempt, first back-off in seconds (doubled each time).
 VIPANEL_ALERT_RETRIES = env_int("VIPANEL_ALERT_RETRIES", 5)
 VIPANEL_ALERT_RETRY_BACKOFF = env_int("VIPANEL_ALERT_RETRY_BACKOFF", 10)
-# The Celery queue alert deliveries go to; workers must serve it (-Q celery,alerts,...).
 # Failover events, audit entries and finished pushes older than this many days are deleted
 # (daily, by beat): a year of history by default.
 VIPANEL_RETENTION_DAYS = env_int("VIPANEL_RETENTION_DAYS", 365)
@@ -400,6 +401,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune": {
         "task": "clusters.tasks.prune_task",
+        "schedule": 24 * 3600,
+        "options": {"expires": 3600},
+    },
+    "alerts-prune": {
+        "task": "alerts.tasks.prune_task",
         "schedule": 24 * 3600,
         "options": {"expires": 3600},
     },

@@ -3,6 +3,7 @@
 from django import template
 
 from alerts import availability as compute
+from alerts.models import Incident
 
 register = template.Library()
 
@@ -18,28 +19,10 @@ def percent(share):
     return f"{share * 100:.2f}%"
 
 
-@register.filter
-def seconds_human(seconds):
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
-    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
-
-
-@register.filter
-def delta_human(delta):
-    return seconds_human(delta.total_seconds()) if delta is not None else ""
-
-
 @register.inclusion_tag("alerts/_cluster_incidents.html")
 def cluster_incidents(cluster, limit=5, oob=False):
     """{% cluster_incidents cluster %}: the cluster's active and latest incidents, for its page;
     `oob`: marked for an htmx out-of-band swap (the page's live refresh)."""
-    from alerts.models import Incident
 
     latest = Incident.objects.filter(cluster=cluster, opened__isnull=False)[:limit]
     return {"cluster": cluster, "incidents": latest, "oob": oob}

@@ -11,7 +11,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clusters.services.errors import Refused
+from clusters.services.errors import Refused, Unreachable
 
 API_PREFIX = "/api/"
 NO_TOKEN = "Send a valid API token: 'Authorization: Token KEY' (create_api_token)."
@@ -38,8 +38,12 @@ def field_errors(errors):
 
 
 def refused(e: Refused):
-    """A push that cannot start: 409 while another one is active, else 400 by field."""
+    """A push that cannot start: 409 while another one is active or a node it must change is
+    unreachable, else 400 by field."""
     errors = field_errors(e.errors)
+    if isinstance(e, Unreachable):
+        # A conflict with the nodes' state; the body names them, so a script can skip them.
+        return Conflict("; ".join(m for ms in errors.values() for m in ms), unreachable=e.nodes)
     if e.active is not None:
         return Conflict(
             "; ".join(m for ms in errors.values() for m in ms),

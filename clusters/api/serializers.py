@@ -28,6 +28,7 @@ from clusters.models import (
     VrrpInstance,
 )
 from clusters.services.clusters import check_admin_fields
+from clusters.services.pushes import verdict as push_verdict
 
 # The largest id a database column holds; a larger number is no id of ours (and would overflow).
 MAX_ID = 2**63 - 1
@@ -428,6 +429,103 @@ class EmptySerializer(serializers.Serializer):
         )
 
 
+class PushRequestSerializer(serializers.Serializer):
+    """The body of a push or a resume. Both fields are optional: an empty body or {} starts it
+    as before."""
+
+    confirm = StrictCharField(
+        required=False,
+        help_text="The cluster's name. Optional; when sent it must match, so a script that "
+        "got the id wrong is stopped (400 naming `confirm`).",
+    )
+    skip = serializers.ListField(
+        child=StrictCharField(),
+        required=False,
+        max_length=1000,
+        help_text="Names of nodes to leave untouched and never connect to (those that cannot "
+        "be reached: a push is refused with 409 while one it must change is unreachable). "
+        "Recorded on the push and its audit entry.",
+    )
+
+    def to_internal_value(self, data):
+        if data in (None, {}, ""):
+            return {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ["Send a JSON object, or nothing."]})
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown field; the fields are confirm and skip."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+# The prediction of an action (clusters.impact.Impact.as_dict): these describe its shape.
+
+
+class MoveSerializer(serializers.Serializer):
+    """One expected change of who holds a VIP."""
+
+    vip = serializers.CharField()
+    instance = serializers.CharField()
+    phase = serializers.IntegerField(help_text="Index into the prediction's phases.")
+    cause = serializers.CharField(help_text="The node whose change causes it.")
+    cause_how = serializers.CharField(help_text="reload, stop, start or install.")
+    before = serializers.ListField(child=serializers.CharField())
+    after = serializers.ListField(child=serializers.CharField())
+    kind = serializers.CharField(help_text="move, up, down, split or merge.")
+    within = serializers.FloatField(
+        allow_null=True, help_text="Seconds after the cause until it happens (an estimate)."
+    )
+    outage = serializers.FloatField(
+        allow_null=True, help_text="Seconds no node answers for the VIP (0: none)."
+    )
+    reason = serializers.CharField(allow_blank=True)
+    text = serializers.CharField(help_text="The same, in a sentence.")
+
+
+class VipImpactSerializer(serializers.Serializer):
+    vip = serializers.CharField()
+    instance = serializers.CharField()
+    before = serializers.ListField(child=serializers.CharField())
+    after = serializers.ListField(child=serializers.CharField())
+    moves = MoveSerializer(many=True)
+
+
+class NodeImpactSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    what = serializers.CharField(
+        help_text="changes, unchanged, not read, skipped, left alone, stopped, deleted or "
+        "not touched."
+    )
+    details = serializers.ListField(child=serializers.CharField())
+
+
+class ImpactSerializer(serializers.Serializer):
+    """What an action will do: which nodes change, where each VIP goes and how fast."""
+
+    action = serializers.CharField()
+    cluster = serializers.CharField()
+    when = serializers.CharField(help_text="now, or at the next push (a deletion).")
+    phases = serializers.ListField(child=serializers.CharField())
+    nodes = NodeImpactSerializer(many=True)
+    vips = VipImpactSerializer(many=True)
+    moves = serializers.ListField(child=serializers.CharField(), help_text="Every move, said.")
+    warnings = serializers.ListField(child=serializers.CharField())
+    notes = serializers.ListField(child=serializers.CharField())
+    summary = serializers.CharField()
+    timing = serializers.CharField(help_text="The rule the estimates follow.")
+
+
+class VerdictSerializer(serializers.Serializer):
+    """Whether a push's prediction held."""
+
+    status = serializers.CharField(help_text="held, not held, pending or not judged.")
+    reasons = serializers.ListField(child=serializers.CharField())
+    expected_events = serializers.ListField(child=serializers.IntegerField())
+    unexpected_events = serializers.ListField(child=serializers.IntegerField())
+
+
 # --- Operations ------------------------------------------------------------------------------
 
 
@@ -492,6 +590,9 @@ class PushSerializer(PushSummarySerializer):
     started = IsoDateTimeField(read_only=True, allow_null=True)
     detail = ScrubbedField()
     steps = PushStepSerializer(many=True, read_only=True)
+    skipped = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+    verdict = serializers.SerializerMethodField()
 
     class Meta(PushSummarySerializer.Meta):
         fields = [
@@ -505,12 +606,28 @@ class PushSerializer(PushSummarySerializer):
             "finished",
             "detail",
             "steps",
+            "skipped",
+            "prediction",
+            "verdict",
         ]
         read_only_fields = fields
 
     @extend_schema_field({"type": "string", "nullable": True})
     def get_requested_by(self, push):
         return push.requested_by.get_username() if push.requested_by else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_skipped(self, push):
+        return push.skipped_names
+
+    @extend_schema_field(ImpactSerializer(allow_null=True))
+    def get_prediction(self, push):
+        """Made when the push planned, before it touched any node; null until then."""
+        return push.prediction or None
+
+    @extend_schema_field(VerdictSerializer())
+    def get_verdict(self, push):
+        return push_verdict(push).as_dict()
 
 
 class FailoverSerializer(serializers.ModelSerializer):
@@ -551,13 +668,26 @@ class NodePreviewSerializer(serializers.Serializer):
     diff = serializers.CharField(help_text="Unified diff, live -> rendered; auth_pass masked.")
     error = serializers.CharField(allow_blank=True)
     maintenance = serializers.BooleanField()
+    rendered = serializers.CharField(
+        allow_blank=True,
+        help_text="When the live file could not be read: the whole file the push would send.",
+    )
+    skipped = serializers.BooleanField(help_text="Left out (skip): not connected to.")
 
 
 class PreviewSerializer(serializers.Serializer):
-    """What a push would change, per node."""
+    """What a push would change, per node, and what it would do to the VIPs."""
 
     cluster = serializers.IntegerField()
     nodes = NodePreviewSerializer(many=True)
+    impact = ImpactSerializer()
+    unreachable = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Nodes that could not be read: a push is refused until they are skipped.",
+    )
+    blocked = serializers.CharField(
+        allow_blank=True, help_text="Why a push would be refused now ('' when it would start)."
+    )
 
 
 class VipStatusSerializer(serializers.Serializer):
@@ -684,3 +814,110 @@ def status_dict(cluster):
         "vips": vip_rows,
         "nodes": node_rows,
     }
+
+
+# --- Adopting a running cluster (clusters.services.adopt) ------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """A plain serializer that refuses anything but a JSON object of its own fields."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"__all__": ["Send a JSON object of fields."]})
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            names = ", ".join(self.fields)
+            raise serializers.ValidationError(
+                {name: [f"Unknown field; the fields are {names}."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+
+class AdoptNodeSerializer(StrictSerializer):
+    address = StrictCharField(help_text="The node's own IP address (SSH and VRRP).")
+    ssh_port = StrictIntegerField(required=False, help_text="Default 22.")
+    host_key_fingerprint = StrictCharField(
+        required=False,
+        allow_blank=True,
+        help_text="The SHA256 fingerprint you compared with the node's own (`ssh-keygen -lf`). "
+        "Required to read; compared with the offered key when scanning.",
+    )
+
+
+class AdoptKeysSerializer(StrictSerializer):
+    nodes = AdoptNodeSerializer(many=True)
+    credential = StrictPrimaryKeyRelatedField(
+        queryset=SSHCredential.objects.all(), help_text="The SSH credential for every node."
+    )
+
+
+class AdoptReadSerializer(AdoptKeysSerializer):
+    config_path = StrictCharField(
+        required=False, help_text="keepalived's config on the nodes (admin only to change)."
+    )
+
+
+class AdoptNodeEditSerializer(StrictSerializer):
+    name = StrictCharField(required=False)
+    priority = StrictIntegerField(required=False)
+
+
+class AdoptEditsSerializer(StrictSerializer):
+    name = StrictCharField(required=False)
+    network = StrictCharField(required=False)
+    reload_command = StrictCharField(required=False, help_text="Admin only.")
+    check_type = StrictCharField(required=False, allow_blank=True)
+    check_target = StrictCharField(required=False, allow_blank=True)
+    check_script = StrictCharField(
+        required=False, allow_blank=True, help_text="Admin only (runs as root on every node)."
+    )
+    check_interval = StrictIntegerField(required=False)
+    check_weight = StrictIntegerField(required=False)
+    check_fall = StrictIntegerField(required=False)
+    check_rise = StrictIntegerField(required=False)
+    nodes = serializers.DictField(
+        child=AdoptNodeEditSerializer(),
+        required=False,
+        help_text="By node key (the address, or address:port): name and main priority.",
+    )
+
+
+class AdoptSerializer(AdoptReadSerializer):
+    digest = StrictCharField(help_text="The digest of the reading you reviewed.")
+    edits = AdoptEditsSerializer(required=False)
+
+
+class AdoptKeySerializer(serializers.Serializer):
+    """The key one node offers."""
+
+    key = serializers.CharField()
+    address = serializers.CharField()
+    ssh_port = serializers.IntegerField()
+    offered = serializers.CharField(allow_blank=True, help_text="SHA256 fingerprint offered.")
+    given = serializers.CharField(allow_blank=True)
+    matches = serializers.BooleanField(
+        allow_null=True, help_text="null when no fingerprint was given: compare it yourself."
+    )
+    error = serializers.CharField(allow_blank=True)
+
+
+class AdoptKeysAnswerSerializer(serializers.Serializer):
+    nodes = AdoptKeySerializer(many=True)
+
+
+class AdoptReadingSerializer(serializers.Serializer):
+    """What the nodes run now and what adopting will save (see clusters.services.adopt)."""
+
+    digest = serializers.CharField(help_text="Send it back with the adopt request.")
+    config_path = serializers.CharField()
+    errors = serializers.DictField(child=serializers.CharField(), help_text="By node key.")
+    problems = serializers.DictField(
+        child=serializers.CharField(), help_text="What stops the proposal being saved."
+    )
+    split_brain = serializers.ListField(child=serializers.DictField())
+    cluster = serializers.DictField(allow_null=True)
+    nodes = serializers.ListField(child=serializers.DictField())
+    instances = serializers.ListField(child=serializers.DictField())
+    sync_groups = serializers.ListField(child=serializers.DictField())
+    findings = serializers.ListField(child=serializers.DictField())

@@ -462,6 +462,13 @@ def empty_body(request):
     s.EmptySerializer(data=request.data).is_valid(raise_exception=True)
 
 
+def push_request(request):
+    """confirm and skip, when sent (s.PushRequestSerializer), as the service's keywords."""
+    body = s.PushRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
+
+
 @extend_schema(tags=["pushes"])
 class PushList(mixins.ListModelMixin, ApiView):
     roles = {"GET": VIEWER, "POST": OPERATOR}
@@ -475,14 +482,15 @@ class PushList(mixins.ListModelMixin, ApiView):
         return self.list(request)
 
     @extend_schema(
-        summary="Start a rolling push (400 when the cluster is not ready, 409 while another runs)",
-        request=None,
+        summary="Start a rolling push (400 when the cluster is not ready, 409 while another runs "
+        "or a node it must change is unreachable and not skipped)",
+        request=s.PushRequestSerializer,
         responses={202: s.PushSerializer, 409: CONFLICT},
     )
     def post(self, request, cluster_id):
         cluster = self.cluster()
-        empty_body(request)
-        push = actions.start_cluster_push(request.user, cluster)
+        body = push_request(request)
+        push = actions.start_cluster_push(request.user, cluster, **body)
         return Response(push_body(push), status=status.HTTP_202_ACCEPTED)
 
 
@@ -506,14 +514,15 @@ class PushResume(ObjectView):
     pk_kwarg = "push_id"
 
     @extend_schema(
-        summary="Resume a failed or interrupted push (409 otherwise)",
-        request=None,
+        summary="Resume a failed or interrupted push (409 otherwise); skip leaves out nodes "
+        "that cannot be reached",
+        request=s.PushRequestSerializer,
         responses={202: s.PushSerializer, 409: CONFLICT},
     )
     def post(self, request, push_id):
         push = self.get_object()
-        empty_body(request)
-        push = actions.resume_cluster_push(request.user, push)
+        body = push_request(request)
+        push = actions.resume_cluster_push(request.user, push, **body)
         return Response(push_body(push), status=status.HTTP_202_ACCEPTED)
 
 
@@ -526,17 +535,101 @@ class ClusterPreview(ApiView):
     roles = {"GET": OPERATOR}
     serializer_class = s.PreviewSerializer
 
-    @extend_schema(summary="What a push would change on each node (reads the live files over SSH)")
+    @extend_schema(
+        summary="What a push would change on each node (reads the live files over SSH) and what "
+        "it would do to the VIPs",
+        parameters=[
+            OpenApiParameter(
+                "skip",
+                OpenApiTypes.STR,
+                many=True,
+                description="A node to leave out (not read), as a push's skip would; repeat it "
+                "for several.",
+            )
+        ],
+    )
     def get(self, request, cluster_id):
         cluster = self.cluster()
         secrets = s.cluster_secrets(cluster)
+        result = actions.preview(request.user, cluster, skip=request.query_params.getlist("skip"))
         nodes = []
-        for node_preview in actions.preview(request.user, cluster):
+        for node_preview in result.nodes:
             row = node_preview.as_dict()
-            row["diff"] = s.scrub(row["diff"], secrets)
-            row["error"] = s.scrub(row["error"], secrets)
+            for key in ("diff", "error", "rendered"):
+                row[key] = s.scrub(row[key], secrets)
             nodes.append(row)
-        return Response({"cluster": cluster.pk, "nodes": nodes})
+        return Response(
+            {
+                "cluster": cluster.pk,
+                "nodes": nodes,
+                "impact": result.impact.as_dict(),
+                "unreachable": result.unreachable,
+                "blocked": result.blocked,
+            }
+        )
+
+
+IMPACT_ACTIONS = ["push", "maintenance-on", "maintenance-off", "drill", "delete"]
+
+
+@extend_schema(tags=["status"])
+class ClusterImpact(ApiView):
+    # An operator's question: the answer for a push reads every node over SSH.
+    roles = {"GET": OPERATOR}
+    serializer_class = s.ImpactSerializer
+
+    @extend_schema(
+        summary="What an action would do to the VIPs before it runs (the panel's confirmation)",
+        parameters=[
+            OpenApiParameter(
+                "action", OpenApiTypes.STR, enum=IMPACT_ACTIONS, description="Default: push."
+            ),
+            OpenApiParameter(
+                "node", OpenApiTypes.INT, description="maintenance-*: the node; delete: a node."
+            ),
+            OpenApiParameter("vip", OpenApiTypes.INT, description="delete: a VIP."),
+            OpenApiParameter(
+                "instance",
+                OpenApiTypes.INT,
+                description="drill: the instance (default the main one); delete: an instance.",
+            ),
+        ],
+    )
+    def get(self, request, cluster_id):
+        cluster = self.cluster()
+        params = request.query_params
+        action = params.get("action", "push")
+        if action not in IMPACT_ACTIONS:
+            raise exceptions.ValidationError(
+                {"action": [f"Pick one of {', '.join(IMPACT_ACTIONS)}."]}
+            )
+        # Which object each action takes; any other parameter is refused by name.
+        takes = {
+            "push": (),
+            "maintenance-on": ("node",),
+            "maintenance-off": ("node",),
+            "drill": ("instance",),
+            "delete": ("node", "vip", "instance"),
+        }[action]
+        models = {"node": Node, "vip": VirtualIP, "instance": VrrpInstance}
+        given = [name for name in models if params.get(name)]
+        wrong = [name for name in given if name not in takes] + given[1:]
+        if wrong:
+            raise exceptions.ValidationError(
+                {
+                    name: [f"action={action} takes {' or '.join(takes) or 'no object'}."]
+                    for name in wrong
+                }
+            )
+        obj = None
+        if given:
+            raw = params[given[0]]
+            if not raw.isdigit():
+                raise exceptions.ValidationError({given[0]: ["Send an id (a number)."]})
+            obj = get_or_404(models[given[0]].objects.filter(cluster=cluster), int(raw))
+        if action.startswith("maintenance") and obj is None:
+            raise exceptions.ValidationError({"node": ["Name the node (its id)."]})
+        return Response(actions.impact(request.user, cluster, action, obj).as_dict())
 
 
 @extend_schema(tags=["status"])
@@ -624,3 +717,106 @@ class ClusterFailovers(mixins.ListModelMixin, ApiView):
     )
     def get(self, request, cluster_id):
         return self.list(request)
+
+
+# --- Adopting a running cluster --------------------------------------------------------------
+
+
+@extend_schema(tags=["adopt"])
+class AdoptKeys(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptKeysSerializer
+
+    @extend_schema(
+        summary="Step 1 of adopting: the host key each node offers (compare before trusting)",
+        request=s.AdoptKeysSerializer,
+        responses={200: s.AdoptKeysAnswerSerializer},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptKeysSerializer, request)
+        offers = actions.scan_host_keys(request.user, data["nodes"], data["credential"])
+        return Response(
+            {
+                "nodes": [
+                    {
+                        "key": o.key,
+                        "address": o.address,
+                        "ssh_port": o.ssh_port,
+                        "offered": o.offered,
+                        "given": o.given,
+                        "matches": o.matches,
+                        "error": o.error,
+                    }
+                    for o in offers
+                ]
+            }
+        )
+
+
+@extend_schema(tags=["adopt"])
+class AdoptRead(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptReadSerializer
+
+    @extend_schema(
+        summary="Step 2: read every node (confirmed keys only) and propose what to save",
+        request=s.AdoptReadSerializer,
+        responses={200: s.AdoptReadingSerializer},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptReadSerializer, request)
+        reading = actions.read_cluster(
+            request.user, data["nodes"], data["credential"], **_config_path(data)
+        )
+        return Response(actions.describe(reading))
+
+
+@extend_schema(tags=["adopt"])
+class Adopt(ApiView):
+    roles = {"POST": OPERATOR}
+    serializer_class = s.AdoptSerializer
+
+    @extend_schema(
+        summary="Step 3: read the nodes again and save the reviewed proposal as a cluster",
+        request=s.AdoptSerializer,
+        responses={201: s.ClusterSerializer, 409: CONFLICT},
+    )
+    def post(self, request):
+        data = _adopt_body(s.AdoptSerializer, request)
+        cluster = actions.adopt_cluster(
+            request.user,
+            data["nodes"],
+            data["credential"],
+            data["digest"],
+            data.get("edits"),
+            **_config_path(data),
+        )
+        return Response(s.ClusterSerializer(cluster).data, status=status.HTTP_201_CREATED)
+
+
+def _adopt_body(serializer_class, request):
+    """The validated body; nested field errors flattened to dotted names ("nodes.0.address",
+    "edits.name"), as every 400 of the API is {field: [messages]}."""
+    body = serializer_class(data=request.data)
+    if body.is_valid():
+        return body.validated_data
+    flat = {}
+
+    def walk(prefix, detail):
+        if isinstance(detail, dict):
+            for key, value in detail.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        elif isinstance(detail, list) and any(isinstance(d, (dict, list)) for d in detail):
+            for index, value in enumerate(detail):
+                walk(f"{prefix}.{index}", value)
+        else:
+            flat[prefix or "__all__"] = [
+                str(m) for m in (detail if isinstance(detail, list) else [detail])
+            ]
+
+    walk("", body.errors)
+    raise exceptions.ValidationError(flat)
+
+
+def _config_path(data):
+    return {"config_path": data["config_path"]} if "config_path" in data else {}

@@ -25,15 +25,17 @@ def notify_report(request, cluster_id):
 def receive(cluster_id, data):
     """The notify endpoint's whole work: one POSTed report in, the HTTP response out.
 
-    `data` is the POST (node, state, ts, nonce, sig). The view is one call to this.
+    `data` is the POST (node, instance, state, ts, nonce, sig; instance is absent from scripts
+    pushed before reports named it). The view is one call to this.
     """
     fields = {k: data.get(k, "") for k in ("node", "state", "ts", "nonce", "sig")}
+    instance = data.get("instance")
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     node = cluster.nodes.filter(name=fields["node"]).first() if cluster else None
     if node is None:
         return HttpResponseNotFound("unknown cluster or node\n")
     reason = notify.check_signature(
-        node, fields["state"], fields["ts"], fields["nonce"], fields["sig"]
+        node, fields["state"], fields["ts"], fields["nonce"], fields["sig"], instance=instance
     )
     if reason:
         return HttpResponseForbidden(f"refused: {reason}\n")
@@ -47,7 +49,7 @@ def receive(cluster_id, data):
                 NotifyNonce.objects.create(nonce=fields["nonce"], node=node)
         except IntegrityError:
             return HttpResponseForbidden("refused: replayed report\n")
-    history.record_notify(cluster, node, fields["state"])
+    history.record_notify(cluster, node, fields["state"], instance=instance)
     # Nonces older than the freshness window can no longer be replayed (the timestamp check
     # refuses them first), and older than the rate window no longer count: both may go.
     keep = max(2 * notify.max_age(), settings.VIPANEL_NOTIFY_RATE_WINDOW)

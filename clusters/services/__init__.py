@@ -9,4 +9,13 @@ someone who already holds the database): no role applies and the audit says "sys
 
 Modules by area: clusters, nodes, vips, credentials, pushes (start, resume, preview),
 maintenance, drills, hostkeys, users.
+
+An action that moves traffic or deletes (push, resume, maintenance, drill, delete) takes
+`confirm`: from a person, the cluster's name (the panel's confirmation page posts it); EXPLICIT
+from a caller whose request is itself the explicit act (the API, the admin). Each such action
+has a preview beside it saying what it will do (clusters.impact).
 """
+
+from clusters.services._rules import EXPLICIT
+
+__all__ = ["EXPLICIT"]

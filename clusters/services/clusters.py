@@ -3,7 +3,7 @@
 
 from django.db import transaction
 
-from clusters import audit, roles
+from clusters import audit, impact, roles
 from clusters.models import Cluster, ConfigPush
 from clusters.services import _rules
 from clusters.services.errors import Busy, Forbidden
@@ -83,9 +83,17 @@ def update_cluster(user, cluster, data):
     return cluster
 
 
-def delete_cluster(user, cluster):
-    """Refused while a push of it is active: the worker would lose its rows mid-step."""
+def delete_preview(user, cluster):
+    """What deleting `cluster` would do (clusters.impact): nothing on the nodes."""
     _rules.require(user, roles.OPERATOR)
+    return impact.delete_impact(cluster)
+
+
+def delete_cluster(user, cluster, *, confirm=None):
+    """Refused while a push of it is active: the worker would lose its rows mid-step. A person
+    confirms by typing the cluster's name."""
+    _rules.require(user, roles.OPERATOR)
+    _rules.confirm(user, cluster, confirm, f"Deleting cluster {cluster.name}")
     with transaction.atomic():
         active = (
             cluster.pushes.select_for_update().filter(state__in=ConfigPush.ACTIVE_STATES).first()

@@ -24,3 +24,17 @@ class Refused(Exception):
 
 class Busy(Refused):
     """Another push or drill of the same cluster is active (HTTP 409)."""
+
+
+class Unconfirmed(Refused):
+    """A person's action that moves traffic or deletes was not confirmed by naming the cluster:
+    the panel answers with the confirmation page (nothing happened, nothing is audited)."""
+
+
+class Unreachable(Refused):
+    """A push must change nodes that do not answer; `nodes` names them, so the answer can offer
+    to skip them."""
+
+    def __init__(self, errors, nodes, active=None):
+        super().__init__(errors, active)
+        self.nodes = nodes

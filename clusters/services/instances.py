@@ -8,9 +8,9 @@ audit entry in one transaction; a push puts the change on the nodes.
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from clusters import audit, constants, roles
+from clusters import audit, constants, impact, roles
 from clusters.models import NodePriority, SyncGroup, VrrpInstance, free_vrid
-from clusters.services import _rules
+from clusters.services import _rules, vips
 
 FIELDS = [
     "name",
@@ -82,7 +82,6 @@ def create_active_active(user, cluster, data):
 
     data: name (default "B") and vip (an address with prefix length).
     """
-    from clusters.services import vips
 
     _rules.require(user, roles.OPERATOR)
     data = dict(data)
@@ -136,9 +135,17 @@ def update_instance(user, instance, data):
     return instance
 
 
-def delete_instance(user, instance):
-    """Removes the instance and its VIPs (they leave the nodes at the next push)."""
+def delete_preview(user, instance):
+    """What deleting `instance` would do at the next push (clusters.impact)."""
     _rules.require(user, roles.OPERATOR)
+    return impact.delete_impact(instance.cluster, instance)
+
+
+def delete_instance(user, instance, *, confirm=None):
+    """Removes the instance and its VIPs (they leave the nodes at the next push), confirmed by
+    naming its cluster."""
+    _rules.require(user, roles.OPERATOR)
+    _rules.confirm(user, instance.cluster, confirm, f"Deleting instance {instance.name}")
     before = audit.snapshot(instance, FIELDS)
     with transaction.atomic():
         audit.record(

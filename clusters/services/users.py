@@ -139,6 +139,20 @@ def record_admin_change(user, target, action, changes):
         )
 
 
+def record_unlock(user, username, address):
+    """An admin removed a login lockout (django-axes' AccessAttempt) in the admin site."""
+    _rules.require(user, roles.ADMIN)
+    audit.record(
+        user,
+        "login.unlock",
+        object_type="login lockout",
+        changes={
+            "locked out": [f"{username or '(any user)'} from {address or '(any address)'}", None]
+        },
+        result="unlocked",
+    )
+
+
 def delete_user(user, target):
     _rules.require(user, roles.ADMIN)
     if user is not None and target.pk == user.pk:

@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from clusters import audit, roles
+from clusters import audit, impact, roles
 from clusters.models import VipState, VirtualIP
 from clusters.services import _rules
 
@@ -50,8 +50,16 @@ def update_vip(user, vip, data):
     return vip
 
 
-def delete_vip(user, vip):
+def delete_preview(user, vip):
+    """What deleting `vip` would do at the next push (clusters.impact)."""
     _rules.require(user, roles.OPERATOR)
+    return impact.delete_impact(vip.cluster, vip)
+
+
+def delete_vip(user, vip, *, confirm=None):
+    """Delete a VIP, confirmed by naming its cluster; the next push takes it off the nodes."""
+    _rules.require(user, roles.OPERATOR)
+    _rules.confirm(user, vip.cluster, confirm, f"Deleting VIP {vip.address}")
     cluster = vip.cluster
     before = audit.snapshot(vip, FIELDS)
     with transaction.atomic():

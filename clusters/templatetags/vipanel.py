@@ -1,8 +1,10 @@
-"""Template helpers: what the user's role allows, and diffs shown line by line."""
+"""Template helpers: what the user's role allows, diffs shown line by line, and times."""
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
 
-from clusters import roles
+from clusters import roles, timefmt
 
 register = template.Library()
 
@@ -51,3 +53,37 @@ def state_class(value):
     if value == "pending":
         return "pending"  # saved, not pushed: amber, not a problem
     return "neutral"
+
+
+# Times: every page writes them through these three filters (the rule is clusters.timefmt).
+
+
+@register.filter
+def when(moment, precision="minute"):
+    """{{ e.at|when }}: <time datetime="ISO">2026-12-01 19:05</time> in the viewer's zone;
+    {{ e.at|when:"second" }}, {{ step.started|when:"time" }} for other precisions."""
+    if moment is None:
+        return ""
+    return format_html(
+        '<time datetime="{}">{}</time>',
+        moment.isoformat(timespec="seconds"),
+        timefmt.when(moment, precision),
+    )
+
+
+@register.filter
+def age(moment):
+    """{{ state.since|age }}: how long ago, "42 s", "3 h 12 min"."""
+    return timefmt.age(moment)
+
+
+@register.filter
+def duration(value):
+    """{{ incident.duration|duration }}: a timedelta or a number of seconds, "42 s"."""
+    return "" if value is None else timefmt.duration(value)
+
+
+@register.simple_tag
+def now_when():
+    """{% now_when %}: the present moment as every page writes times."""
+    return when(timezone.now(), "second")

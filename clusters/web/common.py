@@ -1,6 +1,7 @@
 """What every page module shares: lookups, the answers to a refusal, handing form data to a
 service (clusters.services) and its validation errors back to the form."""
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 
@@ -42,3 +43,11 @@ def save_through(form, service, *args):
         else:
             form.add_error(None, e)
         return None
+
+
+def ssh_messages(request, checks):
+    """Each SSH test's one-line summary (clusters.nodecheck) as a message, for the page a
+    redirect leads to: info when vipanel got in, a warning when it did not."""
+    for check in checks:
+        say = messages.info if check.logged_in else messages.warning
+        say(request, f"SSH test: {check.summary}")

@@ -11,6 +11,8 @@ from clusters.forms import ActiveActiveForm, SyncGroupForm, VrrpInstanceForm
 from clusters.models import Node, SyncGroup, VrrpInstance
 from clusters.roles import OPERATOR, require_role
 from clusters.services import instances as services
+from clusters.services.errors import Unconfirmed
+from clusters.web import confirm
 from clusters.web.clusters import cluster_context
 from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.htmx import UNPROCESSABLE
@@ -89,7 +91,17 @@ def instance_update(request, pk):
 def instance_delete(request, pk):
     instance = _get_instance(pk)
     cluster, name = instance.cluster, instance.name
-    services.delete_instance(request.user, instance)
+    try:
+        services.delete_instance(request.user, instance, confirm=request.POST.get("confirm"))
+    except Unconfirmed:
+        return confirm.delete_confirmation(
+            request,
+            cluster,
+            services.delete_preview(request.user, instance),
+            what=f"instance {name} and its VIPs",
+            action=reverse("clusters:instance-delete", args=[instance.pk]),
+            hx_target="",
+        )
     return _done(request, cluster, f"Instance {name} removed. Push to take it off the nodes.")
 
 

@@ -9,13 +9,15 @@ from clusters.forms import VirtualIPForm
 from clusters.models import VirtualIP
 from clusters.roles import OPERATOR, require_role
 from clusters.services import vips as services
+from clusters.services.errors import Unconfirmed
+from clusters.web import confirm
 from clusters.web.clusters import changed, cluster_context
 from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
 
 
-def _vips_section(request, cluster, form=None, status=200, flash=""):
-    context = cluster_context(request, cluster, flash_vips=flash)
+def _vips_section(request, cluster, form=None, status=200, flash="", warning=""):
+    context = cluster_context(request, cluster, flash_vips=flash, warn_vips=warning)
     if form is not None:
         context["vip_form"] = form
     response = render_page(
@@ -38,9 +40,13 @@ def vip_add(request, pk):
     if vip is None:
         return _vips_section(request, cluster, form, status=UNPROCESSABLE)
     text = f"VIP {vip.address} added. Push to put it on the nodes."
+    # Added all the same: a VIP outside the segment may be routed there on purpose.
+    warning = vip.network_warning()
     if wants_fragment(request):
-        return _vips_section(request, cluster, flash=text)
+        return _vips_section(request, cluster, flash=text, warning=warning)
     messages.success(request, text)
+    if warning:
+        messages.warning(request, warning)
     return redirect(reverse("clusters:cluster", args=[cluster.pk]) + "#vips")
 
 
@@ -49,7 +55,17 @@ def vip_add(request, pk):
 def vip_delete(request, pk):
     vip = get_object_or_404(VirtualIP.objects.select_related("cluster"), pk=pk)
     cluster, address = vip.cluster, vip.address
-    services.delete_vip(request.user, vip)
+    try:
+        services.delete_vip(request.user, vip, confirm=request.POST.get("confirm"))
+    except Unconfirmed:
+        return confirm.delete_confirmation(
+            request,
+            cluster,
+            services.delete_preview(request.user, vip),
+            what=f"VIP {address}",
+            action=reverse("clusters:vip-delete", args=[vip.pk]),
+            hx_target="#vips",
+        )
     text = f"VIP {address} removed. Push to take it off the nodes."
     if wants_fragment(request):
         return _vips_section(request, cluster, flash=text)

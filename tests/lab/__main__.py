@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from .lab import DEFAULT_PREFIX, Lab, LabError, down
@@ -12,10 +13,12 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start a lab (removing leftovers with the same prefix first)")
     p_up.add_argument("--nodes", type=int, default=3)
-    p_up.add_argument("--prefix", default=DEFAULT_PREFIX)
+    # The same default as the tests' fixture: VIPANEL_LAB_PREFIX, else the default prefix.
+    prefix = os.environ.get("VIPANEL_LAB_PREFIX", DEFAULT_PREFIX)
+    p_up.add_argument("--prefix", default=prefix)
     p_up.add_argument("--json", action="store_true", help="print the lab's description as JSON")
     p_down = sub.add_parser("down", help="remove the lab with this prefix")
-    p_down.add_argument("--prefix", default=DEFAULT_PREFIX)
+    p_down.add_argument("--prefix", default=prefix)
     args = parser.parse_args(argv)
 
     try:

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from clusters import crypto
+from clusters import audit, crypto
 from clusters.crypto import EncryptedTextField
 
 
@@ -76,6 +76,15 @@ class Command(BaseCommand):
             with transaction.atomic():
                 for model, fields in encrypted_columns():
                     total += self.rotate_model(model, fields, first)
+                # In the rotation's transaction, as every change is audited: who rotated and
+                # how many values, never a key or a value.
+                audit.record(
+                    None,
+                    "secrets.rotate",
+                    object_type="encryption key",
+                    changes={"values re-encrypted": [None, total]},
+                    result="rotated",
+                )
         except ImproperlyConfigured as e:
             raise CommandError(f"{e}. Nothing was changed.") from None
         self.stdout.write(

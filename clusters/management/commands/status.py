@@ -2,9 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clusters.history import record_status
+from clusters import sweep
 from clusters.models import Cluster
-from clusters.status import probe_cluster
 
 
 class Command(BaseCommand):
@@ -20,8 +19,7 @@ class Command(BaseCommand):
         except Cluster.DoesNotExist:
             names = ", ".join(Cluster.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No cluster named {cluster!r}; clusters: {names}") from None
-        status = probe_cluster(the_cluster)
-        record_status(the_cluster, status)
+        status, _ = sweep.probe_now(the_cluster)
         if as_json:
             self.stdout.write(json.dumps(status.as_dict(), indent=2))
             return

@@ -33,7 +33,7 @@ def what_was_pushed(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0008_inst_instances'),
+        ('clusters', '0011_push_prediction'),
     ]
 
     operations = [
