@@ -6,6 +6,7 @@ class ClustersConfig(AppConfig):
     verbose_name = "Clusters"
 
     def ready(self):
+        # Receivers are connected once the models are loaded (importing them earlier fails).
         from clusters import desired
 
         desired.connect()

@@ -106,7 +106,7 @@ def test_a_vip_added_and_deleted_before_a_push_leaves_nothing(
         record_status(cluster, status(cluster, t + timedelta(seconds=5), {OLD: ["web-2"], NEW: []}))
     assert not VipCoverage.objects.filter(vip=new).exists()
     assert not Incident.objects.filter(vip=new).exists()
-    vips.delete_vip(operator, new)
+    vips.delete_vip(operator, new, confirm=cluster.name)
     assert not FailoverEvent.objects.filter(vip_address=NEW).exists()
     assert events(cluster) == [(OLD, "failover")]
 
@@ -153,7 +153,7 @@ def test_going_into_maintenance_is_a_change_to_push_too(
 ):
     web2 = cluster.nodes.get(name="web-2")
     with django_capture_on_commit_callbacks(execute=True):
-        maintenance.set_maintenance(operator, web2, True, queue=False)
+        maintenance.set_maintenance(operator, web2, True, queue=False, confirm=cluster.name)
     web2.refresh_from_db()
     assert web2.desired_config_sha == sha(render.node_config(web2))
     assert health.node_pending(web2) and not health.node_pending(cluster.nodes.get(name="web-1"))

@@ -92,7 +92,7 @@ def test_a_vip_added_but_not_pushed_is_pending_not_an_outage(
     assert f'vip="{new.address}"' in collect()  # pending, in the metrics too...
     assert not re.search(rf'vipanel_vip_holders{{[^}}]*vip="{re.escape(new.address)}"', collect())
     # Deleted before any push: nothing of it is left in the history.
-    vips.delete_vip(operator, new)
+    vips.delete_vip(operator, new, confirm=cluster.name)
     sweep_cluster(cluster)
     assert not FailoverEvent.objects.filter(vip_address=new.address).exists()
     assert health.cluster_pending(cluster) == []  # back to what is on the nodes
