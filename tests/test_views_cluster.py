@@ -428,8 +428,6 @@ def test_a_drill_event_says_drill_once(login, viewer, cluster):
 
 def probed(node, **fields):
     """A NodeState as a sweep records it: reachable, keepalived running, then `fields`."""
-    from django.utils import timezone
-
     from clusters.models import NodeState
 
     defaults = dict(checked_at=timezone.now(), reachable=True, keepalived_running=True)
@@ -442,10 +440,6 @@ def live_fragment(client, cluster):
 
 
 def test_one_poll_refreshes_every_part_that_shows_state(login, viewer, cluster):
-    from django.utils import timezone
-
-    from clusters.models import FailoverEvent
-
     client = login(viewer)
     page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     FailoverEvent.objects.create(
