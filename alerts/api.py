@@ -127,7 +127,10 @@ class WindowSerializer(serializers.Serializer):
     """One window of a VIP's availability (alerts.availability.Availability.as_dict)."""
 
     window = serializers.CharField(help_text="24h, 7d or 30d.")
-    seconds = serializers.FloatField()
+    seconds = serializers.FloatField(
+        help_text="The time counted: the window, from the VIP's first push at the earliest "
+        "(0 for a VIP never pushed)."
+    )
     one_holder_seconds = serializers.FloatField()
     no_holder_seconds = serializers.FloatField()
     split_brain_seconds = serializers.FloatField()

@@ -2,7 +2,9 @@
 
 Time is split four ways: exactly one holder (up), no holder, split brain, and unknown: time when
 the panel observed nothing (no span of VipCoverage), because it, its sweeps or the nodes' SSH
-were down. Unknown is never counted as up. `compute` is a pure function of the events and the
+were down. Unknown is never counted as up. Only what was pushed counts: a window starts at the
+VIP's first push at the earliest (before it, the VIP was configuration, not a service), and a
+VIP never pushed has nothing counted. `compute` is a pure function of the events and the
 coverage spans, so it is tested against hand-built sequences; `vip_availability` feeds it from
 the database, for the cluster page, the API and the metrics.
 """
@@ -111,21 +113,26 @@ def _merged(spans):
     return merged
 
 
-def _windows(now, spans, events, initial):
+def _windows(now, spans, events, initial, pushed_at):
     """[Availability] for 24h, 7d and 30d up to `now`, from the VIP's coverage spans since the
-    longest window began, its events in it (time order) and its (split, none) state before."""
+    longest window began, its events in it (time order) and its (split, none) state before;
+    each window from `pushed_at` at the earliest (None: never pushed, nothing counted)."""
     gap = timedelta(seconds=settings.VIPANEL_ALERT_COVERAGE_GAP)
     # The panel is still watching when the last observation is recent: up to now is covered.
     spans = _merged([(s, now if now - e <= gap else e) for s, e in spans])
+    first = now if pushed_at is None else min(pushed_at, now)
     return [
-        compute(events, spans, now - length, now, initial=initial, window=name)
+        compute(events, spans, max(now - length, first), now, initial=initial, window=name)
         for name, length in WINDOWS
     ]
 
 
 def vip_availability(vip, now=None):
-    """[Availability] for 24h, 7d and 30d up to now; three queries, whatever the window."""
+    """[Availability] for 24h, 7d and 30d up to now; three queries, whatever the window (none
+    for a VIP never pushed)."""
     now = now or timezone.now()
+    if vip.pushed_at is None:
+        return _windows(now, [], [], (False, False), None)  # nothing to count, nothing to read
     longest = now - WINDOWS[-1][1]
     spans = list(VipCoverage.objects.filter(vip=vip, end__gte=longest).values_list("start", "end"))
     history = FailoverEvent.objects.filter(vip=vip).order_by("at", "id")
@@ -146,7 +153,7 @@ def vip_availability(vip, now=None):
     none = next(
         (k == Kind.NO_HOLDER for k in before if k in (Kind.NO_HOLDER, Kind.NO_HOLDER_END)), False
     )
-    return _windows(now, spans, events, (split, none))
+    return _windows(now, spans, events, (split, none), vip.pushed_at)
 
 
 def cluster_availability(cluster, now=None):
@@ -173,6 +180,7 @@ def metric_samples(now=None):
 
     vips = (
         VirtualIP.objects.select_related("cluster")
+        .filter(pushed_at__isnull=False)  # never pushed: nothing to count, no series
         .annotate(
             split_before=last_before([Kind.SPLIT_BRAIN, Kind.SPLIT_BRAIN_END]),
             none_before=last_before([Kind.NO_HOLDER, Kind.NO_HOLDER_END]),
@@ -194,6 +202,6 @@ def metric_samples(now=None):
         events[vip_id].append((at, kind))
     for vip in vips:
         initial = (vip.split_before == Kind.SPLIT_BRAIN, vip.none_before == Kind.NO_HOLDER)
-        for a in _windows(now, spans[vip.pk], events[vip.pk], initial):
+        for a in _windows(now, spans[vip.pk], events[vip.pk], initial, vip.pushed_at):
             shares = {s: a.share(s) for s in ("one_holder", "no_holder", "split_brain", "unknown")}
             yield vip.cluster.name, vip.address, a.window, shares, a.failovers

@@ -109,12 +109,15 @@ def conditions(cluster):
                     EventKind.DRIFT,
                     f"drift:{node.pk}",
                     title=f"Config drift on {node.name}",
-                    detail="The node's keepalived.conf or rules differ from what the panel "
-                    "renders; push the cluster or look for hand edits.",
+                    detail="The node's keepalived.conf is not what vipanel last pushed there: "
+                    "it was edited on the node. Compare them on the cluster page, then push "
+                    "to put vipanel's back, or take the edit into vipanel.",
                     **common,
                 )
             )
-    for state in VipState.objects.filter(vip__cluster=cluster).select_related("vip"):
+    # A VIP never pushed is configuration only (clusters.health.vip_status): no alert.
+    pushed_vips = VipState.objects.filter(vip__cluster=cluster, vip__pushed_at__isnull=False)
+    for state in pushed_vips.select_related("vip"):
         vip = state.vip
         latest = max(latest or state.checked_at, state.checked_at)
         if state.split_brain:

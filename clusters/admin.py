@@ -322,6 +322,9 @@ class PushStepAdmin(ReadOnlyAdmin):
 @admin.register(NodeState)
 class NodeStateAdmin(ReadOnlyAdmin):
     list_display = ["node", "checked_at", "reachable", "keepalived_running", "vrrp_state", "drift"]
+    # A drifted file as read on the node holds auth_pass: its masked diff is the panel's
+    # (/nodes/<id>/drift/), never the raw text here.
+    exclude = ["drift_config"]
 
 
 @admin.register(VipState)

@@ -32,6 +32,8 @@ VRRP_MULTICAST_V6 = "ff02::12"
 # keepalived's notify script (deployed by the push) writes the node's VRRP state here.
 NOTIFY_SCRIPT_PATH = "/etc/keepalived/vipanel-notify.sh"
 NOTIFY_STATE_FILE = "/run/vipanel-vrrp.state"
+# keepalived writes its pid here when it starts (its default, and Debian's unit's).
+KEEPALIVED_PID_FILE = "/run/keepalived.pid"
 # The node's notify signing key (ed25519, PEM), readable by root only.
 NOTIFY_KEY_PATH = "/etc/keepalived/vipanel-notify.key"
 

@@ -141,6 +141,9 @@ class VirtualIPForm(forms.ModelForm):
         fields = ["address", "label", "instance"]
 
     def __init__(self, *args, **kwargs):
+        # Its own ids: the cluster page also has the add-node form, whose "Address" would
+        # otherwise be what this form's label points at.
+        kwargs.setdefault("auto_id", "vip_%s")
         super().__init__(*args, **kwargs)
         # Only this cluster's further instances; empty is the main instance.
         field = self.fields["instance"]

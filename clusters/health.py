@@ -1,8 +1,14 @@
-"""The one definition of what is wrong with a node, a VIP and a cluster (issue 10, item 3).
+"""The one definition of what is wrong with a node, a VIP and a cluster (issue 10, item 3),
+and of what is saved but not pushed yet (issue 17).
 
 The dashboard asks the database the same questions for every cluster at once
 (clusters.querysets.with_problems); tests/test_health.py proves both agree on the same
-fixtures. The panel, the API and the metrics read problems from here.
+fixtures. The panel, the API, the metrics and the alerts read problems from here.
+
+Desired and observed are kept apart. A change saved in vipanel and not pushed is "pending push":
+amber, never a problem, never an event or an alert; a VIP never pushed has no holder to look
+for. "Drift" is only a node whose live file is not what vipanel last pushed there (edited on
+the node by hand).
 
 Inputs are row-like: a NodeState or VipState, or any object with the same attribute names
 (the dashboard's plain-value rows), None when the thing was never checked.
@@ -22,6 +28,17 @@ UNREACHABLE = "unreachable"
 KEEPALIVED_STOPPED = "keepalived stopped"
 FAULT = "FAULT"
 DRIFT = "config drift"
+PENDING = "pending push"
+# Said where each badge is shown, so nobody has to guess what the two words mean.
+DRIFT_DEFINITION = (
+    "The config file on the node is not what vipanel last pushed there: it was edited on the node."
+)
+PENDING_DEFINITION = (
+    "Saved in vipanel but not pushed yet: the nodes still run what was last pushed. Preview "
+    "shows the difference."
+)
+# keepalived's state when it is not running (the probe) or is stopping (its notify "STOP").
+STOPPED_STATES = ("STOPPED", "STOP")
 HOST_KEY_CHANGED = "host key changed"
 NOT_TRUSTED = "host key not trusted yet"
 STALE = "status stale"
@@ -46,15 +63,51 @@ def host_key_problem(pinned, offered, state):
     return ""
 
 
-def node_problems(state, host_key=""):
-    """What is wrong with a node, in words; `host_key` from host_key_problem()."""
+def keepalived_down(state):
+    """Whether the last probe or report says keepalived is not running, or is stopping."""
+    return state.keepalived_running is False or state.vrrp_state in STOPPED_STATES
+
+
+def config_drift(live_sha, pushed_sha, desired_sha):
+    """Whether a node's live config (its SHA-256; None when it was not read) was edited on the
+    node: it is neither what vipanel last pushed there nor what it would push now (a push
+    under way has just written that). None when there is nothing to compare with: vipanel
+    never pushed to this node, or the file was not read."""
+    if not pushed_sha or live_sha is None:
+        return None
+    return live_sha != pushed_sha and live_sha != desired_sha
+
+
+def ever_pushed(node):
+    """Whether vipanel put a config on `node` (a Node, or a row with its fields): until then
+    keepalived not running there is what is expected of a node not set up yet, no problem."""
+    return bool(node.pushed_config_sha) or node.adopt_live_config
+
+
+def node_pending(node):
+    """Whether `node` (a Node, or a row with its fields) has a change saved but not pushed:
+    what vipanel would send it now is not what it last pushed there, or it was never pushed.
+    A node an upgrade marked to adopt its live file is not pending until its next probe."""
+    if node.adopt_live_config:
+        return False
+    return not node.pushed_config_sha or node.desired_config_sha != node.pushed_config_sha
+
+
+def vip_pending(vip):
+    """Whether a VIP (or a row with pushed_at) was never pushed."""
+    return vip.pushed_at is None
+
+
+def node_problems(state, host_key="", pushed=True):
+    """What is wrong with a node, in words; `host_key` from host_key_problem(); `pushed` from
+    ever_pushed() (keepalived not running on a node never pushed is no problem yet)."""
     if state is None:
         problems = [NOT_CHECKED]
     else:
         problems = []
         if not state.reachable:
             problems.append(UNREACHABLE)
-        elif state.keepalived_running is False:
+        elif keepalived_down(state) and pushed:
             # A dead keepalived's address left behind (kill -9) is a stale address, not a split
             # brain: say where it is, so the operator removes it (clusters.services.stale).
             stale = list(getattr(state, "holds", None) or [])
@@ -76,7 +129,9 @@ def problems_of_node(node, state, now=None):
     """node_problems for a Node instance, plus STALE when `now` is given and its status is
     older than the sweep's limit."""
     problems = node_problems(
-        state, host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint, state)
+        state,
+        host_key_problem(node.host_key_fingerprint, node.offered_host_key_fingerprint, state),
+        ever_pushed(node),
     )
     if now is not None and state is not None and is_stale(state.checked_at, now):
         problems.append(STALE)
@@ -95,10 +150,13 @@ def node_holds(state, address):
     return state is not None and address in (state.holds or [])
 
 
-def vip_status(state, holder, holders):
+def vip_status(state, holder, holders, pushed=True):
     """(status, text) for one VIP. `state` is its VipState or a row with split_brain and
     no_holder, None if never checked; `holder` the holder's name or ""; `holders` the nodes
-    whose last probe saw the address (several only in a split brain)."""
+    whose last probe saw the address (several only in a split brain); `pushed` False for a VIP
+    never pushed, which nobody is expected to hold yet."""
+    if not pushed:
+        return "pending", PENDING
     if state is None:
         return "unknown", NOT_CHECKED
     if state.split_brain:
@@ -110,9 +168,10 @@ def vip_status(state, holder, holders):
     return "unknown", "holder unknown"
 
 
-def vip_problems(state):
-    """ "split brain" / "no holder" for a VipState (None: never checked, no problem yet)."""
-    if state is None:
+def vip_problems(state, pushed=True):
+    """ "split brain" / "no holder" for a VipState (None: never checked, no problem yet); none
+    for a VIP never pushed."""
+    if state is None or not pushed:
         return []
     return [
         p for p, on in (("split brain", state.split_brain), ("no holder", state.no_holder)) if on
@@ -124,6 +183,7 @@ class NodeHealth:
     node: object  # clusters.models.Node
     state: object  # its NodeState, None if never checked
     problems: list[str]
+    pending: bool = False  # a change saved, not pushed (node_pending)
 
 
 @dataclass
@@ -134,6 +194,10 @@ class VipHealth:
     text: str  # the holder's name, or what is wrong
     holders: list[str]  # the nodes whose last probe saw the address
     problems: list[str]
+
+    @property
+    def pending(self):
+        return self.status == "pending"
 
 
 @dataclass
@@ -153,6 +217,12 @@ class ClusterHealth:
             lines.append("last push failed")
         return lines
 
+    @property
+    def pending(self):
+        """What is saved but not pushed, as "what: pending push" lines (never a problem)."""
+        lines = [f"{h.node.name}: {PENDING}" for h in self.nodes if h.pending]
+        return lines + [f"{h.vip.address}: {PENDING}" for h in self.vips if h.pending]
+
 
 def cluster_health(cluster, now=None):
     """A cluster's nodes and VIPs with their problems, in three queries: what the cluster page,
@@ -161,14 +231,18 @@ def cluster_health(cluster, now=None):
     nodes = []
     for node in cluster.nodes.select_related("state").order_by("-priority", "name"):
         state = _state(node)
-        nodes.append(NodeHealth(node, state, problems_of_node(node, state, now)))
+        nodes.append(
+            NodeHealth(node, state, problems_of_node(node, state, now), node_pending(node))
+        )
     vips = []
     for vip in cluster.vips.select_related("state__holder").order_by("id"):
-        state = _state(vip)
+        pushed = not vip_pending(vip)
+        # A VIP never pushed: whatever was observed of its address is not about it yet.
+        state = _state(vip) if pushed else None
         holders = [h.node.name for h in nodes if node_holds(h.state, vip.address)]
         holder = state.holder.name if state is not None and state.holder_id else ""
-        status, text = vip_status(state, holder, holders)
-        vips.append(VipHealth(vip, state, status, text, holders, vip_problems(state)))
+        status, text = vip_status(state, holder, holders, pushed)
+        vips.append(VipHealth(vip, state, status, text, holders, vip_problems(state, pushed)))
     last = cluster.pushes.order_by("-created", "-id").values_list("state", flat=True).first()
     times = [h.state.checked_at for h in nodes if h.state is not None]
     checked_at = min(times) if times else None
@@ -182,6 +256,12 @@ def cluster_problems(cluster, now):
     yet"), a stale status, a VIP in split brain or without holder, a failed last push.
     """
     return cluster_health(cluster, now).problems
+
+
+def cluster_pending(cluster, now=None):
+    """What of a cluster is saved but not pushed ("what: pending push" lines); the same
+    question as the `pending` annotation of clusters.querysets.with_problems."""
+    return cluster_health(cluster, now).pending
 
 
 def _state(obj):

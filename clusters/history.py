@@ -14,9 +14,15 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from clusters import render
+from clusters import desired, render
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState
-from clusters.status import ClusterStatus, probe_cluster, probe_clusters, stale_address_message
+from clusters.status import (
+    ABSENT,
+    ClusterStatus,
+    probe_cluster,
+    probe_clusters,
+    stale_address_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +99,52 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
     the sweep's verdict by that much at most, never hide it.
     """
     at = status.checked_at
-    nodes = {n.name: n for n in cluster.nodes.all()}
+    # With their last state: a notify report newer than this probe (NodeState.reported_at).
+    rows = cluster.nodes.select_related("state").defer("pushed_config", "state__drift_config")
+    nodes = {n.name: n for n in rows}
+    by_id = {n.pk: n for n in nodes.values()}
     stale_by_vip = getattr(status, "stale", {}) or {}
     yield_for = timezone.timedelta(seconds=notify_yield_seconds())
     events = []
+    reported = {
+        pk
+        for pk, n in by_id.items()
+        if (state := _state_of(n)) is not None
+        and state.reported_at
+        and state.reported_at > at
+        and at - state.checked_at < yield_for
+    }
     with transaction.atomic():
         for probe in status.nodes:
-            NodeState.objects.update_or_create(
-                node_id=probe.node_id,
-                defaults=dict(
-                    checked_at=at,
-                    reachable=probe.reachable,
-                    keepalived_running=probe.keepalived_running,
-                    vrrp_state=probe.vrrp_state,
-                    holds=probe.holds,
-                    drift=probe.drift,
-                    error=probe.error,
-                    host_key_problem=probe.host_key_problem,
-                ),
+            node = by_id.get(probe.node_id)
+            if node is not None:
+                _record_desired(node, probe)
+            fields = dict(
+                checked_at=at,
+                reachable=probe.reachable,
+                keepalived_running=probe.keepalived_running,
+                vrrp_state=probe.vrrp_state,
+                holds=probe.holds,
+                drift=probe.drift,
+                error=probe.error,
+                host_key_problem=probe.host_key_problem,
+                config_sha=probe.config_sha or "",
             )
+            if probe.live_config is not None:
+                fields.update(
+                    drift_config=probe.live_config,
+                    drift_config_sha=probe.config_sha or ABSENT,
+                )
+            elif probe.drift is False:
+                fields.update(drift_config="", drift_config_sha="")
+            if probe.node_id in reported and probe.reachable:
+                # keepalived reported a transition after this probe started (its STOP as it
+                # goes down, say): the report is newer. The next sweep judges again.
+                del fields["keepalived_running"], fields["vrrp_state"], fields["holds"]
+            NodeState.objects.update_or_create(node_id=probe.node_id, defaults=fields)
         unknown = bool(status.unreachable)
-        for vip in cluster.vips.all():
+        # A VIP never pushed is configuration only: no holder is looked for, nothing recorded.
+        for vip in cluster.vips.filter(pushed_at__isnull=False):
             holders = status.holders.get(vip.address, [])
             stale = stale_by_vip.get(vip.address, [])
             if not holders and unknown:
@@ -238,6 +269,33 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
     return events
 
 
+def _state_of(node):
+    try:
+        return node.state
+    except NodeState.DoesNotExist:
+        return None
+
+
+def _record_desired(node, probe):
+    """The desired hash the probe rendered, and an upgrade's adoption of the live file: an
+    earlier release pushed this node without recording what, so the file there now is taken as
+    the one last pushed (its content is kept when it is what vipanel renders, for a later
+    drift's diff). Changes `probe.drift` to what it is after the adoption."""
+    desired.store(node.pk, probe.desired_sha, node.desired_config_sha)
+    if not (node.adopt_live_config and probe.reachable and probe.config_sha):
+        return
+    content = ""
+    if probe.config_sha == probe.desired_sha:
+        try:
+            content = render.node_config(node)
+        except ValueError:
+            content = ""
+    Node.objects.filter(pk=node.pk, adopt_live_config=True).update(
+        adopt_live_config=False, pushed_config_sha=probe.config_sha, pushed_config=content
+    )
+    probe.drift = False
+
+
 def _instance_vips(cluster: Cluster, name: str):
     """The VIPs of the cluster's vrrp_instance that keepalived calls `name` (none when no
     instance has that name any more: renamed or removed since the node's last push)."""
@@ -256,13 +314,26 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None, instan
     instance; with several, the sweep records the holders.
 
     A report speaks for its own node only: it can make that node the holder, never another.
+    VIPs never pushed are left alone, as by the sweep.
     It sets notified_at, not checked_at: checked_at is the sweep's, so reports (however many)
     never make the sweep's observations look old (see record_status).
     """
     at = at or timezone.now()
     events = []
     with transaction.atomic():
-        NodeState.objects.filter(node=node).update(vrrp_state=vrrp_state)
+        # The report comes from keepalived itself: it runs, in that state, unless it says STOP
+        # (it is going down). A sweep whose probe started before this does not undo it.
+        running = vrrp_state != "STOP"
+        fields = dict(
+            vrrp_state=vrrp_state if running else "STOPPED",
+            keepalived_running=running,
+            reported_at=at,
+        )
+        if not running:
+            # A keepalived that stops gives its addresses up (SIGTERM); one killed outright
+            # reports nothing, and the sweep finds what it left behind.
+            fields["holds"] = []
+        NodeState.objects.filter(node=node).update(**fields)
         if vrrp_state != "MASTER":
             return events
         if instance is not None:
@@ -271,7 +342,7 @@ def record_notify(cluster: Cluster, node: Node, vrrp_state: str, at=None, instan
             return events
         else:
             vips = cluster.vips.all()
-        for vip in vips:
+        for vip in vips.filter(pushed_at__isnull=False):
             state = (
                 VipState.objects.select_for_update(of=("self",))
                 .select_related("holder")

@@ -61,7 +61,9 @@ class DatabaseCollector:
 
     def collect(self):
         nodes = list(
-            Node.objects.select_related("cluster", "state").order_by("cluster__name", "-priority")
+            Node.objects.select_related("cluster", "state")
+            .defer("pushed_config", "notify_key")
+            .order_by("cluster__name", "-priority")
         )
         vips = list(
             VirtualIP.objects.select_related("cluster", "state", "instance").order_by(
@@ -84,13 +86,23 @@ class DatabaseCollector:
         )
         holders_n = GaugeMetricFamily(
             "vipanel_vip_holders",
-            "How many nodes held the VIP at the last check.",
+            "How many nodes held the VIP at the last check (absent until its first push).",
+            labels=["cluster", "instance", "vip"],
+        )
+        vip_pending = GaugeMetricFamily(
+            "vipanel_vip_pending_push",
+            "1 while the VIP is saved in vipanel but was never pushed (no holder is expected).",
             labels=["cluster", "instance", "vip"],
         )
         for vip in vips:
             # Holders and split brain as clusters.health decides them (the panel's rule), each
             # VIP under its VRRP instance's keepalived name (VI_<cluster>[_<name>]).
             key = [vip.cluster.name, render.vip_instance_name(vip), vip.address]
+            pending = health.vip_pending(vip)
+            vip_pending.add_metric(key, int(pending))
+            if pending:
+                # Not on the nodes yet: no holder series, so "holders == 0" alerts stay quiet.
+                continue
             holders = []
             for node in nodes_of[vip.cluster_id]:
                 held = health.node_holds(getattr(node, "state", None), vip.address)
@@ -99,7 +111,7 @@ class DatabaseCollector:
             status, _ = health.vip_status(getattr(vip, "state", None), "", holders)
             split.add_metric(key, int(status == "split"))
             holders_n.add_metric(key, len(holders))
-        yield from (holder, split, holders_n)
+        yield from (holder, split, holders_n, vip_pending)
 
         labels = ["cluster", "node"]
         reachable = GaugeMetricFamily(
@@ -109,7 +121,8 @@ class DatabaseCollector:
         )
         up = GaugeMetricFamily(
             "vipanel_node_keepalived_up",
-            "1 if keepalived ran on the node at the last probe (absent when unreachable).",
+            "1 if keepalived ran on the node at the last probe (absent when unreachable, or "
+            "before vipanel's first push there).",
             labels=labels,
         )
         vrrp = GaugeMetricFamily(
@@ -120,7 +133,13 @@ class DatabaseCollector:
         )
         drift = GaugeMetricFamily(
             "vipanel_node_config_drift",
-            "1 if the node's keepalived.conf differs from what vipanel renders (absent: unknown).",
+            "1 if the node's keepalived.conf is not what vipanel last pushed there: edited on "
+            "the node (absent: unknown, e.g. never pushed).",
+            labels=labels,
+        )
+        node_pending = GaugeMetricFamily(
+            "vipanel_node_pending_push",
+            "1 while a change saved in vipanel is not pushed to the node yet (or it never was).",
             labels=labels,
         )
         maintenance = GaugeMetricFamily(
@@ -135,7 +154,12 @@ class DatabaseCollector:
             values = [node.cluster.name, node.name]
             state = getattr(node, "state", None)
             reachable.add_metric(values, int(bool(state and state.reachable)))
-            if state is not None and state.keepalived_running is not None:
+            # Not before vipanel pushed there: a node not set up yet is not a keepalived down.
+            if (
+                state is not None
+                and state.keepalived_running is not None
+                and health.ever_pushed(node)
+            ):
                 up.add_metric(values, int(state.keepalived_running))
             current = state.vrrp_state if state is not None else "UNKNOWN"
             for vrrp_state in VRRP_STATES + ((current,) if current not in VRRP_STATES else ()):
@@ -143,9 +167,10 @@ class DatabaseCollector:
             if state is not None and state.drift is not None:
                 drift.add_metric(values, int(state.drift))
             maintenance.add_metric(values, int(node.maintenance))
+            node_pending.add_metric(values, int(health.node_pending(node)))
             if state is not None:
                 checked.add_metric(values, state.checked_at.timestamp())
-        yield from (reachable, up, vrrp, drift, maintenance, checked)
+        yield from (reachable, up, vrrp, drift, node_pending, maintenance, checked)
 
         pushes = GaugeMetricFamily(
             "vipanel_pushes",

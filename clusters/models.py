@@ -641,6 +641,20 @@ class Node(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Model):
     # The node's own ed25519 key for signing notify reports (clusters/notify.py); deployed as a
     # root-only file by the push, never shown.
     notify_key = EncryptedTextField(default=_new_notify_key, editable=False)
+    # Desired against pushed (issue 17): what vipanel would send this node now, and what it
+    # last put there. They differ while a change is saved but not pushed ("pending push");
+    # a live file that differs from the pushed one was edited on the node ("drift").
+    # clusters.desired keeps desired_config_sha current; a push step that wrote the config or
+    # found it identical records the pushed one (clusters.push). SHA-256 hex, "" when none.
+    desired_config_sha = models.CharField(max_length=64, blank=True, editable=False)
+    pushed_config_sha = models.CharField(max_length=64, blank=True, editable=False)
+    # The pushed file itself, to show a drift's diff: it holds auth_pass, so it is encrypted.
+    pushed_config = EncryptedTextField(blank=True, editable=False)
+    pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by the upgrade for nodes an earlier release had pushed (it kept no record of what),
+    # and by adoption (the node runs its own file): the next probe takes the live file as the
+    # one last pushed (clusters.history).
+    adopt_live_config = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -773,6 +787,10 @@ class VirtualIP(SkipFailedFieldsMixin, CleanCheckedConstraintsMixin, models.Mode
     # cluster over must not split it). Set by adoption only.
     advertised = models.BooleanField(default=False, editable=False)
     created = models.DateTimeField(auto_now_add=True)
+    # When a push that carried this VIP first succeeded (or it was adopted from nodes already
+    # serving it); None: never pushed ("pending push"). Until then the VIP is configuration
+    # only: no holder is looked for, no event recorded.
+    pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     constraints_checked_in_clean = ("clusters_virtualip_unique_host_address",)
 
@@ -1388,9 +1406,20 @@ class NodeState(models.Model):
     keepalived_running = models.BooleanField(null=True)
     vrrp_state = models.CharField(max_length=16, default="UNKNOWN")
     holds = models.JSONField(default=list)
+    # The live file is neither what vipanel last pushed there nor what it would push now: it
+    # was edited on the node (clusters.health.config_drift). None: nothing to compare with.
     drift = models.BooleanField(null=True)
     error = models.TextField(blank=True)
     host_key_problem = models.BooleanField(default=False)
+    # SHA-256 of the live config file at the last probe ("" when absent or not read).
+    config_sha = models.CharField(max_length=64, blank=True)
+    # The live file as the probe read it when it drifted, for the drift's diff (read once per
+    # different content; auth_pass inside, so encrypted), and its SHA-256.
+    drift_config = EncryptedTextField(blank=True)
+    drift_config_sha = models.CharField(max_length=64, blank=True)
+    # When a notify report last set keepalived_running and vrrp_state (clusters.history): a
+    # sweep whose probe started before it does not undo it.
+    reported_at = models.DateTimeField(null=True, blank=True)
 
 
 class VipState(models.Model):

@@ -161,17 +161,11 @@ def preview_cluster(cluster, maintenance=None, skip=(), action="push"):
             )
             continue
         live[node.pk] = text
-        old = mask_secrets((text or b"").decode(errors="replace"))
-        new = mask_secrets(rendered[node.pk])
-        diff = "".join(
-            difflib.unified_diff(
-                old.splitlines(keepends=True),
-                new.splitlines(keepends=True),
-                fromfile=f"{node.name}:{cluster.config_path} (live)"
-                if text is not None
-                else "/dev/null",
-                tofile=f"{node.name}:{cluster.config_path} (vipanel)",
-            )
+        diff = masked_diff(
+            (text or b"").decode(errors="replace"),
+            rendered[node.pk],
+            f"{node.name}:{cluster.config_path} (live)" if text is not None else "/dev/null",
+            f"{node.name}:{cluster.config_path} (vipanel)",
         )
         results[node.pk] = NodePreview(
             node.name, node.pk, bool(diff), diff, "", node.maintenance, left=left
@@ -221,4 +215,56 @@ def _push_node(node, preview, live, rendered):
         left=left,
         error=preview.error,
         assumed=sent if not readable else None,
+    )
+
+
+def masked_diff(old, new, fromfile, tofile):
+    """A unified diff of two texts with their secrets masked on both sides ("" when equal)."""
+    return "".join(
+        difflib.unified_diff(
+            mask_secrets(old).splitlines(keepends=True),
+            mask_secrets(new).splitlines(keepends=True),
+            fromfile=fromfile,
+            tofile=tofile,
+        )
+    )
+
+
+@dataclass
+class Drift:
+    """What was edited on a node: the file vipanel last pushed there against the live one the
+    probe read (no SSH here: the sweep kept it). `against` says what the live file is compared
+    with: "pushed", or "rendered" when vipanel has no copy of what it pushed (a node an upgrade
+    adopted with a file vipanel would not render)."""
+
+    diff: str
+    against: str
+    checked_at: object
+
+
+def drift_of(node, state):
+    """-> Drift, or None when the last probe found no drift. A drift whose file the sweep has
+    not kept yet (an older release's record, or the read failed) has no diff: against="unread"."""
+    if state is None or not state.drift:
+        return None
+    if not state.drift_config_sha:
+        return Drift("", "unread", state.checked_at)
+    path = node.cluster.config_path
+    live = f"{node.name}:{path} (live, edited on the node)"
+    if node.pushed_config:
+        pushed = f"{node.name}:{path} (pushed by vipanel"
+        pushed += f" {node.pushed_at:%Y-%m-%d %H:%M:%S %Z})" if node.pushed_at else ")"
+        return Drift(
+            masked_diff(node.pushed_config, state.drift_config, pushed, live),
+            "pushed",
+            state.checked_at,
+        )
+    try:
+        rendered = node_config(node)
+    except ValueError as e:
+        rendered = f"# vipanel cannot render this node's config now: {e}\n"
+    return Drift(
+        masked_diff(rendered, state.drift_config, f"{node.name}:{path} (vipanel now)", live),
+        "rendered",
+        state.checked_at,
     )

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from clusters import audit, constants, impact, nodeexec, notify, remote, signals, ssh
 from clusters.convergence import settle_seconds, wait_until_settled
-from clusters.models import ConfigPush, Node, PushStep
+from clusters.models import ConfigPush, Node, PushStep, VirtualIP
 from clusters.render import (
     advertised_vips,
     firewall_families,
@@ -59,6 +59,8 @@ from clusters.status import ClusterStatus, NodeProbe, _probe_command, _vrrp_stat
 log = logging.getLogger(__name__)
 
 BACKUP_SUFFIX = ".vipanel-bak"
+# The steps after which a node has what this push rendered for it (a skipped one has not).
+WROTE_OR_FOUND = (PushStep.State.APPLIED, PushStep.State.UNCHANGED)
 
 
 class StepFailed(Exception):
@@ -445,6 +447,8 @@ class Rollout:
             ):
                 self.finish_step(step, PushStep.State.SKIPPED, "The node was deleted.")
         todo = [s for s in steps if not s.is_done]
+        # The VIPs this push carries: rendered now, so one added meanwhile is not among them.
+        self.vip_ids = list(self.cluster.vips.values_list("pk", flat=True))
         rendered = {}
         for step in todo:
             try:
@@ -478,6 +482,7 @@ class Rollout:
                         step,
                         PushStep.State.UNCHANGED,
                         "Config, rules and keepalived already as rendered.",
+                        config=rendered[node.pk].config,
                     )
                 else:
                     roll.append(step)
@@ -489,10 +494,7 @@ class Rollout:
                 return
             if roll and not self.verify_all():
                 return
-            self.observe(self.last_status)
-            _finish(
-                self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *self.outcome(self.steps)
-            )
+            self.succeed()
         finally:
             for plan in self.plans.values():
                 if plan.conn is not None:
@@ -720,7 +722,23 @@ class Rollout:
         plans = [self.plans[pk] for pk in self.nodes]
         return bool(plans) and all(p.error is None and not p.running and not p.holds for p in plans)
 
-    def finish_step(self, step, state, detail, exit_code=None, output="", commands=None):
+    def succeed(self):
+        """The push's success (with who holds each VIP now, for its verdict); the VIPs it
+        carried are pushed from now on (their first holder is observed, not a failover; until
+        now they were configuration only)."""
+        self.observe(self.last_status)
+        outcome = self.outcome(self.steps)
+        if _finish(self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *outcome):
+            VirtualIP.objects.filter(pk__in=self.vip_ids, pushed_at__isnull=True).update(
+                pushed_at=timezone.now()
+            )
+
+    def finish_step(
+        self, step, state, detail, exit_code=None, output="", commands=None, config=None
+    ):
+        """Record a step's outcome; `config`, for a step that wrote the node's config or found
+        it identical, is what vipanel has now pushed there (drift and pending compare with it).
+        A failed or restored step leaves the last pushed one as it was."""
         step.state, step.detail, step.exit_code, step.output = state, detail, exit_code, output
         step.finished = timezone.now()
         fields = {
@@ -736,6 +754,13 @@ class Rollout:
             self.owner.update_step(step.pk, **fields)
         else:
             PushStep.objects.filter(pk=step.pk).update(**fields)
+        if config is not None and step.node_id and state in WROTE_OR_FOUND:
+            Node.objects.filter(pk=step.node_id).update(
+                pushed_config_sha=hashlib.sha256(config).hexdigest(),
+                pushed_config=config.decode(),
+                pushed_at=step.finished,
+                adopt_live_config=False,
+            )
         self.log(f"{step.node_name}: {state}. {detail}")
 
     def start_step(self, step):
@@ -776,6 +801,7 @@ class Rollout:
             PushStep.State.APPLIED,
             "New config tested, in place, reloaded and verified.",
             commands=apply.commands,
+            config=rendered.config,
         )
         return True
 
@@ -810,11 +836,9 @@ class Rollout:
                     PushStep.State.APPLIED,
                     "Installed with every node at once; the election verified.",
                     commands=apply.commands,
+                    config=rendered[step.node_id].config,
                 )
-            self.observe(self.last_status)
-            _finish(
-                self.push, ConfigPush.State.SUCCEEDED, "", self.owner, *self.outcome(self.steps)
-            )
+            self.succeed()
             return False  # finished here: nothing more to verify
         # Nothing was served before: every node goes back to that, not only the one that failed.
         _in_parallel(lambda a: a.restore(), applies)

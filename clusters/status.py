@@ -15,11 +15,15 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
-from clusters import constants, remote, ssh
+from clusters import constants, health, remote, ssh
 from clusters.models import Cluster
 from clusters.render import node_config
+
+# NodeState.drift_config_sha of a drifted config file that is not there at all.
+ABSENT = "-"
 
 
 @dataclass
@@ -30,8 +34,14 @@ class NodeProbe:
     keepalived_running: bool | None = None
     vrrp_state: str = "UNKNOWN"
     holds: list[str] = field(default_factory=list)
-    # None when it cannot be told (unreachable, or the cluster cannot be rendered yet).
+    # health.config_drift: None when it cannot be told (unreachable, never pushed there).
     drift: bool | None = None
+    # SHA-256 of the live config ("" when the file is absent; None: not read), and of what
+    # vipanel renders for the node now (None: the cluster cannot be rendered yet).
+    config_sha: str | None = None
+    desired_sha: str | None = None
+    # The live file, read when it drifted and differs from the copy already kept (else None).
+    live_config: str | None = None
     error: str = ""
     host_key_problem: bool = False
     maintenance: bool = False
@@ -87,19 +97,29 @@ class ClusterStatus:
 def _probe_command(config_path):
     path = shlex.quote(config_path)
     state = shlex.quote(constants.NOTIFY_STATE_FILE)
+    pid = shlex.quote(constants.KEEPALIVED_PID_FILE)
     # One round trip: everything the verdict needs, one "key=value" per line, then `ip -o addr`.
     # No pipes or command substitutions: each would fork once more on the node, every sweep.
+    # `[` is a shell builtin: whether the notify state was written after keepalived started.
     return (
         "if pidof keepalived >/dev/null 2>&1; then echo running=1; else echo running=0; fi; "
         f"printf state=; head -c 16 {state} 2>/dev/null; echo; "
+        f"if [ {state} -nt {pid} ]; then echo state_since_start=1; fi; "
         f"if [ -f {path} ]; then printf config=; sha256sum < {path}; else echo config=; fi; "
         "echo addresses:; ip -o addr show"
     )
 
 
 def parse_probe(stdout: str):
-    """-> (running, state, config_sha256, set of ip addresses on the node)"""
+    """-> (running, state, config_sha256, set of ip addresses on the node)
+
+    keepalived reports STOP to its notify script as it begins to stop, and takes a second or
+    more to exit (priority-0 adverts, scripts, its children), while `pidof` still finds it.
+    A STOP written since this keepalived started means it is stopping: not running. One from
+    before it started (a stop, then a start that has not reported yet) says nothing.
+    """
     running, state, config, addresses = False, "", "", set()
+    since_start = False
     head, _, addr_lines = stdout.partition("addresses:\n")
     for line in head.splitlines():
         key, _, value = line.partition("=")
@@ -107,9 +127,13 @@ def parse_probe(stdout: str):
             running = value.strip() == "1"
         elif key == "state":
             state = value.strip().upper()
+        elif key == "state_since_start":
+            since_start = value.strip() == "1"
         elif key == "config":
             # sha256sum prints "HASH  -"
             config = value.split()[0] if value.split() else ""
+    if state == "STOP" and since_start:
+        running = False
     for line in addr_lines.splitlines():
         words = line.split()
         for i, word in enumerate(words[:-1]):
@@ -130,7 +154,7 @@ def _vrrp_state(running, reported, holds_any):
     return "MASTER" if holds_any else "BACKUP"
 
 
-def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
+def _probe_one(node_target, config_path, shas, vip_ips, deadline):
     """Runs in a thread: SSH only, no database. Returns (NodeProbe fields, conn/error).
 
     `deadline` (time.monotonic()) is the probe's end, counted from the start of the sweep, and
@@ -139,6 +163,7 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
     sweep no more than the probe's timeout. Any exception is this node's error, never the
     sweep's: the other nodes and clusters are probed all the same.
     """
+    expected_sha, pushed_sha, captured_sha = shas
     result = {"reachable": False}
     conn = error = None
     try:
@@ -149,14 +174,27 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
         with remote.pooled(node_target, deadline) as conn:
             left = max(0.1, deadline - time.monotonic())
             out = conn.run(_probe_command(config_path), timeout=left)
-        running, reported, sha, addresses = parse_probe(out.stdout)
+            running, reported, sha, addresses = parse_probe(out.stdout)
+            drift = health.config_drift(sha, pushed_sha, expected_sha)
+            if drift and (sha or ABSENT) != captured_sha:
+                # A file edited on the node: read it once, so its diff can be shown without
+                # going back to the node (and after it becomes unreachable).
+                if not sha:
+                    result["live_config"] = ""  # removed on the node
+                else:
+                    left = max(0.1, deadline - time.monotonic())
+                    path = shlex.quote(config_path)
+                    read = conn.run(f"head -c {ssh.READ_LIMIT} {path}", timeout=left)
+                    if read.exit_status == 0:
+                        result["live_config"] = read.stdout
         holds = [vip for vip, ip in vip_ips.items() if ip in addresses]
         result.update(
             reachable=True,
             keepalived_running=running,
             vrrp_state=_vrrp_state(running, reported, bool(holds)),
             holds=holds,
-            drift=None if expected_sha is None else sha != expected_sha,
+            config_sha=sha,
+            drift=drift,
         )
     except ssh.SSHError as e:
         conn, error = None, e
@@ -166,6 +204,14 @@ def _probe_one(node_target, config_path, expected_sha, vip_ips, deadline):
         conn, error = None, e
         result["error"] = f"{node_target.name}: probe failed: {type(e).__name__}: {e}"
     return result, conn, error
+
+
+def _has_state(node):
+    try:
+        node.state  # noqa: B018 - reading it is the question: was the node probed before?
+    except ObjectDoesNotExist:
+        return False
+    return True
 
 
 def expected_config_sha(node):
@@ -212,7 +258,12 @@ def probe_clusters(
     plans, jobs = [], {}
     checked_at = timezone.now()
     for cluster in clusters:
-        nodes = list(cluster.nodes.select_related("credential", "cluster__credential"))
+        # The pushed file is only read to show a drift's diff: not decrypted every sweep.
+        nodes = list(
+            cluster.nodes.select_related("credential", "cluster__credential", "state").defer(
+                "pushed_config", "state__drift_config"
+            )
+        )
         vips = list(cluster.vips.all())
         plans.append((cluster, nodes, vips, not cluster.readiness_errors()))
     width = sum(len(nodes) for _, nodes, _, _ in plans)
@@ -236,8 +287,9 @@ def probe_clusters(
                     name=node.name, node_id=node.pk, maintenance=node.maintenance
                 )
                 try:
-                    node_target = remote.target_for(node, command_timeout=timeout)
                     expected = expected_config_sha(node) if ready else None
+                    probes[node.pk].desired_sha = expected
+                    node_target = remote.target_for(node, command_timeout=timeout)
                 except ssh.SSHError as e:
                     probes[node.pk].error = e.message
                     continue
@@ -247,8 +299,14 @@ def probe_clusters(
                 node_target = replace(
                     node_target, target=replace(node_target.target, connect_timeout=timeout)
                 )
+                state = node.state if _has_state(node) else None
+                shas = (
+                    expected,
+                    node.pushed_config_sha,
+                    state.drift_config_sha if state is not None else "",
+                )
                 future = pool.submit(
-                    _probe_one, node_target, cluster.config_path, expected, vip_ips, deadline
+                    _probe_one, node_target, cluster.config_path, shas, vip_ips, deadline
                 )
                 jobs[future] = (node, node_target, plan)
                 pending[cluster.pk] += 1

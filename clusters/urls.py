@@ -58,6 +58,7 @@ urlpatterns = [
     path("nodes/<int:pk>/delete/", nodes.node_delete, name="node-delete"),
     path("nodes/<int:pk>/maintenance/", nodes.node_maintenance, name="node-maintenance"),
     path("nodes/<int:pk>/host-key/", nodes.node_host_key, name="node-host-key"),
+    path("nodes/<int:pk>/drift/", nodes.node_drift, name="node-drift"),
     path("nodes/<int:pk>/repin/", nodes.node_repin, name="node-repin"),
     path(
         "nodes/<int:pk>/vips/<int:vip_pk>/remove-stale/",

@@ -25,6 +25,7 @@ from clusters.models import (
     VirtualIP,
 )
 from tests.cast import make_user
+from tests.pushed import mark_pushed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -212,6 +213,7 @@ def seed_fleet(operator):
         VirtualIP.objects.create(cluster=cluster, address=f"10.{i}.0.100/24")
         if i == 0:
             VirtualIP.objects.create(cluster=cluster, address=f"10.{i}.0.101/24")
+        mark_pushed(cluster)  # running for a while: what is observed below is what was pushed
         if trouble == "split":
             observe(cluster, split=True)
         elif trouble == "none":

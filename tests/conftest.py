@@ -5,6 +5,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from clusters.models import Cluster, Node, SSHCredential, VirtualIP
+from tests.pushed import mark_pushed
 
 # Fixtures of the lab and of a real Celery worker, for every test module that asks for them.
 pytest_plugins = ["tests.lab.fixtures", "tests.worker"]
@@ -35,7 +36,8 @@ def credential(db):
 
 @pytest.fixture
 def cluster(db, credential):
-    """A multicast cluster of two nodes with one VIP: web-1 (priority 120) and web-2 (110)."""
+    """A multicast cluster of two nodes with one VIP, pushed: web-1 (priority 120) and web-2
+    (110)."""
     c = Cluster.objects.create(
         name="web",
         network="192.0.2.0/24",
@@ -46,7 +48,8 @@ def cluster(db, credential):
     Node.objects.create(cluster=c, name="web-1", address="192.0.2.11", priority=120)
     Node.objects.create(cluster=c, name="web-2", address="192.0.2.12", priority=110)
     VirtualIP.objects.create(cluster=c, address="192.0.2.100/24", label="frontend")
-    return c
+    # As a push left it: nothing pending (tests of what is pending add or change something).
+    return mark_pushed(c)
 
 
 @pytest.fixture

@@ -39,11 +39,11 @@ def move(cluster, now, minutes, src, dst, kind="failover", detail="", vip=MAIN):
 
 
 def seed_afternoon(cluster, now=None):
-    """The cluster (web-1, web-2, VIP MAIN) made 3 hours ago; returns `now`."""
+    """The cluster (web-1, web-2, VIP MAIN) made and pushed 3 hours ago; returns `now`."""
     now = now or timezone.now()
     made = minutes_ago(now, 180)
     type(cluster).objects.filter(pk=cluster.pk).update(created=made)
-    cluster.vips.filter(address=MAIN).update(created=made)
+    cluster.vips.filter(address=MAIN).update(created=made, pushed_at=made)
     push = operation(cluster, "push", now, 172, 168)
     move(cluster, now, 170, "web-2", "web-1", detail=f"During push #{push.pk}.")
     operation(cluster, "drill", now, 121, 118)

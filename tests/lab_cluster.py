@@ -51,8 +51,9 @@ def make_lab_cluster(lab, name="lab", vrid=77, vips=None, **fields):
 def place_configs(lab, cluster):
     """Put each node's rendered config and rules in place and start keepalived on all at once.
 
-    The state a first push leaves, reached in one VRRP election instead of one per node: for
-    tests about what comes after a push, not about the first push itself.
+    The state a first push leaves (in the database too: tests.pushed), reached in one VRRP
+    election instead of one per node: for tests about what comes after a push, not about the
+    first push itself.
     """
     from clusters.render import (
         iptables_jump_command,
@@ -61,13 +62,16 @@ def place_configs(lab, cluster):
         render_keepalived,
     )
     from tests.lab import wait_until
+    from tests.pushed import mark_pushed
 
     nodes = {n.name: n for n in cluster.nodes.select_related("cluster")}
+    placed = {}
     for lab_node in lab:
         node = nodes[lab_node.name]
         node.host_key_fingerprint = lab_node.fingerprint
         node.save(update_fields=["host_key_fingerprint"])
-        (lab_node.config_dir / "keepalived.conf").write_text(render_keepalived(node))
+        placed[node.name] = render_keepalived(node)
+        (lab_node.config_dir / "keepalived.conf").write_text(placed[node.name])
         lab_node.exec(iptables_restore_command(node), input=render_iptables(node))
         lab_node.exec(iptables_jump_command(node))
     for lab_node in lab:
@@ -79,4 +83,5 @@ def place_configs(lab, cluster):
         timeout=30,
         message="the placed configs did not elect the highest priority",
     )
-    return cluster
+    # Recorded as a push records it: these files are what vipanel put there, every VIP is live.
+    return mark_pushed(cluster, configs=placed)

@@ -203,3 +203,29 @@ def test_the_vip_admin_shows_a_taken_address_on_its_field(admin_client, cluster)
     )
     assert response.status_code == 200
     assert "cluster 'web'" in response.context["adminform"].form.errors["address"][0]
+
+
+def test_the_pushed_and_drifted_configs_are_never_shown(admin_client, cluster, secrets):
+    from django.utils import timezone
+
+    from clusters.models import NodeState
+    from tests.pushed import mark_pushed
+
+    mark_pushed(cluster)  # with the auth_pass now set: the pushed file holds it
+    node = cluster.nodes.first()
+    assert AUTH_PASS in Node.objects.get(pk=node.pk).pushed_config
+    state = NodeState.objects.create(
+        node=node,
+        checked_at=timezone.now(),
+        drift=True,
+        drift_config=f"auth_pass {AUTH_PASS}\n",
+        drift_config_sha="f" * 64,
+    )
+    for page in (
+        url(Node, "change", node.pk),
+        reverse("admin:clusters_nodestate_change", args=[state.pk]),
+        reverse("admin:clusters_nodestate_changelist"),
+    ):
+        response = admin_client.get(page)
+        assert response.status_code == 200
+        assert_no_secret(response.content.decode(), *secrets)

@@ -8,6 +8,7 @@ from alerts import signals
 from alerts.availability import compute, vip_availability
 from alerts.models import VipCoverage
 from clusters.models import FailoverEvent
+from tests.pushed import mark_pushed
 
 K = FailoverEvent.Kind
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -84,6 +85,9 @@ def test_from_the_database_per_window(cluster, settings):
     settings.VIPANEL_ALERT_COVERAGE_GAP = 15
     vip = cluster.vips.get()
     now = T0 + timedelta(days=40)
+    # Pushed before every window began: each counts in full.
+    cluster.vips.update(pushed_at=T0)
+    vip.refresh_from_db()
 
     def event(when, kind):
         FailoverEvent.objects.create(

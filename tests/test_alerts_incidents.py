@@ -314,3 +314,27 @@ def test_the_alerts_cost_a_sweep_few_queries(sweep, cluster, django_assert_max_n
     # instances per cluster).
     with django_assert_max_num_queries(31):
         sweep(5)
+
+
+def test_a_vip_never_pushed_alerts_nothing_even_with_nobody_holding_it(
+    sweep, channel, receiver, cluster, settings
+):
+    settings.VIPANEL_ALERT_MIN_DURATION = 0
+    from clusters.models import VipState
+
+    cluster.vips.update(pushed_at=None)
+    VipState.objects.all().delete()
+    for t in range(0, 30, 5):
+        sweep(t, holders=())
+    assert not Incident.objects.exists() and receiver.messages == []
+    # Once pushed, a VIP nobody holds is an outage again.
+    cluster.vips.update(pushed_at=START)
+    sweep(35, holders=())
+    assert [i.kind for i in Incident.objects.all()] == [EventKind.NO_HOLDER]
+
+
+def test_a_drift_incident_says_what_drift_is(sweep, channel, settings):
+    settings.VIPANEL_ALERT_MIN_DURATION = 0
+    sweep(0, drift=("web-2",))
+    [incident] = incidents_of(EventKind.DRIFT)
+    assert "is not what vipanel last pushed there: it was edited on the node" in incident.detail

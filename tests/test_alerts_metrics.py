@@ -11,6 +11,7 @@ from alerts.metrics import AvailabilityCollector
 from alerts.models import VipCoverage
 from clusters import metrics
 from clusters.models import FailoverEvent
+from tests.pushed import mark_pushed
 from tests.test_metrics import VIP, parse, scrape, value
 
 pytestmark = pytest.mark.django_db
@@ -44,9 +45,16 @@ def test_a_vip_never_observed_is_wholly_unknown_in_every_window(cluster):
     assert "# TYPE vipanel_vip_availability_share gauge" in scrape().content.decode()
 
 
+def pushed_long_ago(cluster, now):
+    """Availability counts from a VIP's first push: these were pushed before every window."""
+    mark_pushed(cluster, at=now - timedelta(days=60))
+    cluster.vips.update(pushed_at=now - timedelta(days=60))
+
+
 def test_shares_and_failovers_follow_the_history(cluster):
     vip = cluster.vips.get()
     now = timezone.now()
+    pushed_long_ago(cluster, now)
     VipCoverage.objects.create(vip=vip, start=now - timedelta(hours=12), end=now)
 
     def event(hours, kind):
@@ -80,6 +88,9 @@ def test_the_batched_samples_agree_with_each_vips_own_figures(cluster):
     vip = cluster.vips.get()
     other = cluster.vips.create(address="192.0.2.101/24")
     now = timezone.now()
+    pushed_long_ago(cluster, now)
+    vip.refresh_from_db()
+    other.refresh_from_db()
     old = now - timedelta(days=40)
     # Split brain since before the longest window: the state it starts in.
     FailoverEvent.objects.create(

@@ -177,7 +177,8 @@ def test_maintenance_through_the_api_pushes_like_the_panel(
     assert response.json()["maintenance"] is True
     push = ConfigPush.objects.get()
     assert push.kind == ConfigPush.Kind.MAINTENANCE and push.requested_by == operator
-    assert len(callbacks) == 1  # the push is enqueued once the change commits
+    # Once the change commits: the push is enqueued, and what vipanel would push is refreshed.
+    assert len(callbacks) == 2
     entry = AuditEntry.objects.get(action="maintenance on")
     assert entry.changes == {
         "maintenance": [False, True],

@@ -50,8 +50,10 @@ def test_a_cluster_never_probed_shows_unknowns(viewer_api, cluster):
             "since": None,
             "split_brain": False,
             "no_holder": False,
+            "pending_push": False,
         }
     ]
+    assert body["pending_push"] is False
     assert [(n["name"], n["reachable"], n["vrrp_state"]) for n in body["nodes"]] == [
         ("web-1", None, "UNKNOWN"),
         ("web-2", None, "UNKNOWN"),
@@ -291,3 +293,32 @@ def test_bad_paging_is_400_naming_the_parameter(viewer_api, cluster, params):
     response = viewer_api.get(url(cluster, "failovers"), **params)
     assert response.status_code == 400
     assert list(response.json()) == list(params)
+
+
+def test_a_change_not_pushed_is_pending_push_never_no_holder(viewer_api, cluster):
+    from clusters.models import VirtualIP
+
+    store(cluster, ["web-1"])
+    new = VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    # Left by an older release's sweep: it said "no holder" of a VIP not on the nodes yet.
+    VipState.objects.create(
+        vip=new, since=timezone.now(), checked_at=timezone.now(), no_holder=True
+    )
+    Node.objects.filter(name="web-2").update(desired_config_sha="0" * 64)
+    body = viewer_api.get(url(cluster, "status")).json()
+    assert body["pending_push"] is True
+    old_row, new_row = body["vips"]
+    assert (old_row["pending_push"], old_row["holder"]) == (False, "web-1")
+    assert new_row == {
+        "id": new.pk,
+        "address": "192.0.2.101/24",
+        "holder": None,
+        "holders": [],
+        "since": None,
+        "split_brain": False,
+        "no_holder": False,
+        "pending_push": True,
+    }
+    web1, web2 = body["nodes"]
+    assert (web1["pending_push"], web2["pending_push"]) == (False, True)
+    assert web1["pushed_at"] is not None and web2["drift"] is False

@@ -15,6 +15,7 @@ from clusters import render
 from clusters.models import Cluster, Node, NodePriority, SyncGroup, VirtualIP, VrrpInstance
 from tests.cast import *  # noqa: F403
 from tests.netns import throwaway_netns
+from tests.pushed import mark_pushed
 from tests.test_render import GOLDEN, assert_golden, assert_keepalived_accepts, chain_rules, make
 
 pytestmark = pytest.mark.django_db
@@ -504,6 +505,7 @@ def test_a_master_report_claims_no_vip_when_the_cluster_has_several_instances(cl
     from clusters.models import FailoverEvent, VipState
 
     active_active(cluster)
+    mark_pushed(cluster)
     t = timezone.now()
     layout = {"192.0.2.100/24": ["web-1"], "192.0.2.200/24": ["web-2"]}
     record_status(cluster, status_of(cluster, layout))

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from clusters import metrics
 from clusters.models import ConfigPush, FailoverEvent, Node, NodeState, VipState, VirtualIP
+from tests.pushed import mark_pushed
 from tests.test_api_support import make_user, token_for
 
 pytestmark = pytest.mark.django_db
@@ -277,9 +278,47 @@ def test_vip_metrics_name_their_instance(cluster):
     for node, priority in zip(cluster.nodes.order_by("name"), (110, 120), strict=True):
         NodePriority.objects.create(instance=b, node=node, priority=priority)
     VirtualIP.objects.create(cluster=cluster, instance=b, address="192.0.2.200/24")
+    mark_pushed(cluster)
     s = parse(scrape().content.decode())
     assert value(s, "vipanel_vip_holders", cluster="web", instance="VI_web", vip=VIP) == 0
     assert (
         value(s, "vipanel_vip_holders", cluster="web", instance="VI_web_B", vip="192.0.2.200/24")
         == 0
     )
+
+
+def test_a_change_not_pushed_is_pending_and_never_a_vip_without_holders(cluster):
+    new = VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    Node.objects.filter(name="web-2").update(desired_config_sha="0" * 64)
+    s = parse(scrape().content.decode())
+    key = dict(cluster="web", instance="VI_web")
+    assert value(s, "vipanel_vip_pending_push", **key, vip=new.address) == 1
+    assert value(s, "vipanel_vip_pending_push", **key, vip=VIP) == 0
+    # No holder series for it: an alert on "vipanel_vip_holders == 0" stays quiet.
+    assert not [
+        k
+        for k in s
+        if k[0].startswith("vipanel_vip_")
+        and ("vip", new.address) in k[1]
+        and k[0] != "vipanel_vip_pending_push"
+    ]
+    assert value(s, "vipanel_node_pending_push", cluster="web", node="web-2") == 1
+    # A node vipanel never pushed to: keepalived not running there is not "down" yet.
+    NodeState.objects.create(
+        node=Node.objects.get(name="web-2"),
+        checked_at=timezone.now(),
+        reachable=True,
+        keepalived_running=False,
+        vrrp_state="STOPPED",
+    )
+    Node.objects.filter(name="web-2").update(pushed_config_sha="")
+    s = parse(scrape().content.decode())
+    assert (
+        "vipanel_node_keepalived_up",
+        frozenset({("cluster", "web"), ("node", "web-2")}),
+    ) not in s
+    assert value(s, "vipanel_node_pending_push", cluster="web", node="web-1") == 0
+    # Nor in the availability figures: it is counted from its first push.
+    assert not [
+        k for k in s if k[0] == "vipanel_vip_availability_share" and ("vip", new.address) in k[1]
+    ]

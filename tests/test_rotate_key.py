@@ -72,6 +72,9 @@ def test_it_finds_every_encrypted_column():
         ("VrrpInstance", "auth_pass"),
         ("Channel", "url"),
         ("Node", "notify_key"),
+        # The config last pushed, and a drifted live one: both hold auth_pass.
+        ("Node", "pushed_config"),
+        ("NodeState", "drift_config"),
     }
 
 

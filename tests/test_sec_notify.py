@@ -258,6 +258,7 @@ def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
     )
     from tests.lab import wait_until
     from tests.lab_cluster import make_lab_cluster
+    from tests.pushed import mark_pushed
 
     lab = clean_lab
     cluster = make_lab_cluster(lab, name="notified", vrid=93)
@@ -275,6 +276,7 @@ def test_in_the_lab_reports_are_signed_per_node_and_no_key_is_on_a_command_line(
         (lab_node.config_dir / "keepalived.conf").write_text(node_config(node))
         lab_node.exec(iptables_restore_command(node), input=render_iptables(node))
         lab_node.exec(iptables_jump_command(node))
+    mark_pushed(cluster)  # placed as a push would: the VIP is live
     with watching_cmdlines(needles) as watched:
         for lab_node in lab:
             lab_node.start_keepalived()

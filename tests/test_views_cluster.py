@@ -170,7 +170,7 @@ def test_the_status_part_refreshes_itself(login, viewer, cluster):
     client = login(viewer)
     page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
     status_url = reverse("clusters:cluster-status", args=[cluster.pk])
-    assert f'hx-get="{status_url}" hx-trigger="every 5s"' in page
+    assert f'hx-get="{status_url}" hx-trigger="every 5s, cluster-changed from:body"' in page
     fragment = client.get(status_url, HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "web-1" in fragment
     # Without JavaScript the same URL is a page of its own.
@@ -421,3 +421,132 @@ def test_a_drill_event_says_drill_once(login, viewer, cluster):
     line = re.search(r'<li class="event-drill">.*?</li>', page, re.S).group(0)
     assert line.count("drill") == 2  # the class, and "(drill)" once
     assert "web-1 → web-2 (drill)" in line and "muted" not in line
+
+
+# --- One poll for every part that shows state; pending and drift where they are shown --------
+
+
+def probed(node, **fields):
+    """A NodeState as a sweep records it: reachable, keepalived running, then `fields`."""
+    from clusters.models import NodeState
+
+    defaults = dict(checked_at=timezone.now(), reachable=True, keepalived_running=True)
+    return NodeState.objects.create(node=node, **{**defaults, **fields})
+
+
+def live_fragment(client, cluster):
+    url = reverse("clusters:cluster-status", args=[cluster.pk])
+    return client.get(url, HTTP_HX_REQUEST="true").content.decode()
+
+
+def test_one_poll_refreshes_every_part_that_shows_state(login, viewer, cluster):
+    client = login(viewer)
+    page = client.get(reverse("clusters:cluster", args=[cluster.pk])).content.decode()
+    FailoverEvent.objects.create(
+        cluster=cluster,
+        vip_address="192.0.2.100/24",
+        from_node="web-1",
+        to_node="web-2",
+        at=timezone.now(),
+        detected_by="sweep",
+    )
+    fragment = live_fragment(client, cluster)
+    assert "<html" not in fragment
+    # Each part the page shows of state comes back, marked to replace its twin by id.
+    for part in ("push-state", "recent-pushes", "incidents", "failovers", "availability"):
+        assert f'id="{part}" hx-swap-oob="true"' in fragment, part
+        assert f'id="{part}"' in page, part
+    assert '<template><tbody id="nodes-body" hx-swap-oob="true">' in fragment
+    assert 'id="instance-main-holder" hx-swap-oob="true"' in fragment
+    failovers = fragment.split('id="failovers"')[1].split("</section>")[0]
+    assert "web-1 → web-2" in failovers
+
+
+def test_a_fix_clears_not_ready_to_push_at_the_next_refresh(login, operator, cluster):
+    cluster.vips.all().delete()
+    client = login(operator)
+    assert "Not ready to push yet" in live_fragment(client, cluster)
+    response = client.post(
+        reverse("clusters:vip-add", args=[cluster.pk]),
+        {"address": "192.0.2.101/24"},
+        HTTP_HX_REQUEST="true",
+    )
+    # The page is told at once, so its live parts refresh without waiting for the next tick.
+    assert response["HX-Trigger"] == "cluster-changed"
+    assert "Not ready to push yet" not in live_fragment(client, cluster)
+
+
+def test_a_refused_change_does_not_refresh_the_page(login, operator, cluster):
+    response = login(operator).post(
+        reverse("clusters:vip-add", args=[cluster.pk]),
+        {"address": "192.0.2.11/24"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422 and "HX-Trigger" not in response
+
+
+def test_a_vip_not_pushed_is_pending_with_the_diff_one_click_away(login, operator, cluster):
+    VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    fragment = live_fragment(login(operator), cluster)
+    row = re.search(r'<tr class="vip-pending" data-vip="192.0.2.101/24">.*?</tr>', fragment, re.S)
+    assert row and ">pending push</span>" in row.group(0) and "no holder" not in fragment
+    preview = reverse("clusters:push-preview", args=[cluster.pk])
+    assert f'hx-post="{preview}"' in row.group(0) and "Show the diff" in row.group(0)
+    summary = fragment.split('id="pending-summary"')[1].split("</div>")[0]
+    assert "Saved in vipanel, not pushed yet: VIP 192.0.2.101/24" in summary
+    availability = fragment.split('id="availability"')[1].split("</section>")[0]
+    assert "counted from its first push" in availability
+
+
+def test_a_node_with_a_change_not_pushed_says_pending_not_drift(login, viewer, cluster):
+    from clusters.models import Node
+
+    web2 = cluster.nodes.get(name="web-2")
+    Node.objects.filter(pk=web2.pk).update(desired_config_sha="0" * 64)
+    probed(web2, vrrp_state="BACKUP", drift=False)
+    fragment = live_fragment(login(viewer), cluster)
+    cells = re.search(r'<tr data-node="web-2">.*?</tr>', fragment, re.S).group(0)
+    assert ">pending push</span>" in cells and "drift" not in cells
+    # A viewer may not preview: no button.
+    assert "Show the diff" not in cells
+
+
+def test_a_drifted_node_links_to_its_diff_with_the_definition(login, operator, viewer, cluster):
+    web1 = cluster.nodes.get(name="web-1")
+    edited = web1.pushed_config.replace("priority 120", "priority 7")
+    probed(web1, vrrp_state="MASTER", drift=True, drift_config=edited, drift_config_sha="f" * 64)
+    drift_url = reverse("clusters:node-drift", args=[web1.pk])
+    cells = re.search(
+        r'<tr data-node="web-1">.*?</tr>', live_fragment(login(operator), cluster), re.S
+    ).group(0)
+    assert 'class="badge bad"' in cells and f'href="{drift_url}"' in cells
+    assert "is not what vipanel last pushed there: it was edited on the node" in cells
+    page = login(operator).get(drift_url).content.decode()
+    assert "-    priority 120" in page and "+    priority 7" in page
+    # The file was edited by hand and may hold anything: an operator's, like the preview.
+    assert login(viewer).get(drift_url).status_code == 403
+    assert login(operator).post(drift_url).status_code == 405
+
+
+def test_the_poll_costs_the_same_for_2_or_6_nodes(login, viewer, cluster):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clusters.models import Node
+    from tests.pushed import mark_pushed
+
+    client = login(viewer)
+
+    def queries():
+        with CaptureQueriesContext(connection) as ctx:
+            live_fragment(client, cluster)
+        return len(ctx.captured_queries)
+
+    two = queries()
+    for i in range(4):
+        node = Node.objects.create(
+            cluster=cluster, name=f"web-{3 + i}", address=f"192.0.2.{13 + i}", priority=100 - i
+        )
+        probed(node, vrrp_state="BACKUP", drift=False)
+    mark_pushed(cluster)
+    assert queries() == two <= 20

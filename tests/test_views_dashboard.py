@@ -4,6 +4,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from clusters.models import (
@@ -119,7 +120,7 @@ def test_a_healthy_node_says_so_and_a_stopped_keepalived_is_red(login, viewer, c
     page = login(viewer).get("/").content.decode()
     row1 = re.search(r'<li data-node="web-1".*?</li>', page, re.S).group(0)
     row2 = re.search(r'<li data-node="web-2".*?</li>', page, re.S).group(0)
-    assert 'title="reachable, keepalived running, config in sync">ok</span>' in row1
+    assert 'title="reachable, keepalived running, config as last pushed">ok</span>' in row1
     assert '<span class="badge bad" title="VRRP state">FAULT</span>' in row2
     assert '<span class="badge bad">keepalived stopped</span>' in row2
 
@@ -172,6 +173,9 @@ def test_htmx_is_served_from_this_server_not_a_cdn(login, viewer):
     assert b"htmx" in b"".join(login(viewer).get(scripts[0]).streaming_content)
 
 
+PUSHED_SHA = "ab" * 32
+
+
 def make_fleet(count, *, failed_push=True):
     """count clusters of 3 nodes and 2 VIPs, each observed, with pushes and failovers; the
     last push failed (a problem) unless failed_push is False."""
@@ -180,13 +184,22 @@ def make_fleet(count, *, failed_push=True):
         Cluster(name=f"c{i}", network=f"10.{i}.0.0/24", virtual_router_id=1 + i % 255)
         for i in range(count)
     )
+    # Pushed: what each node has is what vipanel renders for it, every VIP is on the nodes.
     nodes = Node.objects.bulk_create(
-        Node(cluster=c, name=f"c{c.pk}-n{j}", address=f"10.{i}.0.{10 + j}", priority=100 + j)
+        Node(
+            cluster=c,
+            name=f"c{c.pk}-n{j}",
+            address=f"10.{i}.0.{10 + j}",
+            priority=100 + j,
+            desired_config_sha=PUSHED_SHA,
+            pushed_config_sha=PUSHED_SHA,
+            pushed_at=now,
+        )
         for i, c in enumerate(clusters)
         for j in range(3)
     )
     vips = VirtualIP.objects.bulk_create(
-        VirtualIP(cluster=c, address=f"10.{i}.0.{100 + k}/24")
+        VirtualIP(cluster=c, address=f"10.{i}.0.{100 + k}/24", pushed_at=now)
         for i, c in enumerate(clusters)
         for k in range(2)
     )
@@ -258,7 +271,7 @@ def test_it_warns_when_the_status_is_stale(login, viewer, cluster):
 def shown(page):
     """The names of the clusters on a dashboard page, in order, and whether each is in trouble."""
     return re.findall(
-        r'<tr class="cluster( trouble)?" id="cluster-\d+">\s*<th scope="row">'
+        r'<tr class="cluster( trouble)?(?: pending)?" id="cluster-\d+">\s*<th scope="row">'
         r'<a href="[^"]+">([^<]+)</a>',
         page,
     )
@@ -280,6 +293,14 @@ PROBLEMS = {
     "keepalived stopped": lambda c: NodeState.objects.filter(node__cluster=c).update(
         keepalived_running=False
     ),
+    # keepalived said STOP to its notify script (it is going down): not running, whatever the
+    # last probe said.
+    "keepalived stopping (reported)": lambda c: NodeState.objects.filter(node__cluster=c).update(
+        vrrp_state="STOPPED"
+    ),
+    "keepalived stopping (an older release's report)": lambda c: NodeState.objects.filter(
+        node__cluster=c
+    ).update(vrrp_state="STOP"),
     "FAULT": lambda c: NodeState.objects.filter(node__cluster=c).update(vrrp_state="FAULT"),
     "config drift": lambda c: NodeState.objects.filter(node__cluster=c).update(drift=True),
     "host key changed (probe)": lambda c: NodeState.objects.filter(node__cluster=c).update(
@@ -298,6 +319,27 @@ PROBLEMS = {
     "no holder": lambda c: VipState.objects.filter(vip__cluster=c).update(
         no_holder=True, holder=None
     ),
+}
+
+
+# Saved in vipanel, not pushed: amber, never a problem (issue 17). Done to the last cluster.
+def _one_node_changed(c):
+    first = Node.objects.filter(cluster=c).order_by("name").first()
+    Node.objects.filter(pk=first.pk).update(desired_config_sha="cd" * 32)
+
+
+def _vip_never_pushed_with_old_state(c):
+    VirtualIP.objects.filter(cluster=c).update(pushed_at=None)
+    VipState.objects.filter(vip__cluster=c).update(no_holder=True, holder=None)
+
+
+PENDING = {
+    "a VIP never pushed": lambda c: VirtualIP.objects.filter(
+        cluster=c, address__endswith=".101/24"
+    ).update(pushed_at=None),
+    "a VIP never pushed, with an older release's no-holder state": _vip_never_pushed_with_old_state,
+    "a node's change not pushed": _one_node_changed,
+    "a node never pushed": lambda c: Node.objects.filter(cluster=c).update(pushed_config_sha=""),
 }
 
 
@@ -325,13 +367,14 @@ def test_a_cluster_never_checked_or_in_maintenance_is_no_problem(login, viewer, 
     assert '<span class="good">1 OK</span>' in page and "cluster trouble" not in page
 
 
-def test_split_brain_and_no_holder_come_before_other_problems(login, viewer):
+def test_problems_come_first_then_every_cluster_by_name_whatever_the_problem(login, viewer):
     clusters = healthy_fleet(4)
     PROBLEMS["config drift"](clusters[0])
     PROBLEMS["no holder"](clusters[2])
     PROBLEMS["split brain"](clusters[3])
     page = login(viewer).get("/").content.decode()
-    assert names(page) == ["c3", "c2", "c0", "c1"]
+    # The kind of problem does not reorder them: a row moves only when trouble comes or goes.
+    assert names(page) == ["c0", "c2", "c3", "c1"]
     assert '<span class="bad">3 with problems</span>' in page
     assert '<span class="bad">1 in split brain</span>' in page
     assert '<span class="bad">1 with a VIP nobody holds</span>' in page
@@ -403,3 +446,81 @@ def test_a_poll_asks_for_the_same_page_and_filter(login, viewer, page_of_10):
     assert 'hx-get="/?page=2" hx-trigger="every 5s"' in page
     fragment = client.get("/?page=2", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "clusters 11–20 of 25" in fragment
+
+
+# --- Pending push: amber, no problem; an order that does not move ------------------------------
+
+
+@pytest.mark.parametrize("change", PENDING)
+def test_a_change_not_pushed_is_amber_and_never_a_problem(login, viewer, change):
+    clusters = healthy_fleet(3)
+    PENDING[change](clusters[-1])
+    page = login(viewer).get("/").content.decode()
+    # Not in trouble, not moved up: the rows stay in name order.
+    assert shown(page) == [("", "c0"), ("", "c1"), ("", "c2")]
+    assert '<tr class="cluster pending" id="cluster-' in page
+    assert '<span class="good">3 OK</span>' in page and "none with problems" in page
+    assert "1 with changes not pushed" in page
+    row = page.split(f'id="cluster-{clusters[-1].pk}"')[1].split("</tr>")[0]
+    assert "no holder" not in row and 'class="badge bad"' not in row
+    assert 'class="badge pending"' in row or "changes not pushed" in row
+
+
+def test_a_vip_never_pushed_says_pending_push_with_its_definition(login, viewer, cluster):
+    observe(cluster, cluster.nodes.get(name="web-1"))
+    VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    page = login(viewer).get("/").content.decode()
+    row = re.search(r'<li class="vip-pending" data-vip="192.0.2.101/24">.*?</li>', page, re.S)
+    assert 'class="badge pending" title="Saved in vipanel but not pushed yet' in row.group(0)
+    assert ">pending push</span>" in row.group(0)
+    assert "with a VIP nobody holds" not in page and "cluster trouble" not in page
+
+
+def test_an_operator_gets_the_diff_of_a_pending_push_in_one_click(login, operator, viewer, cluster):
+    VirtualIP.objects.create(cluster=cluster, address="192.0.2.101/24")
+    preview = reverse("clusters:push-preview", args=[cluster.pk])
+    page = login(operator).get("/").content.decode()
+    row = page.split(f'id="cluster-{cluster.pk}"')[1].split("</tr>")[0]
+    assert f'<form method="post" action="{preview}"' in row and "see the diff" in row
+    # A viewer may not preview (it reads every node over SSH): the badge, no button.
+    row = login(viewer).get("/").content.decode().split(f'id="cluster-{cluster.pk}"')[1]
+    assert "changes not pushed" in row.split("</tr>")[0] and preview not in row
+
+
+def test_the_order_does_not_move_between_refreshes_that_changed_nothing(login, viewer):
+    clusters = healthy_fleet(6)
+    PROBLEMS["no holder"](clusters[4])
+    PROBLEMS["config drift"](clusters[1])
+    PROBLEMS["split brain"](clusters[2])
+    PENDING["a node's change not pushed"](clusters[0])
+    client = login(viewer)
+    first = names(client.get("/").content.decode())
+    assert first == ["c1", "c2", "c4", "c0", "c3", "c5"]
+    for _ in range(3):
+        # A sweep that saw the same again: only the probe times moved.
+        NodeState.objects.update(checked_at=timezone.now())
+        VipState.objects.update(checked_at=timezone.now())
+        assert names(client.get("/", HTTP_HX_REQUEST="true").content.decode()) == first
+
+
+def test_pending_clusters_keep_the_query_budget(login, viewer, django_assert_num_queries):
+    clusters = make_fleet(30)
+    for c in clusters[::3]:
+        PENDING["a VIP never pushed"](c)
+        PENDING["a node's change not pushed"](c)
+    client = login(viewer)
+    with django_assert_num_queries(DASHBOARD_QUERIES):
+        page = client.get("/").content.decode()
+    assert "10 with changes not pushed" in page
+
+
+def test_a_node_never_pushed_without_keepalived_is_not_red(login, viewer, cluster):
+    web2 = cluster.nodes.get(name="web-2")
+    observe(cluster, cluster.nodes.get(name="web-1"))
+    NodeState.objects.filter(node=web2).update(keepalived_running=False, vrrp_state="STOPPED")
+    Node.objects.filter(pk=web2.pk).update(pushed_config_sha="")  # added, never pushed
+    page = login(viewer).get("/").content.decode()
+    row = re.search(r'<li data-node="web-2">.*?</li>', page, re.S).group(0)
+    assert 'class="badge bad"' not in row and "keepalived stopped" not in row
+    assert '<span class="badge neutral" title="VRRP state">STOPPED</span>' in row
+    assert ">pending push</span>" in row and "cluster trouble" not in page

@@ -131,10 +131,11 @@ def event(cluster, minutes_ago, kind="failover", vip=VIP, src="web-1", dst="web-
 
 @pytest.fixture
 def aged(cluster):
-    """The cluster and its VIP made a month ago, so the picture has something to draw."""
+    """The cluster and its VIP made and pushed a month ago, so the picture has something to
+    draw."""
     month_ago = timezone.now() - dt.timedelta(days=30)
     type(cluster).objects.filter(pk=cluster.pk).update(created=month_ago)
-    cluster.vips.update(created=month_ago)
+    cluster.vips.update(created=month_ago, pushed_at=month_ago)
     cluster.refresh_from_db()
     return cluster
 
@@ -562,3 +563,11 @@ def test_events_in_a_pushs_window_are_marked_as_foreseen_or_not(login, viewer, c
     assert page.count(f">foreseen by maintenance #{push.pk}") == 1
     assert page.count(f">not foreseen by maintenance #{push.pk}") == 1
     assert foreseen.pk in push_services.verdict(push).expected
+
+
+@pytestmark_db
+def test_a_vip_never_pushed_is_not_drawn(login, viewer, aged):
+    aged.vips.create(address="192.0.2.101/24")
+    page = history(login(viewer), aged).content.decode()
+    assert "<svg" in page and "192.0.2.100/24" in page.split("<svg")[1]
+    assert "192.0.2.101/24" not in page.split("<svg")[1].split("</svg>")[0]

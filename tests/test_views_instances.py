@@ -14,6 +14,7 @@ from tests.cast import (
     assert_rejects_get,
     assert_requires_login,
 )
+from tests.pushed import mark_pushed
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +147,7 @@ def test_the_dashboard_shows_each_instances_holder(login, viewer, cluster):
     from clusters.models import VipState
 
     inst = b_instance(cluster)
+    mark_pushed(cluster)
     now = timezone.now()
     web1, web2 = cluster.nodes.get(name="web-1"), cluster.nodes.get(name="web-2")
     VipState.objects.create(

@@ -9,8 +9,9 @@ register = template.Library()
 
 
 @register.inclusion_tag("alerts/_availability.html")
-def availability(cluster):
-    return {"cluster": cluster, "rows": compute.cluster_availability(cluster)}
+def availability(cluster, oob=False):
+    """`oob`: marked for an htmx out-of-band swap (the cluster page's live refresh)."""
+    return {"cluster": cluster, "rows": compute.cluster_availability(cluster), "oob": oob}
 
 
 @register.filter
@@ -19,8 +20,9 @@ def percent(share):
 
 
 @register.inclusion_tag("alerts/_cluster_incidents.html")
-def cluster_incidents(cluster, limit=5):
-    """{% cluster_incidents cluster %}: the cluster's active and latest incidents, for its page."""
+def cluster_incidents(cluster, limit=5, oob=False):
+    """{% cluster_incidents cluster %}: the cluster's active and latest incidents, for its page;
+    `oob`: marked for an htmx out-of-band swap (the page's live refresh)."""
 
     latest = Incident.objects.filter(cluster=cluster, opened__isnull=False)[:limit]
-    return {"cluster": cluster, "incidents": latest}
+    return {"cluster": cluster, "incidents": latest, "oob": oob}

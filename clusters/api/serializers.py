@@ -703,6 +703,10 @@ class VipStatusSerializer(serializers.Serializer):
     since = serializers.DateTimeField(allow_null=True)
     split_brain = serializers.BooleanField()
     no_holder = serializers.BooleanField()
+    pending_push = serializers.BooleanField(
+        help_text="Saved in vipanel but never pushed: nobody is expected to hold it yet, and it "
+        "is never 'no holder'."
+    )
 
 
 class NodeStatusSerializer(serializers.Serializer):
@@ -717,10 +721,18 @@ class NodeStatusSerializer(serializers.Serializer):
     vrrp_state = serializers.CharField(help_text="MASTER, BACKUP, FAULT, STOPPED or UNKNOWN.")
     holds = serializers.ListField(child=serializers.CharField())
     drift = serializers.BooleanField(
-        allow_null=True, help_text="The live config differs from what vipanel renders."
+        allow_null=True,
+        help_text="The live config is not what vipanel last pushed there: it was edited on the "
+        "node. null: nothing to compare with (never pushed, or not read).",
     )
     error = serializers.CharField(allow_blank=True)
     host_key_problem = serializers.BooleanField()
+    pending_push = serializers.BooleanField(
+        help_text="A change saved in vipanel is not pushed to this node yet (or it never was)."
+    )
+    pushed_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a push last wrote this node's config or found it as is."
+    )
 
 
 class StatusSerializer(serializers.Serializer):
@@ -730,6 +742,9 @@ class StatusSerializer(serializers.Serializer):
     name = serializers.CharField()
     checked_at = serializers.DateTimeField(allow_null=True)
     split_brain = serializers.BooleanField()
+    pending_push = serializers.BooleanField(
+        help_text="Something saved in vipanel is not pushed yet (no problem: push to apply it)."
+    )
     vips = VipStatusSerializer(many=True)
     nodes = NodeStatusSerializer(many=True)
 
@@ -769,6 +784,8 @@ def status_dict(cluster):
                         node.host_key_fingerprint, node.offered_host_key_fingerprint, state
                     )
                 ),
+                "pending_push": nh.pending,
+                "pushed_at": _iso(node.pushed_at),
             }
         )
     vip_rows = []
@@ -783,6 +800,7 @@ def status_dict(cluster):
                 "since": _iso(state.since) if state else None,
                 "split_brain": "split brain" in vh.problems,
                 "no_holder": "no holder" in vh.problems,
+                "pending_push": vh.pending,
             }
         )
     checked = [nh.state.checked_at for nh in h.nodes if nh.state is not None]
@@ -792,6 +810,7 @@ def status_dict(cluster):
         "name": cluster.name,
         "checked_at": _iso(max(checked)) if checked else None,
         "split_brain": any(row["split_brain"] for row in vip_rows),
+        "pending_push": bool(h.pending),
         "vips": vip_rows,
         "nodes": node_rows,
     }

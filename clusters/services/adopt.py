@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from clusters import audit, constants, preview, render, roles, ssh, survey, validators
 from clusters.models import (
@@ -493,6 +494,11 @@ def _save(plan, credential, config_path):
     # The cluster again, now with its nodes: check weight against the priorities, multicast
     # nodes inside the network, unicast with enough nodes.
     _clean(cluster)
+    # Already on the nodes and served: what each node runs is taken as its last push at its
+    # next probe (so a later hand edit is drift, and vipanel's first push is "pending push"),
+    # and the VIPs are live, watched and counted from now (clusters.health).
+    Node.objects.filter(cluster=cluster).update(adopt_live_config=True)
+    VirtualIP.objects.filter(cluster=cluster).update(pushed_at=timezone.now())
     return cluster
 
 

@@ -3,7 +3,7 @@ change of a node's maintenance flag is this function, and it always pushes."""
 
 from django.db import transaction
 
-from clusters import audit, roles
+from clusters import audit, desired, roles
 from clusters.models import ConfigPush, Node
 from clusters.services import _rules, pushes
 from clusters.services.errors import Refused
@@ -48,6 +48,8 @@ def switch(user, node, on, queue=True, skip=()):
     """The flag, the push and the audit entry; call inside the caller's transaction."""
     Node.objects.filter(pk=node.pk).update(maintenance=on)
     node.maintenance = on
+    # An update sends no signal: the node's desired config (its priority) changed all the same.
+    desired.changed(node.cluster_id)
     kind = ConfigPush.Kind.MAINTENANCE if on else ConfigPush.Kind.PUSH
     push = pushes.queue_push(node.cluster, user, kind=kind, queue=queue, skip=skip)
     changes = {"maintenance": [not on, on], **pushes.push_changes(push)}

@@ -262,6 +262,15 @@ def preview_node(user, node):
     return preview_engine.preview_node(node)
 
 
+def drift(user, node):
+    """What was edited on `node`: its live file (as the last probe kept it) against what vipanel
+    last pushed there, secrets masked (clusters.preview.Drift), or None with no drift. An
+    operator's, like the preview: a file edited by hand may hold anything."""
+    _rules.require(user, roles.OPERATOR)
+    state = NodeState.objects.filter(node=node).first()
+    return preview_engine.drift_of(node, state)
+
+
 # --- Whether a push's prediction held --------------------------------------------------------
 
 

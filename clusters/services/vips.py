@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from clusters import audit, impact, roles
-from clusters.models import VirtualIP
+from clusters.models import VipState, VirtualIP
 from clusters.services import _rules
 
 FIELDS = ["address", "label", "instance"]
@@ -31,9 +31,15 @@ def update_vip(user, vip, data):
     _rules.require(user, roles.OPERATOR)
     vip = VirtualIP.objects.select_related("cluster").get(pk=vip.pk)
     before = audit.snapshot(vip, FIELDS)
+    address = vip.address
     _rules.apply(vip, data, FIELDS)
     vip.full_clean()
     with transaction.atomic():
+        if vip.address != address:
+            # Another address is another VIP on the nodes: not there until it is pushed, and
+            # what was observed of the old one says nothing about it.
+            vip.pushed_at = None
+            VipState.objects.filter(vip=vip).delete()
         vip.save()
         changes = audit.diff(before, audit.snapshot(vip, FIELDS))
         # Saving what was already there is no change, and the audit log lists changes.

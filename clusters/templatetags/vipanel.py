@@ -50,6 +50,8 @@ def state_class(value):
         return "bad"
     if value in ("running", "queued"):
         return "busy"
+    if value == "pending":
+        return "pending"  # saved, not pushed: amber, not a problem
     return "neutral"
 
 

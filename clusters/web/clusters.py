@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from clusters import validators
+from clusters import health, validators
 from clusters.forms import ActiveActiveForm, SyncGroupForm, VirtualIPForm, VrrpInstanceForm
 from clusters.models import (
     Cluster,
@@ -43,29 +43,50 @@ from clusters.web.htmx import UNPROCESSABLE, render_page
 from clusters.web.presenters import Freshness, NodeHealth, VipView, instance_views
 
 
-def cluster_context(request, cluster, **extra):
-    nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority"))
+def live_context(cluster):
+    """Everything the cluster page shows of state, read once: for the whole page and for each
+    poll of it (clusters/_cluster_live.html), so no part can lag behind another."""
+    nodes = list(cluster.nodes.select_related("state", "credential").order_by("-priority", "name"))
     healths = [NodeHealth(n) for n in nodes]
     vips = [VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")]
-    context = {
+    return {
         "cluster": cluster,
         "nodes": healths,
         "freshness": Freshness(healths),
         "vips": vips,
         "instances": instance_views(cluster, nodes, vips),
-        "instance_form": VrrpInstanceForm(instance=VrrpInstance(cluster=cluster)),
-        "active_active_form": ActiveActiveForm(),
-        "sync_group_form": SyncGroupForm(cluster=cluster),
-        "sync_groups": cluster.sync_groups.prefetch_related("instances"),
-        "node_form": PanelNodeForm(),
-        "vip_form": VirtualIPForm(instance=VirtualIP(cluster=cluster)),
         "pushes": cluster.pushes.select_related("requested_by")[:5],
         "active_push": cluster.pushes.filter(state__in=ConfigPush.ACTIVE_STATES).first(),
         "failovers": cluster.failovers.all()[:5],
         "readiness": cluster.readiness_errors(),
+        "pending_nodes": [h.node.name for h in healths if h.pending],
+        "pending_vips": [v.vip.address for v in vips if v.pending],
+        "pending_definition": health.PENDING_DEFINITION,
+        "drift_definition": health.DRIFT_DEFINITION,
     }
+
+
+def cluster_context(request, cluster, **extra):
+    context = live_context(cluster)
+    context.update(
+        {
+            "instance_form": VrrpInstanceForm(instance=VrrpInstance(cluster=cluster)),
+            "active_active_form": ActiveActiveForm(),
+            "sync_group_form": SyncGroupForm(cluster=cluster),
+            "sync_groups": cluster.sync_groups.prefetch_related("instances"),
+            "node_form": PanelNodeForm(),
+            "vip_form": VirtualIPForm(instance=VirtualIP(cluster=cluster)),
+        }
+    )
     context.update(extra)
     return context
+
+
+def changed(response):
+    """Tell the page that something of the cluster changed: its live parts refresh at once
+    (the poll listens for cluster-changed), not at the next tick."""
+    response["HX-Trigger"] = "cluster-changed"
+    return response
 
 
 @require_safe
@@ -78,20 +99,15 @@ def cluster_detail(request, pk):
 @require_safe
 @require_role(VIEWER)
 def cluster_status(request, pk):
-    """The live part of a cluster page (who holds the VIPs, each node's health); polled."""
+    """The live parts of a cluster page, polled: the status, and out of band the push card's
+    state, incidents, nodes, instances' holders, failovers and availability. Without
+    JavaScript, a page of the status alone."""
     cluster = get_cluster(pk)
-    nodes = list(cluster.nodes.select_related("state").order_by("-priority"))
-    healths = [NodeHealth(n) for n in nodes]
-    context = {
-        "cluster": cluster,
-        "nodes": healths,
-        "freshness": Freshness(healths),
-        "vips": [
-            VipView(v, nodes) for v in cluster.vips.select_related("state__holder", "instance")
-        ],
-    }
     return render_page(
-        request, "clusters/cluster_status.html", context, fragment="clusters/_cluster_status.html"
+        request,
+        "clusters/cluster_status.html",
+        live_context(cluster),
+        fragment="clusters/_cluster_live.html",
     )
 
 

@@ -15,6 +15,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from clusters import health
 from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, VirtualIP
 from clusters.querysets import with_problems
 from clusters.roles import VIEWER, require_role
@@ -38,12 +39,16 @@ def dashboard_rows(clusters, now):
         Node.objects.filter(cluster_id__in=ids)
         .order_by("-priority", "name")
         .values(
+            "id",
             "cluster_id",
             "name",
             "priority",
             "maintenance",
             "offered_host_key_fingerprint",
             "host_key_fingerprint",
+            "adopt_live_config",
+            "pushed_config_sha",
+            "desired_config_sha",
             checked_at=F("state__checked_at"),
             reachable=F("state__reachable"),
             keepalived_running=F("state__keepalived_running"),
@@ -62,6 +67,7 @@ def dashboard_rows(clusters, now):
         .values(
             "cluster_id",
             "address",
+            "pushed_at",
             since=F("state__since"),
             checked_at=F("state__checked_at"),
             instance_name=F("instance__name"),
@@ -109,14 +115,17 @@ def dashboard(request):
         with_problems=Count("pk", filter=Q(trouble=True)),
         in_split_brain=Count("pk", filter=Q(split=True)),
         without_holder=Count("pk", filter=Q(no_holder=True)),
+        with_pending=Count("pk", filter=Q(pending=True)),
     )
     counts["ok"] = counts["total"] - counts["with_problems"]
     only_problems = request.GET.get("problems") == "1"
     if only_problems:
         clusters = clusters.filter(trouble=True)
-    # Split brain and VIPs without holder first: they are the outages.
-    ordered = clusters.order_by("-trouble", "-split", "-no_holder", "name").values(
-        "pk", "name", "network", "virtual_router_id", "trouble"
+    # Problems first, then by name, and nothing else: a row moves only when its cluster gets
+    # or loses a problem, never between two refreshes that changed nothing (the kind of
+    # problem, a pending push or the time of a probe do not reorder the page).
+    ordered = clusters.order_by("-trouble", "name", "pk").values(
+        "pk", "name", "network", "virtual_router_id", "trouble", "pending"
     )
     paginator = Paginator(ordered, DASHBOARD_PAGE_SIZE)
     # The header's aggregate counted them already: spare the paginator a COUNT query.
@@ -129,6 +138,7 @@ def dashboard(request):
         "only_problems": only_problems,
         "query": "problems=1" if only_problems else "",
         "checked_at": now,
+        "pending_definition": health.PENDING_DEFINITION,
     }
     return render_page(
         request, "clusters/dashboard.html", context, fragment="clusters/_dashboard.html"

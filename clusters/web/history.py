@@ -86,8 +86,8 @@ def _iso(moment):
 @require_role(VIEWER)
 def cluster_history(request, pk):
     cluster = get_cluster(pk)
-    current_vips = list(cluster.vips.select_related("state__holder"))
-    current = [v.address for v in current_vips]
+    all_vips = list(cluster.vips.select_related("state__holder"))
+    current = [v.address for v in all_vips]
     spans = {
         row["vip_address"]: (row["first"], row["last"])
         for row in FailoverEvent.objects.filter(cluster=cluster)
@@ -95,6 +95,9 @@ def cluster_history(request, pk):
         .annotate(first=Min("at"), last=Max("at"))
         .order_by()
     }
+    # Only what was pushed has a history: a VIP saved but never pushed (and so without events)
+    # is not drawn.
+    current_vips = [v for v in all_vips if v.pushed_at is not None or v.address in spans]
     deleted = sorted(a for a in spans if a not in current)  # a VIP since deleted keeps its history
     form = HistoryFilter(request.GET or None, vips=current + deleted, deleted=deleted)
     if request.GET and not form.is_valid():
@@ -112,7 +115,8 @@ def cluster_history(request, pk):
         {a: s[0] for a, s in spans.items()},
         {a: s[1] for a, s in spans.items()},
     )
-    rows = [timeline.Row(v.address, born=v.created) for v in current_vips]
+    # Nothing held a VIP before its first push.
+    rows = [timeline.Row(v.address, born=v.pushed_at or v.created) for v in current_vips]
     rows += [timeline.Row(a, True, *lifetimes[a]) for a in deleted]
     if vip_filter:
         rows = [r for r in rows if r.vip == vip_filter]

@@ -12,13 +12,14 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST, require_safe
 
+from clusters import health
 from clusters.models import FailoverEvent, Node, VirtualIP
 from clusters.roles import OPERATOR, SECRETS_READER, VIEWER, require_role
 from clusters.services import hostkeys, maintenance, pushes, stale
 from clusters.services import nodes as services
 from clusters.services.errors import Refused, Unconfirmed, Unreachable
 from clusters.web import confirm
-from clusters.web.clusters import cluster_context
+from clusters.web.clusters import changed, cluster_context
 from clusters.web.common import (
     CONFLICT,
     form_data,
@@ -40,9 +41,11 @@ def _nodes_section(request, cluster, form=None, status=200, flash=""):
     context = cluster_context(request, cluster, flash=flash)
     if form is not None:
         context["node_form"] = form
-    return render_page(
+    response = render_page(
         request, "clusters/cluster.html", context, fragment="clusters/_nodes.html", status=status
     )
+    # A change was made (the flash says which): the page's live parts follow at once.
+    return changed(response) if flash else response
 
 
 @require_POST
@@ -66,8 +69,8 @@ def node_add(request, pk):
     text = f"Node {node.name} added. Push to send it its config."
     if wants_fragment(request):
         context = cluster_context(request, cluster, flash=text, ssh_checks=[check])
-        return render_page(
-            request, "clusters/cluster.html", context, fragment="clusters/_nodes.html"
+        return changed(
+            render_page(request, "clusters/cluster.html", context, fragment="clusters/_nodes.html")
         )
     messages.success(request, text)
     ssh_messages(request, [check])
@@ -203,6 +206,21 @@ def node_maintenance(request, pk):
 
 @require_safe
 @require_role(OPERATOR)
+def node_drift(request, pk):
+    """A node's config as edited on the node, against what vipanel last pushed there (the
+    sweep kept the file when it drifted, so this reads no node)."""
+    node = get_node(pk)
+    context = {
+        "node": node,
+        "cluster": node.cluster,
+        "drift": pushes.drift(request.user, node),
+        "drift_definition": health.DRIFT_DEFINITION,
+    }
+    return render(request, "clusters/node_drift.html", context)
+
+
+@require_safe
+@require_role(OPERATOR)
 def node_host_key(request, pk):
     """The offered fingerprint (beside the pinned one, if any) before anyone trusts it."""
     node = get_node(pk)
@@ -270,6 +288,11 @@ def node_context(request, node, **extra):
         "priorities": [
             (inst.name, inst.priorities.get(node.pk)) for inst in node.cluster.vrrp_instances()
         ],
+        # The health cells say what "pending push" and "drift" mean; the preview they link to
+        # is a page of its own here (this page has no preview card).
+        "pending_definition": health.PENDING_DEFINITION,
+        "drift_definition": health.DRIFT_DEFINITION,
+        "diff_as_page": True,
     }
     context.update(extra)
     return context

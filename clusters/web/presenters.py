@@ -1,6 +1,8 @@
 """Presenters: what the pages show of a node, a VIP or a cluster, with the CSS class of each
 badge. What counts as a problem is clusters.health's; here it only gets its colours."""
 
+from types import SimpleNamespace
+
 from django.utils import timezone
 
 from clusters import health
@@ -64,8 +66,16 @@ class VipView:
         self.holders = [
             n.name for n in nodes if _has_state(n) and vip.address in (n.state.holds or [])
         ]
+        pushed = not health.vip_pending(vip)
+        if not pushed:
+            # Never pushed: what was observed of the address is not about this VIP yet.
+            self.state = state = None
         holder = state.holder.name if state is not None and state.holder_id else ""
-        self.status, self.text = vip_status(state, holder, self.holders)
+        self.status, self.text = vip_status(state, holder, self.holders, pushed)
+
+    @property
+    def pending(self):
+        return self.status == "pending"
 
 
 def _has_state(obj):
@@ -88,7 +98,10 @@ class NodeHealth:
         )
         # No key pinned and one offered: a person decides (the Trust button).
         self.untrusted = bool(node.offered_host_key_fingerprint) and not node.host_key_fingerprint
-        self.problems = health.node_problems(self.state, self.host_key_problem)
+        self.ever_pushed = health.ever_pushed(node)
+        self.problems = health.node_problems(self.state, self.host_key_problem, self.ever_pushed)
+        self.pending = health.node_pending(node)
+        self.drift = bool(self.state is not None and self.state.drift)
 
 
 class Freshness:
@@ -105,6 +118,7 @@ class DashboardNode:
     """A node on one line of the dashboard: its name, VRRP state and what is wrong."""
 
     def __init__(self, row):
+        self.pk = row["id"]
         self.name = row["name"]
         self.priority = row["priority"]
         self.checked_at = row["checked_at"]
@@ -115,32 +129,49 @@ class DashboardNode:
         self.error = row["error"] or ""
         self.holds = row["holds"] or []
         self.host_key_problem = row["host_key_problem"]
+        self.adopt_live_config = row["adopt_live_config"]
+        self.pushed_config_sha = row["pushed_config_sha"]
+        self.desired_config_sha = row["desired_config_sha"]
+        self.pending = health.node_pending(self)
         checked = self.checked_at is not None
         host_key = health.host_key_problem(
             row["host_key_fingerprint"],
             row["offered_host_key_fingerprint"],
             self if checked else None,
         )
-        problems = health.node_problems(self if checked else None, host_key)
+        problems = health.node_problems(
+            self if checked else None, host_key, health.ever_pushed(self)
+        )
         self.trouble = health.is_trouble(problems)
         # (css class, text, title) for each badge, in the order they read.
         badges = []
         if checked and self.reachable:
-            badges.append((state_class(self.vrrp_state), self.vrrp_state, "VRRP state"))
+            css = state_class(self.vrrp_state)
+            if not health.ever_pushed(self) and self.vrrp_state in health.STOPPED_STATES:
+                css = "neutral"  # nothing pushed here yet: not running is expected
+            badges.append((css, self.vrrp_state, "VRRP state"))
         for problem in problems:
             if problem == health.NOT_CHECKED:
                 badges.append(("neutral", problem, ""))
             elif problem == health.UNREACHABLE:
                 badges.append(("bad", problem, self.error))
+            elif problem == health.DRIFT:
+                badges.append(("bad", problem, health.DRIFT_DEFINITION))
             elif problem != health.FAULT:  # the VRRP badge says it already
                 badges.append(("bad", problem, ""))
+        if self.pending:
+            badges.append(("pending", health.PENDING, health.PENDING_DEFINITION))
         if checked and self.reachable:
             if self.keepalived_running is None:
                 badges.append(("neutral", "keepalived ?", "could not tell if keepalived runs"))
-            if self.drift is None:
-                badges.append(("neutral", "config ?", "not compared with the panel's yet"))
+            if self.drift is None and not self.pending:
+                badges.append(("neutral", "config ?", "not compared with a push yet"))
             if not problems and self.keepalived_running and self.drift is False:
-                badges.append(("good", "ok", "reachable, keepalived running, config in sync"))
+                # Never while keepalived is down or stopping (health.keepalived_down is a
+                # problem), whatever an older report said.
+                badges.append(
+                    ("good", "ok", "reachable, keepalived running, config as last pushed")
+                )
         if row["maintenance"]:
             badges.append(("busy", "maintenance", "taken out of service for maintenance"))
         self.badges = badges
@@ -155,9 +186,11 @@ class DashboardVip:
         checked = row["checked_at"] is not None
         self.since = row["since"]
         holders = [n.name for n in nodes if self.address in n.holds]
+        pushed = not health.vip_pending(SimpleNamespace(pushed_at=row["pushed_at"]))
         self.status, self.text = health.vip_status(
-            self if checked else None, row["holder"], holders
+            self if checked else None, row["holder"], holders, pushed
         )
+        self.pending = not pushed
 
 
 class DashboardRow:
@@ -176,3 +209,5 @@ class DashboardRow:
         self.stale = health.is_stale(self.checked_at, now)
         self.last_push = last_push
         self.failovers = failovers
+        # The same answer as the `pending` annotation (health.cluster_pending).
+        self.pending = cluster["pending"]

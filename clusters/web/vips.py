@@ -11,7 +11,7 @@ from clusters.roles import OPERATOR, require_role
 from clusters.services import vips as services
 from clusters.services.errors import Unconfirmed
 from clusters.web import confirm
-from clusters.web.clusters import cluster_context
+from clusters.web.clusters import changed, cluster_context
 from clusters.web.common import form_data, get_cluster, save_through
 from clusters.web.htmx import UNPROCESSABLE, render_page, wants_fragment
 
@@ -20,9 +20,11 @@ def _vips_section(request, cluster, form=None, status=200, flash="", warning="")
     context = cluster_context(request, cluster, flash_vips=flash, warn_vips=warning)
     if form is not None:
         context["vip_form"] = form
-    return render_page(
+    response = render_page(
         request, "clusters/cluster.html", context, fragment="clusters/_vips.html", status=status
     )
+    # A change was made (the flash says which): the page's live parts follow at once.
+    return changed(response) if flash else response
 
 
 @require_POST
