@@ -24,8 +24,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import Channel, Delivery, EventKind, Incident
+from clusters import health
 from clusters.convergence import settle_seconds
-from clusters.models import ConfigPush, FailoverEvent, NodeState, VipState
+from clusters.models import ConfigPush, FailoverEvent
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,24 @@ def busy_reason(cluster, at):
 
 def conditions(cluster):
     """-> ({Incident.key: Condition}, time of the latest observation or None): the problems
-    the latest observations of `cluster` show."""
+    the latest observations of `cluster` show. What is a problem is clusters.health's one rule
+    (the dashboard's, the API's, the metrics'); alerts pick the kinds they send. A VIP never
+    pushed has none (pending push is no problem), nor has a node never checked."""
     found, latest = [], None
-    states = NodeState.objects.filter(node__cluster=cluster).select_related("node")
-    for state in states:
+    report = health.cluster_health(cluster)
+    for checked in report.nodes:
+        state, node = checked.state, checked.node
+        if state is None:
+            continue
         latest = max(latest or state.checked_at, state.checked_at)
-        node = state.node
         expected = "node in maintenance" if node.maintenance else ""
         common = dict(node=node, subject=node.name, expected=expected)
-        if state.host_key_problem:
+        host_key = [
+            p
+            for p in checked.problems
+            if p == health.HOST_KEY_CHANGED or p.startswith(health.NOT_TRUSTED)
+        ]
+        if host_key:
             found.append(
                 Condition(
                     EventKind.HOST_KEY,
@@ -93,7 +103,7 @@ def conditions(cluster):
                     **common,
                 )
             )
-        elif not state.reachable:
+        elif health.UNREACHABLE in checked.problems:
             found.append(
                 Condition(
                     EventKind.NODE_UNREACHABLE,
@@ -103,7 +113,7 @@ def conditions(cluster):
                     **common,
                 )
             )
-        if state.drift:
+        if health.DRIFT in checked.problems:
             found.append(
                 Condition(
                     EventKind.DRIFT,
@@ -115,12 +125,12 @@ def conditions(cluster):
                     **common,
                 )
             )
-    # A VIP never pushed is configuration only (clusters.health.vip_status): no alert.
-    pushed_vips = VipState.objects.filter(vip__cluster=cluster, vip__pushed_at__isnull=False)
-    for state in pushed_vips.select_related("vip"):
-        vip = state.vip
+    for checked in report.vips:
+        vip, state = checked.vip, checked.state
+        if state is None:
+            continue
         latest = max(latest or state.checked_at, state.checked_at)
-        if state.split_brain:
+        if health.SPLIT_BRAIN in checked.problems:
             found.append(
                 Condition(
                     EventKind.SPLIT_BRAIN,
@@ -131,7 +141,7 @@ def conditions(cluster):
                     detail="Check that VRRP (IP protocol 112) passes between the nodes.",
                 )
             )
-        elif state.no_holder:
+        elif health.NO_HOLDER in checked.problems:
             found.append(
                 Condition(
                     EventKind.NO_HOLDER,

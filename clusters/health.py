@@ -40,6 +40,8 @@ PENDING_DEFINITION = (
 # keepalived's state when it is not running (the probe) or is stopping (its notify "STOP").
 STOPPED_STATES = ("STOPPED", "STOP")
 HOST_KEY_CHANGED = "host key changed"
+SPLIT_BRAIN = "split brain"
+NO_HOLDER = "no holder"
 NOT_TRUSTED = "host key not trusted yet"
 STALE = "status stale"
 
@@ -173,9 +175,7 @@ def vip_problems(state, pushed=True):
     for a VIP never pushed."""
     if state is None or not pushed:
         return []
-    return [
-        p for p, on in (("split brain", state.split_brain), ("no holder", state.no_holder)) if on
-    ]
+    return [p for p, on in ((SPLIT_BRAIN, state.split_brain), (NO_HOLDER, state.no_holder)) if on]
 
 
 @dataclass
