@@ -233,8 +233,10 @@ def test_from_an_empty_panel_to_a_pushed_cluster(new_page, people, clean_lab, st
     row.get_by_role("button", name="Trust").click()
     page.wait_for_url(re.compile(rf"/clusters/{cluster.pk}/$"))
     assert cluster.readiness_errors() == {}
-    # 4. Push, and watch it to the end.
-    page.get_by_role("button", name="Push", exact=True).click()
+    # 4. Preview, read what the push will do, push, and watch it to the end.
+    page.get_by_role("button", name="Preview and push…").click()
+    expect_text(page.locator("#preview"), "3 of 3 nodes would change", timeout=30_000)
+    page.get_by_role("button", name="Push 3 nodes of edge").click()
     page.wait_for_url(re.compile(r"/pushes/\d+/$"))
     page.wait_for_selector(
         '#push-live[data-state="succeeded"], #push-live[data-state="failed"]', timeout=180_000
