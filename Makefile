@@ -50,6 +50,10 @@ demo: venv
 # does not need the lab or the browser, plus the worker integration tests (real Celery worker,
 # real lab), where the database's locking and constraints matter most. Running every lab test
 # twice would double the time without testing more of our database code.
+# Two pytest-xdist workers each time, one per core: each has its own test database, Redis db
+# and, for the lab tests, its own lab (tests/settings.py, tests/lab/fixtures.py). The lab tests
+# spend most of their time waiting for VRRP's timers, so two labs side by side halve their
+# time; a module's tests stay on one worker (--dist loadfile).
 test: apt-test venv
 	$(MAKE) lint
 	$(MAKE) test-sqlite
@@ -61,11 +65,14 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+XDIST := -n 2 --dist loadfile
+
 test-sqlite: venv
-	$(PY) -m pytest
+	$(PY) -m pytest $(XDIST) -m "not lab and not browser"
+	$(PY) -m pytest $(XDIST) -m "lab or browser"
 
 test-postgres: venv
-	DATABASE_URL=$(PG_URL) $(PY) -m pytest -m "not lab and not browser"
+	DATABASE_URL=$(PG_URL) $(PY) -m pytest $(XDIST) -m "not lab and not browser"
 	DATABASE_URL=$(PG_URL) $(PY) -m pytest tests/test_push_worker.py
 
 # Refresh the README's screenshots from the browser tests.

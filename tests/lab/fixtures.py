@@ -28,7 +28,10 @@ def lab():
         pytest.fail(
             "the lab needs root (network namespaces, bridge, routes): run make test as root"
         )
-    the_lab = Lab.up(LAB_NODES, prefix=os.environ.get("VIPANEL_LAB_PREFIX", DEFAULT_PREFIX))
+    prefix = os.environ.get("VIPANEL_LAB_PREFIX", DEFAULT_PREFIX)
+    # Under pytest-xdist each worker process brings up a lab of its own.
+    prefix += os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+    the_lab = Lab.up(LAB_NODES, prefix=prefix)
     try:
         yield the_lab
     finally:
