@@ -180,12 +180,13 @@ def test_kill_9_of_the_holder_leaves_a_stale_address_that_an_operator_removes(cl
         else next(n for n in lab if n.name == holder.name)
     )
     old.kill_keepalived(hard=True)
-    wait_until(
-        lambda: len(lab.vip_holders(ip)) == 2,
-        timeout=30,
-        message="the next node did not take over next to the stale address: "
-        + repr([(n.name, n.keepalived_running(), n.ipv4_addresses()) for n in lab]),
-    )
+    try:
+        wait_until(lambda: len(lab.vip_holders(ip)) == 2, timeout=30)
+    except TimeoutError:
+        seen = [(n.name, n.keepalived_running(), n.ipv4_addresses()) for n in lab]
+        raise AssertionError(
+            f"the next node did not take over beside the stale address: {seen}"
+        ) from None
     history.sweep_cluster(cluster)
     kinds = [e[0] for e in events(cluster)]
     assert Kind.SPLIT_BRAIN not in kinds, events(cluster)

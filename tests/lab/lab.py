@@ -464,6 +464,11 @@ class Node:
         """Stop keepalived. SIGTERM by default: it drops its VIPs and the next node takes over at
         once. ``hard=True`` sends SIGKILL, like a crash: the VIPs stay on eth0 until reset()."""
         sig = "KILL" if hard else "TERM"
+        if hard:
+            # Frozen first, like a crash: killed one by one, a child outliving its parent for a
+            # moment gets keepalived's parent-death SIGTERM and removes the VIPs gracefully
+            # (seen under load), which is no crash at all.
+            self.exec("pkill -STOP -x keepalived", check=False)
         self.exec(f"pkill -{sig} -x keepalived", check=False)
         wait_until(
             lambda: not self.keepalived_running(),
