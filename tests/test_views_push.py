@@ -220,6 +220,31 @@ def test_polling_stops_with_286_once_the_push_has_ended(login, viewer, cluster):
     assert login(viewer).get(reverse("clusters:push", args=[push.pk])).status_code == 200
 
 
+def test_polling_goes_on_until_the_prediction_is_judged(login, viewer, cluster):
+    """Moves reported a few seconds after a push ends still count for its verdict: the live
+    view keeps polling through that window, then stops, its verdict shown."""
+    held = ("web-1",)
+    vip = impact.VipImpact("192.0.2.100", "VI_web", held, held, [])
+    prediction = impact.Impact("push", cluster.name, vips=[vip]).as_dict()
+    ended = timezone.now()
+    push = make_push(cluster, "succeeded", ("applied", "unchanged"), finished=ended)
+    ConfigPush.objects.filter(pk=push.pk).update(
+        prediction=prediction,
+        started=ended - timezone.timedelta(seconds=5),
+        observed={"192.0.2.100/24": ["web-1"]},
+    )
+    url = reverse("clusters:push", args=[push.pk])
+    response = login(viewer).get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "hx-trigger" in response.content.decode()
+    assert "pending" in response.content.decode()
+    later = ended - timezone.timedelta(minutes=5)
+    ConfigPush.objects.filter(pk=push.pk).update(
+        finished=later, started=later - timezone.timedelta(seconds=5)
+    )
+    response = login(viewer).get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 286 and "hx-trigger" not in response.content.decode()
+
+
 def test_a_failed_step_shows_keepalived_t_output_and_exit_code(login, viewer, cluster):
     push = make_push(
         cluster,

@@ -126,10 +126,12 @@ def _unreached(step):
 @require_safe
 @require_role(VIEWER)
 def push_detail(request, pk):
-    """A push as it runs; htmx polls this URL and is told to stop (286) once it has ended."""
+    """A push as it runs; htmx polls this URL and is told to stop (286) once it has ended and
+    its prediction is judged (moves reported a few seconds after the end still count)."""
     push = get_object_or_404(ConfigPush.objects.select_related("cluster", "requested_by"), pk=pk)
     context = _push_context(push)
-    if wants_fragment(request) and not push.is_active:
+    context["watching"] = push.is_active or context["verdict"].status == "pending"
+    if wants_fragment(request) and not context["watching"]:
         return HttpResponseStopPolling(render(request, "clusters/_push_live.html", context).content)
     return render_page(request, "clusters/push.html", context, fragment="clusters/_push_live.html")
 
