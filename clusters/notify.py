@@ -127,6 +127,9 @@ def render_script(node):
     are [A-Za-z0-9._-], ids are numbers, the URL is checked at settings load. No secret is in it:
     it names the key file, which only root can read."""
     cluster = node.cluster
+    names = "|".join(
+        [cluster.instance_name, *(i.keepalived_name for i in cluster.instances.order_by("id"))]
+    )
     return f"""#!/bin/sh
 # vipanel: keepalived notify script for cluster {cluster.name}, node {node.name}.
 # Managed by vipanel; replaced by the next push. keepalived calls it as: TYPE NAME STATE PRIORITY.
@@ -135,6 +138,9 @@ state="$3"
 case "$state" in MASTER|BACKUP|FAULT|STOP) ;; *) exit 0 ;; esac
 instance="$2"
 case "$instance" in ""|*[!A-Za-z0-9_.-]*) exit 0 ;; esac
+# Only this cluster's instances as the push that wrote this script knows them: keepalived reports
+# FAULT for an instance a reload removed, which is no news about the node.
+case "$instance" in {names}) ;; *) exit 0 ;; esac
 printf '%s\\n' "$state" > {constants.NOTIFY_STATE_FILE}
 command -v curl >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || exit 0
 [ -r {KEY_PATH} ] || exit 0

@@ -144,7 +144,10 @@ def test_the_script_contains_no_shell_syntax_from_data(cluster, settings):
 def test_the_script_signs_the_instance_it_was_called_for(cluster, settings, tmp_path):
     """keepalived calls the script with TYPE NAME STATE PRIORITY: the report names NAME, signed,
     and a NAME outside keepalived's alphabet as vipanel renders it sends nothing."""
+    from clusters.services import instances
+
     settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    instances.create_instance(None, cluster, {"name": "b", "virtual_router_id": 52})
     node = cluster.nodes.get(name="web-1")
     key = tmp_path / "key"
     key.write_text(node.notify_key)
@@ -223,3 +226,27 @@ def test_a_report_with_a_hostile_instance_name_is_refused(cluster):
     response = report(cluster, ts=ts, nonce=nonce, sig=sig, instance=name)
     assert response.status_code == 403 and b"bad instance name" in response.content
     assert not NotifyNonce.objects.exists()
+
+
+def test_a_report_for_an_instance_the_cluster_no_longer_has_is_not_sent(
+    cluster, settings, tmp_path
+):
+    """keepalived reports FAULT for an instance a reload removed: the script the same push
+    deployed knows the cluster's instances and neither records nor sends it."""
+    from clusters.services import instances
+
+    settings.VIPANEL_NOTIFY_URL = "http://192.0.2.1:8000"
+    instances.create_instance(None, cluster, {"name": "b", "virtual_router_id": 52})
+    node = cluster.nodes.get(name="web-1")
+    state = tmp_path / "state"
+    script = (
+        notify.render_script(node)
+        .replace(notify.constants.NOTIFY_STATE_FILE, str(state))
+        .replace(notify.KEY_PATH, str(tmp_path / "no-key"))  # stops before sending
+    )
+    path = tmp_path / "notify.sh"
+    path.write_text(script)
+    for name, recorded in (("VI_web_gone", False), ("VI_web_b", True), ("VI_web", True)):
+        state.unlink(missing_ok=True)
+        subprocess.run(["sh", str(path), "INSTANCE", name, "FAULT", "0"], check=True)
+        assert state.exists() == recorded, name
