@@ -304,6 +304,24 @@ def test_maintenance_moves_every_instance_off_the_node(clean_lab):
     )
 
 
+def test_removing_an_instance_leaves_no_node_in_fault(clean_lab, settings):
+    """keepalived 2.2.7 calls notify with FAULT for an instance a reload removed. The script
+    the push deployed with the new file knows the cluster's instances and ignores it, so no
+    node's recorded state says FAULT afterwards."""
+    from clusters.constants import NOTIFY_STATE_FILE
+
+    # Reports go nowhere (nothing listens on the discard port): the state file is what counts.
+    settings.VIPANEL_NOTIFY_URL = f"http://{clean_lab.bridge_address}:9"
+    n1, n2, n3 = (n.name for n in clean_lab)
+    cluster, b, vip_a, vip_b = active_active_three(clean_lab, "rm", 88)
+    instances.delete_instance(None, b)
+    push_here(cluster)
+    wait_until(lambda: holders(clean_lab, vip_b) == [], timeout=30, message="B's VIP went")
+    states = {n.name: n.exec(f"cat {NOTIFY_STATE_FILE}").stdout.strip() for n in clean_lab}
+    assert "FAULT" not in states.values(), states
+    assert states[n1] == "MASTER" and holders(clean_lab, vip_a) == [n1]
+
+
 def test_a_drill_targets_one_instance(clean_lab):
     from clusters.drill import run_drill
 
