@@ -133,7 +133,7 @@ def main(argv=None):
     extra = min(a.extra_clusters, (len(lab) - 3) // 4)
     for c in range(extra):
         nodes = list(lab)[3 + 4 * c : 7 + 4 * c]
-        labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [])
+        labcluster.as_pushed(labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, []), nodes)
     interval = settings.VIPANEL_SWEEP_INTERVAL
     server = LiveServer(f"{lab.bridge_address}:0")
     runs = []

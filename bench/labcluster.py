@@ -54,10 +54,27 @@ def make_cluster(lab, nodes, name, vrid, vips, **fields):
     return cluster
 
 
+def as_pushed(cluster, lab_nodes):
+    """Each node's config written from the host (no SSH, no keepalived) and recorded as pushed,
+    as a cluster a push set up looks: no node "pending push", no VIP too new to count, no drift.
+    (A cluster never pushed is only configuration: the sweep and notify record nothing of it.)"""
+    from clusters.render import node_config
+    from tests.pushed import mark_pushed
+
+    by_name = {n.name: n for n in lab_nodes}
+    for node in cluster.nodes.select_related("cluster"):
+        conf = by_name[node.name].config_dir / "keepalived.conf"
+        conf.write_text(node_config(node))
+        conf.chmod(0o640)
+    return mark_pushed(cluster)
+
+
 def install_directly(cluster, lab_nodes, notify_script=None):
     """Write each node's rendered config and rules from the host (no SSH), start keepalived and
-    wait until the highest-priority node holds every VIP: the same start for every method."""
+    wait until the highest-priority node holds every VIP: the same start for every method.
+    The cluster is recorded as pushed (tests.pushed.mark_pushed), as after a push."""
     from clusters.render import iptables_jump_command, render_iptables, render_keepalived
+    from tests.pushed import mark_pushed
 
     by_name = {n.name: n for n in lab_nodes}
     for node in cluster.nodes.order_by("priority"):
@@ -80,4 +97,5 @@ def install_directly(cluster, lab_nodes, notify_script=None):
         interval=0.2,
         message="the starting state did not settle",
     )
+    mark_pushed(cluster)
     return time.monotonic() - t0

@@ -200,7 +200,8 @@ def main(argv=None):
     redis.Redis.from_url(REDIS_URL).flushdb()
     for c in range(CLUSTERS):
         nodes = list(lab)[c * PER_CLUSTER : (c + 1) * PER_CLUSTER]
-        labcluster.make_cluster(lab, nodes, f"c{c:02d}", 1 + c, [])
+        cluster = labcluster.make_cluster(lab, nodes, f"c{c:02d}", 1 + c, [])
+        labcluster.as_pushed(cluster, nodes)
     expected = CLUSTERS * PER_CLUSTER
     env = {
         **os.environ,

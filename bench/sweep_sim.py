@@ -15,15 +15,17 @@ from bench import common
 
 
 class StandIn:
-    def __init__(self, latency, holds):
-        self.latency, self.holds = latency, holds
+    def __init__(self, latency, holds, config_sha=""):
+        self.latency, self.holds, self.config_sha = latency, holds, config_sha
         self.fingerprint = "SHA256:" + "A" * 43
 
     def run(self, command, timeout=None, stdin=None):
         from clusters import ssh
 
         time.sleep(self.latency)
-        lines = ["running=1", "state=BACKUP", "config=", "addresses:"]
+        # The node runs what vipanel last pushed there (sha256sum's output format).
+        config = f"config={self.config_sha}  -" if self.config_sha else "config="
+        lines = ["running=1", "state=BACKUP", config, "addresses:"]
         return ssh.Result(0, "\n".join(lines) + "\n", "")
 
 
@@ -41,6 +43,7 @@ def main(argv=None):
     from clusters import history, remote
     from clusters.models import Cluster, Node, SSHCredential, VirtualIP
     from tests.conftest import make_private_key
+    from tests.pushed import mark_pushed
 
     cred = SSHCredential.objects.create(name="sim", username="root", private_key=make_private_key())
     with transaction.atomic():
@@ -63,10 +66,14 @@ def main(argv=None):
                 ]
             )
             VirtualIP.objects.create(cluster=cluster, address=f"{base}.100/24")
+            # As a push leaves it (what vipanel would send is what it sent), so the sweep does
+            # the steady-state work of a fleet in service, not a first look.
+            mark_pushed(cluster)
+    pushed = dict(Node.objects.values_list("pk", "pushed_config_sha"))
 
     @contextlib.contextmanager
     def pooled(node_target, deadline=None):
-        yield StandIn(a.latency_ms / 1000, [])
+        yield StandIn(a.latency_ms / 1000, [], pushed.get(node_target.node_id, ""))
 
     remote.pooled = pooled
     clusters = list(Cluster.objects.order_by("pk"))

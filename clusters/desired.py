@@ -7,8 +7,10 @@ answer. It is refreshed:
 - when a change to what is rendered commits (any save or delete of a cluster, node, VIP,
   instance, priority or sync group, whatever the entry point; the maintenance switch, which
   updates its row without a signal, asks for it itself);
-- by every sweep (clusters.history), which renders each node anyway: a new release's templates
-  or a changed VIPANEL_NOTIFY_URL show as pending within one sweep.
+- every VIPANEL_DESIRED_REFRESH seconds for every cluster (refresh_all, from beat): a new
+  release's templates or a changed VIPANEL_NOTIFY_URL show as pending within that time. The
+  sweep reads the stored hash (rendering every node every sweep cost most of its CPU) and
+  renders a node only when none was stored yet.
 """
 
 import logging
@@ -33,6 +35,11 @@ def refresh(cluster):
         if sha != node.desired_config_sha:
             changed += Node.objects.filter(pk=node.pk).update(desired_config_sha=sha)
     return changed
+
+
+def refresh_all():
+    """refresh() every cluster; -> how many nodes' hashes moved."""
+    return sum(refresh(cluster) for cluster in Cluster.objects.order_by("pk"))
 
 
 def store(node_id, sha, before):

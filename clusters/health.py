@@ -229,7 +229,10 @@ def cluster_health(cluster, now=None):
     the API's status and the metrics report."""
     now = now or timezone.now()
     nodes = []
-    for node in cluster.nodes.select_related("state").order_by("-priority", "name"):
+    # Neither the pushed file nor a drifted one is needed here: not decrypted for every page,
+    # API call and alert evaluation.
+    rows = cluster.nodes.select_related("state").defer("pushed_config", "state__drift_config")
+    for node in rows.order_by("-priority", "name"):
         state = _state(node)
         nodes.append(
             NodeHealth(node, state, problems_of_node(node, state, now), node_pending(node))

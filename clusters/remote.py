@@ -30,6 +30,10 @@ class NodeTarget:
     node_id: int
     name: str
     target: ssh.Target
+    # The key the node offered instead of the pinned one, as the row said when this was read:
+    # a healthy connection clears it, and has nothing to write when there is none (a sweep
+    # would otherwise write every node's row every few seconds).
+    offered: str = ""
 
 
 def target_for(node: Node, command_timeout: float | None = None) -> NodeTarget:
@@ -41,6 +45,7 @@ def target_for(node: Node, command_timeout: float | None = None) -> NodeTarget:
     return NodeTarget(
         node_id=node.pk,
         name=node.name,
+        offered=node.offered_host_key_fingerprint,
         target=ssh.Target(
             host=node.address,
             port=node.ssh_port,
@@ -98,7 +103,7 @@ def settle(node_target: NodeTarget, conn: ssh.Connection | None, error: Exceptio
         record_mismatch(node_target.node_id, error.offered)
     elif isinstance(error, ssh.HostKeyNotTrusted):
         record_offered(node_target.node_id, error.offered)
-    elif conn is not None:
+    elif conn is not None and node_target.offered:
         clear_mismatch(node_target.node_id, conn.fingerprint)
 
 

@@ -265,21 +265,22 @@ def probe_clusters(
             )
         )
         vips = list(cluster.vips.all())
-        plans.append((cluster, nodes, vips, not cluster.readiness_errors()))
-    width = sum(len(nodes) for _, nodes, _, _ in plans)
+        plans.append((cluster, nodes, vips))
+    width = sum(len(nodes) for _, nodes, _ in plans)
     pool = ThreadPoolExecutor(max_workers=max(1, min(width, settings.VIPANEL_PROBE_CONCURRENCY)))
     probes, pending, statuses = {}, {}, {}
     deadline = time.monotonic() + timeout
 
     def finish(plan):
-        cluster, nodes, vips, _ = plan
+        cluster, nodes, vips = plan
         statuses[cluster.pk] = _status_of(cluster, nodes, vips, probes, checked_at)
         if on_done is not None:
             on_done(cluster, statuses[cluster.pk])
 
     try:
         for plan in plans:
-            cluster, nodes, vips, ready = plan
+            cluster, nodes, vips = plan
+            ready = None  # asked only for a node whose desired hash was never stored
             vip_ips = {v.address: v.ip for v in vips}
             pending[cluster.pk] = 0
             for node in nodes:
@@ -287,7 +288,15 @@ def probe_clusters(
                     name=node.name, node_id=node.pk, maintenance=node.maintenance
                 )
                 try:
-                    expected = expected_config_sha(node) if ready else None
+                    # What vipanel would send is stored (clusters.desired, kept current on every
+                    # change and by a periodic refresh): rendering it for every node of every
+                    # sweep was the biggest part of a sweep's CPU. Rendered here only when it
+                    # was never stored (and then only for a cluster that can be rendered).
+                    expected = node.desired_config_sha or None
+                    if expected is None:
+                        if ready is None:
+                            ready = not cluster.readiness_errors()
+                        expected = expected_config_sha(node) if ready else None
                     probes[node.pk].desired_sha = expected
                     node_target = remote.target_for(node, command_timeout=timeout)
                 except ssh.SSHError as e:

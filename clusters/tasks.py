@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from clusters import drill, push, retention, sweep
+from clusters import desired, drill, push, retention, sweep
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,12 @@ def drill_task(record_id):
 
 
 # Retention (clusters/retention.py), daily from beat; deleting twice is harmless.
+@shared_task
+def refresh_desired_task():
+    """From beat: what vipanel would push to each node, rendered again (clusters.desired)."""
+    log.info("desired configs refreshed, %s changed", desired.refresh_all())
+
+
 @shared_task(acks_late=True)
 def prune_task():
     log.info("pruned %s", retention.prune())

@@ -348,3 +348,33 @@ def test_a_config_removed_on_the_node_is_drift_with_everything_removed(cluster):
     assert state.drift_config_sha == "-"  # kept: the next sweeps read nothing more
     diff = preview.drift_of(web1, state).diff
     assert diff.count("\n-") >= 10 and "\n+" not in diff.replace("\n+++", "")
+
+
+def test_the_sweep_reads_the_stored_desired_config_and_the_refresh_renders_it_again(
+    cluster, monkeypatch, settings
+):
+    """Rendering every node for every sweep was most of a sweep's CPU: the probe takes the
+    stored hash, and beat's periodic refresh (clusters.desired.refresh_all) renders again what
+    an upgrade's templates or a changed setting would change."""
+    from clusters import desired, tasks
+    from clusters import status as status_module
+
+    stale = "7" * 64  # as if the templates had changed since it was stored
+    cluster.nodes.update(desired_config_sha=stale)
+    rendered = []
+    monkeypatch.setattr(
+        status_module, "expected_config_sha", lambda node: rendered.append(node.name) or "x"
+    )
+    monkeypatch.setattr(
+        status_module, "_probe_one", lambda *a, **k: ({"reachable": False}, None, None)
+    )
+    probed = status_module.probe_cluster(cluster)
+    assert rendered == [] and {p.desired_sha for p in probed.nodes} == {stale}
+    monkeypatch.undo()
+    entry = settings.CELERY_BEAT_SCHEDULE["desired"]
+    assert entry["task"] == "clusters.tasks.refresh_desired_task"
+    assert entry["schedule"] == settings.VIPANEL_DESIRED_REFRESH
+    tasks.refresh_desired_task.apply()
+    for node in cluster.nodes.select_related("cluster"):
+        assert node.desired_config_sha == sha(render.node_config(node))
+    assert desired.refresh_all() == 0  # nothing moved since
