@@ -305,6 +305,7 @@ CELERY_TASK_ROUTES = {
     "alerts.tasks.*": {"queue": ALERT_QUEUE},
     "clusters.tasks.sweep_task": {"queue": SWEEP_QUEUE},
     "clusters.tasks.probe_batch_task": {"queue": SWEEP_QUEUE},
+    "clusters.tasks.refresh_desired_task": {"queue": SWEEP_QUEUE},
     "clusters.tasks.run_push_task": {"queue": PUSH_QUEUE},
     "clusters.tasks.drill_task": {"queue": DRILL_QUEUE},
 }
@@ -314,6 +315,9 @@ OPERATION_WORKER_QUEUES = f"{PUSH_QUEUE},{DRILL_QUEUE},celery"
 
 # How often beat sweeps every cluster's status, in seconds.
 VIPANEL_SWEEP_INTERVAL = env_int("VIPANEL_SWEEP_INTERVAL", 5)
+# How often every node's desired config is rendered again (clusters.desired): what an upgrade's
+# templates or a changed VIPANEL_NOTIFY_URL would change shows as pending within this time.
+VIPANEL_DESIRED_REFRESH = env_int("VIPANEL_DESIRED_REFRESH", 300)
 
 LOGGING = {
     "version": 1,
@@ -398,6 +402,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": VIPANEL_SWEEP_INTERVAL,
         # A sweep that could not start before the next one is due is not worth running.
         "options": {"expires": VIPANEL_SWEEP_INTERVAL},
+    },
+    "desired": {
+        "task": "clusters.tasks.refresh_desired_task",
+        "schedule": VIPANEL_DESIRED_REFRESH,
+        "options": {"expires": VIPANEL_DESIRED_REFRESH},
     },
     "prune": {
         "task": "clusters.tasks.prune_task",
