@@ -14,8 +14,8 @@ from django.dispatch import receiver
 from django.utils.dateparse import parse_datetime
 
 from alerts import incidents
-from alerts.models import VipCoverage
-from clusters.models import Cluster, FailoverEvent, Node, NodeState, VipState, VirtualIP
+from alerts.models import Incident, VipCoverage
+from clusters.models import Cluster, ConfigPush, FailoverEvent, Node, NodeState, VipState, VirtualIP
 from clusters.signals import push_finished
 
 log = logging.getLogger(__name__)
@@ -30,30 +30,65 @@ def _pending():
     ]
 
 
-def evaluate_after_commit(cluster_id):
-    """evaluate() the cluster once this transaction commits (once, however many rows changed)."""
-    if cluster_id is None or any(run.alerts_cluster_id == cluster_id for run in _pending()):
+def _worth_evaluating(cluster_id):
+    """Whether a cluster whose sweep showed nothing wrong still has something to evaluate: an
+    incident pending or open (to resolve, or to promote), or a last push that failed."""
+    if Incident.objects.filter(cluster_id=cluster_id, state__in=Incident.ACTIVE_STATES).exists():
+        return True
+    last = (
+        ConfigPush.objects.filter(cluster_id=cluster_id)
+        .exclude(state__in=ConfigPush.ACTIVE_STATES)
+        .order_by("-created", "-id")
+        .values_list("state", flat=True)
+        .first()
+    )
+    return last in ConfigPush.RESUMABLE_STATES
+
+
+def evaluate_after_commit(cluster_id, trouble=True):
+    """evaluate() the cluster once this transaction commits (once, however many rows changed).
+
+    `trouble`: whether the row that asked shows something an alert is about. A sweep of a
+    healthy cluster with no incident open or pending has nothing to evaluate, and every sweep
+    of every cluster would otherwise pay for it."""
+    if cluster_id is None:
         return
+    for queued in _pending():
+        if queued.alerts_cluster_id == cluster_id:
+            queued.trouble = queued.trouble or trouble
+            return
 
     def run():
         run.done = True
+        if not run.trouble and not _worth_evaluating(cluster_id):
+            return
         cluster = Cluster.objects.filter(pk=cluster_id).first()
         if cluster is not None:
             incidents.evaluate(cluster)
 
-    run.alerts_cluster_id, run.done = cluster_id, False
+    run.alerts_cluster_id, run.done, run.trouble = cluster_id, False, trouble
     # So the sweep's other rows of this cluster find it without a query each.
     run.node_ids = set(Node.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
     run.vip_ids = set(VirtualIP.objects.filter(cluster_id=cluster_id).values_list("pk", flat=True))
     transaction.on_commit(run, robust=True)
 
 
+def _node_trouble(state):
+    # The node kinds alerts send (alerts.incidents.conditions): host key, unreachable, drift.
+    return bool(not state.reachable or state.host_key_problem or state.drift)
+
+
 @receiver(post_save, sender=NodeState, dispatch_uid="alerts-node-state")
 def node_state_saved(sender, instance, raw=False, **kwargs):
-    if raw or any(instance.node_id in run.node_ids for run in _pending()):
+    if raw:
         return
+    for run in _pending():
+        if instance.node_id in run.node_ids:
+            run.trouble = run.trouble or _node_trouble(instance)
+            return
     evaluate_after_commit(
-        Node.objects.filter(pk=instance.node_id).values_list("cluster_id", flat=True).first()
+        Node.objects.filter(pk=instance.node_id).values_list("cluster_id", flat=True).first(),
+        _node_trouble(instance),
     )
 
 
@@ -66,12 +101,15 @@ def vip_state_saved(sender, instance, raw=False, **kwargs):
         at = parse_datetime(at)
     if isinstance(at, datetime):
         observe(instance.vip_id, at)
-    if not any(instance.vip_id in run.vip_ids for run in _pending()):
-        evaluate_after_commit(
-            VirtualIP.objects.filter(pk=instance.vip_id)
-            .values_list("cluster_id", flat=True)
-            .first()
-        )
+    trouble = bool(instance.split_brain or instance.no_holder)
+    for run in _pending():
+        if instance.vip_id in run.vip_ids:
+            run.trouble = run.trouble or trouble
+            return
+    evaluate_after_commit(
+        VirtualIP.objects.filter(pk=instance.vip_id).values_list("cluster_id", flat=True).first(),
+        trouble,
+    )
 
 
 @receiver(post_save, sender=FailoverEvent, dispatch_uid="alerts-failover-event")

@@ -231,7 +231,9 @@ def cluster_health(cluster, now=None):
     nodes = []
     # Neither the pushed file nor a drifted one is needed here: not decrypted for every page,
     # API call and alert evaluation.
-    rows = cluster.nodes.select_related("state").defer("pushed_config", "state__drift_config")
+    rows = cluster.nodes.select_related("state").defer(
+        "pushed_config", "notify_key", "state__drift_config"
+    )
     for node in rows.order_by("-priority", "name"):
         state = _state(node)
         nodes.append(

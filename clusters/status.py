@@ -261,7 +261,7 @@ def probe_clusters(
         # The pushed file is only read to show a drift's diff: not decrypted every sweep.
         nodes = list(
             cluster.nodes.select_related("credential", "cluster__credential", "state").defer(
-                "pushed_config", "state__drift_config"
+                "pushed_config", "notify_key", "state__drift_config"
             )
         )
         vips = list(cluster.vips.all())

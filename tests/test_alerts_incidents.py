@@ -299,21 +299,38 @@ def test_a_deleted_channel_fails_its_delivery_with_the_reason(cluster, receiver)
     assert delivery.state == Delivery.State.FAILED and "deleted" in delivery.error
 
 
-def test_a_sweep_evaluates_its_cluster_once(sweep, cluster, monkeypatch):
+def test_a_sweep_evaluates_its_cluster_once_and_a_healthy_one_not_at_all(
+    sweep, cluster, monkeypatch
+):
     calls = []
     monkeypatch.setattr(incidents, "evaluate", lambda c, now=None: calls.append(c.pk))
-    sweep(0)
+    sweep(0, unreachable=("web-2",))
     assert calls == [cluster.pk]
+    # Healthy, with no incident open or pending and no failed push: nothing to evaluate.
+    sweep(5)
+    assert calls == [cluster.pk]
+    Incident.objects.create(
+        kind="node_unreachable",
+        cluster=cluster,
+        key="node:x",
+        subject="web-2",
+        title="x",
+        started=START,
+        last_seen=START,
+    )
+    sweep(10)  # healthy again, but an incident is pending: it must be resolved
+    assert calls == [cluster.pk, cluster.pk]
 
 
 def test_the_alerts_cost_a_sweep_few_queries(sweep, cluster, django_assert_max_num_queries):
-    sweep(0)
+    sweep(0, unreachable=("web-2",))  # a problem (a healthy sweep evaluates nothing)
     # record_status alone: 17 for 2 nodes and a VIP (6 of them savepoints); the signals add
     # the node's cluster, the cluster's node and VIP ids (3), the coverage span (2), and one
     # evaluation (9, the health rule's three reads among them) however many rows the sweep
-    # wrote; the VIP's instance (1, several VRRP instances per cluster).
-    with django_assert_max_num_queries(32):
-        sweep(5)
+    # wrote, and the unreachable node's incident kept up to date (2); the VIP's instance (1,
+    # several VRRP instances per cluster).
+    with django_assert_max_num_queries(34):
+        sweep(5, unreachable=("web-2",))
 
 
 def test_a_vip_never_pushed_alerts_nothing_even_with_nobody_holding_it(
