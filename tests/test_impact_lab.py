@@ -168,3 +168,29 @@ def test_skipping_is_refused_when_the_push_changes_what_the_nodes_advertise(
     assert push.detail.endswith("No node was changed.")
     assert [live(n, path) for n in clean_lab] == before
     time.sleep(0.1)
+
+
+def test_a_drill_predicts_its_moves_and_the_prediction_holds(clean_lab, pushed, monkeypatch):
+    """The drill's record keeps the prediction it was confirmed with; real keepalived moves the
+    VIP to the next priority when the holder stops and back when it starts again (preempt), and
+    the verdict judges that against what notify and the drill recorded."""
+    from clusters import drill, tasks
+    from clusters.services import drills
+
+    monkeypatch.setattr(tasks.drill_task, "delay", lambda pk: None)  # run here, below
+    n2, n3 = clean_lab[1].name, clean_lab[2].name
+    ip = pushed.vips.get().address.split("/")[0]
+    record = drills.start_drill(None, pushed)
+    moves = record.prediction["moves"]
+    assert moves and moves[0].startswith(f"{n2} takes {ip} from {n3} within ~0.6 s"), moves
+    event = drill.run_drill_record(record.pk)
+    assert event.detail.startswith("Passed."), event.detail
+    assert (event.from_node, event.to_node) == (n3, n2)
+    wait_until(
+        lambda: FailoverEvent.objects.filter(kind="failover", to_node=n3, from_node=n2).exists(),
+        timeout=30,
+        message=f"the VIP's return to {n3} was not reported",
+    )
+    record.refresh_from_db()
+    verdict = later(record)
+    assert verdict.status == "held", (moves, verdict.reasons)
