@@ -1321,7 +1321,7 @@ class ConfigPush(models.Model):
     # The fencing token of the worker that claimed it: every later write is conditional on it.
     owner = models.CharField(max_length=32, blank=True, editable=False)
     # What it was predicted to do (clusters.impact.Impact.as_dict), made from the live files and
-    # holders before any node was touched; judged afterwards by clusters.impact.push_verdict.
+    # holders before any node was touched; judged afterwards by clusters.services.pushes.verdict.
     prediction = models.JSONField(default=dict, blank=True, editable=False)
     # Nodes an operator chose to leave untouched (unreachable): [{"node": name, "by": user}].
     skipped = models.JSONField(default=list, blank=True, editable=False)
