@@ -131,9 +131,15 @@ def main(argv=None):
     lab = Lab.load(common.PREFIX)
     lab_nodes = list(lab)[:3]
     extra = min(a.extra_clusters, (len(lab) - 3) // 4)
+    # The other clusters of a fleet in service (pushed, keepalived running, VIPs held), swept
+    # with the measured one every time.
+    offsets = labcluster.free_vip_offsets(lab, extra, exclude=(230,))
+    fleet = []
     for c in range(extra):
         nodes = list(lab)[3 + 4 * c : 7 + 4 * c]
-        labcluster.as_pushed(labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, []), nodes)
+        vip = labcluster.vip(lab, offsets[c])
+        fleet.append((labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [vip]), nodes))
+    labcluster.start_many(fleet, lab)
     interval = settings.VIPANEL_SWEEP_INTERVAL
     server = LiveServer(f"{lab.bridge_address}:0")
     runs = []
@@ -149,15 +155,14 @@ def main(argv=None):
                     lab, lab_nodes, "f", VRID, [labcluster.vip(lab, 230)]
                 )
                 if with_notify:
-                    # A push installs the notify script; here it is written from the host, like
-                    # the config, before keepalived starts.
+                    # A push installs the notify script and the node's signing key; here they
+                    # are written from the host, like the config, before keepalived starts.
                     for node in cluster.nodes.all():
-                        script = (
-                            next(n for n in lab_nodes if n.name == node.name).config_dir
-                            / (notify.SCRIPT_PATH.rsplit("/", 1)[1])
-                        )
-                        script.write_text(notify.render_script(node))
-                        script.chmod(0o700)
+                        config_dir = next(n for n in lab_nodes if n.name == node.name).config_dir
+                        for path, content, mode in notify.files_for(node):
+                            target = config_dir / path.rsplit("/", 1)[1]
+                            target.write_bytes(content)
+                            target.chmod(mode)
                 labcluster.install_directly(
                     cluster, lab_nodes, notify_script=notify.script_path_for(None)
                 )

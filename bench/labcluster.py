@@ -77,14 +77,18 @@ def install_directly(cluster, lab_nodes, notify_script=None):
     from tests.pushed import mark_pushed
 
     by_name = {n.name: n for n in lab_nodes}
-    for node in cluster.nodes.order_by("priority"):
+    nodes = list(cluster.nodes.order_by("priority"))
+    for node in nodes:
         lab_node = by_name[node.name]
         conf = lab_node.config_dir / "keepalived.conf"
         conf.write_text(render_keepalived(node, notify_script=notify_script))
         conf.chmod(0o640)
         lab_node.exec("iptables-restore -w --noflush", input=render_iptables(node))
         lab_node.exec(iptables_jump_command(node))
-        lab_node.start_keepalived()
+    # Recorded as pushed before keepalived starts, as a push does: the election's reports count.
+    mark_pushed(cluster)
+    for node in nodes:
+        by_name[node.name].start_keepalived()
     top = lab_nodes[-1]
     addresses = [v.address.split("/")[0] for v in cluster.vips.all()]
     t0 = time.monotonic()
@@ -97,5 +101,42 @@ def install_directly(cluster, lab_nodes, notify_script=None):
         interval=0.2,
         message="the starting state did not settle",
     )
-    mark_pushed(cluster)
     return time.monotonic() - t0
+
+
+def free_vip_offsets(lab, count, exclude=()):
+    """`count` host offsets of the lab's /24 that no node (.11 up) and no bridge (.1) has."""
+    used = {1, *range(11, 11 + len(lab)), *exclude}
+    free = [o for o in range(2, 255) if o not in used]
+    if len(free) < count:
+        raise ValueError(f"the lab's /24 has {len(free)} free addresses, not {count}")
+    return free[:count]
+
+
+def start_many(clusters, lab):
+    """Clusters of a fleet in service, at once: each node's config and rules written from the
+    host, every keepalived started, recorded as pushed; returns when each cluster's
+    highest-priority node holds its VIPs. `clusters`: [(cluster, its lab nodes)]."""
+    from clusters.render import iptables_jump_command, render_iptables
+
+    for cluster, nodes in clusters:
+        as_pushed(cluster, nodes)
+        by_name = {n.name: n for n in nodes}
+        for node in cluster.nodes.select_related("cluster"):
+            lab_node = by_name[node.name]
+            lab_node.exec("iptables-restore -w --noflush", input=render_iptables(node))
+            lab_node.exec(iptables_jump_command(node))
+    for _, nodes in clusters:
+        for node in nodes:
+            node.start_keepalived()
+    wanted = [
+        (nodes[-1], v.address.split("/")[0])
+        for cluster, nodes in clusters
+        for v in cluster.vips.all()
+    ]
+    wait_until(
+        lambda: all(top.holds(address) for top, address in wanted),
+        timeout=120,
+        interval=0.5,
+        message="the clusters did not elect their highest priority",
+    )

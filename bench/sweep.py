@@ -198,10 +198,14 @@ def main(argv=None):
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
+    # A fleet in service: each cluster pushed, its keepalived running, its VIP held.
+    offsets = labcluster.free_vip_offsets(lab, CLUSTERS)
+    fleet = []
     for c in range(CLUSTERS):
         nodes = list(lab)[c * PER_CLUSTER : (c + 1) * PER_CLUSTER]
-        cluster = labcluster.make_cluster(lab, nodes, f"c{c:02d}", 1 + c, [])
-        labcluster.as_pushed(cluster, nodes)
+        vip = labcluster.vip(lab, offsets[c])
+        fleet.append((labcluster.make_cluster(lab, nodes, f"c{c:02d}", 1 + c, [vip]), nodes))
+    labcluster.start_many(fleet, lab)
     expected = CLUSTERS * PER_CLUSTER
     env = {
         **os.environ,
