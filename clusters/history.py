@@ -114,6 +114,7 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
         and state.reported_at > at
         and at - state.checked_at < yield_for
     }
+    seen_as_before = []
     with transaction.atomic():
         for probe in status.nodes:
             node = by_id.get(probe.node_id)
@@ -141,7 +142,14 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
                 # keepalived reported a transition after this probe started (its STOP as it
                 # goes down, say): the report is newer. The next sweep judges again.
                 del fields["keepalived_running"], fields["vrrp_state"], fields["holds"]
+            if node is not None and _seen_as_before(_state_of(node), fields):
+                seen_as_before.append(probe.node_id)
+                continue
             NodeState.objects.update_or_create(node_id=probe.node_id, defaults=fields)
+        if seen_as_before:
+            # The steady state of a fleet in service: one UPDATE for every such node, instead
+            # of a row read, locked and saved per node (most of a sweep's database time).
+            NodeState.objects.filter(node_id__in=seen_as_before).update(checked_at=at)
         unknown = bool(status.unreachable)
         # A VIP never pushed is configuration only: no holder is looked for, nothing recorded.
         for vip in cluster.vips.filter(pushed_at__isnull=False):
@@ -267,6 +275,27 @@ def record_status(cluster: Cluster, status: ClusterStatus, detected_by=DetectedB
             state.stale_on = stale
             state.save()
     return events
+
+
+def _seen_as_before(state, fields):
+    """Whether a probe's `fields` for a node's NodeState are what `state` holds already (all but
+    checked_at), for a node the probe found healthy. A node with a problem (unreachable, a host
+    key refused, an error, drift) is saved in full every sweep, so post_save's receivers (the
+    alerts) hear of it each time, as they do of every change."""
+    if state is None or not fields["reachable"] or fields["host_key_problem"]:
+        return False
+    if fields["error"] or fields["drift"]:
+        return False
+    for name, value in fields.items():
+        if name == "checked_at":
+            continue
+        if name == "drift_config":
+            if value:  # a drifted file's content to store
+                return False
+            continue  # deferred; it goes with drift_config_sha, compared below
+        if getattr(state, name) != value:
+            return False
+    return True
 
 
 def _state_of(node):

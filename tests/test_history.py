@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from clusters.history import record_notify, record_status
-from clusters.models import ConfigPush, FailoverEvent, VipState
+from clusters.models import ConfigPush, FailoverEvent, NodeState, VipState
 from clusters.status import ClusterStatus, NodeProbe
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +45,40 @@ def test_it_records_no_event_for_the_first_observation(cluster):
     record_status(cluster, observe(cluster, timezone.now(), ["web-1"]))
     assert kinds(cluster) == []
     assert VipState.objects.get().holder.name == "web-1"
+
+
+def test_a_node_seen_as_before_has_only_its_time_moved_and_a_change_is_saved(
+    cluster, django_assert_num_queries
+):
+    """The steady state of every sweep: healthy nodes as they were get one UPDATE of
+    checked_at between them; a node that changed, or has a problem, is saved in full."""
+    t0 = timezone.now()
+    record_status(cluster, observe(cluster, t0, ["web-1"]))
+    again = t0 + timedelta(seconds=5)
+    status = observe(cluster, again, ["web-1"])
+    # nodes, the one UPDATE for both, the VIP and its state (read, save), the panel's
+    # coverage (read, extend: alerts), a savepoint and its release
+    with django_assert_num_queries(9) as ctx:
+        record_status(cluster, status)
+    written = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].startswith(("UPDATE", "INSERT")) and '"clusters_nodestate"' in q["sql"]
+    ]
+    assert len(written) == 1 and "WHERE" in written[0], written
+    assert set(NodeState.objects.values_list("checked_at", flat=True)) == {again}
+    # web-2 unreachable: its row is saved in full (and saved again next sweep, a problem).
+    later = again + timedelta(seconds=5)
+    record_status(cluster, observe(cluster, later, ["web-1"], unreachable=["web-2"]))
+    states = {s.node.name: s for s in NodeState.objects.select_related("node")}
+    assert states["web-2"].reachable is False and states["web-2"].checked_at == later
+    assert states["web-1"].reachable is True and states["web-1"].checked_at == later
+    # web-1 takes a second address: not as before either.
+    vip = cluster.vips.get().address
+    status = observe(cluster, later + timedelta(seconds=5), ["web-1"])
+    status.nodes[0].holds = [vip, "192.0.2.99/24"]
+    record_status(cluster, status)
+    assert NodeState.objects.get(node__name="web-1").holds == [vip, "192.0.2.99/24"]
 
 
 def test_it_records_a_failover_with_both_nodes(cluster):
