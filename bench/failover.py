@@ -51,7 +51,9 @@ def wait_event(cluster, after, timeout):
 
 
 class Sweeper(threading.Thread):
-    """beat's schedule in a thread: sweep_cluster every `interval` seconds."""
+    """beat's schedule in a thread: a sweep every `interval` seconds, at a fixed rate as beat
+    sends them (a tick does not wait for the previous sweep's end; one still running when the
+    next is due makes that tick start late, as a busy worker would)."""
 
     def __init__(self, cluster, interval, every_cluster=False):
         super().__init__(daemon=True)
@@ -65,7 +67,9 @@ class Sweeper(threading.Thread):
         from clusters.history import sweep_all, sweep_cluster
 
         try:
-            while not self.stop.wait(self.interval):
+            due = time.monotonic() + self.interval
+            while not self.stop.wait(max(0.0, due - time.monotonic())):
+                due += self.interval
                 t0 = time.monotonic()
                 if self.every_cluster:
                     sweep_all()
