@@ -20,6 +20,9 @@ class StandIn:
         self.latency, self.holds, self.config_sha = latency, holds, config_sha
         self.fingerprint = "SHA256:" + "A" * 43
 
+    def run_kept(self, command, timeout=None):  # the sweep's probe (ssh.Connection)
+        return self.run(command, timeout)
+
     def run(self, command, timeout=None, stdin=None):
         from clusters import ssh
 

@@ -316,6 +316,8 @@ class Connection:
         self.fingerprint = fingerprint
         self._transport = transport
         self._sftp: paramiko.SFTPClient | None = None
+        self._shell: paramiko.Channel | None = None
+        self._shell_out = b""
 
     def __repr__(self):
         return f"<Connection {self.target.username}@{self.target.where}>"
@@ -336,6 +338,7 @@ class Connection:
         return self._transport.is_active()
 
     def close(self) -> None:
+        self._close_shell()
         if self._sftp is not None:
             try:
                 self._sftp.close()
@@ -400,6 +403,69 @@ class Connection:
             chan.close()
         stdout, stderr = out.text(), err.text()  # text() settles the dropped counts
         return Result(status, stdout, stderr, out.dropped, err.dropped)
+
+    def run_kept(self, command: str, timeout: float | None = None) -> Result:
+        """Run a short command in a shell kept open on this connection (`sh`, started by the
+        first call): no session opened and no shell started on the node per call, only the
+        command's own programs. For a command repeated every few seconds (the sweep's probe),
+        where a session per call was most of the node's and much of our CPU. Its stdin is
+        /dev/null, its stderr discarded, its output ends at a random marker line with its exit
+        status. Errors as ``run``; after any error the shell is closed (the pool then drops the
+        whole connection), so a command left running never answers the next call."""
+        timeout = self.target.command_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        try:
+            if self._shell is None or self._shell.closed or self._shell.exit_status_ready():
+                self._close_shell()
+                self._shell = self._transport.open_session(timeout=self.target.connect_timeout)
+                self._shell.exec_command("exec sh 2>/dev/null")
+            marker = secrets.token_hex(16).encode()
+            end = b"\n" + marker + b" "
+            # The group's own newline ends a command that ends in a comment; "\n" before the
+            # marker ends an output that lacks one (and is taken off again below).
+            self._shell.sendall(
+                b"{ "
+                + command.encode()
+                + b"\n} </dev/null 2>/dev/null; printf '\\n%s %d\\n' "
+                + marker
+                + b' "$?"\n'
+            )
+            while True:
+                at = self._shell_out.find(end)
+                line_end = self._shell_out.find(b"\n", at + len(end)) if at >= 0 else -1
+                if line_end >= 0:
+                    output = self._shell_out[:at]
+                    status = int(self._shell_out[at + len(end) : line_end])
+                    self._shell_out = self._shell_out[line_end + 1 :]
+                    return Result(status, output.decode("utf-8", "replace"), "")
+                if len(self._shell_out) > MAX_OUTPUT_BYTES:
+                    raise SSHError(f"a command's output on {self.where} exceeded the limit")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SSHError(f"command timed out after {timeout:g}s on {self.where}")
+                select.select([self._shell], [], [], remaining)
+                while self._shell.recv_stderr_ready():
+                    self._shell.recv_stderr(65536)  # the login shell's own, if any: not ours
+                if self._shell.recv_ready():
+                    self._shell_out += self._shell.recv(65536)
+                elif self._shell.closed or self._shell.eof_received:
+                    raise SSHError(f"the shell on {self.where} ended while a command ran")
+        except SSHError:
+            self._close_shell()
+            raise
+        except Exception as e:
+            self._close_shell()
+            raise SSHError(
+                f"running a command on {self.where} failed: {e or type(e).__name__}"
+            ) from None
+
+    def _close_shell(self) -> None:
+        shell, self._shell, self._shell_out = self._shell, None, b""
+        if shell is not None:
+            try:
+                shell.close()
+            except Exception:  # noqa: BLE001 - closing a broken channel may fail any way
+                pass
 
     # Files
 

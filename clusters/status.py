@@ -170,10 +170,11 @@ def _probe_one(node_target, config_path, shas, vip_ips, deadline):
         left = deadline - time.monotonic()
         if left <= 0:
             raise ssh.SSHError(f"{node_target.name}: no answer within the probe's deadline")
-        # One exec per probe, over the node's kept connection when it has one.
+        # One command per probe, over the node's kept connection and in its kept shell when
+        # it has them (ssh.Connection.run_kept): no session and no shell started per probe.
         with remote.pooled(node_target, deadline) as conn:
             left = max(0.1, deadline - time.monotonic())
-            out = conn.run(_probe_command(config_path), timeout=left)
+            out = conn.run_kept(_probe_command(config_path), timeout=left)
             running, reported, sha, addresses = parse_probe(out.stdout)
             drift = health.config_drift(sha, pushed_sha, expected_sha)
             if drift and (sha or ABSENT) != captured_sha:

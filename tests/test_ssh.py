@@ -108,6 +108,40 @@ def test_it_runs_commands_on_one_reused_connection(lab):
 
 
 @pytest.mark.lab
+def test_a_kept_shell_runs_each_command_in_one_shell_on_the_node(lab):
+    node = lab[0]
+    with connect(node.target()) as conn:
+        first = conn.run_kept("echo $$; hostname")
+        shell_pid, name = first.stdout.split()
+        assert (first.exit_status, name) == (0, node.name)
+        # The same shell each time: no session or shell started per command.
+        assert conn.run_kept("echo $$").stdout.split() == [shell_pid]
+        failed = conn.run_kept("echo oops >&2; printf 'no newline'; false  # a comment")
+        assert (failed.exit_status, failed.stdout, failed.stderr) == (1, "no newline", "")
+        # A command reads nothing meant for the shell (its stdin is /dev/null).
+        assert conn.run_kept("cat; echo after").stdout == "after\n"
+        # `exit` ends the kept shell: an error for that call, and the next starts another.
+        with pytest.raises(SSHError, match="ended while a command ran"):
+            conn.run_kept("exit 4")
+        again = conn.run_kept("echo $$")
+        assert again.exit_status == 0 and again.stdout.split() != [shell_pid]
+
+
+@pytest.mark.lab
+def test_a_kept_shell_past_its_deadline_is_closed_and_the_next_call_gets_a_new_one(lab):
+    node = lab[0]
+    with connect(node.target()) as conn:
+        shell_pid = conn.run_kept("echo $$").stdout.strip()
+        with pytest.raises(SSHError) as e:
+            conn.run_kept("sleep 30", timeout=1)
+        assert not e.value.permanent
+        assert e.value.message == f"command timed out after 1s on {node.address}"
+        # The late command's output never answers the next call.
+        after = conn.run_kept("echo $$; echo fresh")
+        assert after.stdout.split()[1:] == ["fresh"] and after.stdout.split()[0] != shell_pid
+
+
+@pytest.mark.lab
 def test_an_untrusted_host_is_refused_before_authentication_with_its_offered_key(lab):
     node = lab[1]
     log_before = len(sshd_log(node))
