@@ -199,7 +199,10 @@ def test_preview_then_push_and_watch_the_live_view_to_the_end(
     assert progress.get_attribute("value") == progress.get_attribute("max") == "3"
     expect_text(page.locator("#push-log"), "push succeeded")
     assert page.locator("#push-steps .badge.good").count() == 3
-    assert page.locator("#push-live").get_attribute("hx-get") is None  # polling stopped
+    # It keeps polling until the prediction is judged (moves may still be reported for the
+    # VRRP settling time and a sweep after the end), then stops with the verdict.
+    page.wait_for_selector("#push-live:not([hx-get])", timeout=30_000)
+    assert page.locator("#verdict").get_attribute("data-status") == "held"
     screenshot(page, "push.png")
     vip = cluster.vips.get().address
     wait_for_holder(clean_lab, vip, clean_lab[2])
