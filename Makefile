@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 # Debian packages the tests need: real keepalived, sshd and iptables for the lab, Chromium for
 # the browser tests, redis-server for a private Redis when none runs, Debian's python3 for the
-# lab's health-check targets (a node's sshd runs /usr/bin/python3, not this venv), pg_dump.
+# lab's health-check targets (a node's sshd runs /usr/bin/python3, not this venv), pg_dump;
+# python3-venv for `python3 -m venv` (Debian's python3 has no ensurepip without it).
 # Checked against every program the tests run (strace of a whole run, in the note of issue 10).
-TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping procps curl openssl chromium redis-server postgresql-client python3
-RUN_APT := redis-server
+TEST_APT := keepalived openssh-server openssh-client iptables iproute2 iputils-ping procps curl openssl chromium redis-server postgresql-client python3 python3-venv
+RUN_APT := redis-server python3-venv
 PG_URL ?= postgres://root@127.0.0.1:5432/test
 
 .PHONY: screenshots run test test-sqlite test-postgres lint venv apt-test apt-run clean bench demo
@@ -43,7 +44,7 @@ run: apt-run venv
 # removes it all. Debian packages as for the tests, less the browser.
 demo: venv
 	@$(MAKE) --no-print-directory apt-test \
-		TEST_APT="keepalived openssh-server iptables iproute2 curl openssl redis-server"
+		TEST_APT="keepalived openssh-server iptables iproute2 curl openssl redis-server python3-venv"
 	VENV=$(VENV) scripts/demo.sh
 
 # The whole suite on SQLite (embedded default), then again on PostgreSQL: every test that
