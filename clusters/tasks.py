@@ -58,13 +58,13 @@ def drill_task(record_id):
     drill.run_drill_record(record_id)
 
 
-# Retention (clusters/retention.py), daily from beat; deleting twice is harmless.
 @shared_task
 def refresh_desired_task():
     """From beat: what vipanel would push to each node, rendered again (clusters.desired)."""
     log.info("desired configs refreshed, %s changed", desired.refresh_all())
 
 
+# Retention (clusters/retention.py), daily from beat; deleting twice is harmless.
 @shared_task(acks_late=True)
 def prune_task():
     log.info("pruned %s", retention.prune())
