@@ -308,6 +308,15 @@ class _Tail:
         return text
 
 
+def _wait_readable(chan: paramiko.Channel, timeout: float) -> None:
+    """Wait until `chan` has something to read, or `timeout` seconds. poll(), not select():
+    a sweep worker keeps a connection per node it met, so its descriptors pass select()'s
+    limit of 1024 at about a thousand nodes."""
+    poller = select.poll()
+    poller.register(chan, select.POLLIN)
+    poller.poll(max(0.0, timeout) * 1000)
+
+
 class Connection:
     """An authenticated SSH connection; reuse it for several calls, then close() it."""
 
@@ -383,7 +392,7 @@ class Connection:
                 if remaining <= 0:
                     raise SSHError(f"command timed out after {timeout:g}s on {self.where}")
                 # While stdin waits for window space there is no fd to wait on: poll briefly.
-                select.select([chan], [], [], min(remaining, 0.01) if pending else remaining)
+                _wait_readable(chan, min(remaining, 0.01) if pending else remaining)
             while chan.recv_ready():
                 out.feed(chan.recv(65536))
             while chan.recv_stderr_ready():
@@ -443,13 +452,18 @@ class Connection:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise SSHError(f"command timed out after {timeout:g}s on {self.where}")
-                select.select([self._shell], [], [], remaining)
                 while self._shell.recv_stderr_ready():
                     self._shell.recv_stderr(65536)  # the login shell's own, if any: not ours
-                if self._shell.recv_ready():
-                    self._shell_out += self._shell.recv(65536)
-                elif self._shell.closed or self._shell.eof_received:
+                # recv with a timeout waits on paramiko's own buffer: no fileno(), which would
+                # give every kept shell a pipe (two descriptors) for as long as it is kept.
+                self._shell.settimeout(min(remaining, 0.5))
+                try:
+                    data = self._shell.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
                     raise SSHError(f"the shell on {self.where} ended while a command ran")
+                self._shell_out += data
         except SSHError:
             self._close_shell()
             raise

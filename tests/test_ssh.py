@@ -1,5 +1,7 @@
 """clusters.ssh against real sshd in the lab: pinning, deadlines, big output, files."""
 
+import os
+import resource
 import socket
 import subprocess
 import threading
@@ -139,6 +141,25 @@ def test_a_kept_shell_past_its_deadline_is_closed_and_the_next_call_gets_a_new_o
         # The late command's output never answers the next call.
         after = conn.run_kept("echo $$; echo fresh")
         assert after.stdout.split()[1:] == ["fresh"] and after.stdout.split()[0] != shell_pid
+
+
+@pytest.mark.lab
+def test_commands_run_with_more_than_a_thousand_descriptors_open(lab):
+    """A sweep worker keeps a connection per node it met: past about a thousand nodes its
+    descriptors pass select()'s limit of 1024, which must not make every command fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
+    pipes = [os.pipe() for _ in range(600)]
+    try:
+        with connect(lab[0].target()) as conn:
+            result = conn.run("echo far")
+            assert result.stdout == "far\n"
+            assert conn.run_kept("echo kept").stdout == "kept\n"
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.lab
