@@ -51,10 +51,14 @@ def test_it_refuses_a_bad_signature(cluster):
     assert not NotifyNonce.objects.exists()
 
 
-def test_it_refuses_a_stale_report(cluster):
+def test_it_refuses_a_stale_report_and_says_so_in_the_log(cluster, caplog):
+    """The script on the node shows its answer to nobody: the panel's log says why (a node's
+    clock an hour off would otherwise silently lose every report)."""
     response = report(cluster, ts=int(time.time()) - 3600)
     assert response.status_code == 403
     assert b"stale" in response.content
+    refused = [r.getMessage() for r in caplog.records if r.name == "clusters.hooks.notify"]
+    assert refused == ["notify report from web-2 refused: " + response.content.decode()[9:-1]]
 
 
 def test_it_refuses_a_replayed_report(cluster):

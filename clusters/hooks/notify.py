@@ -1,6 +1,8 @@
 """The endpoint keepalived's notify script posts to: not a page, no session, no CSRF token.
 Signatures and rate limits are clusters.notify's; recording is clusters.history's."""
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
@@ -11,6 +13,8 @@ from django.views.decorators.http import require_POST
 
 from clusters import history, notify
 from clusters.models import Cluster, Node, NotifyNonce
+
+log = logging.getLogger(__name__)
 
 
 # keepalived's notify script on a node has no session and no CSRF token: it proves itself with
@@ -33,21 +37,27 @@ def receive(cluster_id, data):
     cluster = Cluster.objects.filter(pk=cluster_id).first()
     node = cluster.nodes.filter(name=fields["node"]).first() if cluster else None
     if node is None:
+        log.warning("notify report refused: unknown cluster %s or node %r", cluster_id, fields)
         return HttpResponseNotFound("unknown cluster or node\n")
     reason = notify.check_signature(
         node, fields["state"], fields["ts"], fields["nonce"], fields["sig"], instance=instance
     )
+    # The node's script cannot show its answer to anyone (keepalived waits for nobody): a
+    # refusal is said here, or an operator never learns why reports are not arriving.
     if reason:
+        log.warning("notify report from %s refused: %s", node.name, reason)
         return HttpResponseForbidden(f"refused: {reason}\n")
     with transaction.atomic():
         # One report of a node at a time, so the rate count cannot be raced past.
         Node.objects.select_for_update().filter(pk=node.pk).first()
         if notify.rate_limited(node):
+            log.warning("notify report from %s refused: too many reports", node.name)
             return HttpResponse("refused: too many reports from this node\n", status=429)
         try:
             with transaction.atomic():
                 NotifyNonce.objects.create(nonce=fields["nonce"], node=node)
         except IntegrityError:
+            log.warning("notify report from %s refused: replayed", node.name)
             return HttpResponseForbidden("refused: replayed report\n")
     history.record_notify(cluster, node, fields["state"], instance=instance)
     # Nonces older than the freshness window can no longer be replayed (the timestamp check
