@@ -1,5 +1,6 @@
 """clusters.ssh against real sshd in the lab: pinning, deadlines, big output, files."""
 
+import dataclasses
 import os
 import resource
 import socket
@@ -75,6 +76,48 @@ def test_a_bad_private_key_is_a_permanent_error_that_does_not_quote_it():
     assert "private key" in e.value.message
     assert "c2VjcmV0" not in e.value.message
     assert garbage not in repr(target)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"host": "192.0.2.12"},
+        {"port": 2222},
+        {"username": "admin"},
+        {"private_key": "another key"},
+        {"passphrase": "another passphrase"},
+        {"expected_fingerprint": "SHA256:" + "B" * 43},
+    ],
+)
+def test_the_pool_reconnects_when_anything_a_connection_was_made_for_changes(monkeypatch, change):
+    made = []
+
+    class Kept:
+        active = True
+
+        def close(self):
+            self.active = False
+
+    def connect(target, deadline=None):
+        made.append(target)
+        return Kept()
+
+    monkeypatch.setattr(ssh, "connect", connect)
+    pool = ssh.Pool(idle_seconds=60)
+    target = Target(
+        host="192.0.2.11",
+        port=22,
+        username="root",
+        private_key="a key",
+        expected_fingerprint="SHA256:" + "A" * 43,
+    )
+    with pool.connection(1, target) as first:
+        pass
+    with pool.connection(1, target) as again:
+        assert again is first  # the same target: kept
+    with pool.connection(1, dataclasses.replace(target, **change)) as other:
+        assert other is not first and not first.active  # the old one is closed
+    assert len(made) == 2 and pool.stats.dropped == 1
 
 
 def test_a_silent_server_hits_the_banner_deadline(tmp_path):
