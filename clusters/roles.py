@@ -1,7 +1,9 @@
 """Roles as Django groups: viewer reads, operator edits and pushes, admin also manages
 credentials and users. One place decides what each role may do."""
 
+import ipaddress
 from functools import wraps
+from urllib.parse import urlsplit
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -84,7 +86,27 @@ ADMIN_ONLY_MESSAGES = {
     "node. Pick a process, TCP port, URL or file check instead.",
     "config_path": "Only an admin may change config_path: it names the file written as root on "
     "every node.",
+    "check_target": "Only an admin may point a URL check at another host: every node would "
+    "fetch it as root every few seconds. Check a URL on the node itself (127.0.0.1, [::1] or "
+    "localhost), or ask an admin.",
 }
+
+
+def _url_elsewhere(check_type, target):
+    """Whether an HTTP check's URL is on a host other than the node itself: each node's
+    keepalived would fetch it as root, which reaches whatever the nodes' network reaches."""
+    if check_type != "http" or not target:
+        return False
+    try:
+        host = urlsplit(target).hostname or ""
+    except ValueError:
+        return True
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a DNS name
 
 
 def admin_only_violations(user, cluster, data):
@@ -93,7 +115,8 @@ def admin_only_violations(user, cluster, data):
     `cluster` is the stored cluster (or an unsaved one with the model defaults, for a create);
     `data` maps field names to the new values. Clearing the free-form check command (going back
     to no check, or to a typed one) takes no power away from anyone, so any operator may do it.
-    A check type of 'command' counts as setting check_script.
+    A check type of 'command' counts as setting check_script, and a URL check of another host
+    than the node itself counts as admin-only too.
     """
     if can_admin(user):
         return {}
@@ -111,6 +134,14 @@ def admin_only_violations(user, cluster, data):
         and "check_script" not in refused
     ):
         refused["check_type"] = ADMIN_ONLY_MESSAGES["check_script"]
+    check_type = data.get("check_type", getattr(cluster, "check_type", ""))
+    target = data.get("check_target", getattr(cluster, "check_target", ""))
+    changed = (check_type, target) != (
+        getattr(cluster, "check_type", ""),
+        getattr(cluster, "check_target", ""),
+    )
+    if changed and _url_elsewhere(check_type, target):
+        refused["check_target"] = ADMIN_ONLY_MESSAGES["check_target"]
     return refused
 
 

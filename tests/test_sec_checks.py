@@ -224,6 +224,33 @@ def test_the_role_rule_lists_the_admin_only_fields(operator, admin, cluster):
     assert "check_script" in e.value.message_dict
 
 
+@pytest.mark.parametrize(
+    "url, elsewhere",
+    [
+        ("http://127.0.0.1:8404/health", False),
+        ("http://127.0.0.2/", False),
+        ("https://localhost/ready", False),
+        ("http://[::1]:8080/", False),
+        ("http://192.0.2.9/x", True),  # another host of the nodes' network
+        ("http://169.254.169.254/latest/meta-data/", True),  # a cloud's metadata service
+        ("https://intranet.example/", True),
+        ("http://[2001:db8::9]/", True),
+    ],
+)
+def test_a_url_check_of_another_host_is_an_admins(operator, admin, cluster, url, elsewhere):
+    """Every node fetches the URL as root every few seconds: on the node itself it checks the
+    node's service; elsewhere it reaches whatever the nodes' network reaches."""
+    data = {"check_type": "http", "check_target": url}
+    refused = roles.admin_only_violations(operator, cluster, data)
+    assert ("check_target" in refused) is elsewhere, refused
+    assert roles.admin_only_violations(admin, cluster, data) == {}
+    if elsewhere:
+        assert "127.0.0.1" in refused["check_target"]
+        # Set by an admin, it stays when an operator saves the cluster with it unchanged.
+        cluster.check_type, cluster.check_target = "http", url
+        assert roles.admin_only_violations(operator, cluster, data) == {}
+
+
 def test_an_operator_cannot_set_a_command_check_through_the_form(login, operator, admin, cluster):
     url = reverse("clusters:cluster-update", args=[cluster.pk])
     data = cluster_data(
@@ -284,6 +311,7 @@ def test_an_operator_cannot_change_config_path_through_the_form(login, operator,
         {"check_script": "/usr/bin/curl -fsSo /etc/cron.d/x http://192.0.2.9/x"},
         {"config_path": "/etc/keepalived/other.conf"},
         {"reload_command": "reboot"},
+        {"check_type": "http", "check_target": "http://169.254.169.254/latest/meta-data/"},
     ],
 )
 def test_an_operator_cannot_set_admin_fields_through_the_api(operator_api, cluster, body):

@@ -392,7 +392,14 @@ def _check_roles_for(user, plan, config_path):
             "check in the proposal (or ask an admin)."
         )
     cluster_services.check_admin_fields(
-        user, Cluster(), {"reload_command": plan.reload_command, "config_path": config_path}
+        user,
+        Cluster(),
+        {
+            "reload_command": plan.reload_command,
+            "config_path": config_path,
+            "check_type": plan.check_type,
+            "check_target": plan.check_target,
+        },
     )
 
 

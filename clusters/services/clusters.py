@@ -39,8 +39,8 @@ def admin_only_fields(user):
 
 def check_admin_fields(user, cluster, data):
     """What only an admin may set (clusters.roles.admin_only_violations: reload_command, a
-    free-form check command, config_path): Forbidden naming each. A value echoed back unchanged
-    is no change; None is the system (management commands)."""
+    free-form check command, config_path, a URL check of another host): Forbidden naming each.
+    A value echoed back unchanged is no change; None is the system (management commands)."""
     if user is None:
         return
     refused = roles.admin_only_violations(user, cluster, data)
