@@ -136,13 +136,15 @@ def main(argv=None):
     lab_nodes = list(lab)[:3]
     extra = min(a.extra_clusters, (len(lab) - 3) // 4)
     # The other clusters of a fleet in service (pushed, keepalived running, VIPs held), swept
-    # with the measured one every time.
+    # with the measured one every time; unicast, as in the sweep part (bench/sweep.py).
     offsets = labcluster.free_vip_offsets(lab, extra, exclude=(230,))
     fleet = []
     for c in range(extra):
         nodes = list(lab)[3 + 4 * c : 7 + 4 * c]
         vip = labcluster.vip(lab, offsets[c])
-        fleet.append((labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [vip]), nodes))
+        fleet.append(
+            (labcluster.make_cluster(lab, nodes, f"x{c:02d}", 1 + c, [vip], unicast=True), nodes)
+        )
     labcluster.start_many(fleet, lab)
     interval = settings.VIPANEL_SWEEP_INTERVAL
     server = LiveServer(f"{lab.bridge_address}:0")
