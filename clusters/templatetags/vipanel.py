@@ -5,6 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clusters import roles, timefmt
+from clusters.models import FailoverEvent
 
 register = template.Library()
 
@@ -13,6 +14,31 @@ register = template.Library()
 def has_role(user, role):
     """{% if user|has_role:"operator" %}: buttons only for those who may press them."""
     return roles.has_role(user, role)
+
+
+@register.filter
+def event_text(e):
+    """What a failover event says, in one line: {{ event|event_text }} on the dashboard, the
+    cluster page and a node's page. A filter, not an include: the dashboard draws three per
+    cluster row, and 150 includes were most of its render time. `e`: a FailoverEvent or its
+    .values() dict."""
+    get = e.get if isinstance(e, dict) else lambda name: getattr(e, name, None)
+    kind, source, target = get("kind"), get("from_node") or "", get("to_node") or ""
+    Kind = FailoverEvent.Kind
+    if kind in (Kind.FAILOVER, Kind.DRILL):
+        moved = format_html("{} → {}", source or "?", target or "?")
+        return format_html("{} (drill)", moved) if kind == Kind.DRILL else moved
+    if kind == Kind.SPLIT_BRAIN:
+        return format_html('<span class="bad">split brain</span> ({})', target)
+    if kind == Kind.SPLIT_BRAIN_END:
+        return format_html("split brain over, held by {}", target) if target else "split brain over"
+    if kind == Kind.NO_HOLDER:
+        if source:
+            return format_html('<span class="bad">no holder</span> (was {})', source)
+        return format_html('<span class="bad">{}</span>', "no holder")
+    if kind == Kind.NO_HOLDER_END:
+        return format_html("held again by {}", target or "?")
+    return Kind(kind).label if kind in Kind.values else kind
 
 
 @register.filter
