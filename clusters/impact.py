@@ -296,7 +296,9 @@ class Impact:
             if changing
             else "no node's config changes"
         ]
-        moving = [m.sentence() for m in self.moves if m.kind in ("move", "down", "split")]
+        # A VIP taken where nobody served it (a first start) is said too: "no VIP moves" beside
+        # "n3 takes the VIP" on the push page read as a contradiction.
+        moving = [m.sentence() for m in self.moves if m.kind in ("move", "up", "down", "split")]
         parts.append(" ".join(moving) if moving else "no VIP moves")
         return "; ".join(parts)
 
