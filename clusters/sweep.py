@@ -37,6 +37,9 @@ TICK_PREFIX = "vipanel:sweep:tick:"
 SKIPS_KEY = "vipanel:sweep:skipped"
 SWEEP_SECONDS_KEY = history.SWEEP_SECONDS_KEY
 
+# By hand rather than redis-py's Lock: the tick takes the lock and a batch task in another
+# process (often another machine) renews and releases it. redis-py's Lock keeps its token in
+# the object (thread-local by default); here the token travels in the task's message.
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
